@@ -1,0 +1,97 @@
+"""Pure mappings from Cin7 Core models to Xero payloads.
+
+No I/O here: no network, no database, no clock. Dates, rules and lookup tables come in as arguments.
+"""
+
+from .cin7 import (
+    Cin7AdditionalCharge,
+    Cin7Address,
+    Cin7Customer,
+    Cin7CustomerContact,
+    Cin7Invoice,
+    Cin7InvoiceStatus,
+    Cin7Line,
+    Cin7Order,
+    Cin7Payment,
+    Cin7Sale,
+    Cin7SaleListRow,
+    parse_cin7_datetime,
+    parse_decimal,
+)
+from .contact import contact_name_variant, map_contact
+from .errors import MappingError, MappingProblem
+from .invoice import InvoiceAction, decide_invoice_action, map_invoice, void_payload
+from .rules import DEFAULT_RULES_PATH, MappingRules, load_rules
+from .terms import due_date_from_terms, parse_terms, xero_payment_terms
+from .util import canonical_json, content_hash, normalise_email, normalise_name, round_half_up
+from .xero import (
+    LineAmountTypes,
+    PaymentTermType,
+    Totals,
+    XeroAddress,
+    XeroAddressType,
+    XeroContact,
+    XeroContactRef,
+    XeroInvoice,
+    XeroInvoiceStatus,
+    XeroLineItem,
+    XeroPaymentTerm,
+    XeroPaymentTerms,
+    XeroPhone,
+    XeroPhoneType,
+    XeroTaxType,
+    expected_line_amount,
+    xero_totals,
+)
+
+__all__ = [
+    "DEFAULT_RULES_PATH",
+    "Cin7AdditionalCharge",
+    "Cin7Address",
+    "Cin7Customer",
+    "Cin7CustomerContact",
+    "Cin7Invoice",
+    "Cin7InvoiceStatus",
+    "Cin7Line",
+    "Cin7Order",
+    "Cin7Payment",
+    "Cin7Sale",
+    "Cin7SaleListRow",
+    "InvoiceAction",
+    "LineAmountTypes",
+    "MappingError",
+    "MappingProblem",
+    "MappingRules",
+    "PaymentTermType",
+    "Totals",
+    "XeroAddress",
+    "XeroAddressType",
+    "XeroContact",
+    "XeroContactRef",
+    "XeroInvoice",
+    "XeroInvoiceStatus",
+    "XeroLineItem",
+    "XeroPaymentTerm",
+    "XeroPaymentTerms",
+    "XeroPhone",
+    "XeroPhoneType",
+    "XeroTaxType",
+    "canonical_json",
+    "contact_name_variant",
+    "content_hash",
+    "decide_invoice_action",
+    "due_date_from_terms",
+    "expected_line_amount",
+    "load_rules",
+    "map_contact",
+    "map_invoice",
+    "normalise_email",
+    "normalise_name",
+    "parse_cin7_datetime",
+    "parse_decimal",
+    "parse_terms",
+    "round_half_up",
+    "void_payload",
+    "xero_payment_terms",
+    "xero_totals",
+]

@@ -1,0 +1,225 @@
+"""Mapping rules: the operator-editable tables that turn Cin7 names into Xero codes.
+
+Defaults live in ``default_rules.toml`` next to this module; an override TOML file is deep-merged on top.
+Nothing is guessed: a tax rule or account the tables do not cover is a :class:`MappingError` naming it.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from .errors import MappingError
+from .xero import XeroTaxType
+
+__all__ = ["DEFAULT_RULES_PATH", "MappingRules", "load_rules"]
+
+DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.toml")
+
+_AU_TAX_TYPES = frozenset(
+    {
+        XeroTaxType.OUTPUT,
+        XeroTaxType.INPUT,
+        XeroTaxType.EXEMPTOUTPUT,
+        XeroTaxType.EXEMPTEXPORT,
+        XeroTaxType.EXEMPTEXPENSES,
+        XeroTaxType.EXEMPTCAPITAL,
+        XeroTaxType.CAPEXINPUT,
+        XeroTaxType.GSTONIMPORTS,
+        XeroTaxType.GSTONCAPIMPORTS,
+        XeroTaxType.INPUTTAXED,
+        XeroTaxType.BASEXCLUDED,
+    }
+)
+_NZ_TAX_TYPES = frozenset(
+    {XeroTaxType.OUTPUT2, XeroTaxType.INPUT2, XeroTaxType.ZERORATEDOUTPUT, XeroTaxType.NONE}
+)
+_TEMPLATE_FIELDS = frozenset({"sku", "name"})
+
+
+def _rule_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+class MappingRules(BaseModel):
+    """Tables and choices for mapping Cin7 documents to Xero; see ``default_rules.toml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: Literal["AU", "NZ"] = "AU"
+    tax_types: dict[str, XeroTaxType]
+    account_codes: dict[str, str] = {}
+    default_revenue_account: str = "200"
+    invoice_status: Literal["AUTHORISED", "DRAFT"] = "AUTHORISED"
+    description_template: str = "{sku} {name}"
+
+    @field_validator("tax_types", mode="before")
+    @classmethod
+    def _upper_tax_codes(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return {k: v.strip().upper() if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("tax_types")
+    @classmethod
+    def _unique_rule_names(cls, value: dict[str, XeroTaxType]) -> dict[str, XeroTaxType]:
+        seen: dict[str, str] = {}
+        for name in value:
+            key = _rule_key(name)
+            if not key:
+                raise ValueError("a tax rule name in tax_types is blank")
+            if key in seen:
+                raise ValueError(
+                    f"tax rules {seen[key]!r} and {name!r} are the same name ignoring case/spaces"
+                )
+            seen[key] = name
+        return value
+
+    @field_validator("account_codes")
+    @classmethod
+    def _trimmed_account_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        cleaned = {k.strip(): v.strip() for k, v in value.items()}
+        if any(not k or not v for k, v in cleaned.items()):
+            raise ValueError("account_codes has a blank Cin7 or Xero account code")
+        return cleaned
+
+    @field_validator("default_revenue_account")
+    @classmethod
+    def _non_blank_account(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("default_revenue_account is blank")
+        return value.strip()
+
+    @field_validator("description_template")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"description_template {value!r} is not a valid template: {exc}") from exc
+        unknown = fields - _TEMPLATE_FIELDS
+        if unknown:
+            raise ValueError(
+                f"description_template {value!r} uses {sorted(unknown)}; only {{sku}} and {{name}}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _tax_types_fit_region(self) -> Self:
+        allowed = _AU_TAX_TYPES if self.region == "AU" else _NZ_TAX_TYPES
+        wrong = sorted(f"{name!r} -> {code}" for name, code in self.tax_types.items() if code not in allowed)
+        if wrong:
+            raise ValueError(f"tax types not valid for a {self.region} organisation: {', '.join(wrong)}")
+        return self
+
+    def tax_type_for(self, cin7_rule: str, *, where: str = "") -> XeroTaxType:
+        """The Xero TaxType for a Cin7 tax rule name (case and spaces ignored).
+
+        ``where`` (e.g. " on line 2 (SKU ABC)") is put in the error message. Raises MappingError naming
+        the rule when it is blank or not in the table.
+        """
+        key = _rule_key(cin7_rule or "")
+        if not key:
+            raise MappingError(
+                "TaxRule",
+                cin7_rule,
+                f"missing Cin7 tax rule{where}: set a tax rule on the line or the sale in Cin7",
+            )
+        for name, code in self.tax_types.items():
+            if _rule_key(name) == key:
+                return code
+        raise MappingError(
+            "TaxRule",
+            cin7_rule,
+            f"unknown Cin7 tax rule {cin7_rule.strip()!r}{where}: "
+            "add it to the tax_types table in the rules file",
+        )
+
+    def account_for(
+        self,
+        cin7_account: str | None,
+        *,
+        fallback: str | None,
+        valid_accounts: frozenset[str] | None,
+        where: str = "",
+    ) -> str:
+        """The Xero account code for a Cin7 account (or ``fallback`` when the line has none).
+
+        ``account_codes`` overrides the code; otherwise it is used as is. When ``valid_accounts`` is given,
+        a code outside it raises MappingError naming the code.
+        """
+        source = (cin7_account or "").strip() or (fallback or "").strip()
+        if not source:
+            raise MappingError(
+                "AccountCode",
+                None,
+                f"no account{where}: set the Account in Cin7 or default_revenue_account in the rules file",
+            )
+        code = self.account_codes.get(source, source)
+        if valid_accounts is not None and code not in valid_accounts:
+            origin = "" if code == source else f" (mapped from Cin7 account {source!r})"
+            raise MappingError(
+                "AccountCode",
+                code,
+                f"unknown Xero account code {code!r}{origin}{where}: it is not an active account in Xero; "
+                "add it in Xero or map it in the account_codes table of the rules file",
+            )
+        return code
+
+    def describe(self, *, sku: str | None, name: str | None) -> str:
+        """Line description from the template, falling back to whichever of SKU/name is present."""
+        sku_text = (sku or "").strip()
+        name_text = (name or "").strip()
+        if sku_text and name_text:
+            if sku_text.casefold() == name_text.casefold():
+                return name_text
+            return self.description_template.format(sku=sku_text, name=name_text).strip()
+        return sku_text or name_text
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise MappingError("rules file", str(path), f"cannot read rules file {str(path)!r}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(
+            "rules file", str(path), f"rules file {str(path)!r} is not valid TOML: {exc}"
+        ) from exc
+
+
+def load_rules(override_path: Path | None = None) -> MappingRules:
+    """The packaged default rules, deep-merged with ``override_path`` when given.
+
+    When the override changes ``region``, the default (AU) tax table is dropped rather than merged, since
+    its tax types mean nothing to an organisation in another region. Raises MappingError for an unreadable
+    or invalid file.
+    """
+    data = _read_toml(DEFAULT_RULES_PATH)
+    if override_path is not None:
+        override = _read_toml(override_path)
+        if override.get("region", data.get("region")) != data.get("region"):
+            data = {k: v for k, v in data.items() if k != "tax_types"}
+        data = _deep_merge(data, override)
+    try:
+        return MappingRules.model_validate(data)
+    except ValidationError as exc:
+        where = str(override_path) if override_path is not None else str(DEFAULT_RULES_PATH)
+        raise MappingError("rules file", where, f"invalid mapping rules in {where!r}: {exc}") from exc

@@ -1,0 +1,251 @@
+"""Our own pydantic models of the Xero Accounting payloads we send.
+
+Serialised with ``to_json()`` (= ``model_dump(mode="json", by_alias=True, exclude_none=True)``) to Xero's
+PascalCase JSON. Decimals go out as plain strings (``"12.3456"``, never ``"1E+2"`` or a float) and dates as
+``"YYYY-MM-DD"``, both pinned by explicit serialisers so the text, and therefore the content hash, is stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+
+from .util import decimal_to_str, round_half_up
+
+__all__ = [
+    "LineAmountTypes",
+    "PaymentTermType",
+    "Totals",
+    "XeroAddress",
+    "XeroAddressType",
+    "XeroContact",
+    "XeroContactRef",
+    "XeroInvoice",
+    "XeroInvoiceStatus",
+    "XeroLineItem",
+    "XeroPaymentTerm",
+    "XeroPaymentTerms",
+    "XeroPhone",
+    "XeroPhoneType",
+    "XeroTaxType",
+    "expected_line_amount",
+    "xero_totals",
+]
+
+
+class XeroTaxType(StrEnum):
+    """Xero TaxType codes we may send (AU GST, then NZ GST)."""
+
+    # AU
+    OUTPUT = "OUTPUT"
+    INPUT = "INPUT"
+    EXEMPTOUTPUT = "EXEMPTOUTPUT"
+    EXEMPTEXPORT = "EXEMPTEXPORT"
+    EXEMPTEXPENSES = "EXEMPTEXPENSES"
+    EXEMPTCAPITAL = "EXEMPTCAPITAL"
+    CAPEXINPUT = "CAPEXINPUT"
+    GSTONIMPORTS = "GSTONIMPORTS"
+    GSTONCAPIMPORTS = "GSTONCAPIMPORTS"
+    INPUTTAXED = "INPUTTAXED"
+    BASEXCLUDED = "BASEXCLUDED"
+    # NZ
+    OUTPUT2 = "OUTPUT2"
+    INPUT2 = "INPUT2"
+    ZERORATEDOUTPUT = "ZERORATEDOUTPUT"
+    NONE = "NONE"
+
+
+class LineAmountTypes(StrEnum):
+    """Whether line amounts include tax."""
+
+    EXCLUSIVE = "Exclusive"
+    INCLUSIVE = "Inclusive"
+    NO_TAX = "NoTax"
+
+
+class XeroInvoiceStatus(StrEnum):
+    """Invoice statuses in Xero (PAID is set by Xero itself)."""
+
+    DRAFT = "DRAFT"
+    SUBMITTED = "SUBMITTED"
+    AUTHORISED = "AUTHORISED"
+    DELETED = "DELETED"
+    VOIDED = "VOIDED"
+    PAID = "PAID"
+
+
+class XeroAddressType(StrEnum):
+    """Xero contact address kinds."""
+
+    STREET = "STREET"
+    POBOX = "POBOX"
+
+
+class XeroPhoneType(StrEnum):
+    """Xero contact phone kinds."""
+
+    DEFAULT = "DEFAULT"
+    DDI = "DDI"
+    FAX = "FAX"
+    MOBILE = "MOBILE"
+
+
+class PaymentTermType(StrEnum):
+    """How Xero reads ``PaymentTerms.Sales.Day``."""
+
+    DAYSAFTERBILLDATE = "DAYSAFTERBILLDATE"
+    DAYSAFTERBILLMONTH = "DAYSAFTERBILLMONTH"
+    OFCURRENTMONTH = "OFCURRENTMONTH"
+    OFFOLLOWINGMONTH = "OFFOLLOWINGMONTH"
+
+
+XeroDecimal = Annotated[Decimal, PlainSerializer(decimal_to_str, return_type=str, when_used="json")]
+XeroDate = Annotated[date, PlainSerializer(lambda d: d.isoformat(), return_type=str, when_used="json")]
+
+
+class _XeroModel(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object Xero expects: PascalCase keys, no nulls, Decimals as strings."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class XeroLineItem(_XeroModel):
+    """One invoice line; TaxAmount is sent so Xero shows Cin7's tax to the cent."""
+
+    description: str = Field(alias="Description", min_length=1, max_length=4000)
+    quantity: XeroDecimal = Field(alias="Quantity")
+    unit_amount: XeroDecimal = Field(alias="UnitAmount")
+    discount_rate: XeroDecimal | None = Field(default=None, alias="DiscountRate")
+    account_code: str | None = Field(default=None, alias="AccountCode")
+    tax_type: XeroTaxType | None = Field(default=None, alias="TaxType")
+    tax_amount: XeroDecimal | None = Field(default=None, alias="TaxAmount")
+    line_amount: XeroDecimal | None = Field(default=None, alias="LineAmount")
+    item_code: str | None = Field(default=None, alias="ItemCode")
+
+
+class XeroContactRef(_XeroModel):
+    """The contact of an invoice, by ContactID (preferred) or ContactNumber."""
+
+    contact_id: str | None = Field(default=None, alias="ContactID")
+    contact_number: str | None = Field(default=None, alias="ContactNumber")
+
+    @model_validator(mode="after")
+    def _needs_an_identifier(self) -> Self:
+        if not self.contact_id and not self.contact_number:
+            raise ValueError("a contact reference needs ContactID or ContactNumber")
+        return self
+
+
+class XeroInvoice(_XeroModel):
+    """An ACCREC invoice payload; a void/delete payload carries only InvoiceID, InvoiceNumber and Status."""
+
+    type: Literal["ACCREC"] | None = Field(default="ACCREC", alias="Type")
+    invoice_id: str | None = Field(default=None, alias="InvoiceID")
+    contact: XeroContactRef | None = Field(default=None, alias="Contact")
+    invoice_number: str | None = Field(default=None, alias="InvoiceNumber", max_length=255)
+    reference: str | None = Field(default=None, alias="Reference")
+    date: XeroDate | None = Field(default=None, alias="Date")
+    due_date: XeroDate | None = Field(default=None, alias="DueDate")
+    status: XeroInvoiceStatus | None = Field(default=None, alias="Status")
+    line_amount_types: LineAmountTypes | None = Field(default=None, alias="LineAmountTypes")
+    currency_code: str | None = Field(default=None, alias="CurrencyCode")
+    currency_rate: XeroDecimal | None = Field(default=None, alias="CurrencyRate")
+    line_items: list[XeroLineItem] | None = Field(default=None, alias="LineItems")
+
+
+class XeroAddress(_XeroModel):
+    """A contact address."""
+
+    address_type: XeroAddressType = Field(alias="AddressType")
+    address_line1: str | None = Field(default=None, alias="AddressLine1")
+    address_line2: str | None = Field(default=None, alias="AddressLine2")
+    address_line3: str | None = Field(default=None, alias="AddressLine3")
+    address_line4: str | None = Field(default=None, alias="AddressLine4")
+    city: str | None = Field(default=None, alias="City")
+    region: str | None = Field(default=None, alias="Region")
+    postal_code: str | None = Field(default=None, alias="PostalCode")
+    country: str | None = Field(default=None, alias="Country")
+    attention_to: str | None = Field(default=None, alias="AttentionTo")
+
+
+class XeroPhone(_XeroModel):
+    """A contact phone number."""
+
+    phone_type: XeroPhoneType = Field(alias="PhoneType")
+    phone_number: str = Field(alias="PhoneNumber")
+
+
+class XeroPaymentTerm(_XeroModel):
+    """``{Day, Type}`` of ``PaymentTerms.Sales``."""
+
+    day: int = Field(alias="Day", ge=0)
+    type: PaymentTermType = Field(alias="Type")
+
+
+class XeroPaymentTerms(_XeroModel):
+    """A contact's default payment terms; we only set the sales side."""
+
+    sales: XeroPaymentTerm = Field(alias="Sales")
+
+
+class XeroContact(_XeroModel):
+    """A contact payload. ``IsCustomer`` is read-only in Xero (derived from invoices) and never sent."""
+
+    contact_id: str | None = Field(default=None, alias="ContactID")
+    contact_number: str | None = Field(default=None, alias="ContactNumber")
+    name: str = Field(alias="Name")
+    email_address: str | None = Field(default=None, alias="EmailAddress")
+    tax_number: str | None = Field(default=None, alias="TaxNumber")
+    addresses: list[XeroAddress] | None = Field(default=None, alias="Addresses")
+    phones: list[XeroPhone] | None = Field(default=None, alias="Phones")
+    default_currency: str | None = Field(default=None, alias="DefaultCurrency")
+    payment_terms: XeroPaymentTerms | None = Field(default=None, alias="PaymentTerms")
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Document totals as Xero will show them."""
+
+    subtotal: Decimal
+    total_tax: Decimal
+    total: Decimal
+
+
+def expected_line_amount(quantity: Decimal, unit_amount: Decimal, discount_rate: Decimal | None) -> Decimal:
+    """The LineAmount Xero accepts: round_half_up(Quantity * UnitAmount * (1 - DiscountRate/100), 2)."""
+    rate = discount_rate if discount_rate is not None else Decimal(0)
+    return round_half_up(quantity * unit_amount * (1 - rate / 100), 2)
+
+
+def xero_totals(invoice: XeroInvoice) -> Totals:
+    """SubTotal, TotalTax and Total that Xero will compute for this payload.
+
+    Uses each line's TaxAmount as sent (a line without one counts as zero tax, since we always send it)
+    and each LineAmount as sent (or the formula when absent). NoTax counts no tax at all.
+    """
+    lines = invoice.line_items or []
+    line_sum = sum(
+        (
+            li.line_amount
+            if li.line_amount is not None
+            else expected_line_amount(li.quantity, li.unit_amount, li.discount_rate)
+            for li in lines
+        ),
+        Decimal(0),
+    )
+    tax_sum = sum((li.tax_amount or Decimal(0) for li in lines), Decimal(0))
+    match invoice.line_amount_types:
+        case LineAmountTypes.INCLUSIVE:
+            return Totals(subtotal=line_sum - tax_sum, total_tax=tax_sum, total=line_sum)
+        case LineAmountTypes.NO_TAX:
+            return Totals(subtotal=line_sum, total_tax=Decimal(0), total=line_sum)
+        case LineAmountTypes.EXCLUSIVE | None:
+            # Xero's default when LineAmountTypes is omitted is Exclusive.
+            return Totals(subtotal=line_sum, total_tax=tax_sum, total=line_sum + tax_sum)
