@@ -197,18 +197,14 @@ def _map_line(
 
     tax_type: XeroTaxType | None = None
     try:
-        tax_type = rules.tax_type_for(
-            clean_text(line.tax_rule) or clean_text(sale.tax_rule) or "", where=where
-        )
+        tax_type = rules.tax_type_for(clean_text(line.tax_rule) or clean_text(sale.tax_rule) or "", where=where)
     except MappingError as exc:
         problems.append(MappingProblem(f"{field}.TaxRule", exc.value, exc.message))
 
     account_code: str | None = None
     fallback = (customer.revenue_account if customer is not None else None) or rules.default_revenue_account
     try:
-        account_code = rules.account_for(
-            line.account, fallback=fallback, valid_accounts=valid_accounts, where=where
-        )
+        account_code = rules.account_for(line.account, fallback=fallback, valid_accounts=valid_accounts, where=where)
     except MappingError as exc:
         problems.append(MappingProblem(f"{field}.Account", exc.value, exc.message))
 
@@ -315,8 +311,7 @@ def map_invoice(
                 MappingProblem(
                     "TaxCalculation",
                     other,
-                    f"unknown Cin7 TaxCalculation {other!r} on sale {sale.id}: "
-                    "expected Inclusive or Exclusive",
+                    f"unknown Cin7 TaxCalculation {other!r} on sale {sale.id}: expected Inclusive or Exclusive",
                 )
             )
 
@@ -337,9 +332,7 @@ def map_invoice(
         rate = invoice.currency_conversion_rate or sale.currency_rate
         if rate is not None and rate < 0:
             problems.append(
-                MappingProblem(
-                    "CurrencyRate", _fmt(rate), f"currency rate {_fmt(rate)} on sale {sale.id} is negative"
-                )
+                MappingProblem("CurrencyRate", _fmt(rate), f"currency rate {_fmt(rate)} on sale {sale.id} is negative")
             )
         elif rate:
             currency_rate = rate

@@ -36,9 +36,7 @@ _AU_TAX_TYPES = frozenset(
         XeroTaxType.BASEXCLUDED,
     }
 )
-_NZ_TAX_TYPES = frozenset(
-    {XeroTaxType.OUTPUT2, XeroTaxType.INPUT2, XeroTaxType.ZERORATEDOUTPUT, XeroTaxType.NONE}
-)
+_NZ_TAX_TYPES = frozenset({XeroTaxType.OUTPUT2, XeroTaxType.INPUT2, XeroTaxType.ZERORATEDOUTPUT, XeroTaxType.NONE})
 _TEMPLATE_FIELDS = frozenset({"sku", "name"})
 
 
@@ -74,9 +72,7 @@ class MappingRules(BaseModel):
             if not key:
                 raise ValueError("a tax rule name in tax_types is blank")
             if key in seen:
-                raise ValueError(
-                    f"tax rules {seen[key]!r} and {name!r} are the same name ignoring case/spaces"
-                )
+                raise ValueError(f"tax rules {seen[key]!r} and {name!r} are the same name ignoring case/spaces")
             seen[key] = name
         return value
 
@@ -104,9 +100,7 @@ class MappingRules(BaseModel):
             raise ValueError(f"description_template {value!r} is not a valid template: {exc}") from exc
         unknown = fields - _TEMPLATE_FIELDS
         if unknown:
-            raise ValueError(
-                f"description_template {value!r} uses {sorted(unknown)}; only {{sku}} and {{name}}"
-            )
+            raise ValueError(f"description_template {value!r} uses {sorted(unknown)}; only {{sku}} and {{name}}")
         return value
 
     @model_validator(mode="after")
@@ -136,8 +130,7 @@ class MappingRules(BaseModel):
         raise MappingError(
             "TaxRule",
             cin7_rule,
-            f"unknown Cin7 tax rule {cin7_rule.strip()!r}{where}: "
-            "add it to the tax_types table in the rules file",
+            f"unknown Cin7 tax rule {cin7_rule.strip()!r}{where}: add it to the tax_types table in the rules file",
         )
 
     def account_for(
@@ -200,9 +193,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise MappingError("rules file", str(path), f"cannot read rules file {str(path)!r}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise MappingError(
-            "rules file", str(path), f"rules file {str(path)!r} is not valid TOML: {exc}"
-        ) from exc
+        raise MappingError("rules file", str(path), f"rules file {str(path)!r} is not valid TOML: {exc}") from exc
 
 
 def load_rules(override_path: Path | None = None) -> MappingRules:

@@ -37,9 +37,7 @@ class ParsedTerms:
 
 
 _DAYS = re.compile(r"^(?:net\s*(\d{1,3})(?:\s*days?)?|(\d{1,3})\s*days?(?:\s+net)?)$")
-_DAY_OF_FOLLOWING = re.compile(
-    r"^(\d{1,2})(?:st|nd|rd|th)?\s+(?:day\s+)?of\s+(?:the\s+)?(?:following|next)\s+month$"
-)
+_DAY_OF_FOLLOWING = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)?\s+(?:day\s+)?of\s+(?:the\s+)?(?:following|next)\s+month$")
 _SAME_DAY = {"", "due on receipt", "on receipt", "cod", "c.o.d.", "cash on delivery", "immediate"}
 _END_OF_FOLLOWING = {"end of following month", "end of next month", "eofm"}
 _END_OF_MONTH = {"end of month", "eom", "end of the month", "end of current month"}
@@ -101,9 +99,7 @@ def due_date_from_terms(invoice_date: date, terms: str | None) -> date:
             year, month = _following_month(invoice_date)
             return date(year, month, _last_day(year, month))
         case TermsKind.END_OF_MONTH:
-            return date(
-                invoice_date.year, invoice_date.month, _last_day(invoice_date.year, invoice_date.month)
-            )
+            return date(invoice_date.year, invoice_date.month, _last_day(invoice_date.year, invoice_date.month))
         case _:
             assert_never(parsed.kind)
 

@@ -65,9 +65,7 @@ def _json_default(value: object) -> str:
 
 def canonical_json(payload: Mapping[str, Any]) -> str:
     """The one text form of a payload: sorted keys, no spaces, Unicode kept as is."""
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
 def content_hash(payload: Mapping[str, Any]) -> str:

@@ -511,14 +511,11 @@ class Cin7StandIn:
             return _Response(429, text.encode(), "text/plain; charset=utf-8")
         return _Response(
             self._throttle_status,
-            b"<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request."
-            b"</body></html>",
+            b"<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>",
             "text/html; charset=utf-8",
         )
 
-    def _api(
-        self, method: str, route: str, query: dict[str, str], headers: dict[str, str], body: bytes
-    ) -> _Response:
+    def _api(self, method: str, route: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> _Response:
         endpoint = _endpoint_name(route)
         gated = self._gate(endpoint, headers)
         if gated is not None:
@@ -657,9 +654,7 @@ class Cin7StandIn:
                     "TaxPercent": percent,
                     "IsTaxForSale": True,
                     "IsTaxForPurchase": False,
-                    "Components": [
-                        {"Name": rule_name, "Percent": percent, "AccountCode": "820", "Compound": False}
-                    ],
+                    "Components": [{"Name": rule_name, "Percent": percent, "AccountCode": "820", "Compound": False}],
                 }
             )
         for flag in ("IsActive", "IsTaxForSale"):

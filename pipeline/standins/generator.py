@@ -264,9 +264,7 @@ def _uuid(rng: random.Random) -> str:
 # Amount rules
 
 
-def recompute_invoice_totals(
-    invoice: dict[str, Any], tax_calculation: str, tax_rates: Mapping[str, Decimal]
-) -> None:
+def recompute_invoice_totals(invoice: dict[str, Any], tax_calculation: str, tax_rates: Mapping[str, Decimal]) -> None:
     """Recompute in place every line's ``Total``/``Tax`` and the ``TotalBeforeTax``/``Tax``/``Total``.
 
     Works for an invoice and for a sale's ``Order`` alike (both have ``Lines`` and ``AdditionalCharges``).
@@ -349,9 +347,7 @@ def _find_invoice(sale: dict[str, Any], task_id: str) -> dict[str, Any]:
     raise KeyError(f"sale {sale.get('ID')} has no invoice with TaskID {task_id}")
 
 
-def edit_invoice(
-    sale: dict[str, Any], task_id: str, *, now: datetime, quantity_delta: int = 1
-) -> dict[str, Any]:
+def edit_invoice(sale: dict[str, Any], task_id: str, *, now: datetime, quantity_delta: int = 1) -> dict[str, Any]:
     """Return a copy of ``sale`` whose invoice ``task_id`` had its first line's Quantity changed.
 
     Line, invoice and order totals are recomputed per the conventions and ``LastModifiedOn`` becomes

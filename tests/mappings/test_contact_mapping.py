@@ -67,9 +67,7 @@ def test_shipping_address_is_the_street_address_when_there_is_no_business_one(
 ) -> None:
     customer_json["Addresses"] = [a for a in customer_json["Addresses"] if a["Type"] != "Business"]
     customer = Cin7Customer.model_validate(customer_json)
-    street = [
-        a for a in map_contact(customer, name="X").to_json()["Addresses"] if a["AddressType"] == "STREET"
-    ]
+    street = [a for a in map_contact(customer, name="X").to_json()["Addresses"] if a["AddressType"] == "STREET"]
     assert [a["AddressLine1"] for a in street] == ["Loading bay 3"]
 
 

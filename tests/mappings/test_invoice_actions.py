@@ -15,9 +15,7 @@ ZERO = Decimal(0)
 PART = Decimal("10.00")
 
 # (cin7 status, synced, xero status, amount paid in xero, content changed) -> action
-CASES: list[
-    tuple[Cin7InvoiceStatus | str, bool, XeroInvoiceStatus | None, Decimal | None, bool, InvoiceAction]
-] = [
+CASES: list[tuple[Cin7InvoiceStatus | str, bool, XeroInvoiceStatus | None, Decimal | None, bool, InvoiceAction]] = [
     # drafts are never synced, whatever else is true
     (C.DRAFT, False, None, None, False, A.SKIP),
     (C.DRAFT, True, X.AUTHORISED, ZERO, True, A.SKIP),

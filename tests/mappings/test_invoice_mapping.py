@@ -39,9 +39,7 @@ def _error(sale_json: dict[str, Any], rules: MappingRules) -> MappingError:
     return info.value
 
 
-def test_exclusive_invoice_totals_match_cin7_to_the_cent(
-    exclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_exclusive_invoice_totals_match_cin7_to_the_cent(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     payload = _map(exclusive_sale, rules)
     totals = xero_totals(payload)
     assert payload.line_amount_types is LineAmountTypes.EXCLUSIVE
@@ -52,9 +50,7 @@ def test_exclusive_invoice_totals_match_cin7_to_the_cent(
     )
 
 
-def test_inclusive_invoice_totals_match_cin7_to_the_cent(
-    inclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_inclusive_invoice_totals_match_cin7_to_the_cent(inclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     payload = _map(inclusive_sale, rules)
     totals = xero_totals(payload)
     assert payload.line_amount_types is LineAmountTypes.INCLUSIVE
@@ -96,9 +92,7 @@ def test_four_decimal_place_prices_are_kept_and_line_amount_is_cin7s(
     assert line[0].line_amount == Decimal("37.04")
 
 
-def test_discount_of_twelve_and_a_half_percent_rounds_half_up(
-    exclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_discount_of_twelve_and_a_half_percent_rounds_half_up(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     cake = (_map(exclusive_sale, rules).line_items or [])[1]
     assert cake.discount_rate == Decimal("12.5")
     assert cake.line_amount == Decimal("69.97")  # 4 x 19.99 x 0.875 = 69.965
@@ -122,9 +116,7 @@ def test_line_comment_is_appended_on_a_new_line(exclusive_sale: Cin7Sale, rules:
     assert flour.description == "FLR-KG Flour (kg)\nStone-ground"
 
 
-def test_line_account_from_cin7_is_used_as_the_account_code(
-    exclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_line_account_from_cin7_is_used_as_the_account_code(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     flour = (_map(exclusive_sale, rules).line_items or [])[2]
     assert flour.account_code == "260"
 
@@ -234,9 +226,7 @@ def test_accounts_are_not_checked_when_no_chart_is_given(
     assert (payload.line_items or [])[0].account_code == "4999"
 
 
-def test_account_codes_table_overrides_the_cin7_account(
-    exclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_account_codes_table_overrides_the_cin7_account(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     remapped = rules.model_copy(update={"account_codes": {"260": "200"}})
     flour = (_map(exclusive_sale, remapped).line_items or [])[2]
     assert flour.account_code == "200"
@@ -256,9 +246,7 @@ def test_line_without_account_and_no_customer_uses_the_default_revenue_account(
     assert paperwork.account_code == "200"
 
 
-def test_description_falls_back_to_the_name_when_sku_is_blank(
-    inclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_description_falls_back_to_the_name_when_sku_is_blank(inclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     paperwork = (_map(inclusive_sale, rules).line_items or [])[3]
     assert paperwork.description == "Customs paperwork"
 
@@ -283,9 +271,7 @@ def test_foreign_currency_invoice_carries_the_invoice_conversion_rate(
     assert body["CurrencyRate"] == "0.6531"
 
 
-def test_foreign_currency_falls_back_to_the_sale_rate(
-    inclusive_sale_json: dict[str, Any], rules: MappingRules
-) -> None:
+def test_foreign_currency_falls_back_to_the_sale_rate(inclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
     inclusive_sale_json["Invoices"][0]["CurrencyConversionRate"] = None
     body = _map(Cin7Sale.model_validate(inclusive_sale_json), rules).to_json()
     assert body["CurrencyRate"] == "0.6523"
@@ -297,15 +283,11 @@ def test_base_currency_invoice_has_no_currency_rate(exclusive_sale: Cin7Sale, ru
     assert payload.currency_rate is None
 
 
-def test_due_date_comes_from_invoice_due_date_when_present(
-    exclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_due_date_comes_from_invoice_due_date_when_present(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     assert _map(exclusive_sale, rules).due_date == date(2024, 4, 14)
 
 
-def test_due_date_is_computed_from_sale_terms_when_cin7_has_none(
-    inclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_due_date_is_computed_from_sale_terms_when_cin7_has_none(inclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     # 2024-01-31 on "20th of following month"
     assert _map(inclusive_sale, rules).due_date == date(2024, 2, 20)
 
@@ -333,9 +315,7 @@ def test_reference_falls_back_to_the_order_number(exclusive_sale: Cin7Sale, rule
     assert _map(exclusive_sale, rules).reference == "SO-00092"
 
 
-def test_reference_is_the_customer_reference_when_present(
-    inclusive_sale: Cin7Sale, rules: MappingRules
-) -> None:
+def test_reference_is_the_customer_reference_when_present(inclusive_sale: Cin7Sale, rules: MappingRules) -> None:
     assert _map(inclusive_sale, rules).reference == "PO-7781"
 
 
@@ -344,9 +324,7 @@ def test_invoice_status_follows_the_rules(exclusive_sale: Cin7Sale, rules: Mappi
     assert _map(exclusive_sale, drafts).to_json()["Status"] == "DRAFT"
 
 
-def test_unknown_tax_calculation_is_a_mapping_error(
-    exclusive_sale_json: dict[str, Any], rules: MappingRules
-) -> None:
+def test_unknown_tax_calculation_is_a_mapping_error(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
     exclusive_sale_json["TaxCalculation"] = "Compound"
     error = _error(exclusive_sale_json, rules)
     assert error.field == "TaxCalculation"
@@ -387,9 +365,7 @@ def test_price_with_more_than_four_decimals_is_reported(
     assert any(p.field == "Lines[1].Price" and p.value == "12.34561" for p in error.problems)
 
 
-def test_line_tax_that_is_not_whole_cents_is_reported(
-    exclusive_sale_json: dict[str, Any], rules: MappingRules
-) -> None:
+def test_line_tax_that_is_not_whole_cents_is_reported(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
     exclusive_sale_json["Invoices"][0]["Lines"][0]["Tax"] = "3.7040"
     error = _error(exclusive_sale_json, rules)
     assert (error.problems[0].field, error.problems[0].value) == ("Lines[1].Tax", "3.7040")
@@ -400,9 +376,7 @@ def test_money_is_sent_with_exactly_two_decimal_places(exclusive_sale: Cin7Sale,
     assert (gift["LineAmount"], gift["TaxAmount"], gift["UnitAmount"]) == ("45.00", "0.00", "45")
 
 
-def test_invoice_without_lines_is_a_mapping_error(
-    exclusive_sale_json: dict[str, Any], rules: MappingRules
-) -> None:
+def test_invoice_without_lines_is_a_mapping_error(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
     invoice = exclusive_sale_json["Invoices"][0]
     invoice.update({"Lines": [], "AdditionalCharges": [], "TotalBeforeTax": 0, "Tax": 0, "Total": 0})
     assert _error(exclusive_sale_json, rules).field == "Lines"
@@ -412,9 +386,7 @@ def test_mapping_is_deterministic(exclusive_sale: Cin7Sale, rules: MappingRules)
     assert _map(exclusive_sale, rules).to_json() == _map(exclusive_sale, rules).to_json()
 
 
-def test_too_long_invoice_number_is_reported_not_cut(
-    exclusive_sale_json: dict[str, Any], rules: MappingRules
-) -> None:
+def test_too_long_invoice_number_is_reported_not_cut(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
     exclusive_sale_json["Invoices"][0]["InvoiceNumber"] = "INV-" + "9" * 300
     error = _error(exclusive_sale_json, rules)
     assert error.field == "InvoiceNumber"

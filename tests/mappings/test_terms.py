@@ -34,9 +34,7 @@ def test_due_date_from_each_payment_terms_form(invoice_date: date, terms: str | 
     assert due_date_from_terms(invoice_date, terms) == expected
 
 
-@pytest.mark.parametrize(
-    "terms", ["When the cows come home", "32nd of following month", "0th of following month"]
-)
+@pytest.mark.parametrize("terms", ["When the cows come home", "32nd of following month", "0th of following month"])
 def test_unknown_payment_terms_raise_naming_them(terms: str) -> None:
     with pytest.raises(MappingError) as info:
         due_date_from_terms(date(2024, 3, 15), terms)

@@ -32,9 +32,7 @@ def _line(rng: random.Random, inclusive: bool, charge: bool) -> dict[str, Any]:
     if quantity > 500:
         quantity = quantity.scaleb(-2)
     price = _amount(rng, rng.choice([2, 4]), 1, 2_000_000)
-    discount = rng.choice(
-        [Decimal(0), Decimal(0), Decimal("12.5"), Decimal("33.33"), _amount(rng, 2, 0, 10_000)]
-    )
+    discount = rng.choice([Decimal(0), Decimal(0), Decimal("12.5"), Decimal("33.33"), _amount(rng, 2, 0, 10_000)])
     total = round_half_up(quantity * price * (1 - discount / 100), 2)
     tax = round_half_up(total * rate / (1 + rate), 2) if inclusive else round_half_up(total * rate, 2)
     line: dict[str, Any] = {

@@ -43,9 +43,7 @@ def test_decimals_serialise_as_plain_strings_never_floats_or_exponents() -> None
 
 
 def test_dates_serialise_as_iso_days() -> None:
-    invoice = XeroInvoice(
-        contact=XeroContactRef(contact_id="c-1"), date=date(2024, 2, 29), due_date=date(2024, 3, 1)
-    )
+    invoice = XeroInvoice(contact=XeroContactRef(contact_id="c-1"), date=date(2024, 2, 29), due_date=date(2024, 3, 1))
     body = invoice.to_json()
     assert (body["Date"], body["DueDate"]) == ("2024-02-29", "2024-03-01")
     assert body["Contact"] == {"ContactID": "c-1"}

@@ -106,9 +106,7 @@ def test_rows_sharing_the_watermark_millisecond_are_returned_again(
     assert sum(r["Updated"] == shared for r in rows) >= 3
 
 
-def test_status_and_search_filters_narrow_the_list(
-    cin7: Cin7StandIn, http: requests.Session, dataset: Dataset
-) -> None:
+def test_status_and_search_filters_narrow_the_list(cin7: Cin7StandIn, http: requests.Session, dataset: Dataset) -> None:
     voided = get(http, cin7, "saleList", Status="voided", Limit=1000).json()
     assert voided["Total"] == sum(s["Status"] == "VOIDED" for s in dataset.sales) > 0
     found = get(http, cin7, "saleList", Search="SO-00007").json()
@@ -119,9 +117,7 @@ def test_sale_detail_by_id_or_sale_id_returns_numbers_not_strings(
     cin7: Cin7StandIn, http: requests.Session, dataset: Dataset
 ) -> None:
     sale = next(
-        s
-        for s in dataset.sales
-        if any(-line["Price"].as_tuple().exponent == 4 for line in s["Invoices"][0]["Lines"])
+        s for s in dataset.sales if any(-line["Price"].as_tuple().exponent == 4 for line in s["Invoices"][0]["Lines"])
     )
     by_id = get(http, cin7, "sale", ID=sale["ID"].upper())
     by_sale_id = get(http, cin7, "Sale", saleid=sale["ID"])
@@ -241,9 +237,7 @@ def test_admin_edit_bumps_updated_so_a_later_poll_returns_the_sale(
 def test_admin_void_and_put_sale_are_visible_through_the_api(
     cin7: Cin7StandIn, http: requests.Session, dataset: Dataset
 ) -> None:
-    sale = next(
-        s for s in dataset.sales if len(s["Invoices"]) == 1 and s["Invoices"][0]["Status"] == "AUTHORISED"
-    )
+    sale = next(s for s in dataset.sales if len(s["Invoices"]) == 1 and s["Invoices"][0]["Status"] == "AUTHORISED")
     requests.post(
         f"{cin7.url}/_standin/sales/{sale['ID']}/invoices/{sale['Invoices'][0]['TaskID']}/void", timeout=10
     ).raise_for_status()

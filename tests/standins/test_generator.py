@@ -195,9 +195,7 @@ def test_xero_seed_contacts_target_real_customers(dataset: Dataset) -> None:
     by_email = {c["Contacts"][0]["Email"].lower(): c for c in dataset.customers}
     by_number = [x for x in dataset.xero_contacts if x.get("ContactNumber")]
     assert len(by_number) == 1 and by_number[0]["ContactNumber"] in by_id
-    email_one = next(
-        x for x in dataset.xero_contacts if not x.get("ContactNumber") and x["ContactStatus"] == "ACTIVE"
-    )
+    email_one = next(x for x in dataset.xero_contacts if not x.get("ContactNumber") and x["ContactStatus"] == "ACTIVE")
     target = by_email[email_one["EmailAddress"].lower()]
     assert email_one["EmailAddress"] != target["Contacts"][0]["Email"]
     archived = next(x for x in dataset.xero_contacts if x["ContactStatus"] == "ARCHIVED")
@@ -231,9 +229,7 @@ def test_edit_invoice_recomputes_totals_consistently_and_bumps_last_modified(dat
 
 
 def test_void_invoice_marks_the_invoice_and_sale_voided(dataset: Dataset) -> None:
-    sale = next(
-        s for s in dataset.sales if len(s["Invoices"]) == 1 and s["Invoices"][0]["Status"] == "AUTHORISED"
-    )
+    sale = next(s for s in dataset.sales if len(s["Invoices"]) == 1 and s["Invoices"][0]["Status"] == "AUTHORISED")
     voided = void_invoice(sale, sale["Invoices"][0]["TaskID"], now=NOW)
     assert voided["Invoices"][0]["Status"] == "VOIDED"
     assert voided["Status"] == "VOIDED"

@@ -1,0 +1,127 @@
+"""The Celery application: queues, task names, routes and the beat schedule, declared in one place.
+
+`celery -A pipeline.app worker -Q cin7,mapping,xero,maintenance` and `celery -A pipeline.app beat`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu.entity import Queue
+
+from pipeline.settings import Settings, get_settings
+
+
+class QueueName(enum.StrEnum):
+    """Named queues; worker command lines use these values."""
+
+    CIN7 = "cin7"  # polls and sale detail reads: bounded by Cin7's 60 calls/minute
+    MAPPING = "mapping"  # pure CPU + ledger: Cin7 snapshot -> Xero payload
+    XERO = "xero"  # batched writes to Xero: bounded by Xero's per-tenant limits
+    MAINTENANCE = "maintenance"  # sweeps of rows whose messages were lost
+    DEAD_LETTER = "dead_letter"  # never consumed: a mirror of the ledger's dead letters for Flower
+
+
+WORK_QUEUES = (QueueName.CIN7, QueueName.MAPPING, QueueName.XERO, QueueName.MAINTENANCE)
+
+
+class TaskName(enum.StrEnum):
+    """Explicit, stable task names (renaming a function must not orphan queued messages)."""
+
+    POLL = "cin7xero.poll"
+    FETCH_SALE = "cin7xero.fetch_sale"
+    MAP_DOCUMENT = "cin7xero.map_document"
+    WRITE_DOCUMENT = "cin7xero.write_document"
+    SWEEP = "cin7xero.sweep"
+    DEAD_LETTER = "cin7xero.dead_letter"
+
+
+TASK_QUEUES: dict[TaskName, QueueName] = {
+    TaskName.POLL: QueueName.CIN7,
+    TaskName.FETCH_SALE: QueueName.CIN7,
+    TaskName.MAP_DOCUMENT: QueueName.MAPPING,
+    TaskName.WRITE_DOCUMENT: QueueName.XERO,
+    TaskName.SWEEP: QueueName.MAINTENANCE,
+    TaskName.DEAD_LETTER: QueueName.DEAD_LETTER,
+}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Everything Celery needs, derived from settings."""
+    return {
+        "broker_url": settings.celery_broker_url,
+        "broker_connection_retry_on_startup": True,
+        # Redis re-delivers unacked messages after this; longer than any task (long waits live in
+        # the ledger as next_attempt_at, not as countdowns).
+        "broker_transport_options": {
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            # The in-memory broker (demo) polls its queues; the default 1 s poll would dominate the run.
+            **({"polling_interval": 0.01} if settings.celery_broker_url.startswith("memory") else {}),
+        },
+        "task_queues": [Queue(q.value, routing_key=q.value) for q in QueueName],
+        "task_default_queue": QueueName.MAPPING.value,
+        "task_routes": {name.value: {"queue": queue.value} for name, queue in TASK_QUEUES.items()},
+        # No result backend: outcomes are in the ledger, which is what anyone reads.
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_prefetch_multiplier": 1,
+        "task_acks_late": False,  # opted into per task, only where the task is idempotent
+        "task_reject_on_worker_lost": True,
+        # Events on, so that Flower shows tasks as they run.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "timezone": "UTC",
+        "enable_utc": True,
+        "beat_schedule": {
+            "poll-cin7": {
+                "task": TaskName.POLL.value,
+                "schedule": timedelta(seconds=settings.poll_interval_seconds),
+                "args": (settings.tenant_key,),
+                # A poll that waited longer than one interval is superseded by the next.
+                "options": {"expires": settings.poll_interval_seconds},
+            },
+            "sweep-ledger": {
+                "task": TaskName.SWEEP.value,
+                "schedule": timedelta(seconds=settings.sweep_interval_seconds),
+                "args": (settings.tenant_key,),
+                "options": {"expires": settings.sweep_interval_seconds},
+            },
+        },
+        "imports": ("tasks.sync",),
+    }
+
+
+app = Celery("cin7xero")
+app.conf.update(celery_config(get_settings()))
+
+
+def reconfigure(settings: Settings) -> None:
+    """Re-apply settings (the demo and tests change the environment after import).
+
+    The producer pool is closed too: it holds connections to the previous broker.
+    """
+    pool = app._pool
+    if pool is not None:
+        pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.update(celery_config(settings))
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_: Any) -> None:
+    # A prefork child must not share the parent's database sockets.
+    from pipeline.db import reset_engines
+
+    reset_engines()
+
+
+def send(task: TaskName, *args: Any, countdown: float | None = None) -> None:
+    """Enqueue a task by name on its queue (callers commit the ledger first)."""
+    app.send_task(task.value, args=args, queue=TASK_QUEUES[task].value, countdown=countdown)

@@ -1,0 +1,152 @@
+"""Cin7 Core (DEAR) ExternalApi v2 client: auth headers, paging, throttling, error bodies.
+
+Returns parsed JSON (dicts); `mappings.cin7` validates it. Every call takes a slot from the shared
+per-application limiter first, so that all workers together stay under Cin7's 60 calls a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from pipeline.errors import ErrorClass, SyncError, classify_cin7_response, transport_error
+from pipeline.ratelimit import RateLimiter
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CIN7_MAX_PAGE_SIZE = 1000
+
+
+def format_cin7_datetime(value: datetime) -> str:
+    """Cin7's ISO 8601 form for query parameters (UTC, milliseconds)."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+class Cin7Client:
+    """A thin, typed wrapper around the endpoints the sync needs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        limiter: RateLimiter | None = None,
+        on_call: Callable[[str, int], None] | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._base = settings.cin7_api_url.rstrip("/")
+        self._settings = settings
+        self._limiter = limiter
+        self._on_call = on_call
+        self._session = session or requests.Session()
+        self._session.headers.update(
+            {
+                "api-auth-accountid": settings.cin7_account_id,
+                "api-auth-applicationkey": settings.cin7_application_key.get_secret_value(),
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
+        )
+        self._limit_key = f"cin7:{settings.cin7_account_id}"
+
+    def __repr__(self) -> str:
+        return f"Cin7Client({self._base!r})"
+
+    # --- transport ---------------------------------------------------------------------------------
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET with throttle handling: Cin7 sends 429 or 503 without Retry-After, so wait and retry."""
+        attempts = 0
+        while True:
+            if self._limiter is not None:
+                self._limiter.acquire(self._limit_key, self._settings.cin7_calls_per_minute, 60.0)
+            try:
+                response = self._session.get(f"{self._base}/{path}", params=params, timeout=(5, 60))
+            except requests.RequestException as exc:
+                raise transport_error("cin7", exc) from exc
+            if self._on_call is not None:
+                self._on_call(path, response.status_code)
+            error = self._error_for(response)
+            if error is None:
+                return response.json() if response.content else None
+            if error.error_class is ErrorClass.RATE_LIMITED and attempts < self._settings.cin7_max_throttle_retries:
+                attempts += 1
+                wait = error.retry_after or self._settings.cin7_throttle_wait_seconds
+                if self._limiter is not None:
+                    self._limiter.penalise(self._limit_key, wait)
+                log.warning("cin7 throttled on %s, waiting %.1fs (attempt %d)", path, wait, attempts)
+                time.sleep(wait)
+                continue
+            raise error
+
+    def _error_for(self, response: requests.Response) -> SyncError | None:
+        wait = self._settings.cin7_throttle_wait_seconds
+        if response.status_code != 200:
+            if response.status_code == 204:
+                return None
+            return classify_cin7_response(response.status_code, response.content, throttle_wait=wait)
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type.lower():
+            # Cin7 answers some bad paths with a 200 HTML "Page not found".
+            return SyncError(
+                ErrorClass.VALIDATION,
+                f"Cin7 returned non-JSON ({content_type or 'no content type'}) for {response.url}",
+                api="cin7",
+                status=200,
+            )
+        body = response.json()
+        if isinstance(body, list) and body and isinstance(body[0], dict) and "ErrorCode" in body[0]:
+            return classify_cin7_response(200, response.content, throttle_wait=wait)
+        if isinstance(body, dict) and "ErrorCode" in body and "Exception" in body:
+            return classify_cin7_response(200, response.content, throttle_wait=wait)
+        return None
+
+    # --- endpoints ---------------------------------------------------------------------------------
+    def me(self) -> dict[str, Any]:
+        """The company record: a cheap connection check."""
+        result: dict[str, Any] = self._get("me")
+        return result
+
+    def _paged(self, path: str, list_key: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        page = 1
+        limit = min(self._settings.cin7_page_size, CIN7_MAX_PAGE_SIZE)
+        while True:
+            body = self._get(path, {**params, "Page": page, "Limit": limit}) or {}
+            rows: list[dict[str, Any]] = list(body.get(list_key) or [])
+            if rows:
+                yield rows
+            total = int(body.get("Total") or 0)
+            if len(rows) < limit or page * limit >= total:
+                return
+            page += 1
+
+    def iter_sale_pages(self, updated_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """saleList pages at the largest page size, optionally from an UpdatedSince watermark."""
+        params: dict[str, Any] = {}
+        if updated_since is not None:
+            params["UpdatedSince"] = format_cin7_datetime(updated_since)
+        yield from self._paged("saleList", "SaleList", params)
+
+    def get_sale(self, sale_id: str) -> dict[str, Any]:
+        """One sale with its order, invoices and credit notes."""
+        result = self._get("sale", {"ID": sale_id})
+        if not isinstance(result, dict) or not result.get("ID"):
+            raise SyncError(ErrorClass.VALIDATION, f"Cin7 sale {sale_id} not found", api="cin7", status=404)
+        return result
+
+    def iter_customer_pages(self, modified_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """customer pages at the largest page size, optionally from a ModifiedSince watermark."""
+        params: dict[str, Any] = {}
+        if modified_since is not None:
+            params["ModifiedSince"] = format_cin7_datetime(modified_since)
+        yield from self._paged("customer", "CustomerList", params)
+
+    def get_customer(self, customer_id: str) -> dict[str, Any] | None:
+        """One customer (Cin7 answers `?ID=` with a one-row list)."""
+        body = self._get("customer", {"ID": customer_id}) or {}
+        rows = body.get("CustomerList") or []
+        return dict(rows[0]) if rows else None

@@ -1,0 +1,312 @@
+"""Cin7 customers -> Xero contacts, resolved in bulk and never with one search per order.
+
+Order of resolution for a customer: the ledger link; a Xero contact whose ContactNumber is the Cin7
+CustomerID; an active contact with the same e-mail (case-insensitive) and no ContactNumber; an active
+contact with the same name and no ContactNumber. Archived contacts are never adopted. An adopted
+contact is given the CustomerID as its ContactNumber, so the next lookup is exact. Xero's
+ContactNumber is unique across all contacts, which is what makes "one contact per customer" hold
+even when two workers meet the same new customer at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from mappings import (
+    Cin7Customer,
+    MappingError,
+    contact_name_variant,
+    content_hash,
+    map_contact,
+    normalise_email,
+    normalise_name,
+)
+from pipeline.context import TenantContext
+from pipeline.discovery import insert_ignore, store_customers
+from pipeline.errors import ErrorClass, SyncError
+from pipeline.idempotency import idempotency_key
+from pipeline.ledger.models import ContactLink, CustomerRecord, utcnow
+from pipeline.xero.client import xero_string_literal
+
+log = logging.getLogger(__name__)
+
+LOOKUP_CHUNK = 10
+MAX_NAME_ATTEMPTS = 4
+
+
+@dataclass
+class ContactResult:
+    """Xero ContactIDs by Cin7 customer id, and the customers that could not be given one."""
+
+    contact_ids: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, SyncError] = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    customer: Cin7Customer
+    contact_id: str | None = None
+    linked_by: str = "created"
+    name: str = ""
+    name_note: str | None = None
+    needs_number: bool = False
+    name_attempt: int = -1
+    # Xero rejects a DefaultCurrency the organisation has not enabled; the contact is still wanted.
+    without_currency: bool = False
+
+
+def _load_customers(ctx: TenantContext, ids: Sequence[str], result: ContactResult) -> dict[str, Cin7Customer]:
+    with ctx.sessions() as session:
+        rows = {
+            r.customer_id: dict(r.snapshot)
+            for r in session.scalars(
+                select(CustomerRecord).where(
+                    CustomerRecord.tenant_id == ctx.tenant_pk, CustomerRecord.customer_id.in_(list(ids))
+                )
+            )
+        }
+    for customer_id in ids:
+        if customer_id not in rows:
+            fetched = ctx.cin7.get_customer(customer_id)
+            if fetched is None:
+                result.failures[customer_id] = SyncError(
+                    ErrorClass.MAPPING, f"Cin7 customer {customer_id} not found", api="cin7"
+                )
+                continue
+            with ctx.sessions() as session, session.begin():
+                store_customers(session, ctx.tenant_pk, [fetched])
+            rows[customer_id] = fetched
+    customers: dict[str, Cin7Customer] = {}
+    for customer_id, row in rows.items():
+        try:
+            customers[customer_id] = Cin7Customer.model_validate(row)
+        except ValidationError as exc:
+            result.failures[customer_id] = SyncError(
+                ErrorClass.MAPPING, f"Cin7 customer {customer_id} does not parse: {exc}", api="cin7"
+            )
+    return customers
+
+
+def _lookup(ctx: TenantContext, customers: Sequence[Cin7Customer]) -> list[dict[str, Any]]:
+    """Candidate Xero contacts for these customers: one filtered read per chunk, archived included."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(customers), LOOKUP_CHUNK):
+        clauses: list[str] = []
+        for customer in customers[start : start + LOOKUP_CHUNK]:
+            clauses.append(f"ContactNumber=={xero_string_literal(customer.id)}")
+            email = (customer.primary_email or "").strip()
+            if email:
+                clauses.append(f"EmailAddress=={xero_string_literal(email)}")
+            if customer.name and customer.name.strip():
+                clauses.append(f"Name=={xero_string_literal(customer.name.strip())}")
+        for contact in ctx.xero.find_contacts(" OR ".join(clauses)):
+            found[str(contact.get("ContactID"))] = contact
+    return list(found.values())
+
+
+def _active(contact: dict[str, Any]) -> bool:
+    return str(contact.get("ContactStatus") or "ACTIVE").upper() == "ACTIVE"
+
+
+def _plan(
+    customers: dict[str, Cin7Customer],
+    candidates: list[dict[str, Any]],
+    linked_elsewhere: set[str],
+    result: ContactResult,
+) -> list[_Plan]:
+    plans: list[_Plan] = []
+    taken_names = {normalise_name(str(c.get("Name") or "")) for c in candidates if _active(c)}
+    claimed: set[str] = set(linked_elsewhere)
+    for customer_id in sorted(customers):
+        customer = customers[customer_id]
+        plan = _Plan(customer=customer)
+        email = normalise_email(customer.primary_email)
+        name_key = normalise_name(customer.name or "")
+        unclaimed = [
+            c
+            for c in candidates
+            if str(c.get("ContactID")) not in claimed and not (c.get("ContactNumber") or "").strip()
+        ]
+        by_number = next(
+            (c for c in candidates if str(c.get("ContactNumber") or "").strip().lower() == customer_id), None
+        )
+        if by_number is not None and not _active(by_number):
+            result.failures[customer_id] = SyncError(
+                ErrorClass.VALIDATION,
+                f"Xero contact {by_number.get('Name')!r} holds ContactNumber {customer_id} but is archived: "
+                "restore it in Xero or clear its contact number",
+                api="xero",
+            )
+            continue
+        by_email = next(
+            (c for c in unclaimed if _active(c) and email and normalise_email(c.get("EmailAddress")) == email), None
+        )
+        by_name = next(
+            (c for c in unclaimed if _active(c) and name_key and normalise_name(str(c.get("Name") or "")) == name_key),
+            None,
+        )
+        for contact, how in ((by_number, "adopted_number"), (by_email, "adopted_email"), (by_name, "adopted_name")):
+            if contact is not None:
+                plan.contact_id = str(contact["ContactID"])
+                plan.linked_by = how
+                plan.name = str(contact.get("Name") or customer.name)
+                plan.needs_number = how != "adopted_number"
+                claimed.add(plan.contact_id)
+                break
+        else:
+            plan.name = (customer.name or "").strip()
+            if name_key in taken_names:
+                plan.name_attempt = 0
+                plan.name = contact_name_variant(customer.name, customer_id, 0)
+                plan.name_note = f"Xero already has an active contact named {customer.name.strip()!r}"
+            taken_names.add(normalise_name(plan.name))
+        plans.append(plan)
+    return plans
+
+
+def ensure_contacts(ctx: TenantContext, customer_ids: Sequence[str]) -> ContactResult:
+    """Every customer's Xero ContactID: linked, adopted, or created in one batch."""
+    result = ContactResult()
+    ids = sorted({c.lower() for c in customer_ids if c})
+    with ctx.sessions() as session:
+        for link in session.scalars(
+            select(ContactLink).where(ContactLink.tenant_id == ctx.tenant_pk, ContactLink.cin7_customer_id.in_(ids))
+        ):
+            result.contact_ids[link.cin7_customer_id] = link.xero_contact_id
+    missing = [c for c in ids if c not in result.contact_ids]
+    if not missing:
+        return result
+    customers = _load_customers(ctx, missing, result)
+    if not customers:
+        return result
+    candidates = _lookup(ctx, list(customers.values()))
+    with ctx.sessions() as session:
+        candidate_ids = [str(c.get("ContactID")) for c in candidates]
+        linked_elsewhere = set(
+            session.scalars(
+                select(ContactLink.xero_contact_id).where(
+                    ContactLink.tenant_id == ctx.tenant_pk, ContactLink.xero_contact_id.in_(candidate_ids)
+                )
+            )
+        )
+    plans = _plan(customers, candidates, linked_elsewhere, result)
+    _give_numbers(ctx, [p for p in plans if p.contact_id and p.needs_number], result)
+    _create(ctx, [p for p in plans if p.contact_id is None], result)
+    _link(ctx, [p for p in plans if p.contact_id and p.customer.id not in result.failures], result)
+    for customer_id in ids:
+        if customer_id not in result.contact_ids and customer_id not in result.failures:
+            log.error(
+                "contact for %s unresolved: plans=%r",
+                customer_id,
+                [(p.customer.id, p.contact_id, p.linked_by, p.name) for p in plans],
+            )
+            result.failures[customer_id] = SyncError(
+                ErrorClass.TRANSIENT, f"no Xero contact could be resolved for customer {customer_id}", api="xero"
+            )
+    return result
+
+
+def _give_numbers(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:
+    """Adopted contacts get the Cin7 CustomerID as their ContactNumber."""
+    if not plans:
+        return
+    body = [{"ContactID": p.contact_id, "ContactNumber": p.customer.id} for p in plans]
+    for plan, element in zip(
+        plans, ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)), strict=False
+    ):
+        if not element.ok:
+            result.failures[plan.customer.id] = SyncError(
+                ErrorClass.VALIDATION, "; ".join(element.messages), api="xero", messages=element.messages
+            )
+
+
+def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:
+    pending = list(plans)
+    for _ in range(MAX_NAME_ATTEMPTS):
+        if not pending:
+            return
+        body: list[dict[str, Any]] = []
+        sendable: list[_Plan] = []
+        for plan in pending:
+            try:
+                payload = map_contact(plan.customer, name=plan.name).to_json()
+                if plan.without_currency:
+                    payload.pop("DefaultCurrency", None)
+                body.append(payload)
+                sendable.append(plan)
+            except MappingError as exc:
+                result.failures[plan.customer.id] = SyncError(
+                    ErrorClass.MAPPING, str(exc), messages=[p.message for p in exc.problems]
+                )
+        if not body:
+            return
+        elements = ctx.xero.create_contacts(body, idempotency_key(ctx.tenant_key, "PUT /Contacts", body))
+        retry: list[_Plan] = []
+        lost_race: list[_Plan] = []
+        for plan, element in zip(sendable, elements, strict=False):
+            if element.ok:
+                plan.contact_id = str(element.data.get("ContactID"))
+                continue
+            text = " ".join(element.messages).lower()
+            if "currency" in text and not plan.without_currency:
+                plan.without_currency = True
+                retry.append(plan)
+            elif "contact number" in text or "contactnumber" in text:
+                lost_race.append(plan)  # another worker created this customer's contact just now
+            elif ("name" in text and "unique" in text) or "already assigned" in text:
+                plan.name_attempt += 1
+                plan.name = contact_name_variant(plan.customer.name, plan.customer.id, plan.name_attempt)
+                plan.name_note = "Xero already has an active contact with this customer's name"
+                retry.append(plan)
+            else:
+                result.failures[plan.customer.id] = SyncError(
+                    ErrorClass.VALIDATION, "; ".join(element.messages), api="xero", messages=element.messages
+                )
+        if lost_race:
+            found = _lookup(ctx, [p.customer for p in lost_race])
+            for plan in lost_race:
+                match = next((c for c in found if str(c.get("ContactNumber") or "").lower() == plan.customer.id), None)
+                if match is not None:
+                    plan.contact_id = str(match["ContactID"])
+                    plan.linked_by = "adopted_number"
+                    plan.name = str(match.get("Name") or plan.name)
+                else:
+                    retry.append(plan)
+        pending = retry
+    for plan in pending:
+        result.failures[plan.customer.id] = SyncError(
+            ErrorClass.VALIDATION, f"could not find a unique Xero name for {plan.customer.name!r}", api="xero"
+        )
+
+
+def _link(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:
+    rows = [
+        {
+            "tenant_id": ctx.tenant_pk,
+            "cin7_customer_id": p.customer.id,
+            "xero_contact_id": p.contact_id,
+            "xero_name": p.name[:255],
+            "linked_by": p.linked_by,
+            "name_note": p.name_note,
+            "source_hash": content_hash(p.customer.model_dump(mode="json")),
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+        }
+        for p in plans
+    ]
+    with ctx.sessions() as session, session.begin():
+        insert_ignore(session, ContactLink, rows, ["tenant_id", "cin7_customer_id"])
+        # Re-read: if another worker linked the same customer first, its link wins everywhere.
+        for link in session.scalars(
+            select(ContactLink).where(
+                ContactLink.tenant_id == ctx.tenant_pk,
+                ContactLink.cin7_customer_id.in_([p.customer.id for p in plans]),
+            )
+        ):
+            result.contact_ids[link.cin7_customer_id] = link.xero_contact_id

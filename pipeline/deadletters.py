@@ -1,0 +1,216 @@
+"""Dead letters: the documents that need a person, durable in the ledger.
+
+A dead letter holds the Cin7 ids, the stage that failed, the error class, Xero's messages verbatim and
+the payload that was sent. Requeue re-reads the document from Cin7 and re-maps it, so fixed data or
+fixed rules take effect; requeueing twice creates nothing twice (the ledger row is the guard).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipeline.errors import ErrorClass
+from pipeline.ledger.models import DeadLetter, DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def record_dead_letter(
+    session: Session,
+    doc: SyncDocument,
+    *,
+    stage: str,
+    error_class: ErrorClass,
+    messages: Sequence[str],
+    payload: dict[str, Any] | None,
+) -> DeadLetter:
+    """Mark the document dead and upsert its open dead letter (one open letter per document)."""
+    doc.state = DocumentState.DEAD
+    doc.error_class = error_class.value
+    doc.last_error = "; ".join(messages)[:4000]
+    doc.claim_token = None
+    letter = session.scalar(
+        select(DeadLetter).where(DeadLetter.document_id == doc.id, DeadLetter.resolved_at.is_(None))
+    )
+    now = utcnow()
+    if letter is None:
+        letter = DeadLetter(
+            tenant_id=doc.tenant_id,
+            document_id=doc.id,
+            kind=doc.kind,
+            sale_id=doc.sale_id,
+            task_id=doc.task_id,
+            document_number=doc.document_number,
+            first_failed_at=now,
+        )
+        session.add(letter)
+    letter.stage = stage
+    letter.error_class = error_class.value
+    letter.messages = list(messages)
+    letter.payload = payload
+    letter.attempts = doc.attempts
+    letter.last_failed_at = now
+    log.warning(
+        "dead letter: %s %s stage=%s class=%s: %s",
+        doc.kind,
+        doc.document_number,
+        stage,
+        error_class.value,
+        "; ".join(messages)[:500],
+    )
+    return letter
+
+
+def record_sale_dead_letter(
+    session: Session, sale: SaleRecord, *, error_class: ErrorClass, messages: Sequence[str]
+) -> DeadLetter:
+    """A sale whose detail could not be read or parsed (no invoice rows exist yet)."""
+    sale.state = SaleState.DEAD
+    sale.last_error = "; ".join(messages)[:4000]
+    letter = session.scalar(
+        select(DeadLetter).where(
+            DeadLetter.tenant_id == sale.tenant_id,
+            DeadLetter.sale_id == sale.sale_id,
+            DeadLetter.document_id.is_(None),
+            DeadLetter.resolved_at.is_(None),
+        )
+    )
+    now = utcnow()
+    if letter is None:
+        letter = DeadLetter(
+            tenant_id=sale.tenant_id,
+            kind="sale",
+            sale_id=sale.sale_id,
+            document_number=sale.order_number,
+            first_failed_at=now,
+        )
+        session.add(letter)
+    letter.stage = "fetch"
+    letter.error_class = error_class.value
+    letter.messages = list(messages)
+    letter.payload = None
+    letter.attempts = sale.attempts
+    letter.last_failed_at = now
+    return letter
+
+
+def resolve_dead_letters(session: Session, doc: SyncDocument) -> None:
+    """The document went through: close its open letters."""
+    for letter in session.scalars(
+        select(DeadLetter).where(DeadLetter.document_id == doc.id, DeadLetter.resolved_at.is_(None))
+    ):
+        letter.resolved_at = utcnow()
+
+
+@dataclass(frozen=True)
+class DeadLetterView:
+    """A dead letter as the CLI shows it."""
+
+    id: int
+    kind: str
+    sale_id: str | None
+    task_id: str | None
+    document_number: str | None
+    stage: str
+    error_class: str
+    messages: list[str]
+    attempts: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    requeued_at: datetime | None
+    payload: dict[str, Any] | None
+
+    def as_json(self, *, with_payload: bool = False) -> dict[str, Any]:
+        """JSON-ready dict."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "sale_id": self.sale_id,
+            "task_id": self.task_id,
+            "document_number": self.document_number,
+            "stage": self.stage,
+            "error_class": self.error_class,
+            "messages": self.messages,
+            "attempts": self.attempts,
+            "first_failed_at": self.first_failed_at.isoformat(),
+            "last_failed_at": self.last_failed_at.isoformat(),
+            "requeued_at": self.requeued_at.isoformat() if self.requeued_at else None,
+        }
+        if with_payload:
+            data["payload"] = self.payload
+        return data
+
+
+def _view(letter: DeadLetter) -> DeadLetterView:
+    return DeadLetterView(
+        id=letter.id,
+        kind=letter.kind,
+        sale_id=letter.sale_id,
+        task_id=letter.task_id,
+        document_number=letter.document_number,
+        stage=letter.stage,
+        error_class=letter.error_class,
+        messages=[str(m) for m in letter.messages or []],
+        attempts=letter.attempts,
+        first_failed_at=letter.first_failed_at,
+        last_failed_at=letter.last_failed_at,
+        requeued_at=letter.requeued_at,
+        payload=letter.payload,
+    )
+
+
+def list_dead_letters(
+    session: Session,
+    tenant_pk: int,
+    *,
+    error_class: str | None = None,
+    since: datetime | None = None,
+    ids: Sequence[int] = (),
+) -> list[DeadLetterView]:
+    """Open dead letters, oldest first."""
+    query = select(DeadLetter).where(DeadLetter.tenant_id == tenant_pk, DeadLetter.resolved_at.is_(None))
+    if error_class:
+        query = query.where(DeadLetter.error_class == error_class)
+    if since is not None:
+        query = query.where(DeadLetter.last_failed_at >= since)
+    if ids:
+        query = query.where(DeadLetter.id.in_(list(ids)))
+    return [_view(letter) for letter in session.scalars(query.order_by(DeadLetter.id))]
+
+
+def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list[str]:
+    """Send the sales behind these letters back through fetch -> map -> write.
+
+    Returns the sale ids to enqueue (the caller enqueues after commit). The letters stay open until
+    the document goes through; a second requeue of the same letter is harmless.
+    """
+    sale_ids: list[str] = []
+    for letter in session.scalars(
+        select(DeadLetter).where(DeadLetter.tenant_id == tenant_pk, DeadLetter.id.in_(list(letter_ids)))
+    ):
+        letter.requeued_at = utcnow()
+        if letter.document_id is not None:
+            doc = session.get(SyncDocument, letter.document_id)
+            if doc is not None and doc.state == DocumentState.DEAD:
+                # Forget the source hash so the re-read always re-maps, even if Cin7 did not change.
+                doc.source_hash = None
+                doc.state = DocumentState.PENDING
+                doc.attempts = 0
+                doc.error_class = None
+        sale = session.scalar(
+            select(SaleRecord).where(SaleRecord.tenant_id == tenant_pk, SaleRecord.sale_id == letter.sale_id)
+        )
+        if sale is not None:
+            sale.state = SaleState.DISCOVERED
+            sale.attempts = 0
+            sale.enqueued_at = utcnow()
+        if letter.sale_id and letter.sale_id not in sale_ids:
+            sale_ids.append(letter.sale_id)
+    return sale_ids

@@ -1,0 +1,375 @@
+"""Cin7 -> ledger: find changed sales, read their detail, and record one row per invoice.
+
+The ledger is written and committed before anything is enqueued; a message lost after the commit is
+found again by the sweep (pipeline.sweep), never by trusting the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from mappings import Cin7InvoiceStatus, Cin7Sale, Cin7SaleListRow, content_hash, parse_cin7_datetime
+from pipeline.context import TenantContext
+from pipeline.errors import ErrorClass, SyncError
+from pipeline.ledger.models import (
+    CustomerRecord,
+    DocumentState,
+    PollCursor,
+    SaleRecord,
+    SaleState,
+    SyncDocument,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+SALES_STREAM = "sales"
+CUSTOMERS_STREAM = "customers"
+
+
+def insert_ignore(session: Session, model: Any, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite: concurrent discoverers never clash."""
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=keys))
+
+
+def _cursor(session: Session, tenant_pk: int, stream: str) -> PollCursor:
+    insert_ignore(
+        session,
+        PollCursor,
+        [{"tenant_id": tenant_pk, "stream": stream, "updated_at": utcnow()}],
+        ["tenant_id", "stream"],
+    )
+    cursor = session.scalar(
+        select(PollCursor).where(PollCursor.tenant_id == tenant_pk, PollCursor.stream == stream).with_for_update()
+    )
+    assert cursor is not None
+    return cursor
+
+
+@dataclass
+class PollResult:
+    """What one poll saw and did."""
+
+    listed: int = 0
+    changed_sale_ids: list[str] = field(default_factory=list)
+    customers: int = 0
+    watermark: datetime | None = None
+
+
+def poll_customers(ctx: TenantContext) -> int:
+    """Refresh customer snapshots changed since the last read, a page of up to 1000 at a time."""
+    with ctx.sessions() as session, session.begin():
+        cursor = _cursor(session, ctx.tenant_pk, CUSTOMERS_STREAM)
+        since = (
+            cursor.watermark - timedelta(seconds=ctx.settings.cin7_poll_overlap_seconds) if cursor.watermark else None
+        )
+    seen = 0
+    newest = since
+    for page in ctx.cin7.iter_customer_pages(since):
+        with ctx.sessions() as session, session.begin():
+            store_customers(session, ctx.tenant_pk, page)
+        seen += len(page)
+        for row in page:
+            modified = parse_cin7_datetime(row.get("LastModifiedOn"))
+            if modified is not None and (newest is None or modified > newest):
+                newest = modified
+    with ctx.sessions() as session, session.begin():
+        cursor = _cursor(session, ctx.tenant_pk, CUSTOMERS_STREAM)
+        if newest is not None and (cursor.watermark is None or newest > cursor.watermark):
+            cursor.watermark = newest
+        cursor.last_polled_at = utcnow()
+    return seen
+
+
+def store_customers(session: Session, tenant_pk: int, rows: Iterable[dict[str, Any]]) -> None:
+    """Upsert customer snapshots by (tenant, customer id)."""
+    by_id = {str(row["ID"]).lower(): row for row in rows if row.get("ID")}
+    if not by_id:
+        return
+    existing = {
+        record.customer_id: record
+        for record in session.scalars(
+            select(CustomerRecord).where(
+                CustomerRecord.tenant_id == tenant_pk, CustomerRecord.customer_id.in_(list(by_id))
+            )
+        )
+    }
+    fresh = []
+    for customer_id, row in by_id.items():
+        modified = parse_cin7_datetime(row.get("LastModifiedOn"))
+        record = existing.get(customer_id)
+        if record is None:
+            fresh.append(
+                {
+                    "tenant_id": tenant_pk,
+                    "customer_id": customer_id,
+                    "snapshot": row,
+                    "last_modified_on": modified,
+                    "fetched_at": utcnow(),
+                }
+            )
+        else:
+            record.snapshot = row
+            record.last_modified_on = modified
+            record.fetched_at = utcnow()
+    insert_ignore(session, CustomerRecord, fresh, ["tenant_id", "customer_id"])
+
+
+def poll_sales(ctx: TenantContext) -> PollResult:
+    """Read saleList since the watermark (minus an overlap) and record every changed sale.
+
+    Each page is committed before its sales are enqueued, and the watermark moves only after every
+    page is stored: a poll that dies halfway re-reads from the old watermark next time, and rows it
+    already recorded are recognised by their unchanged `Updated`.
+    """
+    result = PollResult()
+    with ctx.sessions() as session, session.begin():
+        cursor = _cursor(session, ctx.tenant_pk, SALES_STREAM)
+        if cursor.watermark is None:
+            since = utcnow() - timedelta(days=ctx.settings.cin7_initial_lookback_days)
+        else:
+            # Rows sharing the watermark's timestamp may still be committing in Cin7 as we read.
+            since = cursor.watermark - timedelta(seconds=ctx.settings.cin7_poll_overlap_seconds)
+    newest: datetime | None = None
+    from pipeline.app import TaskName, send
+
+    for page in ctx.cin7.iter_sale_pages(since):
+        rows = [Cin7SaleListRow.model_validate(row) for row in page]
+        result.listed += len(rows)
+        with ctx.sessions() as session, session.begin():
+            changed = record_listed_sales(session, ctx.tenant_pk, rows)
+        for row in rows:
+            if row.updated is not None and (newest is None or row.updated > newest):
+                newest = row.updated
+        for sale_id in changed:
+            send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+        result.changed_sale_ids.extend(changed)
+        if changed:
+            with ctx.sessions() as session, session.begin():
+                mark_sales_enqueued(session, ctx.tenant_pk, changed)
+    with ctx.sessions() as session, session.begin():
+        cursor = _cursor(session, ctx.tenant_pk, SALES_STREAM)
+        if newest is not None and (cursor.watermark is None or newest > cursor.watermark):
+            cursor.watermark = newest
+        cursor.last_polled_at = utcnow()
+        result.watermark = cursor.watermark
+    return result
+
+
+def record_listed_sales(session: Session, tenant_pk: int, rows: Sequence[Cin7SaleListRow]) -> list[str]:
+    """Insert new sales and flag changed ones; return the ids whose detail must be read."""
+    by_id = {row.sale_id: row for row in rows if row.sale_id}
+    if not by_id:
+        return []
+    insert_ignore(
+        session,
+        SaleRecord,
+        [
+            {
+                "tenant_id": tenant_pk,
+                "sale_id": sale_id,
+                "order_number": row.order_number,
+                "state": SaleState.DISCOVERED.value,
+                "discovered_at": utcnow(),
+                "updated_at": utcnow(),
+                "attempts": 0,
+                "source": "cin7core",
+            }
+            for sale_id, row in by_id.items()
+        ],
+        ["tenant_id", "sale_id"],
+    )
+    changed: list[str] = []
+    for record in session.scalars(
+        select(SaleRecord)
+        .where(SaleRecord.tenant_id == tenant_pk, SaleRecord.sale_id.in_(list(by_id)))
+        .with_for_update()
+    ):
+        row = by_id[record.sale_id]
+        if record.listed_updated is not None and row.updated is not None and row.updated <= record.listed_updated:
+            continue
+        if record.listed_updated is not None and row.updated is None:
+            continue
+        record.listed_updated = row.updated
+        record.order_number = row.order_number
+        record.state = SaleState.DISCOVERED
+        record.attempts = 0
+        record.next_attempt_at = None
+        changed.append(record.sale_id)
+    return changed
+
+
+def mark_sales_enqueued(session: Session, tenant_pk: int, sale_ids: Sequence[str]) -> None:
+    """Stamp when the fetch message went out, so the sweep can tell a lost one."""
+    for record in session.scalars(
+        select(SaleRecord).where(SaleRecord.tenant_id == tenant_pk, SaleRecord.sale_id.in_(list(sale_ids)))
+    ):
+        record.enqueued_at = utcnow()
+
+
+def _invoice_source(detail: dict[str, Any], invoice: dict[str, Any], customer: dict[str, Any] | None) -> str:
+    """Hash of everything the invoice's mapping reads: header, this invoice, and the customer's terms."""
+    header_keys = (
+        "CustomerID",
+        "Customer",
+        "CustomerReference",
+        "TaxCalculation",
+        "TaxRule",
+        "Terms",
+        "CustomerCurrency",
+        "BaseCurrency",
+        "CurrencyRate",
+    )
+    order = detail.get("Order") or {}
+    return content_hash(
+        {
+            "header": {key: detail.get(key) for key in header_keys},
+            "order_number": order.get("SaleOrderNumber"),
+            "invoice": invoice,
+            "customer_terms": (customer or {}).get("PaymentTerm"),
+            "customer_revenue_account": (customer or {}).get("RevenueAccount"),
+        }
+    )
+
+
+def fetch_sale(ctx: TenantContext, sale_id: str) -> list[int]:
+    """Read one sale's detail and record its invoices; return document ids that need mapping."""
+    sale_id = sale_id.lower()
+    detail = ctx.cin7.get_sale(sale_id)
+    try:
+        sale = Cin7Sale.model_validate(detail)
+    except ValidationError as exc:
+        raise SyncError(ErrorClass.MAPPING, f"Cin7 sale {sale_id} does not parse: {exc}", api="cin7") from exc
+    customer_row: dict[str, Any] | None = None
+    with ctx.sessions() as session:
+        record = session.scalar(
+            select(CustomerRecord).where(
+                CustomerRecord.tenant_id == ctx.tenant_pk, CustomerRecord.customer_id == (sale.customer_id or "")
+            )
+        )
+        customer_row = dict(record.snapshot) if record is not None else None
+    if customer_row is None and sale.customer_id:
+        # Not in the bulk snapshot yet (created since the last customer poll): one call, then cached.
+        customer_row = ctx.cin7.get_customer(sale.customer_id)
+        if customer_row is not None:
+            with ctx.sessions() as session, session.begin():
+                store_customers(session, ctx.tenant_pk, [customer_row])
+    to_map: list[int] = []
+    with ctx.sessions() as session, session.begin():
+        insert_ignore(
+            session,
+            SaleRecord,
+            [
+                {
+                    "tenant_id": ctx.tenant_pk,
+                    "sale_id": sale_id,
+                    "state": SaleState.DISCOVERED.value,
+                    "discovered_at": utcnow(),
+                    "updated_at": utcnow(),
+                    "attempts": 0,
+                    "source": "cin7core",
+                }
+            ],
+            ["tenant_id", "sale_id"],
+        )
+        sale_record = session.scalar(
+            select(SaleRecord)
+            .where(SaleRecord.tenant_id == ctx.tenant_pk, SaleRecord.sale_id == sale_id)
+            .with_for_update()
+        )
+        assert sale_record is not None
+        sale_record.snapshot = detail
+        sale_record.fetched_updated = sale.last_modified_on
+        sale_record.fetched_at = utcnow()
+        sale_record.order_number = sale.order.sale_order_number if sale.order else sale_record.order_number
+        sale_record.state = SaleState.FETCHED
+        sale_record.last_error = None
+        raw_invoices = {str(inv.get("TaskID", "")).lower(): inv for inv in detail.get("Invoices") or []}
+        for invoice in sale.invoices:
+            if not invoice.task_id:
+                continue
+            source_hash = _invoice_source(detail, raw_invoices.get(invoice.task_id, {}), customer_row)
+            doc_id = upsert_document(
+                session,
+                ctx.tenant_pk,
+                sale,
+                invoice.task_id,
+                source_hash,
+                invoice_number=invoice.invoice_number,
+                status=invoice.status,
+                modified=sale.last_modified_on,
+            )
+            if doc_id is not None:
+                to_map.append(doc_id)
+    return to_map
+
+
+def upsert_document(
+    session: Session,
+    tenant_pk: int,
+    sale: Cin7Sale,
+    task_id: str,
+    source_hash: str,
+    *,
+    invoice_number: str | None,
+    status: Cin7InvoiceStatus | str | None,
+    modified: datetime | None,
+) -> int | None:
+    """Record an invoice version; return its id when it needs (re)mapping, None when nothing changed."""
+    insert_ignore(
+        session,
+        SyncDocument,
+        [
+            {
+                "tenant_id": tenant_pk,
+                "kind": "invoice",
+                "sale_id": sale.id,
+                "task_id": task_id,
+                "state": DocumentState.PENDING.value,
+                "attempts": 0,
+                "discovered_at": utcnow(),
+                "updated_at": utcnow(),
+                "write_uncertain": False,
+            }
+        ],
+        ["tenant_id", "kind", "sale_id", "task_id"],
+    )
+    doc = session.scalar(
+        select(SyncDocument)
+        .where(
+            SyncDocument.tenant_id == tenant_pk,
+            SyncDocument.kind == "invoice",
+            SyncDocument.sale_id == sale.id,
+            SyncDocument.task_id == task_id,
+        )
+        .with_for_update()
+    )
+    assert doc is not None
+    doc.document_number = invoice_number
+    doc.customer_id = sale.customer_id
+    doc.cin7_status = str(status) if status is not None else None
+    doc.cin7_modified_at = modified
+    if doc.source_hash == source_hash and doc.state != DocumentState.PENDING:
+        return None
+    doc.source_hash = source_hash
+    if doc.state == DocumentState.WRITING:
+        # The writer notices the newer source when it finishes (mapped_source_hash differs).
+        return None
+    doc.state = DocumentState.PENDING
+    doc.attempts = 0
+    doc.next_attempt_at = None
+    doc.enqueued_at = utcnow()
+    return doc.id

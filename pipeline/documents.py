@@ -1,0 +1,600 @@
+"""Ledger -> Xero: map each pending document, then write ready documents to Xero in batches.
+
+Writes coalesce through the ledger: a write task claims up to 50 `ready` rows of its tenant (its own
+first) by an UPDATE that only takes rows still `ready`, so concurrent writers never share a row, and
+a writer whose row was already taken by another has nothing to do. One Xero call then carries the
+whole batch (summarizeErrors=false), and each element's result goes back to its own row.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+
+from mappings import (
+    Cin7Customer,
+    Cin7Sale,
+    InvoiceAction,
+    MappingError,
+    XeroInvoiceStatus,
+    content_hash,
+    decide_invoice_action,
+    map_invoice,
+    void_payload,
+)
+from pipeline.contacts import ensure_contacts
+from pipeline.context import TenantContext
+from pipeline.deadletters import record_dead_letter, resolve_dead_letters
+from pipeline.errors import ErrorClass, SyncError
+from pipeline.idempotency import idempotency_key
+from pipeline.ledger.models import CustomerRecord, DocumentState, SaleRecord, SyncDocument, Tenant, utcnow
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS_TTL = timedelta(hours=1)
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter (attempt 1 -> up to base, doubling, capped)."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+# --- mapping -------------------------------------------------------------------------------------
+
+
+def valid_account_codes(ctx: TenantContext) -> frozenset[str] | None:
+    """Xero's active account codes, cached on the tenant row for an hour."""
+    with ctx.sessions() as session:
+        tenant = session.get(Tenant, ctx.tenant_pk)
+        assert tenant is not None
+        if (
+            tenant.account_codes is not None
+            and tenant.accounts_fetched_at is not None
+            and (utcnow() - tenant.accounts_fetched_at < ACCOUNTS_TTL)
+        ):
+            return frozenset(str(code) for code in tenant.account_codes)
+    accounts = ctx.xero.get_accounts()
+    codes = sorted(
+        str(a["Code"]) for a in accounts if a.get("Code") and str(a.get("Status", "ACTIVE")).upper() == "ACTIVE"
+    )
+    with ctx.sessions() as session, session.begin():
+        tenant = session.get(Tenant, ctx.tenant_pk)
+        assert tenant is not None
+        tenant.account_codes = codes
+        tenant.accounts_fetched_at = utcnow()
+    return frozenset(codes)
+
+
+def map_document(ctx: TenantContext, doc_id: int) -> bool:
+    """Map one pending document to its Xero payload; True when it is now ready to write."""
+    accounts = valid_account_codes(ctx)
+    with ctx.sessions() as session, session.begin():
+        doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
+        if doc is None or doc.state != DocumentState.PENDING:
+            return False  # a duplicate message, or already handled
+        sale_record = session.scalar(
+            select(SaleRecord).where(SaleRecord.tenant_id == doc.tenant_id, SaleRecord.sale_id == doc.sale_id)
+        )
+        if sale_record is None or sale_record.snapshot is None:
+            return False
+        sale = Cin7Sale.model_validate(sale_record.snapshot)
+        invoice = sale.invoice_by_task_id(doc.task_id)
+        if invoice is None:
+            # The invoice disappeared from the sale (Cin7 "Undo"): treat as voided.
+            doc.cin7_status = "VOIDED"
+        customer_record = session.scalar(
+            select(CustomerRecord).where(
+                CustomerRecord.tenant_id == doc.tenant_id, CustomerRecord.customer_id == (sale.customer_id or "")
+            )
+        )
+        customer = Cin7Customer.model_validate(customer_record.snapshot) if customer_record else None
+        synced = doc.xero_id is not None
+        xero_status = XeroInvoiceStatus(doc.xero_status) if doc.xero_status else None
+        payload: dict[str, Any] | None = None
+        cin7_status = doc.cin7_status or "NOT AVAILABLE"
+        if invoice is not None and cin7_status.upper() in ("AUTHORISED", "AUTHORIZED", "PAID"):
+            try:
+                mapped = map_invoice(sale, invoice, customer=customer, rules=ctx.rules, valid_accounts=accounts)
+            except MappingError as exc:
+                doc.attempts += 1
+                record_dead_letter(
+                    session,
+                    doc,
+                    stage="map",
+                    error_class=ErrorClass.MAPPING,
+                    messages=[p.message for p in exc.problems],
+                    payload=None,
+                )
+                doc.mapped_source_hash = doc.source_hash
+                return False
+            payload = mapped.to_json()
+        payload_hash = content_hash(payload) if payload is not None else None
+        action = decide_invoice_action(
+            cin7_status,
+            synced=synced,
+            xero_status=xero_status,
+            xero_amount_paid=None,
+            content_changed=payload_hash is not None and payload_hash != doc.synced_hash,
+        )
+        doc.mapped_source_hash = doc.source_hash
+        doc.error_class = None
+        match action:
+            case InvoiceAction.SKIP:
+                doc.state = DocumentState.IGNORED
+                doc.action = None
+                return False
+            case InvoiceAction.NOTHING:
+                doc.state = (
+                    DocumentState.VOIDED
+                    if doc.xero_status in (XeroInvoiceStatus.VOIDED, XeroInvoiceStatus.DELETED)
+                    else DocumentState.SYNCED
+                )
+                doc.action = None
+                return False
+            case InvoiceAction.CONFLICT:
+                doc.state = DocumentState.CONFLICT
+                doc.error_class = ErrorClass.CONFLICT.value
+                doc.last_error = f"Xero invoice is {doc.xero_status}; the Cin7 change ({cin7_status}) was not applied"
+                return False
+            case InvoiceAction.CREATE | InvoiceAction.UPDATE:
+                assert payload is not None and payload_hash is not None
+                doc.payload = payload
+                doc.payload_hash = payload_hash
+                doc.action = action.value
+            case InvoiceAction.VOID | InvoiceAction.DELETE:
+                assert doc.xero_id is not None
+                doc.payload = void_payload(doc.xero_id, doc.document_number or "", action).to_json()
+                doc.payload_hash = content_hash(doc.payload)
+                doc.action = action.value
+        doc.state = DocumentState.READY
+        doc.enqueued_at = utcnow()
+        return True
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+@dataclass
+class WriteOutcome:
+    """What a write round did, for the task to report and schedule."""
+
+    claimed: int = 0
+    synced: int = 0
+    dead: int = 0
+    conflicts: int = 0
+    retry_in: float | None = None
+    # Documents whose Cin7 source changed while they were being written: map them again.
+    to_map: list[int] = field(default_factory=list)
+
+
+def _claim(ctx: TenantContext, first_id: int | None) -> tuple[str, list[int]]:
+    """Claim up to a batch of ready rows for this tenant, `first_id` first."""
+    token = uuid.uuid4().hex
+    limit = ctx.settings.xero_batch_size
+    with ctx.sessions() as session, session.begin():
+        candidates: list[int] = []
+        if first_id is not None:
+            candidates.append(first_id)
+        candidates.extend(
+            session.scalars(
+                select(SyncDocument.id)
+                .where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.state == DocumentState.READY)
+                .order_by(SyncDocument.id)
+                .limit(limit)
+            )
+        )
+        ids = list(dict.fromkeys(candidates))[:limit]
+        if not ids:
+            return token, []
+        # Only rows still `ready` are taken: a concurrent writer that got there first keeps them.
+        session.execute(
+            update(SyncDocument)
+            .where(SyncDocument.id.in_(ids), SyncDocument.state == DocumentState.READY)
+            .values(state=DocumentState.WRITING, claim_token=token, claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    with ctx.sessions() as session:
+        claimed = list(
+            session.scalars(select(SyncDocument.id).where(SyncDocument.claim_token == token).order_by(SyncDocument.id))
+        )
+    return token, claimed
+
+
+def ready_count(ctx: TenantContext) -> int:
+    """How many documents wait for a writer."""
+    with ctx.sessions() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(SyncDocument)
+                .where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.state == DocumentState.READY)
+            )
+            or 0
+        )
+
+
+WRITE_LEASE = timedelta(seconds=120)
+
+
+def _acquire_lease(ctx: TenantContext) -> str | None:
+    """Become the tenant's writer, unless another live writer already is."""
+    owner = uuid.uuid4().hex
+    now = utcnow()
+    with ctx.sessions() as session, session.begin():
+        taken = session.execute(
+            update(Tenant)
+            .where(
+                Tenant.id == ctx.tenant_pk,
+                or_(Tenant.write_lease_until.is_(None), Tenant.write_lease_until < now),
+            )
+            .values(write_lease_owner=owner, write_lease_until=now + WRITE_LEASE)
+            .execution_options(synchronize_session=False)
+        )
+    return owner if getattr(taken, "rowcount", 0) == 1 else None
+
+
+def _renew_lease(ctx: TenantContext, owner: str) -> None:
+    with ctx.sessions() as session, session.begin():
+        session.execute(
+            update(Tenant)
+            .where(Tenant.id == ctx.tenant_pk, Tenant.write_lease_owner == owner)
+            .values(write_lease_until=utcnow() + WRITE_LEASE)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _release_lease(ctx: TenantContext, owner: str) -> None:
+    with ctx.sessions() as session, session.begin():
+        session.execute(
+            update(Tenant)
+            .where(Tenant.id == ctx.tenant_pk, Tenant.write_lease_owner == owner)
+            .values(write_lease_owner=None, write_lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 40) -> WriteOutcome:
+    """Drain the tenant's ready documents in batches, as its only writer for now.
+
+    A write task that finds another writer draining returns at once: that writer re-checks for
+    ready rows after it lets go, so a row made ready while it held the lease is never stranded.
+    """
+    outcome = WriteOutcome()
+    batch_size = ctx.settings.xero_batch_size
+    while True:
+        owner = _acquire_lease(ctx)
+        if owner is None:
+            return outcome
+        try:
+            for _ in range(max_batches):
+                if ctx.settings.xero_batch_wait_seconds > 0 and ready_count(ctx) < batch_size:
+                    # Let a batch gather company briefly; a lone invoice still goes after this delay.
+                    time.sleep(ctx.settings.xero_batch_wait_seconds)
+                token, ids = _claim(ctx, first_id)
+                first_id = None
+                if not ids:
+                    break
+                outcome.claimed += len(ids)
+                _write_batch(ctx, token, ids, outcome)
+                if outcome.retry_in is not None:
+                    break
+                _renew_lease(ctx, owner)
+        finally:
+            _release_lease(ctx, owner)
+        if outcome.retry_in is not None or ready_count(ctx) == 0:
+            return outcome
+
+
+def _contact_id_for(payload: dict[str, Any], contacts: dict[str, str]) -> str | None:
+    number = (payload.get("Contact") or {}).get("ContactNumber")
+    return contacts.get(str(number).lower()) if number else None
+
+
+def _with_contact(payload: dict[str, Any], contact_id: str) -> dict[str, Any]:
+    return {**payload, "Contact": {"ContactID": contact_id}}
+
+
+def _write_batch(ctx: TenantContext, token: str, ids: Sequence[int], outcome: WriteOutcome) -> None:
+    with ctx.sessions() as session:
+        docs = list(
+            session.scalars(
+                select(SyncDocument).where(SyncDocument.id.in_(list(ids)), SyncDocument.claim_token == token)
+            )
+        )
+    creates = [d for d in docs if d.action == InvoiceAction.CREATE and d.xero_id is None]
+    updates = [d for d in docs if d not in creates]
+    try:
+        customer_ids = sorted(
+            {d.customer_id for d in docs if d.customer_id and d.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE)}
+        )
+        contact_result = ensure_contacts(ctx, customer_ids) if customer_ids else None
+        contacts = contact_result.contact_ids if contact_result else {}
+        contact_failures = contact_result.failures if contact_result else {}
+        # Contact failures are permanent for the documents that need them.
+        for doc in list(creates) + list(updates):
+            if doc.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE) and doc.customer_id in contact_failures:
+                failure = contact_failures[doc.customer_id]
+                _dead(ctx, doc, token, "contact", failure.error_class, failure.messages, doc.payload, outcome)
+                if doc in creates:
+                    creates.remove(doc)
+                else:
+                    updates.remove(doc)
+        if creates:
+            _write_creates(ctx, token, creates, contacts, outcome)
+        if updates:
+            _write_updates(ctx, token, updates, contacts, outcome)
+    except SyncError as error:
+        _retry_all(ctx, token, docs, error, outcome)
+
+
+def _dead(
+    ctx: TenantContext,
+    doc: SyncDocument,
+    token: str,
+    stage: str,
+    error_class: ErrorClass,
+    messages: Sequence[str],
+    payload: dict[str, Any] | None,
+    outcome: WriteOutcome,
+) -> None:
+    with ctx.sessions() as session, session.begin():
+        row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
+        if row is None:
+            return
+        row.attempts += 1
+        record_dead_letter(session, row, stage=stage, error_class=error_class, messages=messages, payload=payload)
+    outcome.dead += 1
+
+
+def _retry_all(
+    ctx: TenantContext, token: str, docs: Sequence[SyncDocument], error: SyncError, outcome: WriteOutcome
+) -> None:
+    """A whole call failed: every document in it waits (or, out of attempts or permanent, is dead)."""
+    wait = 0.0
+    with ctx.sessions() as session, session.begin():
+        for doc in docs:
+            row = session.scalar(
+                select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token)
+            )
+            if row is None:
+                continue
+            row.attempts += 1
+            row.claim_token = None
+            row.last_error = error.message[:4000]
+            row.error_class = error.error_class.value
+            # We cannot know whether Xero committed before the failure: look it up before creating again.
+            row.write_uncertain = row.write_uncertain or error.error_class is ErrorClass.TRANSIENT
+            if not error.error_class.retryable or row.attempts >= ctx.settings.max_attempts:
+                error_class = error.error_class if not error.error_class.retryable else ErrorClass.POISON
+                messages = (
+                    error.messages
+                    if not error.error_class.retryable
+                    else [f"gave up after {row.attempts} attempts; last error: {error.message}"]
+                )
+                record_dead_letter(
+                    session, row, stage="write", error_class=error_class, messages=messages, payload=row.payload
+                )
+                outcome.dead += 1
+                continue
+            delay = (
+                error.retry_after
+                if error.retry_after is not None
+                else backoff_seconds(row.attempts, ctx.settings.retry_base_seconds, ctx.settings.retry_cap_seconds)
+            )
+            wait = max(wait, delay)
+            row.state = DocumentState.RETRY
+            row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    log.warning("xero write failed (%s), retrying in %.1fs: %s", error.error_class.value, wait, error.message)
+    outcome.retry_in = wait
+
+
+def _adoptable(found: dict[str, Any], contact_id: str | None) -> bool:
+    """An existing Xero invoice with our number is ours if it is an ACCREC for the same contact."""
+    contact = (found.get("Contact") or {}).get("ContactID")
+    return str(found.get("Type", "ACCREC")).upper() == "ACCREC" and (contact_id is None or contact == contact_id)
+
+
+def _write_creates(
+    ctx: TenantContext, token: str, docs: list[SyncDocument], contacts: dict[str, str], outcome: WriteOutcome
+) -> None:
+    # A create whose earlier attempt may have reached Xero is looked up first (the idempotency key
+    # only covers six minutes; the ledger and this lookup cover the rest).
+    uncertain = [d for d in docs if d.write_uncertain and d.document_number]
+    if uncertain:
+        found = {
+            str(inv.get("InvoiceNumber")): inv
+            for inv in ctx.xero.get_invoices(numbers=[d.document_number or "" for d in uncertain])
+            if str(inv.get("Type", "")).upper() == "ACCREC"
+        }
+        for doc in uncertain:
+            existing = found.get(doc.document_number or "")
+            if existing is None:
+                continue
+            contact_id = _contact_id_for(doc.payload or {}, contacts)
+            if _adoptable(existing, contact_id):
+                _adopt(ctx, token, doc, existing, outcome)
+                docs.remove(doc)
+    if not docs:
+        return
+    sendable: list[tuple[SyncDocument, dict[str, Any]]] = []
+    for doc in docs:
+        contact_id = _contact_id_for(doc.payload or {}, contacts)
+        assert contact_id is not None, "ensure_contacts returns every customer or a failure"
+        sendable.append((doc, _with_contact(doc.payload or {}, contact_id)))
+    body = [payload for _, payload in sendable]
+    with ctx.sessions() as session, session.begin():
+        # From here the outcome is unknown until we read the response.
+        session.execute(
+            update(SyncDocument)
+            .where(SyncDocument.id.in_([d.id for d in docs]), SyncDocument.claim_token == token)
+            .values(write_uncertain=True)
+            .execution_options(synchronize_session=False)
+        )
+    results = ctx.xero.create_invoices(body, idempotency_key(ctx.tenant_key, "PUT /Invoices", body))
+    duplicates: list[tuple[SyncDocument, dict[str, Any]]] = []
+    for (doc, payload), result in zip(sendable, _align(results, body), strict=True):
+        if result is not None and result.ok:
+            _synced(ctx, token, doc, result.data, outcome)
+        elif result is not None and any("must be unique" in m.lower() for m in result.messages):
+            duplicates.append((doc, payload))
+        else:
+            messages = result.messages if result is not None else ["Xero returned no result for this element"]
+            _dead(ctx, doc, token, "write", ErrorClass.VALIDATION, messages, payload, outcome)
+    if duplicates:
+        # The number exists in Xero: ours from a lost response (adopt), or someone else's (dead letter).
+        found = {
+            str(inv.get("InvoiceNumber")): inv
+            for inv in ctx.xero.get_invoices(numbers=[d.document_number or "" for d, _ in duplicates])
+        }
+        for doc, payload in duplicates:
+            existing = found.get(doc.document_number or "")
+            contact_id = (payload.get("Contact") or {}).get("ContactID")
+            if existing is not None and _adoptable(existing, contact_id):
+                _adopt(ctx, token, doc, existing, outcome)
+            else:
+                _dead(
+                    ctx,
+                    doc,
+                    token,
+                    "write",
+                    ErrorClass.VALIDATION,
+                    [f"Invoice number {doc.document_number} already exists in Xero for another contact"],
+                    payload,
+                    outcome,
+                )
+
+
+def _align(results: Sequence[Any], body: Sequence[dict[str, Any]]) -> list[Any]:
+    """Xero answers elements in request order; check by InvoiceNumber and fall back to it."""
+    by_number = {str(r.data.get("InvoiceNumber")): r for r in results if r.data.get("InvoiceNumber")}
+    aligned: list[Any] = []
+    for index, payload in enumerate(body):
+        number = str(payload.get("InvoiceNumber"))
+        if index < len(results) and str(results[index].data.get("InvoiceNumber")) == number:
+            aligned.append(results[index])
+        else:
+            aligned.append(by_number.get(number))
+    return aligned
+
+
+def _adopt(ctx: TenantContext, token: str, doc: SyncDocument, existing: dict[str, Any], outcome: WriteOutcome) -> None:
+    """Link an invoice Xero already holds; if its content differs from ours, update it next round."""
+    with ctx.sessions() as session, session.begin():
+        row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
+        if row is None:
+            return
+        row.xero_id = str(existing.get("InvoiceID"))
+        row.xero_status = str(existing.get("Status") or "")
+        row.write_uncertain = False
+        row.claim_token = None
+        row.action = InvoiceAction.UPDATE.value
+        # Adopted content is unknown to us: send our version as an update (idempotent if equal).
+        row.state = DocumentState.READY
+
+
+def _totals(data: dict[str, Any]) -> dict[str, str]:
+    return {key: str(Decimal(str(data.get(key) or 0))) for key in ("SubTotal", "TotalTax", "Total")}
+
+
+def _synced(ctx: TenantContext, token: str, doc: SyncDocument, data: dict[str, Any], outcome: WriteOutcome) -> None:
+    with ctx.sessions() as session, session.begin():
+        row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
+        if row is None:
+            return
+        row.xero_id = str(data.get("InvoiceID") or row.xero_id)
+        row.xero_status = str(data.get("Status") or "")
+        row.xero_totals = _totals(data)
+        row.synced_hash = row.payload_hash
+        row.write_uncertain = False
+        row.claim_token = None
+        row.synced_at = utcnow()
+        row.last_error = None
+        row.error_class = None
+        row.attempts += 1
+        resolve_dead_letters(session, row)
+        if row.source_hash != row.mapped_source_hash:
+            # Cin7 changed while we wrote: map the newer version.
+            row.state = DocumentState.PENDING
+            outcome.to_map.append(row.id)
+        elif row.xero_status in (XeroInvoiceStatus.VOIDED, XeroInvoiceStatus.DELETED):
+            row.state = DocumentState.VOIDED
+        else:
+            row.state = DocumentState.SYNCED
+    outcome.synced += 1
+
+
+def _write_updates(
+    ctx: TenantContext, token: str, docs: list[SyncDocument], contacts: dict[str, str], outcome: WriteOutcome
+) -> None:
+    # Xero must not be changed under a payment: read the current state of every invoice first.
+    current = {str(inv.get("InvoiceID")): inv for inv in ctx.xero.get_invoices(ids=[d.xero_id or "" for d in docs])}
+    sendable: list[tuple[SyncDocument, dict[str, Any]]] = []
+    for doc in docs:
+        existing = current.get(doc.xero_id or "")
+        if existing is None:
+            _dead(
+                ctx,
+                doc,
+                token,
+                "write",
+                ErrorClass.VALIDATION,
+                [f"Xero invoice {doc.xero_id} ({doc.document_number}) no longer exists"],
+                doc.payload,
+                outcome,
+            )
+            continue
+        status = str(existing.get("Status") or "").upper()
+        paid = Decimal(str(existing.get("AmountPaid") or 0)) + Decimal(str(existing.get("AmountCredited") or 0))
+        action = InvoiceAction(doc.action or InvoiceAction.UPDATE)
+        if status == "PAID" or paid > 0 or (action is InvoiceAction.UPDATE and status in ("VOIDED", "DELETED")):
+            _conflict(ctx, token, doc, status, paid, outcome)
+            continue
+        if action in (InvoiceAction.VOID, InvoiceAction.DELETE):
+            if status in ("VOIDED", "DELETED"):
+                _synced(ctx, token, doc, existing, outcome)
+                continue
+            wanted = InvoiceAction.DELETE if status in ("DRAFT", "SUBMITTED") else InvoiceAction.VOID
+            payload = void_payload(doc.xero_id or "", doc.document_number or "", wanted).to_json()
+        else:
+            contact_id = _contact_id_for(doc.payload or {}, contacts)
+            assert contact_id is not None
+            payload = {**_with_contact(doc.payload or {}, contact_id), "InvoiceID": doc.xero_id}
+        sendable.append((doc, payload))
+    if not sendable:
+        return
+    body = [payload for _, payload in sendable]
+    results = ctx.xero.update_invoices(body, idempotency_key(ctx.tenant_key, "POST /Invoices", body))
+    for (doc, payload), result in zip(sendable, _align(results, body), strict=True):
+        if result is not None and result.ok:
+            _synced(ctx, token, doc, result.data, outcome)
+        else:
+            messages = result.messages if result is not None else ["Xero returned no result for this element"]
+            _dead(ctx, doc, token, "write", ErrorClass.VALIDATION, messages, payload, outcome)
+
+
+def _conflict(
+    ctx: TenantContext, token: str, doc: SyncDocument, status: str, paid: Decimal, outcome: WriteOutcome
+) -> None:
+    with ctx.sessions() as session, session.begin():
+        row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
+        if row is None:
+            return
+        row.state = DocumentState.CONFLICT
+        row.error_class = ErrorClass.CONFLICT.value
+        row.xero_status = status
+        row.claim_token = None
+        row.last_error = (
+            f"Xero invoice {row.document_number} is {status} with {paid} paid/credited: "
+            f"the Cin7 change ({row.action}) was not applied"
+        )
+    outcome.conflicts += 1

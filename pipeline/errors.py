@@ -1,0 +1,224 @@
+"""One error table: every Cin7 and Xero failure is classified here, and only here.
+
+The classes decide what happens next:
+
+| class          | what it means                                         | what the pipeline does            |
+|----------------|-------------------------------------------------------|-----------------------------------|
+| transient      | connection error, timeout, 5xx, Xero org offline      | retry with backoff                |
+| rate_limited   | 429 minute/concurrent (Xero), 429/503 (Cin7)          | wait Retry-After (or a fixed wait)|
+| day_limit      | Xero 429 with X-Rate-Limit-Problem: day               | park the tenant's writes, alert   |
+| auth           | 401: access token expired or rejected                 | refresh credentials, then retry   |
+| configuration  | 403, invalid_grant, revoked consent, bad credentials  | alert and pause the tenant        |
+| validation     | Xero 400 validation errors (per element)              | dead letter with Xero's messages  |
+| mapping        | the Cin7 document cannot be mapped (unknown tax rule) | dead letter naming the value      |
+| conflict       | Xero holds a state we must not overwrite (paid)       | recorded on the row, no retry     |
+| poison         | the message killed workers or exhausted its attempts  | dead letter                       |
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+class ErrorClass(enum.StrEnum):
+    """What kind of failure; the operator-facing vocabulary (README "Error classes")."""
+
+    TRANSIENT = "transient"
+    RATE_LIMITED = "rate_limited"
+    DAY_LIMIT = "day_limit"
+    AUTH = "auth"
+    CONFIGURATION = "configuration"
+    VALIDATION = "validation"
+    MAPPING = "mapping"
+    CONFLICT = "conflict"
+    POISON = "poison"
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same request can succeed later without anyone changing anything."""
+        return self in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH, ErrorClass.DAY_LIMIT)
+
+
+class SyncError(Exception):
+    """A classified failure talking to Cin7 or Xero (or mapping between them)."""
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        api: str = "",
+        status: int | None = None,
+        messages: list[str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.api = api
+        self.status = status
+        self.messages = messages if messages is not None else [message]
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return f"SyncError({self.error_class.value}, {self.api} {self.status}: {self.message!r})"
+
+
+# Xero "Retry-After" is usually present on 429; when it is not we wait this long (seconds).
+DEFAULT_RATE_LIMIT_WAIT = 60.0
+# Xero asks clients to come back in about five minutes when an organisation is offline.
+ORG_OFFLINE_WAIT = 300.0
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    raw = _header(headers, "Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def _parse_json(body: str | bytes | None) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def xero_validation_messages(body: Any) -> list[str]:
+    """Every ValidationErrors message in a Xero 400 body, verbatim, in element order."""
+    messages: list[str] = []
+    if not isinstance(body, Mapping):
+        return messages
+    for element in body.get("Elements") or []:
+        for error in (element or {}).get("ValidationErrors") or []:
+            message = (error or {}).get("Message")
+            if message:
+                messages.append(str(message))
+    if not messages and body.get("Message"):
+        messages.append(str(body["Message"]))
+    return messages
+
+
+def classify_xero_response(status: int, headers: Mapping[str, str] | None, body: str | bytes | None) -> SyncError:
+    """Classify a non-2xx Xero API (or token endpoint) response."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    parsed = _parse_json(text)
+    if status == 429:
+        problem = (_header(headers, "X-Rate-Limit-Problem") or "").strip().lower()
+        wait = _retry_after(headers)
+        if problem == "day":
+            return SyncError(
+                ErrorClass.DAY_LIMIT,
+                "Xero daily call limit reached",
+                api="xero",
+                status=status,
+                retry_after=wait if wait is not None else 3600.0,
+            )
+        return SyncError(
+            ErrorClass.RATE_LIMITED,
+            f"Xero rate limit ({problem or 'unspecified'})",
+            api="xero",
+            status=status,
+            retry_after=wait if wait is not None else DEFAULT_RATE_LIMIT_WAIT,
+        )
+    if status == 401:
+        detail = parsed.get("Detail") if isinstance(parsed, Mapping) else text[:200]
+        return SyncError(ErrorClass.AUTH, f"Xero rejected the access token: {detail}", api="xero", status=status)
+    if status == 403:
+        detail = parsed.get("Detail") if isinstance(parsed, Mapping) else text[:200]
+        return SyncError(
+            ErrorClass.CONFIGURATION,
+            f"Xero refused access ({detail}): check the tenant id, the app's scopes and the connection",
+            api="xero",
+            status=status,
+        )
+    if status == 400 and isinstance(parsed, Mapping) and parsed.get("error") == "invalid_grant":
+        return SyncError(
+            ErrorClass.CONFIGURATION,
+            "Xero refused the refresh token (invalid_grant): reconnect with `cin7xero xero connect`",
+            api="xero",
+            status=status,
+        )
+    if status == 400 and isinstance(parsed, Mapping) and parsed.get("error") == "invalid_client":
+        return SyncError(
+            ErrorClass.CONFIGURATION,
+            "Xero refused the client id/secret (invalid_client)",
+            api="xero",
+            status=status,
+        )
+    if status in (400, 409, 422):
+        messages = xero_validation_messages(parsed) or [text[:500] or f"HTTP {status}"]
+        if any("idempotency key" in m.lower() for m in messages):
+            # Our keys derive from content: a clash means the same key met another body, which is
+            # our bug or a replay race; retrying later with a fresh lookup is the safe answer.
+            return SyncError(ErrorClass.TRANSIENT, messages[0], api="xero", status=status, messages=messages)
+        return SyncError(ErrorClass.VALIDATION, "; ".join(messages), api="xero", status=status, messages=messages)
+    if status == 503 and "offline" in text.lower():
+        return SyncError(
+            ErrorClass.TRANSIENT,
+            "The Xero organisation is offline",
+            api="xero",
+            status=status,
+            retry_after=ORG_OFFLINE_WAIT,
+        )
+    if status >= 500 or status == 408:
+        return SyncError(
+            ErrorClass.TRANSIENT,
+            f"Xero HTTP {status}: {text[:200]}",
+            api="xero",
+            status=status,
+            retry_after=_retry_after(headers),
+        )
+    if status == 404:
+        return SyncError(ErrorClass.VALIDATION, f"Xero: not found ({text[:200]})", api="xero", status=status)
+    return SyncError(ErrorClass.VALIDATION, f"Xero HTTP {status}: {text[:300]}", api="xero", status=status)
+
+
+def classify_cin7_response(status: int, body: str | bytes | None, *, throttle_wait: float) -> SyncError:
+    """Classify a failed Cin7 Core response (including an error wrapped in an HTTP 200)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    parsed = _parse_json(text)
+    if isinstance(parsed, list) and parsed and isinstance(parsed[0], Mapping):
+        parsed = parsed[0]
+    exception = parsed.get("Exception") if isinstance(parsed, Mapping) else None
+    detail = str(exception) if exception else text[:300]
+    if isinstance(parsed, Mapping) and isinstance(parsed.get("ErrorCode"), int) and status == 200:
+        status = int(parsed["ErrorCode"])
+    if status in (429, 503):
+        # Cin7 sends no Retry-After: wait for its minute window to clear.
+        return SyncError(
+            ErrorClass.RATE_LIMITED, f"Cin7 throttled ({status})", api="cin7", status=status, retry_after=throttle_wait
+        )
+    if status in (401, 403):
+        return SyncError(
+            ErrorClass.CONFIGURATION,
+            f"Cin7 refused the credentials ({status}: {detail}): check CIN7_ACCOUNT_ID and CIN7_APPLICATION_KEY",
+            api="cin7",
+            status=status,
+        )
+    if status >= 500 or status == 408:
+        return SyncError(ErrorClass.TRANSIENT, f"Cin7 HTTP {status}: {detail}", api="cin7", status=status)
+    return SyncError(ErrorClass.VALIDATION, f"Cin7 HTTP {status}: {detail}", api="cin7", status=status)
+
+
+def transport_error(api: str, exc: BaseException) -> SyncError:
+    """A connection-level failure (refused, reset, timed out): always worth retrying."""
+    return SyncError(ErrorClass.TRANSIENT, f"{api} unreachable: {type(exc).__name__}: {exc}", api=api)

@@ -1,0 +1,352 @@
+"""The ledger: the source of truth for what has been seen in Cin7 and what Xero holds.
+
+Every row is keyed by tenant from the start, so that one deployment can serve many
+(Cin7 account, Xero organisation) pairs. The broker only carries ids that point here: a lost message
+is healed by the sweep from these rows, a duplicate one finds its row already done.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone; we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime written to the ledger")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Aware now() in UTC; the one clock the ledger uses."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every ledger table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class DocumentState(enum.StrEnum):
+    """Where one Cin7 document stands on its way to Xero.
+
+    pending -> (map) -> ready -> (claim) -> writing -> synced | dead | conflict | voided
+    retry: a transient failure; `next_attempt_at` says when the sweep sends it again.
+    ignored: nothing to do in Xero (a draft, or voided before it was ever synced).
+    """
+
+    PENDING = "pending"
+    READY = "ready"
+    WRITING = "writing"
+    RETRY = "retry"
+    SYNCED = "synced"
+    VOIDED = "voided"
+    IGNORED = "ignored"
+    CONFLICT = "conflict"
+    DEAD = "dead"
+
+
+IN_FLIGHT_STATES = (DocumentState.PENDING, DocumentState.READY, DocumentState.WRITING, DocumentState.RETRY)
+
+
+class SaleState(enum.StrEnum):
+    """A Cin7 sale header: discovered by a poll (or webhook), then its detail fetched."""
+
+    DISCOVERED = "discovered"
+    FETCHED = "fetched"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+class Tenant(Base):
+    """One Cin7 account paired with one Xero organisation."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    cin7_account_id: Mapped[str] = mapped_column(String(64), default="")
+    xero_tenant_id: Mapped[str | None] = mapped_column(String(64))
+    # Writes for this tenant are held until then (day limit reached, credentials revoked, ...).
+    paused_until: Mapped[datetime | None]
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    # Xero's chart of accounts, cached: the mapping rejects account codes Xero does not have.
+    account_codes: Mapped[list[Any] | None]
+    accounts_fetched_at: Mapped[datetime | None]
+    # One writer drains a tenant's ready documents at a time, so that writes coalesce into full
+    # batches; the lease expires on its own if that writer dies.
+    write_lease_owner: Mapped[str | None] = mapped_column(String(64))
+    write_lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SaleRecord(Base):
+    """A Cin7 sale header as last seen, with the detail snapshot the mapping reads."""
+
+    __tablename__ = "cin7_sales"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "sale_id", name="uq_cin7_sales_tenant_sale"),
+        Index("ix_cin7_sales_state", "tenant_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    sale_id: Mapped[str] = mapped_column(String(64))
+    order_number: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="cin7core")
+    # `Updated` from saleList: a newer value means the detail must be read again.
+    listed_updated: Mapped[datetime | None]
+    fetched_updated: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default=SaleState.DISCOVERED)
+    snapshot: Mapped[dict[str, Any] | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    discovered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    fetched_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustomerRecord(Base):
+    """A Cin7 customer snapshot, read in bulk pages so that no order needs its own customer call."""
+
+    __tablename__ = "cin7_customers"
+    __table_args__ = (UniqueConstraint("tenant_id", "customer_id", name="uq_cin7_customers_tenant_customer"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    snapshot: Mapped[dict[str, Any]]
+    last_modified_on: Mapped[datetime | None]
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SyncDocument(Base):
+    """One Cin7 document (today: a sale invoice) and the Xero document it became.
+
+    Natural key: (tenant, kind, sale id, task id). `source_hash` is the Cin7 content we last read;
+    `payload_hash` the Xero payload mapped from it; `synced_hash` the payload Xero confirmed.
+    """
+
+    __tablename__ = "sync_documents"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "kind", "sale_id", "task_id", name="uq_sync_documents_natural_key"),
+        Index("ix_sync_documents_state", "tenant_id", "state"),
+        Index("ix_sync_documents_number", "tenant_id", "kind", "document_number"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    kind: Mapped[str] = mapped_column(String(24), default="invoice")
+    sale_id: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str] = mapped_column(String(64))
+    document_number: Mapped[str | None] = mapped_column(String(255))
+    customer_id: Mapped[str | None] = mapped_column(String(64))
+    cin7_status: Mapped[str | None] = mapped_column(String(24))
+    cin7_modified_at: Mapped[datetime | None]
+    source_hash: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any] | None]
+    payload_hash: Mapped[str | None] = mapped_column(String(64))
+    # The source_hash the current payload was mapped from: a Cin7 edit that lands while a write is
+    # in flight is noticed when the write completes.
+    mapped_source_hash: Mapped[str | None] = mapped_column(String(64))
+    # What the pending write does: create | update | void | delete.
+    action: Mapped[str | None] = mapped_column(String(16))
+    synced_hash: Mapped[str | None] = mapped_column(String(64))
+    xero_id: Mapped[str | None] = mapped_column(String(64))
+    xero_status: Mapped[str | None] = mapped_column(String(16))
+    xero_totals: Mapped[dict[str, Any] | None]
+    state: Mapped[str] = mapped_column(String(16), default=DocumentState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A write was sent and its outcome is unknown (lost response, killed worker): look Xero up first.
+    write_uncertain: Mapped[bool] = mapped_column(default=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    next_attempt_at: Mapped[datetime | None]
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    discovered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    synced_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContactLink(Base):
+    """Cin7 customer id <-> Xero ContactID, with the name Xero holds (it may be a de-clashed variant)."""
+
+    __tablename__ = "contact_links"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "cin7_customer_id", name="uq_contact_links_customer"),
+        Index("ix_contact_links_xero", "tenant_id", "xero_contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    cin7_customer_id: Mapped[str] = mapped_column(String(64))
+    xero_contact_id: Mapped[str] = mapped_column(String(64))
+    xero_name: Mapped[str] = mapped_column(String(255))
+    # How the link was made: created | adopted_number | adopted_email | adopted_name
+    linked_by: Mapped[str] = mapped_column(String(24))
+    # Why the Xero name differs from Cin7's, when it does (a name clash).
+    name_note: Mapped[str | None] = mapped_column(Text)
+    source_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PollCursor(Base):
+    """How far a Cin7 stream has been read (the UpdatedSince watermark)."""
+
+    __tablename__ = "poll_cursors"
+    __table_args__ = (UniqueConstraint("tenant_id", "stream", name="uq_poll_cursors_stream"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    stream: Mapped[str] = mapped_column(String(32))
+    watermark: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OAuthToken(Base):
+    """The Xero token set for a tenant, encrypted at rest (Fernet)."""
+
+    __tablename__ = "oauth_tokens"
+    __table_args__ = (UniqueConstraint("tenant_id", "provider", name="uq_oauth_tokens_provider"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    provider: Mapped[str] = mapped_column(String(16), default="xero")
+    grant: Mapped[str] = mapped_column(String(24))  # client_credentials | authorization_code
+    encrypted_token: Mapped[str] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None]
+    refresh_token_issued_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeadLetter(Base):
+    """A document that needs a person: what failed, where, why (Xero's words), and what was sent."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_open", "tenant_id", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("sync_documents.id"))
+    kind: Mapped[str] = mapped_column(String(24), default="invoice")
+    sale_id: Mapped[str | None] = mapped_column(String(64))
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    document_number: Mapped[str | None] = mapped_column(String(255))
+    stage: Mapped[str] = mapped_column(String(16))  # fetch | map | contact | write
+    error_class: Mapped[str] = mapped_column(String(32))
+    messages: Mapped[list[Any]]
+    payload: Mapped[dict[str, Any] | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    requeued_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+
+
+class ApiUsage(Base):
+    """Calls made to each API per tenant and UTC day: the "Xero calls used" an operator sees."""
+
+    __tablename__ = "api_usage"
+    __table_args__ = (UniqueConstraint("tenant_id", "api", "day", name="uq_api_usage_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    api: Mapped[str] = mapped_column(String(16))
+    day: Mapped[str] = mapped_column(String(10))
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limited: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AlertState(Base):
+    """One open problem per (tenant, error class): alerts go out once per window, not once per order."""
+
+    __tablename__ = "alert_states"
+    __table_args__ = (UniqueConstraint("tenant_id", "error_class", name="uq_alert_states_class"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    error_class: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    last_sent_at: Mapped[datetime | None]
+    # Occurrences since the last alert went out, and a few examples of them.
+    pending_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_count: Mapped[int] = mapped_column(Integer, default=0)
+    examples: Mapped[list[Any] | None]
+    closed_at: Mapped[datetime | None]
+
+
+class WebhookEvent(Base):
+    """A Cin7 webhook delivery, recorded before it is acknowledged (an inbox with a unique key)."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "dedupe_key", name="uq_webhook_events_dedupe"),
+        Index("ix_webhook_events_state", "tenant_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    # Identifies a repeated delivery of the same event (type + document ids + body hash).
+    dedupe_key: Mapped[str] = mapped_column(String(128))
+    sale_id: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any] | list[Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="received")  # received | enqueued | done | ignored
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ReconciliationRun(Base):
+    """One comparison of Cin7 and Xero over a date window, with every discrepancy found."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    window_from: Mapped[datetime | None]
+    window_until: Mapped[datetime | None]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    healed: Mapped[bool] = mapped_column(default=False)
+    summary: Mapped[dict[str, Any] | None]
+    findings: Mapped[list[Any] | None]
+    report_dir: Mapped[str | None] = mapped_column(Text)

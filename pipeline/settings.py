@@ -1,0 +1,101 @@
+"""One typed settings class, read from the environment and from `.env`.
+
+Names are part of the operator contract (deployment files rely on them): do not rename.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the pipeline reads from its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- infrastructure -------------------------------------------------------------------------
+    database_url: str = Field(
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/cin7xero", alias="DATABASE_URL", repr=False
+    )
+    celery_broker_url: str = Field(default="redis://127.0.0.1:6379/0", alias="CELERY_BROKER_URL", repr=False)
+    # Shared rate-limit counters and locks. Empty means "single process" (the demo): limits are then
+    # enforced in-process only.
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="REDIS_URL", repr=False)
+
+    # --- tenant identity --------------------------------------------------------------------------
+    # One deployment will serve many (Cin7 account, Xero organisation) pairs; today the environment
+    # describes one, stored in the ledger under this key.
+    tenant_key: str = Field(default="default", alias="TENANT_KEY")
+
+    # --- Cin7 Core --------------------------------------------------------------------------------
+    cin7_api_url: str = Field(default="https://inventory.dearsystems.com/ExternalApi/v2", alias="CIN7_API_URL")
+    cin7_account_id: str = Field(default="", alias="CIN7_ACCOUNT_ID")
+    cin7_application_key: SecretStr = Field(default=SecretStr(""), alias="CIN7_APPLICATION_KEY")
+    cin7_page_size: int = Field(default=1000, alias="CIN7_PAGE_SIZE", ge=1, le=1000)
+    # Rows that share the watermark's timestamp may still be arriving when we read: re-read this much.
+    cin7_poll_overlap_seconds: int = Field(default=300, alias="CIN7_POLL_OVERLAP_SECONDS", ge=0)
+    cin7_initial_lookback_days: int = Field(default=30, alias="CIN7_INITIAL_LOOKBACK_DAYS", ge=0)
+    cin7_calls_per_minute: int = Field(default=60, alias="CIN7_CALLS_PER_MINUTE", ge=1)
+    # Cin7 throttles without Retry-After: this is how long we wait before trying again.
+    cin7_throttle_wait_seconds: float = Field(default=15.0, alias="CIN7_THROTTLE_WAIT_SECONDS", ge=0)
+    cin7_max_throttle_retries: int = Field(default=4, alias="CIN7_MAX_THROTTLE_RETRIES", ge=0)
+
+    # --- Xero -------------------------------------------------------------------------------------
+    xero_api_url: str = Field(default="https://api.xero.com/api.xro/2.0", alias="XERO_API_URL")
+    xero_token_url: str = Field(default="https://identity.xero.com/connect/token", alias="XERO_TOKEN_URL")
+    xero_connections_url: str = Field(default="https://api.xero.com/connections", alias="XERO_CONNECTIONS_URL")
+    xero_authorize_url: str = Field(
+        default="https://login.xero.com/identity/connect/authorize", alias="XERO_AUTHORIZE_URL"
+    )
+    xero_redirect_uri: str = Field(default="http://localhost:8765/xero/callback", alias="XERO_REDIRECT_URI")
+    xero_scopes: str = Field(
+        default="offline_access accounting.transactions accounting.contacts accounting.settings.read",
+        alias="XERO_SCOPES",
+    )
+    xero_client_id: str = Field(default="", alias="XERO_CLIENT_ID")
+    xero_client_secret: SecretStr = Field(default=SecretStr(""), alias="XERO_CLIENT_SECRET")
+    xero_tenant_id: str | None = Field(default=None, alias="XERO_TENANT_ID")
+    xero_batch_size: int = Field(default=50, alias="XERO_BATCH_SIZE", ge=1, le=50)
+    # A write waits this long for company when fewer than a batch of documents are ready.
+    xero_batch_wait_seconds: float = Field(default=0.25, alias="XERO_BATCH_WAIT_SECONDS", ge=0)
+    xero_invoice_status: Literal["AUTHORISED", "DRAFT"] = Field(default="AUTHORISED", alias="XERO_INVOICE_STATUS")
+
+    # --- mapping ----------------------------------------------------------------------------------
+    mapping_rules_file: Path | None = Field(default=None, alias="MAPPING_RULES_FILE")
+
+    # --- secrets at rest --------------------------------------------------------------------------
+    # Fernet key (urlsafe base64, 32 bytes) that encrypts stored OAuth tokens. Empty: a key is derived
+    # from XERO_CLIENT_SECRET so that a fresh install still never stores tokens in clear.
+    token_encryption_key: SecretStr = Field(default=SecretStr(""), alias="TOKEN_ENCRYPTION_KEY")
+
+    # --- scheduling and retries -------------------------------------------------------------------
+    poll_interval_seconds: float = Field(default=300.0, alias="POLL_INTERVAL_SECONDS", gt=0)
+    sweep_interval_seconds: float = Field(default=60.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
+    # A row in flight longer than this is assumed lost with its message and is sent again.
+    stuck_after_seconds: float = Field(default=600.0, alias="STUCK_AFTER_SECONDS", gt=0)
+    max_attempts: int = Field(default=8, alias="MAX_ATTEMPTS", ge=1)
+    retry_base_seconds: float = Field(default=5.0, alias="RETRY_BASE_SECONDS", gt=0)
+    retry_cap_seconds: float = Field(default=900.0, alias="RETRY_CAP_SECONDS", gt=0)
+    # Redis re-delivers an unacked message after this long: keep it above the longest task.
+    broker_visibility_timeout_seconds: int = Field(default=3600, alias="BROKER_VISIBILITY_TIMEOUT_SECONDS")
+
+    @field_validator("cin7_api_url", "xero_api_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def uses_redis(self) -> bool:
+        """True when a shared Redis is configured (production); False for the single-process demo."""
+        return self.redis_url.startswith(("redis://", "rediss://", "unix://"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests and the demo call `get_settings.cache_clear()` after changing env."""
+    return Settings()

@@ -1,0 +1,335 @@
+"""Xero Accounting API through the official xero-python SDK.
+
+Our payloads are Xero JSON (PascalCase, what `mappings` produces and the ledger stores); the SDK wants
+its own model objects. The SDK's deserializer builds those from JSON, so the only conversion we own is
+dates (the SDK expects MS-JSON dates). Results come back as plain dicts for the ledger.
+
+Every call takes a slot from the shared per-tenant limiter first (60/minute), reads Xero's
+remaining-calls headers to slow down before a 429, and turns every failure into a classified
+`SyncError` (pipeline.errors).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import requests
+import urllib3
+import xero_python.accounting.models as accounting_models
+from xero_python.accounting import AccountingApi
+from xero_python.api_client import ApiClient, ModelFinder
+from xero_python.api_client.configuration import Configuration
+from xero_python.api_client.deserializer import deserialize
+from xero_python.api_client.oauth2 import OAuth2Token
+from xero_python.api_client.serializer import serialize
+from xero_python.exceptions import ApiException
+from xero_python.exceptions.http_status_exceptions import HTTPStatusException
+
+from pipeline.errors import ErrorClass, SyncError, classify_xero_response, transport_error
+from pipeline.ratelimit import RateLimiter
+from pipeline.settings import Settings
+from pipeline.xero.auth import XeroTokenManager
+
+log = logging.getLogger(__name__)
+
+_models = ModelFinder(accounting_models)
+_DATE_KEYS = frozenset({"Date", "DueDate", "ExpectedPaymentDate", "PlannedPaymentDate"})
+# Xero: 60 calls a minute per tenant; we keep one in reserve for the operator's own tools.
+XERO_MINUTE_LIMIT = 60
+# When Xero says fewer than this many calls remain in the minute, pause the tenant briefly.
+LOW_REMAINING_THRESHOLD = 3
+INVOICE_LOOKUP_CHUNK = 40
+REQUEST_TIMEOUT = (5, 60)
+NO_RETRIES = urllib3.Retry(
+    total=0, connect=0, read=0, redirect=0, status=0, respect_retry_after_header=False, raise_on_status=False
+)
+
+
+def _ms_date(value: str) -> str:
+    parsed = date.fromisoformat(value[:10])
+    epoch_ms = int(datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC).timestamp() * 1000)
+    return f"/Date({epoch_ms}+0000)/"
+
+
+def _with_ms_dates(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: (
+                _ms_date(item)
+                if key in _DATE_KEYS and isinstance(item, str) and item[:1].isdigit()
+                else _with_ms_dates(item)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_with_ms_dates(item) for item in value]
+    return value
+
+
+def to_sdk(model_name: str, payload: dict[str, Any]) -> Any:
+    """Build an SDK model (e.g. "Invoices") from Xero JSON."""
+    return deserialize(model_name, _with_ms_dates(payload), _models)
+
+
+def from_sdk(model: Any) -> Any:
+    """Plain JSON-like dicts from an SDK model (PascalCase keys, as Xero sends them)."""
+    return serialize(model)
+
+
+@dataclass
+class ElementResult:
+    """One element of a batch write: Xero's verdict on it and what it stored."""
+
+    index: int
+    ok: bool
+    data: dict[str, Any]
+    messages: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _element_results(elements: Sequence[dict[str, Any]]) -> list[ElementResult]:
+    results = []
+    for index, element in enumerate(elements):
+        status = str(element.get("StatusAttributeString") or "OK").upper()
+        errors = [str(e.get("Message")) for e in element.get("ValidationErrors") or [] if e.get("Message")]
+        warnings = [str(w.get("Message")) for w in element.get("Warnings") or [] if w.get("Message")]
+        ok = status != "ERROR" and not errors and not element.get("HasErrors")
+        results.append(ElementResult(index=index, ok=ok, data=element, messages=errors, warnings=warnings))
+    return results
+
+
+class XeroClient:
+    """Calls the Xero Accounting API for one tenant."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: XeroTokenManager,
+        *,
+        tenant_id: str,
+        limit_key: str,
+        limiter: RateLimiter | None = None,
+        on_call: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self.tenant_id = tenant_id
+        self._limit_key = f"xero:{limit_key}"
+        self._limiter = limiter
+        self._on_call = on_call
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"XeroClient(tenant={self.tenant_id!r})"
+
+    # --- SDK plumbing ------------------------------------------------------------------------------
+    def _api(self) -> AccountingApi:
+        api: AccountingApi | None = getattr(self._local, "api", None)
+        if api is None:
+            config = Configuration(
+                oauth2_token=OAuth2Token(
+                    client_id=self._settings.xero_client_id,
+                    client_secret=self._settings.xero_client_secret.get_secret_value(),
+                )
+            )
+            api_client = ApiClient(config, pool_threads=1)
+            # urllib3 would otherwise retry on its own (sleeping a 429's Retry-After, possibly for hours,
+            # and re-sending a PUT whose response was lost). Every retry decision is ours.
+            api_client.rest_client.pool_manager.connection_pool_kw["retries"] = NO_RETRIES
+            api_client.oauth2_token_getter(lambda: self._tokens.current().for_sdk())
+            api_client.oauth2_token_saver(lambda token: None)
+            api = AccountingApi(api_client, base_url=self._settings.xero_api_url)
+            self._local.api = api
+        return api
+
+    def _call(self, label: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One API call: rate slot, auth retry once on 401, classification of every failure."""
+        for attempt in range(2):
+            if self._limiter is not None:
+                self._limiter.acquire(self._limit_key, XERO_MINUTE_LIMIT, 60.0)
+            try:
+                data, status, headers = method(
+                    self.tenant_id, *args, _return_http_data_only=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
+                )
+            except ApiException as exc:
+                error = self._classify(exc)
+                self._record(label, error.status or 0)
+                if error.error_class is ErrorClass.AUTH and attempt == 0:
+                    self._tokens.invalidate()
+                    continue
+                if error.error_class in (ErrorClass.RATE_LIMITED, ErrorClass.DAY_LIMIT) and self._limiter:
+                    self._limiter.penalise(self._limit_key, error.retry_after or 60.0)
+                raise error from exc
+            except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+                self._record(label, 0)
+                raise transport_error("xero", exc) from exc
+            self._record(label, int(status))
+            self._slow_down(headers)
+            return data
+        raise SyncError(ErrorClass.AUTH, "Xero rejected a freshly obtained token", api="xero")
+
+    @staticmethod
+    def _classify(exc: ApiException) -> SyncError:
+        status = int(getattr(exc, "status", 0) or 0)
+        headers = dict(getattr(exc, "headers", None) or {})
+        body = getattr(exc, "body", None)
+        if body is None and getattr(exc, "error_data", None) is not None:
+            import json
+
+            body = json.dumps(exc.error_data)
+        if status == 0 and isinstance(exc, HTTPStatusException):
+            status = 500
+        if status == 0:
+            # The SDK raises ApiException(status=0) when it cannot parse a response.
+            return SyncError(ErrorClass.TRANSIENT, f"Xero response unreadable: {exc}", api="xero")
+        return classify_xero_response(status, headers, body)
+
+    def _slow_down(self, headers: Any) -> None:
+        if not headers or self._limiter is None:
+            return
+        remaining = headers.get("X-MinLimit-Remaining") if hasattr(headers, "get") else None
+        try:
+            left = int(remaining) if remaining is not None else None
+        except ValueError:
+            left = None
+        if left is not None and left < LOW_REMAINING_THRESHOLD:
+            # Xero's own count says the minute is nearly spent (perhaps another app on this tenant):
+            # hold back rather than collect a 429.
+            self._limiter.penalise(self._limit_key, 5.0)
+
+    def _record(self, label: str, status: int) -> None:
+        if self._on_call is not None:
+            self._on_call(label, status)
+
+    # --- reads -------------------------------------------------------------------------------------
+    def connections_tenant_id(self) -> str:
+        """The first connected organisation's tenant id (custom connections have exactly one)."""
+        token = self._tokens.current()
+        try:
+            response = requests.get(
+                self._settings.xero_connections_url,
+                headers={"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"},
+                timeout=(5, 30),
+            )
+        except requests.RequestException as exc:
+            raise transport_error("xero", exc) from exc
+        self._record("GET /connections", response.status_code)
+        if response.status_code != 200:
+            raise classify_xero_response(response.status_code, response.headers, response.content)
+        connections = response.json()
+        if not connections:
+            raise SyncError(ErrorClass.CONFIGURATION, "no Xero organisation is connected", api="xero")
+        return str(connections[0]["tenantId"])
+
+    def get_accounts(self) -> list[dict[str, Any]]:
+        """The chart of accounts."""
+        data = self._call("GET /Accounts", self._api().get_accounts)
+        return list(from_sdk(data).get("Accounts") or [])
+
+    def get_invoices(
+        self,
+        *,
+        numbers: Sequence[str] = (),
+        ids: Sequence[str] = (),
+        page: int | None = None,
+        where: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Invoices by number or id (chunked to Xero's ~40-value guidance), or one page of a query."""
+        found: list[dict[str, Any]] = []
+        if numbers or ids:
+            values = list(numbers) or list(ids)
+            for start in range(0, len(values), INVOICE_LOOKUP_CHUNK):
+                chunk = values[start : start + INVOICE_LOOKUP_CHUNK]
+                kwargs: dict[str, Any] = {"page": 1, "page_size": 100, "unitdp": 4}
+                kwargs["invoice_numbers" if numbers else "i_ds"] = chunk
+                data = self._call("GET /Invoices", self._api().get_invoices, **kwargs)
+                found.extend(from_sdk(data).get("Invoices") or [])
+            return found
+        data = self._call(
+            "GET /Invoices", self._api().get_invoices, where=where, page=page or 1, page_size=1000, unitdp=4
+        )
+        return list(from_sdk(data).get("Invoices") or [])
+
+    def iter_contacts(self, *, include_archived: bool = True) -> Iterator[list[dict[str, Any]]]:
+        """Every contact, a page of up to 1000 at a time."""
+        page = 1
+        while True:
+            data = self._call(
+                "GET /Contacts",
+                self._api().get_contacts,
+                page=page,
+                page_size=1000,
+                include_archived=include_archived,
+            )
+            contacts = list(from_sdk(data).get("Contacts") or [])
+            if contacts:
+                yield contacts
+            if len(contacts) < 1000:
+                return
+            page += 1
+
+    def find_contacts(self, where: str) -> list[dict[str, Any]]:
+        """Contacts matching a `where` filter (built with `xero_string_literal`)."""
+        data = self._call("GET /Contacts", self._api().get_contacts, where=where, include_archived=True)
+        return list(from_sdk(data).get("Contacts") or [])
+
+    # --- writes (always summarizeErrors=false, always an Idempotency-Key) --------------------------
+    def create_invoices(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """PUT /Invoices: create only, so a duplicate InvoiceNumber can never become a second invoice."""
+        body = to_sdk("Invoices", {"Invoices": list(payloads)})
+        data = self._call(
+            "PUT /Invoices",
+            self._api().create_invoices,
+            body,
+            summarize_errors=False,
+            unitdp=4,
+            idempotency_key=idempotency_key,
+        )
+        return _element_results(from_sdk(data).get("Invoices") or [])
+
+    def update_invoices(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """POST /Invoices with InvoiceIDs: updates, voids and deletes."""
+        body = to_sdk("Invoices", {"Invoices": list(payloads)})
+        data = self._call(
+            "POST /Invoices",
+            self._api().update_or_create_invoices,
+            body,
+            summarize_errors=False,
+            unitdp=4,
+            idempotency_key=idempotency_key,
+        )
+        return _element_results(from_sdk(data).get("Invoices") or [])
+
+    def create_contacts(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """PUT /Contacts: create only."""
+        body = to_sdk("Contacts", {"Contacts": list(payloads)})
+        data = self._call(
+            "PUT /Contacts",
+            self._api().create_contacts,
+            body,
+            summarize_errors=False,
+            idempotency_key=idempotency_key,
+        )
+        return _element_results(from_sdk(data).get("Contacts") or [])
+
+    def update_contacts(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """POST /Contacts with ContactIDs: updates (e.g. giving an adopted contact our ContactNumber)."""
+        body = to_sdk("Contacts", {"Contacts": list(payloads)})
+        data = self._call(
+            "POST /Contacts",
+            self._api().update_or_create_contacts,
+            body,
+            summarize_errors=False,
+            idempotency_key=idempotency_key,
+        )
+        return _element_results(from_sdk(data).get("Contacts") or [])
+
+
+def xero_string_literal(value: str) -> str:
+    """A double-quoted Xero filter string: backslash and double quote escaped, everything else kept."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,136 @@
+"""Celery tasks: thin wrappers that take ids, call pipeline functions, and enqueue the next step.
+
+Every task here is idempotent against the ledger (a duplicate delivery finds its row already moved
+on), so all of them ack late and are re-delivered if their worker dies.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from pipeline import discovery, documents
+from pipeline.app import TaskName, app, send
+from pipeline.context import tenant_context
+from pipeline.deadletters import record_dead_letter, record_sale_dead_letter
+from pipeline.errors import SyncError
+from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
+from pipeline.sweep import release_due_retries, sweep
+
+log = logging.getLogger(__name__)
+
+# Waits up to this long are Celery countdowns; longer ones live in the ledger for the sweep.
+MAX_COUNTDOWN_SECONDS = 120.0
+
+# The ledger, not Celery, counts attempts at Cin7/Xero; these retries cover the database itself
+# being briefly unreachable.
+_DB_RETRY: dict[str, Any] = {
+    "autoretry_for": (OperationalError, DBAPIError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
+_IDEMPOTENT: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+@app.task(name=TaskName.POLL.value, **_IDEMPOTENT, **_DB_RETRY)
+def poll(tenant_key: str) -> dict[str, Any]:
+    """Read changed customers and sales from Cin7 and fan out one fetch per changed sale."""
+    ctx = tenant_context(tenant_key)
+    customers = discovery.poll_customers(ctx)
+    result = discovery.poll_sales(ctx)
+    return {"customers": customers, "listed": result.listed, "changed": len(result.changed_sale_ids)}
+
+
+@app.task(name=TaskName.FETCH_SALE.value, bind=True, **_IDEMPOTENT, **_DB_RETRY)
+def fetch_sale(self: Task, tenant_key: str, sale_id: str) -> int:
+    """Read one sale's detail, record its invoices, and send each changed one to mapping."""
+    ctx = tenant_context(tenant_key)
+    try:
+        doc_ids = discovery.fetch_sale(ctx, sale_id)
+    except SyncError as error:
+        _sale_failed(ctx, sale_id, error)
+        return 0
+    for doc_id in doc_ids:
+        send(TaskName.MAP_DOCUMENT, tenant_key, doc_id)
+    return len(doc_ids)
+
+
+def _sale_failed(ctx: Any, sale_id: str, error: SyncError) -> None:
+    with ctx.sessions() as session, session.begin():
+        sale = session.scalar(
+            select(SaleRecord).where(SaleRecord.tenant_id == ctx.tenant_pk, SaleRecord.sale_id == sale_id.lower())
+        )
+        if sale is None:
+            return
+        sale.attempts += 1
+        sale.last_error = error.message[:4000]
+        if error.error_class.retryable and sale.attempts < ctx.settings.max_attempts:
+            delay = error.retry_after or documents.backoff_seconds(
+                sale.attempts, ctx.settings.retry_base_seconds, ctx.settings.retry_cap_seconds
+            )
+            sale.state = SaleState.RETRY
+            sale.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            log.warning("fetch of sale %s failed (%s); retry in %.0fs", sale_id, error.error_class, delay)
+        else:
+            record_sale_dead_letter(session, sale, error_class=error.error_class, messages=error.messages)
+
+
+@app.task(name=TaskName.MAP_DOCUMENT.value, bind=True, **_IDEMPOTENT, **_DB_RETRY)
+def map_document(self: Task, tenant_key: str, doc_id: int) -> bool:
+    """Map one document; when it is ready, ask a writer to take it."""
+    ctx = tenant_context(tenant_key)
+    try:
+        ready = documents.map_document(ctx, doc_id)
+    except SyncError as error:
+        # Only the chart-of-accounts read talks to Xero here; it is retried like any call.
+        if error.error_class.retryable and self.request.retries < ctx.settings.max_attempts:
+            raise self.retry(countdown=min(MAX_COUNTDOWN_SECONDS, error.retry_after or 5.0)) from error
+        with ctx.sessions() as session, session.begin():
+            doc = session.get(SyncDocument, doc_id)
+            if doc is not None and doc.state == DocumentState.PENDING:
+                record_dead_letter(
+                    session, doc, stage="map", error_class=error.error_class, messages=error.messages, payload=None
+                )
+        return False
+    if ready:
+        send(TaskName.WRITE_DOCUMENT, tenant_key, doc_id)
+    return ready
+
+
+@app.task(name=TaskName.WRITE_DOCUMENT.value, **_IDEMPOTENT, **_DB_RETRY)
+def write_document(tenant_key: str, doc_id: int | None) -> dict[str, int]:
+    """Write this document to Xero together with whatever else is ready for the tenant."""
+    ctx = tenant_context(tenant_key)
+    release_due_retries(ctx)
+    outcome = documents.write_ready(ctx, doc_id)
+    for remap_id in outcome.to_map:
+        send(TaskName.MAP_DOCUMENT, tenant_key, remap_id)
+    if outcome.retry_in is not None and outcome.retry_in <= MAX_COUNTDOWN_SECONDS:
+        send(TaskName.WRITE_DOCUMENT, tenant_key, None, countdown=outcome.retry_in)
+    return {"claimed": outcome.claimed, "synced": outcome.synced, "dead": outcome.dead, "conflicts": outcome.conflicts}
+
+
+@app.task(name=TaskName.SWEEP.value, **_IDEMPOTENT, **_DB_RETRY)
+def sweep_ledger(tenant_key: str) -> dict[str, int]:
+    """Re-send what the broker lost, release due retries, reclaim rows of dead writers."""
+    ctx = tenant_context(tenant_key)
+    result = sweep(ctx)
+    for sale_id in result.sales:
+        send(TaskName.FETCH_SALE, tenant_key, sale_id)
+    for doc_id in result.to_map:
+        send(TaskName.MAP_DOCUMENT, tenant_key, doc_id)
+    if result.to_write:
+        send(TaskName.WRITE_DOCUMENT, tenant_key, result.to_write[0])
+    return {
+        "sales": len(result.sales),
+        "map": len(result.to_map),
+        "write": len(result.to_write),
+        "reclaimed": result.reclaimed,
+    }

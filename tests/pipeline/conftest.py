@@ -1,0 +1,152 @@
+"""A whole pipeline per test: stand-ins over HTTP, a fresh ledger, Redis, and real worker processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.app import TaskName, send
+from pipeline.context import TenantContext, tenant_context
+from pipeline.demo import Verification, verify
+from pipeline.ledger.models import DeadLetter, PollCursor, SyncDocument
+from pipeline.runtime import reload_runtime
+from pipeline.standins.cin7 import Cin7StandIn
+from pipeline.standins.generator import Dataset, generate
+from pipeline.standins.xero import XeroStandIn
+from pipeline.status import LedgerCounts, wait_until_settled
+from tests.conftest import WorkerPool
+
+pytestmark = pytest.mark.pipeline
+
+
+@dataclass
+class Pipeline:
+    """One running pipeline and the handles a test needs to drive and inspect it."""
+
+    dataset: Dataset
+    cin7: Cin7StandIn
+    xero: XeroStandIn
+    env: dict[str, str]
+    workers: WorkerPool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ctx(self) -> TenantContext:
+        """The tenant context of this test process (same ledger as the workers)."""
+        return tenant_context()
+
+    def _polled_at(self) -> datetime | None:
+        with self.ctx.sessions() as session:
+            return session.scalar(select(PollCursor.last_polled_at).where(PollCursor.stream == "sales"))
+
+    def poll_and_wait(self, timeout: float = 90) -> LedgerCounts:
+        """Send one poll through the broker and wait until the ledger settles."""
+        before = self._polled_at()
+        send(TaskName.POLL, self.ctx.tenant_key)
+
+        def polled(_counts: LedgerCounts) -> bool:
+            after = self._polled_at()
+            return after is not None and (before is None or after > before)
+
+        try:
+            return wait_until_settled(self.ctx, timeout=timeout, started_after=polled)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\n--- worker logs ---\n{self.workers.logs()}") from exc
+
+    def dead_reasons(self) -> dict[str, list[str]]:
+        """Open dead letters by document number."""
+        with self.ctx.sessions() as session:
+            return {
+                str(d.document_number): [str(m) for m in d.messages]
+                for d in session.scalars(select(DeadLetter).where(DeadLetter.resolved_at.is_(None)))
+            }
+
+    def documents(self) -> dict[str, SyncDocument]:
+        """Ledger documents by invoice number."""
+        with self.ctx.sessions() as session:
+            return {str(d.document_number): d for d in session.scalars(select(SyncDocument))}
+
+    def verify(self, conflicts: set[str] | None = None) -> Verification:
+        """The demo's checks: totals to the cent, one contact per customer, reasons for every rejection."""
+        return verify(self.dataset, self.cin7, self.xero, self.dead_reasons(), conflicts=conflicts or set())
+
+    def xero_writes(self) -> int:
+        """PUT/POST calls Xero has received."""
+        by_endpoint: dict[str, int] = self.xero.stats().get("by_endpoint", {})
+        return sum(n for name, n in by_endpoint.items() if name.split(" ")[0] in ("PUT", "POST"))
+
+
+def pipeline_env(database_url: str, redis_url: str, cin7: Cin7StandIn, xero: XeroStandIn) -> dict[str, str]:
+    """Settings for workers and for this process, pointing at this test's services."""
+    return {
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
+        "CIN7_API_URL": cin7.api_url,
+        "CIN7_ACCOUNT_ID": cin7.account_id,
+        "CIN7_APPLICATION_KEY": cin7.application_key,
+        "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
+        "CIN7_THROTTLE_WAIT_SECONDS": "1",
+        # The stand-in is unthrottled unless a test says otherwise; real Cin7 allows 60 a minute.
+        "CIN7_CALLS_PER_MINUTE": "100000",
+        "XERO_API_URL": xero.api_url,
+        "XERO_TOKEN_URL": xero.token_url,
+        "XERO_CONNECTIONS_URL": xero.connections_url,
+        "XERO_CLIENT_ID": xero.client_id,
+        "XERO_CLIENT_SECRET": xero.client_secret,
+        "XERO_BATCH_WAIT_SECONDS": "0.1",
+        "RETRY_BASE_SECONDS": "0.5",
+        "RETRY_CAP_SECONDS": "4",
+        "STUCK_AFTER_SECONDS": "20",
+        # The sweep runs often so that a lost message is healed within a test's patience; the poll
+        # interval is long so that tests decide when Cin7 is read.
+        "SWEEP_INTERVAL_SECONDS": "3",
+        "POLL_INTERVAL_SECONDS": "3600",
+        "TOKEN_ENCRYPTION_KEY": "",
+    }
+
+
+@pytest.fixture
+def make_pipeline(
+    database_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Pipeline]]:
+    """Build a pipeline: `make_pipeline(sales=60, seed=3, workers=1, xero={...}, cin7={...})`."""
+    started: list[Pipeline] = []
+
+    def build(
+        *,
+        sales: int = 60,
+        seed: int = 11,
+        workers: int = 1,
+        concurrency: int = 2,
+        xero: dict[str, Any] | None = None,
+        cin7: dict[str, Any] | None = None,
+    ) -> Pipeline:
+        dataset = generate(seed, sales, now=datetime.now(UTC))
+        cin7_standin = Cin7StandIn(dataset=dataset, **(cin7 or {})).start()
+        xero_standin = XeroStandIn(seed_contacts=dataset.xero_contacts, **(xero or {})).start()
+        env = pipeline_env(database_url, redis_url, cin7_standin, xero_standin)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        reload_runtime()
+        pool = WorkerPool(env={**os.environ, **env}, logdir=tmp_path, processes=[])
+        pipeline = Pipeline(dataset, cin7_standin, xero_standin, env, pool)
+        started.append(pipeline)
+        for index in range(workers):
+            pool.start(f"w{index}", concurrency=concurrency, beat=index == 0)
+        return pipeline
+
+    yield build
+    for pipeline in started:
+        pipeline.workers.stop_all()
+        pipeline.cin7.stop()
+        pipeline.xero.stop()
+    monkeypatch.undo()
+    reload_runtime()
