@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import worker_process_init
 from kombu.entity import Queue
 
@@ -22,11 +23,12 @@ class QueueName(enum.StrEnum):
     CIN7 = "cin7"  # polls and sale detail reads: bounded by Cin7's 60 calls/minute
     MAPPING = "mapping"  # pure CPU + ledger: Cin7 snapshot -> Xero payload
     XERO = "xero"  # batched writes to Xero: bounded by Xero's per-tenant limits
-    MAINTENANCE = "maintenance"  # sweeps of rows whose messages were lost
+    MAINTENANCE = "maintenance"  # sweeps of rows whose messages were lost, alerts
+    RECONCILE = "reconcile"  # long paged reads of both sides: kept off the sync queues
     DEAD_LETTER = "dead_letter"  # never consumed: a mirror of the ledger's dead letters for Flower
 
 
-WORK_QUEUES = (QueueName.CIN7, QueueName.MAPPING, QueueName.XERO, QueueName.MAINTENANCE)
+WORK_QUEUES = (QueueName.CIN7, QueueName.MAPPING, QueueName.XERO, QueueName.MAINTENANCE, QueueName.RECONCILE)
 
 
 class TaskName(enum.StrEnum):
@@ -38,6 +40,9 @@ class TaskName(enum.StrEnum):
     WRITE_DOCUMENT = "cin7xero.write_document"
     SWEEP = "cin7xero.sweep"
     DEAD_LETTER = "cin7xero.dead_letter"
+    FLUSH_ALERTS = "cin7xero.flush_alerts"
+    WEBHOOK_EVENT = "cin7xero.webhook_event"
+    RECONCILE = "cin7xero.reconcile"
 
 
 TASK_QUEUES: dict[TaskName, QueueName] = {
@@ -47,6 +52,9 @@ TASK_QUEUES: dict[TaskName, QueueName] = {
     TaskName.WRITE_DOCUMENT: QueueName.XERO,
     TaskName.SWEEP: QueueName.MAINTENANCE,
     TaskName.DEAD_LETTER: QueueName.DEAD_LETTER,
+    TaskName.FLUSH_ALERTS: QueueName.MAINTENANCE,
+    TaskName.WEBHOOK_EVENT: QueueName.CIN7,
+    TaskName.RECONCILE: QueueName.RECONCILE,
 }
 
 
@@ -86,6 +94,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 # A poll that waited longer than one interval is superseded by the next.
                 "options": {"expires": settings.poll_interval_seconds},
             },
+            "flush-alerts": {
+                "task": TaskName.FLUSH_ALERTS.value,
+                "schedule": timedelta(seconds=30),
+                "args": (settings.tenant_key,),
+                "options": {"expires": 30},
+            },
+            "reconcile": {
+                "task": TaskName.RECONCILE.value,
+                # 03:15 UTC daily, or Mondays for the weekly schedule.
+                "schedule": crontab(
+                    minute="15", hour="3", day_of_week="*" if settings.reconcile_schedule == "daily" else "mon"
+                ),
+                "args": (settings.tenant_key,),
+                "options": {"expires": 3600},
+            },
             "sweep-ledger": {
                 "task": TaskName.SWEEP.value,
                 "schedule": timedelta(seconds=settings.sweep_interval_seconds),
@@ -93,7 +116,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "options": {"expires": settings.sweep_interval_seconds},
             },
         },
-        "imports": ("tasks.sync",),
+        "imports": ("tasks.sync", "tasks.alerts", "tasks.webhooks", "tasks.reconcile"),
     }
 
 

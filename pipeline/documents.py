@@ -26,6 +26,7 @@ from mappings import (
     InvoiceAction,
     MappingError,
     XeroInvoiceStatus,
+    canonical_json,
     content_hash,
     decide_invoice_action,
     map_invoice,
@@ -295,6 +296,28 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
             return outcome
 
 
+def split_by_size(
+    items: Sequence[tuple[SyncDocument, dict[str, Any]]], max_bytes: int
+) -> list[list[tuple[SyncDocument, dict[str, Any]]]]:
+    """Split a batch so that no request body exceeds Xero's size cap (3.5 MB; we keep a margin).
+
+    A single element larger than the cap still goes alone: Xero's own 413 then names it.
+    """
+    chunks: list[list[tuple[SyncDocument, dict[str, Any]]]] = []
+    current: list[tuple[SyncDocument, dict[str, Any]]] = []
+    size = 0
+    for item in items:
+        item_size = len(canonical_json(item[1]).encode()) + 1
+        if current and size + item_size > max_bytes:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_size
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def _contact_id_for(payload: dict[str, Any], contacts: dict[str, str]) -> str | None:
     number = (payload.get("Contact") or {}).get("ContactNumber")
     return contacts.get(str(number).lower()) if number else None
@@ -431,7 +454,6 @@ def _write_creates(
         contact_id = _contact_id_for(doc.payload or {}, contacts)
         assert contact_id is not None, "ensure_contacts returns every customer or a failure"
         sendable.append((doc, _with_contact(doc.payload or {}, contact_id)))
-    body = [payload for _, payload in sendable]
     with ctx.sessions() as session, session.begin():
         # From here the outcome is unknown until we read the response.
         session.execute(
@@ -440,16 +462,18 @@ def _write_creates(
             .values(write_uncertain=True)
             .execution_options(synchronize_session=False)
         )
-    results = ctx.xero.create_invoices(body, idempotency_key(ctx.tenant_key, "PUT /Invoices", body))
     duplicates: list[tuple[SyncDocument, dict[str, Any]]] = []
-    for (doc, payload), result in zip(sendable, _align(results, body), strict=True):
-        if result is not None and result.ok:
-            _synced(ctx, token, doc, result.data, outcome)
-        elif result is not None and any("must be unique" in m.lower() for m in result.messages):
-            duplicates.append((doc, payload))
-        else:
-            messages = result.messages if result is not None else ["Xero returned no result for this element"]
-            _dead(ctx, doc, token, "write", ErrorClass.VALIDATION, messages, payload, outcome)
+    for chunk in split_by_size(sendable, ctx.settings.xero_max_request_bytes):
+        body = [payload for _, payload in chunk]
+        results = ctx.xero.create_invoices(body, idempotency_key(ctx.tenant_key, "PUT /Invoices", body))
+        for (doc, payload), result in zip(chunk, _align(results, body), strict=True):
+            if result is not None and result.ok:
+                _synced(ctx, token, doc, result.data, outcome)
+            elif result is not None and any("must be unique" in m.lower() for m in result.messages):
+                duplicates.append((doc, payload))
+            else:
+                messages = result.messages if result is not None else ["Xero returned no result for this element"]
+                _dead(ctx, doc, token, "write", ErrorClass.VALIDATION, messages, payload, outcome)
     if duplicates:
         # The number exists in Xero: ours from a lost response (adopt), or someone else's (dead letter).
         found = {
@@ -572,14 +596,15 @@ def _write_updates(
         sendable.append((doc, payload))
     if not sendable:
         return
-    body = [payload for _, payload in sendable]
-    results = ctx.xero.update_invoices(body, idempotency_key(ctx.tenant_key, "POST /Invoices", body))
-    for (doc, payload), result in zip(sendable, _align(results, body), strict=True):
-        if result is not None and result.ok:
-            _synced(ctx, token, doc, result.data, outcome)
-        else:
-            messages = result.messages if result is not None else ["Xero returned no result for this element"]
-            _dead(ctx, doc, token, "write", ErrorClass.VALIDATION, messages, payload, outcome)
+    for chunk in split_by_size(sendable, ctx.settings.xero_max_request_bytes):
+        body = [payload for _, payload in chunk]
+        results = ctx.xero.update_invoices(body, idempotency_key(ctx.tenant_key, "POST /Invoices", body))
+        for (doc, payload), result in zip(chunk, _align(results, body), strict=True):
+            if result is not None and result.ok:
+                _synced(ctx, token, doc, result.data, outcome)
+            else:
+                messages = result.messages if result is not None else ["Xero returned no result for this element"]
+                _dead(ctx, doc, token, "write", ErrorClass.VALIDATION, messages, payload, outcome)
 
 
 def _conflict(

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     xero_batch_size: int = Field(default=50, alias="XERO_BATCH_SIZE", ge=1, le=50)
     # A write waits this long for company when fewer than a batch of documents are ready.
     xero_batch_wait_seconds: float = Field(default=0.25, alias="XERO_BATCH_WAIT_SECONDS", ge=0)
+    # Xero caps a request at 3.5 MB; batches are split below this many bytes of JSON.
+    xero_max_request_bytes: int = Field(default=3_000_000, alias="XERO_MAX_REQUEST_BYTES", gt=1000)
     xero_invoice_status: Literal["AUTHORISED", "DRAFT"] = Field(default="AUTHORISED", alias="XERO_INVOICE_STATUS")
 
     # --- mapping ----------------------------------------------------------------------------------
@@ -83,6 +85,31 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = Field(default=900.0, alias="RETRY_CAP_SECONDS", gt=0)
     # Redis re-delivers an unacked message after this long: keep it above the longest task.
     broker_visibility_timeout_seconds: int = Field(default=3600, alias="BROKER_VISIBILITY_TIMEOUT_SECONDS")
+
+    # --- alerts (issue: once per problem per window, never once per order) --------------------------
+    # Comma-separated channels: log, slack, email.
+    alert_channels: str = Field(default="log", alias="ALERT_CHANNELS")
+    alert_window_seconds: float = Field(default=900.0, alias="ALERT_WINDOW_SECONDS", gt=0)
+    alert_slack_webhook_url: SecretStr = Field(default=SecretStr(""), alias="ALERT_SLACK_WEBHOOK_URL")
+    alert_smtp_host: str = Field(default="", alias="ALERT_SMTP_HOST")
+    alert_smtp_port: int = Field(default=25, alias="ALERT_SMTP_PORT")
+    alert_smtp_user: str = Field(default="", alias="ALERT_SMTP_USER")
+    alert_smtp_password: SecretStr = Field(default=SecretStr(""), alias="ALERT_SMTP_PASSWORD")
+    alert_smtp_starttls: bool = Field(default=False, alias="ALERT_SMTP_STARTTLS")
+    alert_email_from: str = Field(default="cin7xero@localhost", alias="ALERT_EMAIL_FROM")
+    # Comma-separated recipients.
+    alert_email_to: str = Field(default="", alias="ALERT_EMAIL_TO")
+
+    # --- Cin7 webhooks (Cin7 signs nothing: it sends the auth configured on the subscription) -----
+    cin7_webhook_token: SecretStr = Field(default=SecretStr(""), alias="CIN7_WEBHOOK_TOKEN")
+    cin7_webhook_user: str = Field(default="", alias="CIN7_WEBHOOK_USER")
+    cin7_webhook_password: SecretStr = Field(default=SecretStr(""), alias="CIN7_WEBHOOK_PASSWORD")
+    webhook_max_body_bytes: int = Field(default=1_000_000, alias="WEBHOOK_MAX_BODY_BYTES", gt=0)
+
+    # --- reconciliation ---------------------------------------------------------------------------
+    reconcile_schedule: Literal["daily", "weekly"] = Field(default="daily", alias="RECONCILE_SCHEDULE")
+    reconcile_lookback_days: int = Field(default=35, alias="RECONCILE_LOOKBACK_DAYS", ge=1)
+    report_dir: Path = Field(default=Path("reports"), alias="REPORT_DIR")
 
     @field_validator("cin7_api_url", "xero_api_url")
     @classmethod

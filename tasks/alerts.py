@@ -1,0 +1,1 @@
+"""Celery tasks for alerts (being written)."""

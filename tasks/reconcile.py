@@ -1,0 +1,1 @@
+"""Celery tasks for reconcile (being written)."""
