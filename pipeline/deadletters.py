@@ -214,3 +214,37 @@ def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list
         if letter.sale_id and letter.sale_id not in sale_ids:
             sale_ids.append(letter.sale_id)
     return sale_ids
+
+
+def mirror_dead_letter_queue(session: Session, tenant_pk: int) -> int:
+    """Make the `dead_letter` queue hold one message per open dead letter, for Flower to show.
+
+    The ledger is the record; the queue is a view that nobody consumes. When the counts differ the
+    queue is rebuilt from the ledger. Returns the number of open letters.
+    """
+    from pipeline.app import QueueName, TaskName, app
+
+    letters = list_dead_letters(session, tenant_pk)
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        _, length, _ = channel.queue_declare(
+            QueueName.DEAD_LETTER.value, passive=False, durable=True, auto_delete=False
+        )
+        if length == len(letters):
+            return len(letters)
+        channel.queue_purge(QueueName.DEAD_LETTER.value)
+        with app.producer_or_acquire() as producer:
+            for letter in letters:
+                app.send_task(
+                    TaskName.DEAD_LETTER.value,
+                    args=(
+                        letter.id,
+                        letter.document_number,
+                        letter.stage,
+                        letter.error_class,
+                        "; ".join(letter.messages)[:500],
+                    ),
+                    queue=QueueName.DEAD_LETTER.value,
+                    producer=producer,
+                )
+    return len(letters)
