@@ -209,16 +209,21 @@ class XeroClient:
     # --- reads -------------------------------------------------------------------------------------
     def connections_tenant_id(self) -> str:
         """The first connected organisation's tenant id (custom connections have exactly one)."""
-        token = self._tokens.current()
-        try:
-            response = requests.get(
-                self._settings.xero_connections_url,
-                headers={"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"},
-                timeout=(5, 30),
-            )
-        except requests.RequestException as exc:
-            raise transport_error("xero", exc) from exc
-        self._record("GET /connections", response.status_code)
+        for attempt in range(2):
+            token = self._tokens.current()
+            try:
+                response = requests.get(
+                    self._settings.xero_connections_url,
+                    headers={"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"},
+                    timeout=(5, 30),
+                )
+            except requests.RequestException as exc:
+                raise transport_error("xero", exc) from exc
+            self._record("GET /connections", response.status_code)
+            if response.status_code == 401 and attempt == 0:
+                self._tokens.invalidate()
+                continue
+            break
         if response.status_code != 200:
             raise classify_xero_response(response.status_code, response.headers, response.content)
         connections = response.json()

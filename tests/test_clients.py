@@ -1,0 +1,197 @@
+"""The Cin7 and Xero clients against the stand-ins over real HTTP (the Xero one through xero-python)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from pipeline.cin7.client import Cin7Client
+from pipeline.context import TenantContext, tenant_context
+from pipeline.errors import ErrorClass, SyncError
+from pipeline.ledger.models import OAuthToken
+from pipeline.runtime import reload_runtime
+from pipeline.settings import Settings
+from pipeline.standins.cin7 import Cin7StandIn
+from pipeline.standins.generator import generate
+from pipeline.standins.xero import XeroStandIn
+from pipeline.xero.auth import code_from_callback, consent_url
+from pipeline.xero.client import xero_string_literal
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def cin7() -> Iterator[Cin7StandIn]:
+    standin = Cin7StandIn(dataset=generate(3, 1200, now=NOW)).start()
+    yield standin
+    standin.stop()
+
+
+def _cin7_settings(standin: Cin7StandIn, **extra: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "CIN7_API_URL": standin.api_url,
+            "CIN7_ACCOUNT_ID": standin.account_id,
+            "CIN7_APPLICATION_KEY": standin.application_key,
+            "CIN7_THROTTLE_WAIT_SECONDS": 0.2,
+            **extra,
+        }
+    )
+
+
+def test_cin7_sale_list_pages_at_the_largest_size_from_a_watermark(cin7: Cin7StandIn) -> None:
+    client = Cin7Client(_cin7_settings(cin7))
+    pages = list(client.iter_sale_pages(None))
+    assert [len(p) for p in pages] == [1000, 200]
+    assert cin7.stats()["by_endpoint"]["saleList"] == 2
+    newest = max(datetime.fromisoformat(r["Updated"].replace("Z", "+00:00")) for p in pages for r in p)
+    recent = [r for p in client.iter_sale_pages(newest - timedelta(seconds=1)) for r in p]
+    assert recent and all(
+        datetime.fromisoformat(r["Updated"].replace("Z", "+00:00")) >= newest - timedelta(seconds=1) for r in recent
+    )
+
+
+def test_cin7_throttling_by_429_or_503_is_waited_out_and_retried(cin7: Cin7StandIn) -> None:
+    client = Cin7Client(_cin7_settings(cin7))
+    sale_id = cin7.sale(generate(3, 1200, now=NOW).sales[0]["ID"])["ID"]
+    cin7.set_faults(throttle_next=2)
+    assert client.get_sale(sale_id)["ID"] == sale_id
+    cin7.set_faults(throttle_next=1, throttle_status=503)
+    assert client.get_sale(sale_id)["ID"] == sale_id
+    assert cin7.stats()["throttled"] == 3
+
+
+def test_cin7_errors_are_classified_including_errors_inside_http_200(cin7: Cin7StandIn) -> None:
+    client = Cin7Client(_cin7_settings(cin7, CIN7_MAX_THROTTLE_RETRIES=0))
+    cin7.set_faults(error_in_200_next=1)
+    with pytest.raises(SyncError) as inside_200:
+        client.me()
+    assert inside_200.value.error_class is ErrorClass.TRANSIENT
+    bad = Cin7Client(_cin7_settings(cin7, CIN7_APPLICATION_KEY="00000000-0000-0000-0000-000000000000"))
+    with pytest.raises(SyncError) as forbidden:
+        bad.me()
+    assert forbidden.value.error_class is ErrorClass.CONFIGURATION
+    cin7.set_faults(throttle_next=1)
+    with pytest.raises(SyncError) as throttled:
+        client.me()
+    assert throttled.value.error_class is ErrorClass.RATE_LIMITED
+
+
+@pytest.fixture
+def xero_ctx(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[XeroStandIn, TenantContext]]:
+    standin = XeroStandIn(access_token_ttl_seconds=200, refresh_grace_seconds=0.5).start()
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "memory://localhost/",
+        "XERO_API_URL": standin.api_url,
+        "XERO_TOKEN_URL": standin.token_url,
+        "XERO_CONNECTIONS_URL": standin.connections_url,
+        "XERO_AUTHORIZE_URL": standin.authorize_url,
+        "XERO_CLIENT_ID": standin.client_id,
+        "XERO_CLIENT_SECRET": standin.client_secret,
+        "XERO_REDIRECT_URI": "http://localhost:8765/xero/callback",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reload_runtime()
+    yield standin, tenant_context()
+    standin.stop()
+    monkeypatch.undo()
+    reload_runtime()
+
+
+def test_xero_client_writes_batches_and_reads_back_through_the_sdk(xero_ctx: tuple[XeroStandIn, TenantContext]) -> None:
+    standin, ctx = xero_ctx
+    contact = ctx.xero.create_contacts([{"Name": 'Zoë\'s "Best" Café', "ContactNumber": "c-1"}], "k-contact-1")[0]
+    assert contact.ok
+    contact_id = contact.data["ContactID"]
+    line = {
+        "Description": "Bread",
+        "Quantity": "3",
+        "UnitAmount": "12.3456",
+        "LineAmount": "37.04",
+        "TaxAmount": "3.70",
+        "AccountCode": "200",
+        "TaxType": "OUTPUT",
+    }
+    good = {
+        "Type": "ACCREC",
+        "Contact": {"ContactID": contact_id},
+        "InvoiceNumber": "INV-1",
+        "Date": "2026-11-01",
+        "DueDate": "2026-11-30",
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Exclusive",
+        "LineItems": [line],
+    }
+    bad = {**good, "InvoiceNumber": "INV-2", "LineItems": [{**line, "TaxType": "NOPE"}]}
+    results = ctx.xero.create_invoices([good, bad], "k-invoices-1")
+    assert [r.ok for r in results] == [True, False]
+    assert "NOPE" in " ".join(results[1].messages)
+    assert str(results[0].data["Total"]) in ("40.74", "40.74000")
+    replay = ctx.xero.create_invoices([good, bad], "k-invoices-1")
+    assert replay[0].data["InvoiceID"] == results[0].data["InvoiceID"]
+    assert len([i for i in standin.invoices() if i["InvoiceNumber"] == "INV-1"]) == 1
+    hostile_name = 'Zoë\'s "Best" Café'
+    found = ctx.xero.find_contacts("Name==" + xero_string_literal(hostile_name))
+    assert [c["ContactID"] for c in found] == [contact_id]
+    assert ctx.xero.get_invoices(numbers=["INV-1"])[0]["InvoiceID"] == results[0].data["InvoiceID"]
+
+
+def test_tokens_are_stored_encrypted_and_concurrent_workers_refresh_once(
+    xero_ctx: tuple[XeroStandIn, TenantContext],
+) -> None:
+    standin, ctx = xero_ctx
+    url, state = consent_url(ctx.settings)
+    redirect = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+    token = ctx.xero_tokens.exchange_code(code_from_callback(redirect, state))
+    assert token.refresh_token
+    with ctx.sessions() as session:
+        row = session.scalar(select(OAuthToken))
+        assert row is not None and row.grant == "authorization_code"
+        assert token.access_token not in row.encrypted_token and str(token.refresh_token) not in row.encrypted_token
+
+    standin.set_faults(expire_all_tokens=True)
+    before = standin.stats()["token_requests"]
+    managers = [type(ctx.xero_tokens)(ctx.settings, ctx.tenant_pk, ctx.sessions) for _ in range(4)]
+    for manager in managers:
+        manager._cached = token  # every worker holds the same, now expired, token
+        manager.invalidate()
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda m=m: results.append(m.current().access_token)) for m in managers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1 and results[0] != token.access_token
+    assert standin.stats()["token_requests"] - before == 1
+    time.sleep(0.6)  # past the rotated token's grace period: only the stored new one works
+    assert ctx.xero.get_accounts()
+
+
+def test_a_consent_callback_with_the_wrong_state_is_refused() -> None:
+    with pytest.raises(SyncError) as refused:
+        code_from_callback("http://localhost/cb?code=abc&state=evil", "expected")
+    assert refused.value.error_class is ErrorClass.CONFIGURATION
+
+
+def test_secrets_never_appear_in_settings_reprs() -> None:
+    settings = Settings.model_validate(
+        {
+            "DATABASE_URL": "postgresql+psycopg://u:db-pass-123@h/db",
+            "XERO_CLIENT_SECRET": "xero-secret-456",
+            "CIN7_APPLICATION_KEY": "cin7-key-789",
+            "CELERY_BROKER_URL": "redis://:redis-pass@h:6379/0",
+        }
+    )
+    text = repr(settings) + str(settings)
+    for secret in ("db-pass-123", "xero-secret-456", "cin7-key-789", "redis-pass"):
+        assert secret not in text
