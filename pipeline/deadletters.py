@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.alerts import note_problem
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DeadLetter, DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
 
@@ -57,6 +58,8 @@ def record_dead_letter(
     letter.payload = payload
     letter.attempts = doc.attempts
     letter.last_failed_at = now
+    # Only a recorded letter alerts: a transient error that recovered within its retries never does.
+    note_problem(session, doc.tenant_id, error_class, f"{doc.kind} {doc.document_number}: {'; '.join(messages)}")
     log.warning(
         "dead letter: %s %s stage=%s class=%s: %s",
         doc.kind,
@@ -98,6 +101,9 @@ def record_sale_dead_letter(
     letter.payload = None
     letter.attempts = sale.attempts
     letter.last_failed_at = now
+    note_problem(
+        session, sale.tenant_id, error_class, f"sale {sale.order_number or sale.sale_id}: {'; '.join(messages)}"
+    )
     return letter
 
 
