@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from pipeline.cli_webhooks import webhooks_app
 from pipeline.settings import get_settings
 
 app = typer.Typer(help="Cin7 Core -> Xero sync.", no_args_is_help=True, add_completion=False)
@@ -25,6 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(xero_app, name="xero")
 app.add_typer(standins_app, name="standins")
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console()
 
