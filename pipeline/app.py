@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 from celery.signals import worker_process_init
+from kombu import pools as kombu_pools
 from kombu.entity import Queue
 
 from pipeline.settings import Settings, get_settings
@@ -129,11 +130,14 @@ def reconfigure(settings: Settings) -> None:
 
     The producer pool is closed too: it holds connections to the previous broker.
     """
+    # Celery has no public way to drop its broker connections; these are what its after-fork hook resets.
     pool = app._pool
     if pool is not None:
         pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
+    # kombu keeps its own registry of pools by connection; a closed one must not be handed out again.
+    kombu_pools.reset()
     app.conf.update(celery_config(settings))
 
 

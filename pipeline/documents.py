@@ -32,16 +32,19 @@ from mappings import (
     map_invoice,
     void_payload,
 )
+from pipeline import alerts
 from pipeline.contacts import ensure_contacts
 from pipeline.context import TenantContext
 from pipeline.deadletters import record_dead_letter, resolve_dead_letters
-from pipeline.errors import ErrorClass, SyncError
+from pipeline.errors import ErrorClass, SyncError, pause_seconds
 from pipeline.idempotency import idempotency_key
 from pipeline.ledger.models import CustomerRecord, DocumentState, SaleRecord, SyncDocument, Tenant, utcnow
 
 log = logging.getLogger(__name__)
 
 ACCOUNTS_TTL = timedelta(hours=1)
+# After a failed read of the chart of accounts, mapping tasks wait this long before anyone asks again.
+ACCOUNTS_RETRY_AFTER = timedelta(seconds=5)
 
 
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:
@@ -50,21 +53,106 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+# --- tenant pause ----------------------------------------------------------------------------------
+
+
+class TenantPaused(SyncError):
+    """The tenant is parked (day limit, configuration): work that needs Xero waits for the pause."""
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(ErrorClass.DAY_LIMIT, message, api="xero", retry_after=retry_after)
+
+
+def pause_tenant(ctx: TenantContext, error: SyncError) -> float | None:
+    """Park the tenant's writes when the error says the whole tenant must wait; return the pause.
+
+    Day limit: until Xero's Retry-After (the limit resets). Configuration (403, revoked consent): a
+    fixed pause, then the sweep tries again, so a repaired connection resumes without anyone
+    requeueing. The pause only ever lengthens, so a short wait cannot cut a long one short.
+    """
+    seconds = pause_seconds(error)
+    if seconds is None or isinstance(error, TenantPaused):
+        return seconds
+    until = utcnow() + timedelta(seconds=seconds)
+    reason = f"{error.error_class.value}: {error.message}"[:4000]
+    with ctx.sessions() as session, session.begin():
+        tenant = session.scalar(select(Tenant).where(Tenant.id == ctx.tenant_pk).with_for_update())
+        assert tenant is not None
+        if tenant.paused_until is None or tenant.paused_until < until:
+            tenant.paused_until = until
+        tenant.pause_reason = reason
+        alerts.note_problem(session, ctx.tenant_pk, error.error_class, reason)
+    log.warning("tenant %s paused for %.0fs: %s", ctx.tenant_key, seconds, reason)
+    return seconds
+
+
+def paused_for(ctx: TenantContext) -> float | None:
+    """Seconds left in the tenant's pause, or None when it may write."""
+    with ctx.sessions() as session:
+        until = session.scalar(select(Tenant.paused_until).where(Tenant.id == ctx.tenant_pk))
+    if until is None:
+        return None
+    left = (until - utcnow()).total_seconds()
+    return left if left > 0 else None
+
+
+def _resume_after_success(ctx: TenantContext) -> None:
+    """A write went through: a past pause is over, and its alert (if any) may announce recovery."""
+    with ctx.sessions() as session, session.begin():
+        tenant = session.scalar(
+            select(Tenant).where(Tenant.id == ctx.tenant_pk, Tenant.pause_reason.is_not(None)).with_for_update()
+        )
+        if tenant is None or (tenant.paused_until is not None and tenant.paused_until > utcnow()):
+            return
+        log.info("tenant %s resumed after: %s", ctx.tenant_key, tenant.pause_reason)
+        tenant.paused_until = None
+        tenant.pause_reason = None
+        for error_class in (ErrorClass.DAY_LIMIT, ErrorClass.CONFIGURATION):
+            alerts.note_recovery(session, ctx.tenant_pk, error_class)
+
+
 # --- mapping -------------------------------------------------------------------------------------
 
 
 def valid_account_codes(ctx: TenantContext) -> frozenset[str] | None:
-    """Xero's active account codes, cached on the tenant row for an hour."""
+    """Xero's active account codes, cached on the tenant row for an hour.
+
+    A failed read is remembered for ACCOUNTS_RETRY_AFTER (`accounts_fetched_at` set with no codes, or
+    a stale list kept a little longer): otherwise, on a cold cache during a Xero outage, every
+    mapping task would call Xero again and again, and spend the tenant's minute limit doing it.
+    """
+    now = utcnow()
     with ctx.sessions() as session:
         tenant = session.get(Tenant, ctx.tenant_pk)
         assert tenant is not None
-        if (
-            tenant.account_codes is not None
-            and tenant.accounts_fetched_at is not None
-            and (utcnow() - tenant.accounts_fetched_at < ACCOUNTS_TTL)
-        ):
-            return frozenset(str(code) for code in tenant.account_codes)
-    accounts = ctx.xero.get_accounts()
+        fetched_at = tenant.accounts_fetched_at
+        cached = tenant.account_codes
+        paused_reason = tenant.pause_reason
+    if cached is not None and fetched_at is not None and now - fetched_at < ACCOUNTS_TTL:
+        return frozenset(str(code) for code in cached)
+    left = paused_for(ctx)
+    if left is not None:
+        # No Xero calls while paused: an hour-old chart is better than spending a parked tenant's calls.
+        if cached is not None:
+            return frozenset(str(code) for code in cached)
+        raise TenantPaused(f"tenant paused ({paused_reason}); mapping waits", retry_after=left)
+    if cached is None and fetched_at is not None and now - fetched_at < ACCOUNTS_RETRY_AFTER:
+        wait = (fetched_at + ACCOUNTS_RETRY_AFTER - now).total_seconds()
+        raise SyncError(
+            ErrorClass.TRANSIENT, "Xero's chart of accounts could not be read just now", api="xero", retry_after=wait
+        )
+    try:
+        accounts = ctx.xero.get_accounts()
+    except SyncError:
+        with ctx.sessions() as session, session.begin():
+            tenant = session.get(Tenant, ctx.tenant_pk)
+            assert tenant is not None
+            # Stale codes stay usable a little longer; without any, the failure itself is remembered.
+            tenant.accounts_fetched_at = (now - ACCOUNTS_TTL + ACCOUNTS_RETRY_AFTER) if cached is not None else now
+        if cached is not None:
+            log.warning("xero chart of accounts unavailable; mapping with the list from %s", fetched_at)
+            return frozenset(str(code) for code in cached)
+        raise
     codes = sorted(
         str(a["Code"]) for a in accounts if a.get("Code") and str(a.get("Status", "ACTIVE")).upper() == "ACTIVE"
     )
@@ -129,6 +217,9 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
         )
         doc.mapped_source_hash = doc.source_hash
         doc.error_class = None
+        # The map task counted this delivery in `attempts` to catch messages that kill workers; the
+        # mapping finished, so the write starts its own count from zero.
+        doc.attempts = 0
         match action:
             case InvoiceAction.SKIP:
                 doc.state = DocumentState.IGNORED
@@ -227,6 +318,16 @@ def ready_count(ctx: TenantContext) -> int:
 WRITE_LEASE = timedelta(seconds=120)
 
 
+def _lease_length(ctx: TenantContext) -> timedelta:
+    """The writer lease never outlives STUCK_AFTER_SECONDS.
+
+    A writer SIGKILLed mid-batch leaves its lease behind; the sweep hands its rows back after
+    STUCK_AFTER_SECONDS, and a lease that lasted longer would leave them ready with nobody allowed to
+    write them. Correctness never depends on the lease (claims are per row); it only keeps batches full.
+    """
+    return min(WRITE_LEASE, timedelta(seconds=ctx.settings.stuck_after_seconds))
+
+
 def _acquire_lease(ctx: TenantContext) -> str | None:
     """Become the tenant's writer, unless another live writer already is."""
     owner = uuid.uuid4().hex
@@ -238,7 +339,7 @@ def _acquire_lease(ctx: TenantContext) -> str | None:
                 Tenant.id == ctx.tenant_pk,
                 or_(Tenant.write_lease_until.is_(None), Tenant.write_lease_until < now),
             )
-            .values(write_lease_owner=owner, write_lease_until=now + WRITE_LEASE)
+            .values(write_lease_owner=owner, write_lease_until=now + _lease_length(ctx))
             .execution_options(synchronize_session=False)
         )
     return owner if getattr(taken, "rowcount", 0) == 1 else None
@@ -249,7 +350,7 @@ def _renew_lease(ctx: TenantContext, owner: str) -> None:
         session.execute(
             update(Tenant)
             .where(Tenant.id == ctx.tenant_pk, Tenant.write_lease_owner == owner)
-            .values(write_lease_until=utcnow() + WRITE_LEASE)
+            .values(write_lease_until=utcnow() + _lease_length(ctx))
             .execution_options(synchronize_session=False)
         )
 
@@ -281,12 +382,21 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
                 if ctx.settings.xero_batch_wait_seconds > 0 and ready_count(ctx) < batch_size:
                     # Let a batch gather company briefly; a lone invoice still goes after this delay.
                     time.sleep(ctx.settings.xero_batch_wait_seconds)
+                pause = paused_for(ctx)
+                if pause is not None:
+                    # Parked (day limit, revoked consent): rows stay ready; the sweep or a countdown
+                    # brings a writer back when the pause ends.
+                    outcome.retry_in = pause
+                    break
                 token, ids = _claim(ctx, first_id)
                 first_id = None
                 if not ids:
                     break
                 outcome.claimed += len(ids)
+                synced_before = outcome.synced
                 _write_batch(ctx, token, ids, outcome)
+                if outcome.synced > synced_before:
+                    _resume_after_success(ctx)
                 if outcome.retry_in is not None:
                     break
                 _renew_lease(ctx, owner)
@@ -382,8 +492,13 @@ def _dead(
 def _retry_all(
     ctx: TenantContext, token: str, docs: Sequence[SyncDocument], error: SyncError, outcome: WriteOutcome
 ) -> None:
-    """A whole call failed: every document in it waits (or, out of attempts or permanent, is dead)."""
+    """A whole call failed: every document in it waits (or, out of attempts or permanent, is dead).
+
+    A day limit or a configuration problem parks the whole tenant instead: its documents wait for the
+    pause without spending attempts, and nobody gets a dead letter per invoice for one broken connection.
+    """
     wait = 0.0
+    pause = pause_tenant(ctx, error)
     with ctx.sessions() as session, session.begin():
         for doc in docs:
             row = session.scalar(
@@ -391,12 +506,18 @@ def _retry_all(
             )
             if row is None:
                 continue
-            row.attempts += 1
+            if error.error_class.counts_as_attempt:
+                row.attempts += 1
             row.claim_token = None
             row.last_error = error.message[:4000]
             row.error_class = error.error_class.value
             # We cannot know whether Xero committed before the failure: look it up before creating again.
             row.write_uncertain = row.write_uncertain or error.error_class is ErrorClass.TRANSIENT
+            if pause is not None:
+                row.state = DocumentState.RETRY
+                row.next_attempt_at = utcnow() + timedelta(seconds=pause)
+                wait = max(wait, pause)
+                continue
             if not error.error_class.retryable or row.attempts >= ctx.settings.max_attempts:
                 error_class = error.error_class if not error.error_class.retryable else ErrorClass.POISON
                 messages = (

@@ -41,6 +41,20 @@ class ErrorClass(enum.StrEnum):
         """True when the same request can succeed later without anyone changing anything."""
         return self in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH, ErrorClass.DAY_LIMIT)
 
+    @property
+    def pauses_tenant(self) -> bool:
+        """True when the whole tenant must stop writing (nothing any one document can fix)."""
+        return self in (ErrorClass.DAY_LIMIT, ErrorClass.CONFIGURATION)
+
+    @property
+    def counts_as_attempt(self) -> bool:
+        """False when Xero refused to look at the request at all (429, tenant paused).
+
+        Those waits are bounded by Xero's own clock, not by the document: counting them would turn a
+        storm of 429s or a day's pause into poison dead letters for invoices that never failed.
+        """
+        return self not in (ErrorClass.RATE_LIMITED, ErrorClass.DAY_LIMIT, ErrorClass.CONFIGURATION)
+
 
 class SyncError(Exception):
     """A classified failure talking to Cin7 or Xero (or mapping between them)."""
@@ -71,6 +85,20 @@ class SyncError(Exception):
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 # Xero asks clients to come back in about five minutes when an organisation is offline.
 ORG_OFFLINE_WAIT = 300.0
+# A configuration problem (403, revoked consent) pauses the tenant this long before it tries again:
+# long enough not to hammer Xero, short enough that a fixed connection resumes on its own.
+CONFIGURATION_PAUSE = 900.0
+# Xero's day limit is a rolling 24 hours; without a Retry-After we wait an hour and look again.
+DAY_LIMIT_DEFAULT_WAIT = 3600.0
+
+
+def pause_seconds(error: SyncError) -> float | None:
+    """How long this error pauses the tenant's writes, or None when it does not."""
+    if error.error_class is ErrorClass.DAY_LIMIT:
+        return error.retry_after if error.retry_after is not None else DAY_LIMIT_DEFAULT_WAIT
+    if error.error_class is ErrorClass.CONFIGURATION:
+        return CONFIGURATION_PAUSE
+    return None
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -130,7 +158,7 @@ def classify_xero_response(status: int, headers: Mapping[str, str] | None, body:
                 "Xero daily call limit reached",
                 api="xero",
                 status=status,
-                retry_after=wait if wait is not None else 3600.0,
+                retry_after=wait if wait is not None else DAY_LIMIT_DEFAULT_WAIT,
             )
         return SyncError(
             ErrorClass.RATE_LIMITED,

@@ -8,13 +8,18 @@ window does the same job.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from typing import Protocol
 
 import redis
+
+log = logging.getLogger(__name__)
 
 # KEYS[1] = window key; ARGV = now_ms, window_ms, limit, member
 # Returns 0 when a slot was taken, else the milliseconds to wait before one frees.
@@ -36,16 +41,57 @@ if wait < 1 then wait = 1 end
 return wait
 """
 
+# KEYS[1] = hold key; ARGV = milliseconds. Only ever lengthens a hold: a worker that read "slow down a
+# little" must not cut short the "wait a minute" that another worker was just told by a 429.
+_PENALISE_LUA = """
+local current = redis.call('PTTL', KEYS[1])
+if current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 0
+"""
+
+# KEYS[1] = slot set; ARGV = now_ms, ttl_ms, limit, member. Members are scored by their expiry, so a
+# slot held by a process that died frees itself after ttl instead of leaking for ever.
+# Returns 0 when a slot was taken, else the milliseconds until the oldest slot expires.
+_SLOT_LUA = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+if redis.call('ZCARD', key) < tonumber(ARGV[3]) then
+  redis.call('ZADD', key, now + tonumber(ARGV[2]), ARGV[4])
+  redis.call('PEXPIRE', key, tonumber(ARGV[2]))
+  return 0
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+local wait = tonumber(oldest[2]) - now
+if wait < 1 then wait = 1 end
+return wait
+"""
+# How often a caller waiting for a concurrency slot looks again (slots are usually held for well
+# under a second; the expiry above is only the backstop for a dead holder).
+_SLOT_POLL_SECONDS = 0.05
+
+
+class RateLimitTimeout(TimeoutError):
+    """No slot came free within the caller's patience (the API is saturated, not unreachable)."""
+
 
 class RateLimiter(Protocol):
     """Take one call slot under `key`, waiting if the window is full."""
 
     def acquire(self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0) -> float:
-        """Block until a slot is free; return seconds waited. Raise TimeoutError past max_wait."""
+        """Block until a slot is free; return seconds waited. Raise RateLimitTimeout past max_wait."""
         ...
 
     def penalise(self, key: str, seconds: float) -> None:
         """Hold every caller of `key` back for `seconds` (the server told us to slow down)."""
+        ...
+
+    def slot(
+        self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = 300.0
+    ) -> contextlib.AbstractContextManager[float]:
+        """Hold one of `limit` concurrent slots under `key` for the duration of the block."""
         ...
 
 
@@ -56,9 +102,28 @@ class RedisRateLimiter:
         self._redis = client
         self._prefix = prefix
         self._script = client.register_script(_ACQUIRE_LUA)
+        self._penalise = client.register_script(_PENALISE_LUA)
+        self._slot = client.register_script(_SLOT_LUA)
+        # While Redis is unreachable (restarting), each process limits itself: a slower sync is better
+        # than tasks failing on the limiter, and the API's own 429s still stop a real excess.
+        self._fallback = LocalRateLimiter()
+        self._warned_at = 0.0
+
+    def _redis_failed(self, exc: redis.RedisError) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 30:
+            self._warned_at = now
+            log.warning("rate limiter: Redis unavailable (%s); limiting within this process", exc)
 
     def acquire(self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0) -> float:
         """Block until a slot is free; return seconds waited."""
+        try:
+            return self._acquire_shared(key, limit, window_seconds, max_wait=max_wait)
+        except redis.RedisError as exc:
+            self._redis_failed(exc)
+            return self._fallback.acquire(key, limit, window_seconds, max_wait=max_wait)
+
+    def _acquire_shared(self, key: str, limit: int, window_seconds: float, *, max_wait: float) -> float:
         waited = 0.0
         window_ms = int(window_seconds * 1000)
         while True:
@@ -73,14 +138,51 @@ class RedisRateLimiter:
                     return waited
                 pause = int(result) / 1000.0
             if waited + pause > max_wait:
-                raise TimeoutError(f"rate limit {key}: no slot within {max_wait:.0f}s")
+                raise RateLimitTimeout(f"rate limit {key}: no slot within {max_wait:.0f}s")
             time.sleep(pause)
             waited += pause
 
     def penalise(self, key: str, seconds: float) -> None:
         """Hold every caller of `key` back for `seconds`."""
-        if seconds > 0:
-            self._redis.set(self._prefix + "hold:" + key, "1", px=max(1, int(seconds * 1000)))
+        if seconds <= 0:
+            return
+        self._fallback.penalise(key, seconds)
+        try:
+            self._penalise(keys=[self._prefix + "hold:" + key], args=[max(1, int(seconds * 1000))])
+        except redis.RedisError as exc:
+            self._redis_failed(exc)
+
+    @contextlib.contextmanager
+    def slot(self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = 300.0) -> Iterator[float]:
+        """Hold one of `limit` concurrent slots shared by every process; yields seconds waited."""
+        name = self._prefix + "slots:" + key
+        member = uuid.uuid4().hex
+        try:
+            waited = self._take_slot(name, key, member, limit, ttl, max_wait)
+        except redis.RedisError as exc:
+            self._redis_failed(exc)
+            with self._fallback.slot(key, limit, ttl=ttl, max_wait=max_wait) as local_wait:
+                yield local_wait
+            return
+        try:
+            yield waited
+        finally:
+            try:
+                self._redis.zrem(name, member)
+            except redis.RedisError as exc:
+                self._redis_failed(exc)  # the slot expires on its own after ttl
+
+    def _take_slot(self, name: str, key: str, member: str, limit: int, ttl: float, max_wait: float) -> float:
+        waited = 0.0
+        while True:
+            result = self._slot(keys=[name], args=[int(time.time() * 1000), int(ttl * 1000), limit, member])
+            if int(result) == 0:
+                return waited
+            if waited >= max_wait:
+                raise RateLimitTimeout(f"concurrency limit {key}: no slot within {max_wait:.0f}s")
+            pause = min(_SLOT_POLL_SECONDS, int(result) / 1000.0)
+            time.sleep(pause)
+            waited += pause
 
 
 class LocalRateLimiter:
@@ -90,6 +192,8 @@ class LocalRateLimiter:
         self._lock = threading.Lock()
         self._calls: dict[str, deque[float]] = {}
         self._holds: dict[str, float] = {}
+        self._slots: dict[str, int] = {}
+        self._slot_freed = threading.Condition(self._lock)
 
     def acquire(self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0) -> float:
         """Block until a slot is free; return seconds waited."""
@@ -109,7 +213,7 @@ class LocalRateLimiter:
                         return waited
                     pause = max(0.001, calls[0] + window_seconds - now)
             if waited + pause > max_wait:
-                raise TimeoutError(f"rate limit {key}: no slot within {max_wait:.0f}s")
+                raise RateLimitTimeout(f"rate limit {key}: no slot within {max_wait:.0f}s")
             time.sleep(pause)
             waited += pause
 
@@ -117,6 +221,24 @@ class LocalRateLimiter:
         """Hold every caller of `key` back for `seconds`."""
         with self._lock:
             self._holds[key] = max(self._holds.get(key, 0.0), time.monotonic() + seconds)
+
+    @contextlib.contextmanager
+    def slot(self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = 300.0) -> Iterator[float]:
+        """Hold one of `limit` concurrent slots in this process; yields seconds waited."""
+        started = time.monotonic()
+        with self._slot_freed:
+            while self._slots.get(key, 0) >= limit:
+                left = max_wait - (time.monotonic() - started)
+                if left <= 0:
+                    raise RateLimitTimeout(f"concurrency limit {key}: no slot within {max_wait:.0f}s")
+                self._slot_freed.wait(left)
+            self._slots[key] = self._slots.get(key, 0) + 1
+        try:
+            yield time.monotonic() - started
+        finally:
+            with self._slot_freed:
+                self._slots[key] -= 1
+                self._slot_freed.notify()
 
 
 _local = LocalRateLimiter()

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     xero_batch_size: int = Field(default=50, alias="XERO_BATCH_SIZE", ge=1, le=50)
     # A write waits this long for company when fewer than a batch of documents are ready.
     xero_batch_wait_seconds: float = Field(default=0.25, alias="XERO_BATCH_WAIT_SECONDS", ge=0)
+    # Xero's per-tenant minute: 60 calls. Tests and benchmarks compress the window against stand-ins.
+    xero_calls_per_window: int = Field(default=60, alias="XERO_CALLS_PER_WINDOW", ge=1)
+    xero_rate_window_seconds: float = Field(default=60.0, alias="XERO_RATE_WINDOW_SECONDS", gt=0)
     # Xero caps a request at 3.5 MB; batches are split below this many bytes of JSON.
     xero_max_request_bytes: int = Field(default=3_000_000, alias="XERO_MAX_REQUEST_BYTES", gt=1000)
     xero_invoice_status: Literal["AUTHORISED", "DRAFT"] = Field(default="AUTHORISED", alias="XERO_INVOICE_STATUS")

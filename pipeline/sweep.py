@@ -8,6 +8,7 @@ retry time has come are released. Re-sending is always safe: every task checks t
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from sqlalchemy import or_, select, update
 
 from pipeline.context import TenantContext
 from pipeline.deadletters import record_dead_letter
+from pipeline.documents import paused_for
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
 
@@ -48,11 +50,40 @@ def release_due_retries(ctx: TenantContext) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+# Xero forgets a refresh token unused for 60 days; warn with ten days to spare.
+REFRESH_TOKEN_WARN_AGE = timedelta(days=50)
+# ...but not on every sweep: once an hour per process is plenty for a problem measured in days.
+_REFRESH_WARNING_EVERY = 3600.0
+_last_refresh_warning: dict[int, float] = {}
+
+
+def warn_if_refresh_token_ageing(ctx: TenantContext) -> timedelta | None:
+    """Log a warning when the stored refresh token is close to expiring from disuse; return its age."""
+    age = ctx.xero_tokens.refresh_token_age()
+    if age is None or age < REFRESH_TOKEN_WARN_AGE:
+        return age
+    now = time.monotonic()
+    last = _last_refresh_warning.get(ctx.tenant_pk)
+    if last is None or now - last >= _REFRESH_WARNING_EVERY:
+        _last_refresh_warning[ctx.tenant_pk] = now
+        log.warning(
+            "tenant %s: the Xero refresh token was issued %d days ago and expires after 60 days unused; "
+            "let the sync write once (or run `cin7xero xero connect`) before then",
+            ctx.tenant_key,
+            age.days,
+        )
+    return age
+
+
 def sweep(ctx: TenantContext) -> SweepResult:
     """Find stuck or due rows and say what to enqueue (the caller sends after this commits)."""
     now = utcnow()
     stale = now - timedelta(seconds=ctx.settings.stuck_after_seconds)
     release_due_retries(ctx)
+    warn_if_refresh_token_ageing(ctx)
+    # While the tenant is parked, ready rows stay untouched (and stale), so the first sweep after the
+    # pause sends them; sending writers now would only wake them to find the pause.
+    paused = paused_for(ctx) is not None
     result = SweepResult(sales=[], to_map=[], to_write=[], reclaimed=0, dead=0)
     with ctx.sessions() as session, session.begin():
         for sale in session.scalars(
@@ -100,6 +131,8 @@ def sweep(ctx: TenantContext) -> SweepResult:
                     result.dead += 1
                     continue
                 doc.state = DocumentState.READY
+            if paused and doc.state == DocumentState.READY:
+                continue
             doc.enqueued_at = now
             (result.to_map if doc.state == DocumentState.PENDING else result.to_write).append(doc.id)
     if result.sales or result.to_map or result.to_write:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -28,7 +29,9 @@ from pipeline.ledger.migrate import upgrade
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-_redis_dbs = itertools.cycle(range(1, 16))
+# Start at a random database so that two test sessions on one machine rarely share one.
+_first_db = random.randrange(1, 16)
+_redis_dbs = itertools.cycle([1 + (_first_db + i) % 15 for i in range(15)])
 
 
 def _sqlalchemy_url(database: str) -> str:

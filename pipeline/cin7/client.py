@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from pipeline.errors import ErrorClass, SyncError, classify_cin7_response, transport_error
-from pipeline.ratelimit import RateLimiter
+from pipeline.ratelimit import RateLimiter, RateLimitTimeout
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,15 @@ class Cin7Client:
         """GET with throttle handling: Cin7 sends 429 or 503 without Retry-After, so wait and retry."""
         attempts = 0
         while True:
-            if self._limiter is not None:
-                self._limiter.acquire(self._limit_key, self._settings.cin7_calls_per_minute, 60.0)
             try:
+                if self._limiter is not None:
+                    self._limiter.acquire(self._limit_key, self._settings.cin7_calls_per_minute, 60.0)
                 response = self._session.get(f"{self._base}/{path}", params=params, timeout=(5, 60))
+            except RateLimitTimeout as exc:
+                # Nothing was sent: the shared Cin7 budget is spent for now, which is a wait, not a failure.
+                raise SyncError(
+                    ErrorClass.RATE_LIMITED, str(exc), api="cin7", retry_after=self._settings.cin7_throttle_wait_seconds
+                ) from exc
             except requests.RequestException as exc:
                 raise transport_error("cin7", exc) from exc
             if self._on_call is not None:

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import requests
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -173,7 +175,29 @@ class XeroTokenManager:
                 self._rejected = self._cached.access_token
             self._cached = None
 
+    def _ensure_row(self) -> None:
+        """Make sure the token row exists, so that the very first token is obtained under its lock too.
+
+        Without a row there is nothing to lock: every worker starting at once would ask Xero for a
+        token of its own (and, with a refresh token, all but one would end in invalid_grant).
+        """
+        with self._sessions() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            session.execute(
+                insert(OAuthToken)
+                .values(
+                    tenant_id=self._tenant_pk,
+                    provider="xero",
+                    grant="client_credentials",
+                    encrypted_token="",
+                    updated_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["tenant_id", "provider"])
+            )
+
     def _obtain_locked(self) -> TokenSet:
+        self._ensure_row()
         with self._sessions() as session, session.begin():
             row = session.scalar(
                 select(OAuthToken)

@@ -11,8 +11,10 @@ remaining-calls headers to slow down before a 429, and turns every failure into 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -31,7 +33,7 @@ from xero_python.exceptions import ApiException
 from xero_python.exceptions.http_status_exceptions import HTTPStatusException
 
 from pipeline.errors import ErrorClass, SyncError, classify_xero_response, transport_error
-from pipeline.ratelimit import RateLimiter
+from pipeline.ratelimit import RateLimiter, RateLimitTimeout
 from pipeline.settings import Settings
 from pipeline.xero.auth import XeroTokenManager
 
@@ -39,10 +41,25 @@ log = logging.getLogger(__name__)
 
 _models = ModelFinder(accounting_models)
 _DATE_KEYS = frozenset({"Date", "DueDate", "ExpectedPaymentDate", "PlannedPaymentDate"})
-# Xero: 60 calls a minute per tenant; we keep one in reserve for the operator's own tools.
-XERO_MINUTE_LIMIT = 60
-# When Xero says fewer than this many calls remain in the minute, pause the tenant briefly.
+# Xero: at most 5 calls in flight per tenant. The writer lease already makes writes single-flight;
+# this bounds the rest (mapping tasks reading the chart of accounts on a cold cache, reconciliation
+# reads, contact lookups) across every worker process.
+XERO_CONCURRENT_LIMIT = 5
+# A concurrency slot frees itself after this long if its holder died (longer than any one call).
+CONCURRENT_SLOT_TTL = 90.0
+# When Xero says fewer than this many calls remain in the minute, hold the tenant back.
 LOW_REMAINING_THRESHOLD = 3
+# The first hold is this long and doubles while Xero keeps reporting a nearly spent minute: Xero does
+# not say when its window frees up, so we back off until it does (a compressed test window and the
+# real 60 s one are both found within a few steps).
+LOW_REMAINING_FIRST_HOLD = 1.0
+LOW_REMAINING_MAX_HOLD = 30.0
+# Warn when the day's remaining calls drop below this (Xero: 5 000 a day per tenant).
+DAY_REMAINING_WARNING = 250
+# A minute/concurrent 429 asking for at most this long is waited out inside the call (every worker
+# waits on the shared hold), instead of failing a whole batch back to the ledger.
+INLINE_RATE_LIMIT_WAIT = 10.0
+INLINE_RATE_LIMIT_RETRIES = 3
 INVOICE_LOOKUP_CHUNK = 40
 REQUEST_TIMEOUT = (5, 60)
 NO_RETRIES = urllib3.Retry(
@@ -92,6 +109,14 @@ class ElementResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def _int_header(headers: Any, name: str) -> int | None:
+    raw = headers.get(name) if hasattr(headers, "get") else None
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def _element_results(elements: Sequence[dict[str, Any]]) -> list[ElementResult]:
     results = []
     for index, element in enumerate(elements):
@@ -123,6 +148,8 @@ class XeroClient:
         self._limiter = limiter
         self._on_call = on_call
         self._local = threading.local()
+        # Consecutive responses that said the minute was nearly spent (drives the growing hold).
+        self._low_readings = 0
 
     def __repr__(self) -> str:
         return f"XeroClient(tenant={self.tenant_id!r})"
@@ -147,23 +174,57 @@ class XeroClient:
             self._local.api = api
         return api
 
+    def _send(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """The HTTP call itself, inside one of the tenant's concurrency slots."""
+        slot = (
+            self._limiter.slot(self._limit_key + ":in-flight", XERO_CONCURRENT_LIMIT, ttl=CONCURRENT_SLOT_TTL)
+            if self._limiter is not None
+            else contextlib.nullcontext(0.0)
+        )
+        with slot:
+            return method(
+                self.tenant_id, *args, _return_http_data_only=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
+            )
+
     def _call(self, label: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """One API call: rate slot, auth retry once on 401, classification of every failure."""
-        for attempt in range(2):
-            if self._limiter is not None:
-                self._limiter.acquire(self._limit_key, XERO_MINUTE_LIMIT, 60.0)
+        """One API call: rate slot, auth retry once on 401, short 429s waited out, every failure classified."""
+        refreshed = False
+        rate_retries = 0
+        while True:
             try:
-                data, status, headers = method(
-                    self.tenant_id, *args, _return_http_data_only=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
-                )
+                if self._limiter is not None:
+                    self._limiter.acquire(
+                        self._limit_key, self._settings.xero_calls_per_window, self._settings.xero_rate_window_seconds
+                    )
+                data, status, headers = self._send(method, *args, **kwargs)
+            except RateLimitTimeout as exc:
+                # Our own limiter gave up waiting: nothing was sent, so this is a wait, not a failure.
+                raise SyncError(ErrorClass.RATE_LIMITED, str(exc), api="xero", retry_after=60.0) from exc
             except ApiException as exc:
                 error = self._classify(exc)
                 self._record(label, error.status or 0)
-                if error.error_class is ErrorClass.AUTH and attempt == 0:
+                if error.error_class is ErrorClass.AUTH:
+                    if refreshed:
+                        raise SyncError(
+                            ErrorClass.AUTH, "Xero rejected a freshly obtained token", api="xero", status=error.status
+                        ) from exc
+                    refreshed = True
                     self._tokens.invalidate()
                     continue
                 if error.error_class in (ErrorClass.RATE_LIMITED, ErrorClass.DAY_LIMIT) and self._limiter:
+                    # Shared hold: every worker of this tenant waits, not just the one that was told.
                     self._limiter.penalise(self._limit_key, error.retry_after or 60.0)
+                if (
+                    error.error_class is ErrorClass.RATE_LIMITED
+                    and rate_retries < INLINE_RATE_LIMIT_RETRIES
+                    and (error.retry_after or 60.0) <= INLINE_RATE_LIMIT_WAIT
+                ):
+                    # A 429 means Xero did not process the request, so sending it again is safe.
+                    rate_retries += 1
+                    if self._limiter is None:
+                        time.sleep(error.retry_after or 1.0)
+                    log.info("xero %s: %s, waiting %.0fs", label, error.message, error.retry_after or 1.0)
+                    continue
                 raise error from exc
             except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
                 self._record(label, 0)
@@ -171,7 +232,6 @@ class XeroClient:
             self._record(label, int(status))
             self._slow_down(headers)
             return data
-        raise SyncError(ErrorClass.AUTH, "Xero rejected a freshly obtained token", api="xero")
 
     @staticmethod
     def _classify(exc: ApiException) -> SyncError:
@@ -190,17 +250,21 @@ class XeroClient:
         return classify_xero_response(status, headers, body)
 
     def _slow_down(self, headers: Any) -> None:
+        """Hold the tenant back when Xero's own counters say a 429 is near."""
         if not headers or self._limiter is None:
             return
-        remaining = headers.get("X-MinLimit-Remaining") if hasattr(headers, "get") else None
-        try:
-            left = int(remaining) if remaining is not None else None
-        except ValueError:
-            left = None
-        if left is not None and left < LOW_REMAINING_THRESHOLD:
-            # Xero's own count says the minute is nearly spent (perhaps another app on this tenant):
-            # hold back rather than collect a 429.
-            self._limiter.penalise(self._limit_key, 5.0)
+        minute_left = _int_header(headers, "X-MinLimit-Remaining")
+        if minute_left is not None and minute_left < LOW_REMAINING_THRESHOLD:
+            # Xero's count says the minute is nearly spent (another tool on this tenant, or a window we
+            # do not know): hold back rather than collect a 429, longer each time it is still spent.
+            self._low_readings += 1
+            hold = min(LOW_REMAINING_MAX_HOLD, LOW_REMAINING_FIRST_HOLD * 2 ** (self._low_readings - 1))
+            self._limiter.penalise(self._limit_key, hold)
+        elif minute_left is not None:
+            self._low_readings = 0
+        day_left = _int_header(headers, "X-DayLimit-Remaining")
+        if day_left is not None and day_left < DAY_REMAINING_WARNING and day_left % 50 == 0:
+            log.warning("xero: only %d calls left today for tenant %s", day_left, self.tenant_id)
 
     def _record(self, label: str, status: int) -> None:
         if self._on_call is not None:

@@ -1,0 +1,223 @@
+"""Chaos scenarios against real workers, Redis, PostgreSQL and the stand-ins (issue 3, section 8).
+
+Every scenario ends with the same verdict (Chaos.assert_exactly_once): every good invoice in Xero
+exactly once with Cin7's totals, every bad one a dead letter with its reason, and no dead letter of
+any other class, so that nothing about the fault itself ever reaches a person.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from pipeline.ledger.models import DocumentState, OAuthToken, SyncDocument, Tenant
+from pipeline.standins.generator import edit_invoice
+from pipeline.status import LedgerCounts
+from pipeline.xero.auth import code_from_callback, consent_url
+from tests.chaos.conftest import Chaos
+
+pytestmark = pytest.mark.pipeline
+
+
+def _synced_some(counts: object) -> bool:
+    return isinstance(counts, LedgerCounts) and counts.get(DocumentState.SYNCED) > 0
+
+
+def test_a_xero_outage_is_waited_out_with_backoff(make_chaos: Callable[..., Chaos]) -> None:
+    chaos = make_chaos(env={"XERO_BATCH_SIZE": "5"})
+    before = chaos.start_poll()
+    chaos.wait_for(_synced_some, what="the first invoices in Xero")
+    chaos.p.xero.set_faults(outage_seconds=6)
+    chaos.settle(before)
+
+    chaos.assert_exactly_once()
+    # Some batches met the outage (a failed attempt, then the successful one) and still went through.
+    with chaos.p.ctx.sessions() as session:
+        attempts = [d.attempts for d in session.scalars(select(SyncDocument).where(SyncDocument.xero_id.is_not(None)))]
+    assert max(attempts) >= 2, attempts
+
+
+def test_a_storm_of_429s_is_waited_out_without_spending_attempts(make_chaos: Callable[..., Chaos]) -> None:
+    chaos = make_chaos(env={"XERO_BATCH_SIZE": "10"})
+    before = chaos.start_poll()
+    chaos.wait_for(_synced_some, what="the first invoices in Xero")
+    chaos.p.xero.set_faults(rate_limit_next=12)
+    chaos.settle(before)
+
+    chaos.assert_exactly_once()
+    assert chaos.p.xero.stats()["rate_limited"] == 12
+    # A 429 is Xero declining to look at the request: no document was charged an attempt for it.
+    with chaos.p.ctx.sessions() as session:
+        assert all(d.attempts <= 2 for d in session.scalars(select(SyncDocument)))
+
+
+@pytest.mark.parametrize("idempotency_ttl", [360.0, 0.5], ids=["within-key-window", "after-key-expired"])
+def test_responses_lost_after_xero_committed_are_adopted_not_duplicated(
+    make_chaos: Callable[..., Chaos], idempotency_ttl: float
+) -> None:
+    chaos = make_chaos(xero={"idempotency_ttl_seconds": idempotency_ttl}, env={"XERO_BATCH_SIZE": "10"})
+    # The first writes (contacts and invoices) reach Xero and are committed; their answers never arrive.
+    chaos.p.xero.set_faults(drop_response_after_commit_next=4)
+    before = chaos.start_poll()
+    chaos.settle(before)
+
+    chaos.assert_exactly_once()
+    assert chaos.p.xero.stats()["dropped_responses"] == 4
+
+
+def test_expired_tokens_are_refreshed_once_by_many_workers_at_once(make_chaos: Callable[..., Chaos]) -> None:
+    # Rotating refresh tokens with no grace: a second refresh with the same token is invalid_grant, which
+    # would pause the tenant and fail this test. Only a single refresh per expiry passes.
+    chaos = make_chaos(workers=3, xero={"refresh_grace_seconds": 0}, env={"XERO_BATCH_SIZE": "5"})
+    ctx = chaos.p.ctx
+    url, state = consent_url(ctx.settings.model_copy(update={"xero_authorize_url": chaos.p.xero.authorize_url}))
+    redirect = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+    ctx.xero_tokens.exchange_code(code_from_callback(redirect, state))
+    tokens_before = chaos.p.xero.stats()["token_requests"]
+
+    before = chaos.start_poll()
+    chaos.wait_for(_synced_some, what="the first invoices in Xero")
+    chaos.p.xero.set_faults(expire_all_tokens=True)
+    chaos.wait_for(lambda c: c.get(DocumentState.SYNCED) >= 8, what="more invoices after the first expiry")
+    chaos.p.xero.set_faults(expire_all_tokens=True)
+    chaos.settle(before)
+
+    chaos.assert_exactly_once()
+    assert chaos.p.xero.stats()["token_requests"] - tokens_before == 2
+    with ctx.sessions() as session:
+        tenant = session.scalar(select(Tenant))
+        assert tenant is not None and tenant.pause_reason is None
+        row = session.scalar(select(OAuthToken))
+        assert row is not None and row.grant == "authorization_code"
+
+
+def test_workers_sigkilled_mid_batch_and_restarted_lose_and_duplicate_nothing(
+    make_chaos: Callable[..., Chaos],
+) -> None:
+    chaos = make_chaos(xero={}, env={"XERO_BATCH_SIZE": "5"})
+    chaos.p.xero.set_faults(latency_seconds=0.3)
+    before = chaos.start_poll()
+    for _round in range(2):
+        chaos.wait_for(lambda c: c.get(DocumentState.WRITING) > 0, what="a batch being written")
+        for process in list(chaos.p.workers.processes):
+            if process.poll() is None:
+                chaos.p.workers.kill(process)
+        chaos.p.workers.processes.clear()
+        chaos.p.workers.start("w0", beat=True)
+        chaos.p.workers.start("w1")
+    chaos.p.xero.set_faults(latency_seconds=0)
+    chaos.settle(before)
+
+    chaos.assert_exactly_once()
+
+
+def test_redis_restarted_empty_loses_nothing_the_sweep_cannot_send_again(make_chaos: Callable[..., Chaos]) -> None:
+    chaos = make_chaos(env={"XERO_BATCH_SIZE": "5"})
+    chaos.p.xero.set_faults(latency_seconds=0.1)
+    before = chaos.start_poll()
+    chaos.wait_for(_synced_some, what="the first invoices in Xero")
+    in_flight = chaos.wait_for(lambda c: c.in_flight > 0, what="work in flight")
+    chaos.empty_redis()
+    chaos.p.xero.set_faults(latency_seconds=0)
+    assert in_flight.in_flight > 0
+    chaos.settle(before)
+
+    chaos.assert_exactly_once()
+
+
+def test_postgresql_connections_killed_mid_run_mark_nothing_done_that_was_not(
+    make_chaos: Callable[..., Chaos],
+) -> None:
+    chaos = make_chaos(env={"XERO_BATCH_SIZE": "5"})
+    chaos.p.xero.set_faults(latency_seconds=0.05)
+    before = chaos.start_poll()
+    killed = 0
+    for _ in range(4):
+        time.sleep(0.7)
+        killed += chaos.kill_database_connections()
+    chaos.p.xero.set_faults(latency_seconds=0)
+    chaos.settle(before)
+
+    assert killed > 0
+    chaos.assert_exactly_once()
+    with chaos.p.ctx.sessions() as session:
+        for doc in session.scalars(select(SyncDocument).where(SyncDocument.state == DocumentState.SYNCED)):
+            assert doc.xero_id and doc.synced_hash == doc.payload_hash
+
+
+def test_three_worker_processes_share_xeros_minute_limit(make_chaos: Callable[..., Chaos]) -> None:
+    # Xero allows 10 calls per (compressed) minute of 2 s; the batch size is small so that the run
+    # needs many more calls than one window allows.
+    chaos = make_chaos(
+        sales=40, workers=3, xero={"minute_limit": 10, "window_seconds": 2}, env={"XERO_BATCH_SIZE": "4"}
+    )
+    before = chaos.start_poll()
+    chaos.settle(before)
+
+    chaos.assert_exactly_once()
+    stats = chaos.p.xero.stats()
+    assert stats["calls"] > 20  # more than twice what one window allows: the limit was really in play
+    assert stats["rate_limited"] <= 2, stats
+
+
+def test_a_day_limit_parks_the_tenants_writes_until_it_resets(make_chaos: Callable[..., Chaos]) -> None:
+    chaos = make_chaos(xero={"day_limit": 14, "day_window_seconds": 6}, env={"XERO_BATCH_SIZE": "4"})
+    before = chaos.start_poll()
+    chaos.settle(before, timeout=90)
+
+    chaos.assert_exactly_once()
+    assert "paused for" in chaos.log_text()
+    stats = chaos.p.xero.stats()
+    # Parked, not hammering: each reset of the day window costs at most one or two refused calls.
+    assert 1 <= stats["rate_limited"] <= 6, stats
+    with chaos.p.ctx.sessions() as session:
+        tenant = session.scalar(select(Tenant))
+        assert tenant is not None and tenant.pause_reason is None and tenant.paused_until is None
+
+
+def test_a_write_that_keeps_killing_its_worker_ends_as_a_poison_dead_letter(make_chaos: Callable[..., Chaos]) -> None:
+    # Sweeps run on a worker of their own, so that they go on while the Xero worker keeps dying.
+    chaos = make_chaos(
+        sales=8, queues=["maintenance", "cin7,mapping,xero"], env={"MAX_ATTEMPTS": "3", "STUCK_AFTER_SECONDS": "3"}
+    )
+    chaos.settle(chaos.start_poll())
+    victim = next(e for e in chaos.p.dataset.expectations if e.outcome == "synced")
+    sale = chaos.p.cin7.sale(victim.sale_id)
+    chaos.p.cin7.put_sale(edit_invoice(sale, victim.task_id, now=datetime.now(UTC), quantity_delta=2))
+    # Every Xero call now hangs: whichever worker takes the update is killed while it waits.
+    chaos.p.xero.set_faults(latency_seconds=60)
+    before = chaos.start_poll()
+    xero_worker = chaos.p.workers.processes[1]
+
+    killed_claims: set[str | None] = {None}
+
+    def claimed_anew_or_dead(_counts: LedgerCounts) -> bool:
+        doc = chaos.p.documents()[victim.invoice_number]
+        return doc.state == DocumentState.DEAD or (
+            doc.state == DocumentState.WRITING and doc.claim_token not in killed_claims
+        )
+
+    for _ in range(6):
+        chaos.wait_for(claimed_anew_or_dead, timeout=20, what="a writer taking the update")
+        doc = chaos.p.documents()[victim.invoice_number]
+        if doc.state == DocumentState.DEAD:
+            break
+        killed_claims.add(doc.claim_token)
+        chaos.p.workers.kill(xero_worker)
+        xero_worker = chaos.p.workers.start("w1", queues="cin7,mapping,xero")
+    chaos.p.xero.set_faults(latency_seconds=0)
+    chaos.settle(before)
+
+    doc = chaos.p.documents()[victim.invoice_number]
+    assert doc.state == DocumentState.DEAD and doc.error_class == "poison"
+    assert doc.attempts == 3
+    assert any("no writer finished" in m for m in chaos.p.dead_reasons()[victim.invoice_number])
+    # Still exactly one invoice with that number in Xero, untouched by the writes that never finished.
+    in_xero = [i for i in chaos.p.xero.invoices() if i["InvoiceNumber"] == victim.invoice_number]
+    assert len(in_xero) == 1 and Decimal(str(in_xero[0]["Total"])) == victim.total
