@@ -21,6 +21,7 @@ lint: $(BIN)/cin7xero
 
 services:
 	scripts/services.sh
+	scripts/ensure-chromium.sh
 
 test: $(BIN)/cin7xero services lint
 	$(BIN)/pytest -q --durations=15

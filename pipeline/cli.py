@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from pipeline.cli_reconcile import reconcile as reconcile_command
 from pipeline.cli_webhooks import webhooks_app
 from pipeline.settings import get_settings
 
@@ -27,6 +28,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(xero_app, name="xero")
 app.add_typer(standins_app, name="standins")
 app.add_typer(webhooks_app, name="webhooks")
+app.command("reconcile")(reconcile_command)
 
 console = Console()
 
