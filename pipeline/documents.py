@@ -8,16 +8,19 @@ whole batch (summarizeErrors=false), and each element's result goes back to its 
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+import redis
 from sqlalchemy import func, or_, select, update
 
 from mappings import (
@@ -26,7 +29,6 @@ from mappings import (
     InvoiceAction,
     MappingError,
     XeroInvoiceStatus,
-    canonical_json,
     content_hash,
     decide_invoice_action,
     map_invoice,
@@ -39,6 +41,7 @@ from pipeline.deadletters import record_dead_letter, resolve_dead_letters
 from pipeline.errors import ErrorClass, SyncError, pause_seconds
 from pipeline.idempotency import idempotency_key
 from pipeline.ledger.models import CustomerRecord, DocumentState, SaleRecord, SyncDocument, Tenant, utcnow
+from pipeline.xero.client import from_sdk, to_sdk
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +368,69 @@ def _release_lease(ctx: TenantContext, owner: str) -> None:
         )
 
 
+GATHER_POLL_SECONDS = 0.05
+# A write message says "drain this tenant"; one pending is enough. The key expires so that a lost
+# message cannot silence the tenant for long (the sweep also re-sends stale ready rows).
+WRITE_PENDING_TTL_SECONDS = 60
+
+
+@lru_cache(maxsize=8)
+def _redis_client(url: str) -> redis.Redis | None:
+    return redis.Redis.from_url(url) if url.startswith(("redis://", "rediss://", "unix://")) else None
+
+
+def _write_pending_key(ctx: TenantContext) -> str:
+    return f"cin7xero:write-pending:{ctx.tenant_key}"
+
+
+def claim_write_message(ctx: TenantContext) -> bool:
+    """True when the caller should send a write message (none is pending for the tenant)."""
+    client = _redis_client(ctx.settings.redis_url)
+    if client is None:
+        return True
+    try:
+        return bool(client.set(_write_pending_key(ctx), "1", nx=True, ex=WRITE_PENDING_TTL_SECONDS))
+    except redis.RedisError:
+        return True
+
+
+def release_write_message(ctx: TenantContext) -> None:
+    """A writer has started: rows made ready from now on need (and may send) a new message."""
+    client = _redis_client(ctx.settings.redis_url)
+    if client is None:
+        return
+    try:
+        client.delete(_write_pending_key(ctx))
+    except redis.RedisError:
+        log.warning("could not clear the pending-write flag; it expires in %ss", WRITE_PENDING_TTL_SECONDS)
+
+
+def oldest_ready_age(ctx: TenantContext) -> float:
+    """Seconds since the longest-waiting ready document became ready (0 when none is)."""
+    with ctx.sessions() as session:
+        oldest = session.scalar(
+            select(func.min(SyncDocument.enqueued_at)).where(
+                SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.state == DocumentState.READY
+            )
+        )
+    return 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+
+
+def _gather(ctx: TenantContext, batch_size: int) -> None:
+    """Flush when a batch is full or its oldest row has waited XERO_BATCH_WAIT_SECONDS, whichever first.
+
+    The Xero call slot is taken first: while the shared minute is spent, rows keep becoming ready
+    and the batch claimed afterwards carries them all, instead of a handful per call.
+    """
+    wait = ctx.settings.xero_batch_wait_seconds
+    if ready_count(ctx) == 0:
+        return
+    ctx.xero.reserve_slot()
+    deadline = time.monotonic() + wait
+    while ready_count(ctx) < batch_size and oldest_ready_age(ctx) < wait and time.monotonic() < deadline:
+        time.sleep(GATHER_POLL_SECONDS)
+
+
 def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 40) -> WriteOutcome:
     """Drain the tenant's ready documents in batches, as its only writer for now.
 
@@ -379,9 +445,7 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
             return outcome
         try:
             for _ in range(max_batches):
-                if ctx.settings.xero_batch_wait_seconds > 0 and ready_count(ctx) < batch_size:
-                    # Let a batch gather company briefly; a lone invoice still goes after this delay.
-                    time.sleep(ctx.settings.xero_batch_wait_seconds)
+                _gather(ctx, batch_size)
                 pause = paused_for(ctx)
                 if pause is not None:
                     # Parked (day limit, revoked consent): rows stay ready; the sweep or a countdown
@@ -406,21 +470,35 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
             return outcome
 
 
+def sdk_body_size(payload: dict[str, Any]) -> int:
+    """Bytes this element adds to the request body exactly as xero-python sends it.
+
+    The SDK's JSON is larger than our canonical form (", " separators, /Date()/ dates, defaults),
+    so the split measures what goes over the wire.
+    """
+    return len(json.dumps(from_sdk(to_sdk("Invoice", payload))).encode()) + len(", ")
+
+
+ENVELOPE_BYTES = len(json.dumps({"Invoices": []}).encode())
+
+
 def split_by_size(
-    items: Sequence[tuple[SyncDocument, dict[str, Any]]], max_bytes: int
+    items: Sequence[tuple[SyncDocument, dict[str, Any]]],
+    max_bytes: int,
+    measure: Callable[[dict[str, Any]], int] = sdk_body_size,
 ) -> list[list[tuple[SyncDocument, dict[str, Any]]]]:
-    """Split a batch so that no request body exceeds Xero's size cap (3.5 MB; we keep a margin).
+    """Split a batch so that no request body exceeds `max_bytes` (Xero caps a request at 3.5 MB).
 
     A single element larger than the cap still goes alone: Xero's own 413 then names it.
     """
     chunks: list[list[tuple[SyncDocument, dict[str, Any]]]] = []
     current: list[tuple[SyncDocument, dict[str, Any]]] = []
-    size = 0
+    size = ENVELOPE_BYTES
     for item in items:
-        item_size = len(canonical_json(item[1]).encode()) + 1
+        item_size = measure(item[1])
         if current and size + item_size > max_bytes:
             chunks.append(current)
-            current, size = [], 0
+            current, size = [], ENVELOPE_BYTES
         current.append(item)
         size += item_size
     if current:

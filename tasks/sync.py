@@ -194,7 +194,8 @@ def map_document(self: Task, tenant_key: str, doc_id: int) -> bool:
                     session, doc, stage="map", error_class=error.error_class, messages=error.messages, payload=None
                 )
         return False
-    if ready:
+    if ready and documents.claim_write_message(ctx):
+        # One pending write message per tenant: the writer drains every ready row anyway.
         send(TaskName.WRITE_DOCUMENT, tenant_key, doc_id)
     return ready
 
@@ -203,6 +204,7 @@ def map_document(self: Task, tenant_key: str, doc_id: int) -> bool:
 def write_document(tenant_key: str, doc_id: int | None) -> dict[str, int]:
     """Write this document to Xero together with whatever else is ready for the tenant."""
     ctx = tenant_context(tenant_key)
+    documents.release_write_message(ctx)
     release_due_retries(ctx)
     outcome = documents.write_ready(ctx, doc_id)
     for remap_id in outcome.to_map:

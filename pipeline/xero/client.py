@@ -186,16 +186,31 @@ class XeroClient:
                 self.tenant_id, *args, _return_http_data_only=False, _request_timeout=REQUEST_TIMEOUT, **kwargs
             )
 
+    def take_slot(self) -> None:
+        """Wait for one call slot of the tenant's shared per-window limit."""
+        if self._limiter is not None:
+            self._limiter.acquire(
+                self._limit_key, self._settings.xero_calls_per_window, self._settings.xero_rate_window_seconds
+            )
+
+    def reserve_slot(self) -> None:
+        """Take the next call's slot now (the writer waits for it before it forms a batch, so that rows
+        keep arriving while it waits and the batch it then claims is as full as the wait allows)."""
+        if not getattr(self._local, "reserved", False):
+            self.take_slot()
+            self._local.reserved = True
+
     def _call(self, label: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One API call: rate slot, auth retry once on 401, short 429s waited out, every failure classified."""
         refreshed = False
         rate_retries = 0
         while True:
             try:
-                if self._limiter is not None:
-                    self._limiter.acquire(
-                        self._limit_key, self._settings.xero_calls_per_window, self._settings.xero_rate_window_seconds
-                    )
+                if getattr(self._local, "reserved", False):
+                    # reserve_slot() already took this call's slot.
+                    self._local.reserved = False
+                else:
+                    self.take_slot()
                 data, status, headers = self._send(method, *args, **kwargs)
             except RateLimitTimeout as exc:
                 # Our own limiter gave up waiting: nothing was sent, so this is a wait, not a failure.
