@@ -1,0 +1,150 @@
+"""`python -m benchmarks.profile_tasks [--sales N] [--html DIR]`: the CPU cost of each stage per order.
+
+Runs the pipeline's task bodies in this one process, stage by stage (poll, every fetch, every map,
+then the writes), against unthrottled stand-ins, a fresh ledger and Redis, with the broker replaced
+by a list (the messages are counted, not sent). For each stage it reports wall and CPU time per
+order and the messages it would have sent, and (if pyinstrument is installed) where the time went.
+This is a profiling aid for benchmarks/FINDINGS.md, not a measurement of the running system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.dataset import shape_new_customers
+from benchmarks.harness import fresh_database, pick_redis_dbs, pipeline_env, redis_database
+from benchmarks.worker import compress_xero_minute
+from pipeline.standins.cin7 import Cin7StandIn
+from pipeline.standins.generator import generate
+from pipeline.standins.xero import XeroStandIn
+
+
+@dataclass
+class Stage:
+    """Time spent by one stage over all its calls."""
+
+    name: str
+    calls: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+    messages: dict[str, int] = field(default_factory=dict)
+
+
+@contextmanager
+def _profiler(enabled: bool, name: str, html_dir: Path | None) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False, short_mode=True)[:6000])
+        if html_dir is not None:
+            html_dir.mkdir(parents=True, exist_ok=True)
+            (html_dir / f"{name}.html").write_text(profiler.output_html())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Profile each stage of the pipeline in-process."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_tasks")
+    parser.add_argument("--sales", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--no-pyinstrument", action="store_true")
+    parser.add_argument("--html", type=Path, default=None, help="write pyinstrument HTML per stage here")
+    args = parser.parse_args(argv)
+
+    dataset, _ = shape_new_customers(
+        generate(args.seed, args.sales, now=datetime.now(UTC), hostile=False), 0.3, args.seed
+    )
+    cin7 = Cin7StandIn(dataset=dataset).start()
+    xero = XeroStandIn(seed_contacts=dataset.xero_contacts).start()
+    saved = dict(os.environ)
+    try:
+        with fresh_database() as database_url, redis_database(pick_redis_dbs(1)[0]) as redis_url:
+            env = pipeline_env(database_url, redis_url, cin7, xero, batch_wait=0.0)
+            os.environ.update(env)
+            from pipeline.runtime import reload_runtime
+
+            reload_runtime()
+            compress_xero_minute(0)  # no Xero pacing: this measures our cost
+            _profile(args, len(dataset.sales))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        cin7.stop()
+        xero.stop()
+
+
+def _profile(args: argparse.Namespace, sales: int) -> None:
+    import pipeline.app
+    import pipeline.discovery
+    import tasks.sync
+    from pipeline.context import tenant_context
+
+    outbox: list[tuple[str, tuple[Any, ...]]] = []
+
+    def capture(task: Any, *task_args: Any, countdown: float | None = None) -> None:
+        outbox.append((str(task), task_args))
+
+    # Every module that imported `send` by name gets the capturing one.
+    for module in (pipeline.app, pipeline.discovery, tasks.sync):
+        module.send = capture  # type: ignore[attr-defined]
+    ctx = tenant_context()
+    key = ctx.tenant_key
+    stages: list[Stage] = []
+
+    def run(name: str, work: list[Callable[[], object]]) -> list[tuple[str, tuple[Any, ...]]]:
+        stage = Stage(name)
+        outbox.clear()
+        wall, cpu = time.perf_counter(), time.process_time()
+        with _profiler(not args.no_pyinstrument, name, args.html):
+            for item in work:
+                item()
+        stage.wall, stage.cpu, stage.calls = time.perf_counter() - wall, time.process_time() - cpu, len(work)
+        sent = list(outbox)
+        for task, _ in sent:
+            stage.messages[task] = stage.messages.get(task, 0) + 1
+        stages.append(stage)
+        return sent
+
+    polled = run("poll", [lambda: tasks.sync.poll.run(key)])
+    fetches = [args_ for task, args_ in polled if task.endswith("fetch_sale")]
+    mapped = run("fetch_sale", [functools.partial(tasks.sync.fetch_sale.run, *a) for a in fetches])
+    maps = [args_ for task, args_ in mapped if task.endswith("map_document")]
+    written = run("map_document", [functools.partial(tasks.sync.map_document.run, *a) for a in maps])
+    writes = [args_ for task, args_ in written if task.endswith("write_document")]
+    # One writer drains everything; the other write messages find nothing to do (as in the workers).
+    run("write_document (drain)", [lambda: tasks.sync.write_document.run(key, writes[0][1] if writes else None)])
+    run("write_document (no-op)", [functools.partial(tasks.sync.write_document.run, *a) for a in writes[1:]])
+
+    print(f"\n{sales} sales; per order = stage total / {sales}")
+    print(f"{'stage':28} {'calls':>6} {'wall s':>8} {'cpu s':>8} {'cpu ms/order':>13}  messages sent")
+    for stage in stages:
+        print(
+            f"{stage.name:28} {stage.calls:6d} {stage.wall:8.2f} {stage.cpu:8.2f} "
+            f"{1000 * stage.cpu / sales:13.2f}  {stage.messages}"
+        )
+    total_cpu = sum(s.cpu for s in stages)
+    total_wall = sum(s.wall for s in stages)
+    print(
+        f"{'total':28} {'':6} {total_wall:8.2f} {total_cpu:8.2f} {1000 * total_cpu / sales:13.2f}"
+        f"  => at most {2 * sales / total_cpu:.0f} orders/s on 2 cores for task bodies alone"
+    )
+
+
+if __name__ == "__main__":
+    main()
