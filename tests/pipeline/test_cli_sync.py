@@ -113,6 +113,8 @@ def test_sync_once_wait_against_separate_processes_is_exact_and_repeatable(
         "XERO_CLIENT_ID": "standin-client",
         "XERO_CLIENT_SECRET": "standin-secret",
         "POLL_INTERVAL_SECONDS": "3600",
+        # Xero's 60-call minute, compressed so that the test waits seconds rather than minutes for it.
+        "XERO_RATE_WINDOW_SECONDS": "10",
         "SWEEP_INTERVAL_SECONDS": "5",
     }
     workers = WorkerPool(env=env, logdir=tmp_path, processes=[])

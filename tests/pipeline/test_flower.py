@@ -32,9 +32,21 @@ def test_flower_shows_named_tasks_and_the_dead_letter_queue_behind_basic_auth(
     p = make_pipeline(sales=60, seed=5)
     port = _free_port()
     flower = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "pipeline.app", "flower", f"--port={port}",
-         "--address=127.0.0.1", "--basic-auth=ops:secret"],
-        env={**os.environ, **p.env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "pipeline.app",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+            "--basic-auth=ops:secret",
+        ],
+        env={**os.environ, **p.env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -69,7 +81,9 @@ def test_flower_shows_named_tasks_and_the_dead_letter_queue_behind_basic_auth(
             time.sleep(0.5)
         assert {"cin7xero.poll", "cin7xero.fetch_sale", "cin7xero.map_document", "cin7xero.write_document"} <= names
         letters = [t for t in tasks.values() if t.get("name") == "cin7xero.dead_letter"]
-        assert len(letters) == open_letters
+        # the sweep rebuilds the mirror too, so a letter may appear in more than one sent entry
+        letter_ids = {str(t.get("args")).strip("[(").split(",")[0] for t in letters}
+        assert len(letter_ids) == open_letters
         reasons = " ".join(str(t.get("args")) for t in letters)
         assert all(number in reasons for number in p.dead_reasons())
     finally:
