@@ -84,11 +84,25 @@ class TenantContext:
     limiter: RateLimiter
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @cached_property
+    _rules: tuple[float | None, MappingRules] | None = None
+
+    @property
     def rules(self) -> MappingRules:
-        """Mapping rules: the packaged defaults merged with MAPPING_RULES_FILE."""
-        rules = load_rules(self.settings.mapping_rules_file)
-        return rules.model_copy(update={"invoice_status": self.settings.xero_invoice_status})
+        """Mapping rules: the packaged defaults merged with MAPPING_RULES_FILE.
+
+        Re-read when the file changes, so that an operator who fixes a tax rule and requeues the dead
+        letters does not have to restart the workers first.
+        """
+        path = self.settings.mapping_rules_file
+        try:
+            stamp = path.stat().st_mtime if path is not None else None
+        except FileNotFoundError:
+            stamp = None
+        with self._lock:
+            if self._rules is None or self._rules[0] != stamp:
+                loaded = load_rules(path if stamp is not None else None)
+                self._rules = (stamp, loaded.model_copy(update={"invoice_status": self.settings.xero_invoice_status}))
+            return self._rules[1]
 
     @cached_property
     def cin7(self) -> Cin7Client:
