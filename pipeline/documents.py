@@ -227,6 +227,8 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
             case InvoiceAction.SKIP:
                 doc.state = DocumentState.IGNORED
                 doc.action = None
+                # e.g. a dead-lettered invoice that was then voided in Cin7: nothing needs a person now.
+                resolve_dead_letters(session, doc)
                 return False
             case InvoiceAction.NOTHING:
                 doc.state = (

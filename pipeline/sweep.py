@@ -32,6 +32,9 @@ class SweepResult:
     to_write: list[int]
     reclaimed: int
     dead: int
+    # Rows whose retry time came: they are ready again but their enqueued_at is recent, so the
+    # stale-row query below would not send them; a write must.
+    released: int = 0
 
 
 def release_due_retries(ctx: TenantContext) -> int:
@@ -79,12 +82,12 @@ def sweep(ctx: TenantContext) -> SweepResult:
     """Find stuck or due rows and say what to enqueue (the caller sends after this commits)."""
     now = utcnow()
     stale = now - timedelta(seconds=ctx.settings.stuck_after_seconds)
-    release_due_retries(ctx)
+    released = release_due_retries(ctx)
     warn_if_refresh_token_ageing(ctx)
     # While the tenant is parked, ready rows stay untouched (and stale), so the first sweep after the
     # pause sends them; sending writers now would only wake them to find the pause.
     paused = paused_for(ctx) is not None
-    result = SweepResult(sales=[], to_map=[], to_write=[], reclaimed=0, dead=0)
+    result = SweepResult(sales=[], to_map=[], to_write=[], reclaimed=0, dead=0, released=released)
     with ctx.sessions() as session, session.begin():
         for sale in session.scalars(
             select(SaleRecord)

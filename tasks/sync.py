@@ -223,8 +223,8 @@ def sweep_ledger(tenant_key: str) -> dict[str, int]:
         send(TaskName.FETCH_SALE, tenant_key, sale_id)
     for doc_id in result.to_map:
         send(TaskName.MAP_DOCUMENT, tenant_key, doc_id)
-    if result.to_write:
-        send(TaskName.WRITE_DOCUMENT, tenant_key, result.to_write[0])
+    if result.to_write or result.released:
+        send(TaskName.WRITE_DOCUMENT, tenant_key, result.to_write[0] if result.to_write else None)
     unsent_events = resend_unsent_events(ctx)
     for event_id in unsent_events:
         send(TaskName.WEBHOOK_EVENT, tenant_key, event_id)
