@@ -6,6 +6,11 @@ contact with the same name and no ContactNumber. Archived contacts are never ado
 contact is given the CustomerID as its ContactNumber, so the next lookup is exact. Xero's
 ContactNumber is unique across all contacts, which is what makes "one contact per customer" hold
 even when two workers meet the same new customer at once.
+
+Candidates come from a cache of Xero's contacts in the ledger: read in full (1000 a page) on the
+first run, then with If-Modified-Since every few minutes, and updated with every contact we create
+or adopt. A contact made in Xero since the last read is still found: Xero refuses a second contact
+with its name, and that refusal triggers a targeted search and the usual adoption order.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from mappings import (
     Cin7Customer,
@@ -31,7 +37,7 @@ from pipeline.context import TenantContext
 from pipeline.discovery import insert_ignore, store_customers
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
-from pipeline.ledger.models import ContactLink, CustomerRecord, utcnow
+from pipeline.ledger.models import ContactLink, CustomerRecord, PollCursor, XeroContactCache, utcnow
 from pipeline.xero.client import xero_string_literal
 
 log = logging.getLogger(__name__)
@@ -110,6 +116,105 @@ def _lookup(ctx: TenantContext, customers: Sequence[Cin7Customer]) -> list[dict[
     return list(found.values())
 
 
+CACHE_STREAM = "xero_contacts"
+# Contacts changed in Xero by people are picked up this often (one paged, If-Modified-Since read).
+CACHE_REFRESH = timedelta(minutes=5)
+
+
+def _cache_keys(contact: dict[str, Any]) -> dict[str, Any]:
+    number = str(contact.get("ContactNumber") or "").strip().lower() or None
+    name = normalise_name(str(contact.get("Name") or "")) or None
+    return {
+        "number_key": number[:64] if number else None,
+        "email_key": (normalise_email(contact.get("EmailAddress")) or "")[:255] or None,
+        "name_key": name[:255] if name else None,
+    }
+
+
+def cache_contacts(ctx: TenantContext, contacts: Sequence[dict[str, Any]]) -> None:
+    """Remember contacts as Xero returned them (reads, creates, updates)."""
+    fresh = {str(c["ContactID"]): c for c in contacts if c.get("ContactID")}
+    if not fresh:
+        return
+    slim = {
+        cid: {k: c.get(k) for k in ("ContactID", "Name", "ContactNumber", "EmailAddress", "ContactStatus")}
+        for cid, c in fresh.items()
+    }
+    with ctx.sessions() as session, session.begin():
+        existing = {
+            row.contact_id: row
+            for row in session.scalars(
+                select(XeroContactCache).where(
+                    XeroContactCache.tenant_id == ctx.tenant_pk, XeroContactCache.contact_id.in_(list(slim))
+                )
+            )
+        }
+        new_rows = []
+        for cid, contact in slim.items():
+            keys = _cache_keys(contact)
+            row = existing.get(cid)
+            if row is None:
+                new_rows.append(
+                    {
+                        "tenant_id": ctx.tenant_pk,
+                        "contact_id": cid,
+                        "contact": contact,
+                        "refreshed_at": utcnow(),
+                        **keys,
+                    }
+                )
+            else:
+                row.contact = contact
+                row.number_key, row.email_key, row.name_key = keys["number_key"], keys["email_key"], keys["name_key"]
+                row.refreshed_at = utcnow()
+        insert_ignore(session, XeroContactCache, new_rows, ["tenant_id", "contact_id"])
+
+
+def refresh_contact_cache(ctx: TenantContext) -> None:
+    """Read every Xero contact on the first run (1000 a page), then only what changed, now and then."""
+    with ctx.sessions() as session:
+        cursor = session.scalar(
+            select(PollCursor).where(PollCursor.tenant_id == ctx.tenant_pk, PollCursor.stream == CACHE_STREAM)
+        )
+        last = cursor.last_polled_at if cursor is not None else None
+    started = utcnow()
+    if last is not None and started - last < CACHE_REFRESH:
+        return
+    since = last - timedelta(minutes=1) if last is not None else None
+    for page in ctx.xero.iter_contacts(include_archived=True, modified_since=since):
+        cache_contacts(ctx, page)
+    with ctx.sessions() as session, session.begin():
+        insert_ignore(
+            session,
+            PollCursor,
+            [{"tenant_id": ctx.tenant_pk, "stream": CACHE_STREAM, "updated_at": utcnow()}],
+            ["tenant_id", "stream"],
+        )
+        cursor = session.scalar(
+            select(PollCursor).where(PollCursor.tenant_id == ctx.tenant_pk, PollCursor.stream == CACHE_STREAM)
+        )
+        assert cursor is not None
+        cursor.last_polled_at = started
+
+
+def _cached_candidates(ctx: TenantContext, customers: Sequence[Cin7Customer]) -> list[dict[str, Any]]:
+    numbers = [c.id for c in customers]
+    emails = [e for e in (normalise_email(c.primary_email) for c in customers) if e]
+    names = [n for n in (normalise_name(c.name or "") for c in customers) if n]
+    with ctx.sessions() as session:
+        rows = session.scalars(
+            select(XeroContactCache).where(
+                XeroContactCache.tenant_id == ctx.tenant_pk,
+                or_(
+                    XeroContactCache.number_key.in_(numbers),
+                    XeroContactCache.email_key.in_(emails),
+                    XeroContactCache.name_key.in_(names),
+                ),
+            )
+        )
+        return [dict(row.contact) for row in rows]
+
+
 def _active(contact: dict[str, Any]) -> bool:
     return str(contact.get("ContactStatus") or "ACTIVE").upper() == "ACTIVE"
 
@@ -185,19 +290,15 @@ def ensure_contacts(ctx: TenantContext, customer_ids: Sequence[str]) -> ContactR
     customers = _load_customers(ctx, missing, result)
     if not customers:
         return result
-    candidates = _lookup(ctx, list(customers.values()))
-    with ctx.sessions() as session:
-        candidate_ids = [str(c.get("ContactID")) for c in candidates]
-        linked_elsewhere = set(
-            session.scalars(
-                select(ContactLink.xero_contact_id).where(
-                    ContactLink.tenant_id == ctx.tenant_pk, ContactLink.xero_contact_id.in_(candidate_ids)
-                )
-            )
-        )
+    # The bulk cache, not a Xero search per batch; Xero's own uniqueness rules catch what it misses.
+    refresh_contact_cache(ctx)
+    candidates = _cached_candidates(ctx, list(customers.values()))
+    linked_elsewhere = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in candidates])
     plans = _plan(customers, candidates, linked_elsewhere, result)
-    _give_numbers(ctx, [p for p in plans if p.contact_id and p.needs_number], result)
-    _create(ctx, [p for p in plans if p.contact_id is None], result)
+    to_create = [p for p in plans if p.contact_id is None]
+    to_number = [p for p in plans if p.contact_id and p.needs_number]
+    to_number += [p for p in _create(ctx, to_create, result) if p.needs_number]
+    _give_numbers(ctx, to_number, result)
     _link(ctx, [p for p in plans if p.contact_id and p.customer.id not in result.failures], result)
     for customer_id in ids:
         if customer_id not in result.contact_ids and customer_id not in result.failures:
@@ -212,6 +313,18 @@ def ensure_contacts(ctx: TenantContext, customer_ids: Sequence[str]) -> ContactR
     return result
 
 
+def _linked_contact_ids(ctx: TenantContext, contact_ids: Sequence[str]) -> set[str]:
+    """Xero contacts the ledger already links to some customer (never adopted by another)."""
+    with ctx.sessions() as session:
+        return set(
+            session.scalars(
+                select(ContactLink.xero_contact_id).where(
+                    ContactLink.tenant_id == ctx.tenant_pk, ContactLink.xero_contact_id.in_(list(contact_ids))
+                )
+            )
+        )
+
+
 def _give_numbers(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:
     """Adopted contacts get the Cin7 CustomerID as their ContactNumber."""
     if not plans:
@@ -220,17 +333,21 @@ def _give_numbers(ctx: TenantContext, plans: list[_Plan], result: ContactResult)
     for plan, element in zip(
         plans, ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)), strict=False
     ):
-        if not element.ok:
+        if element.ok:
+            cache_contacts(ctx, [element.data])
+        else:
             result.failures[plan.customer.id] = SyncError(
                 ErrorClass.VALIDATION, "; ".join(element.messages), api="xero", messages=element.messages
             )
 
 
-def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:
+def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> list[_Plan]:
+    """Create contacts in batches; return those that turned out to exist (adopted) instead."""
     pending = list(plans)
+    adopted: list[_Plan] = []
     for _ in range(MAX_NAME_ATTEMPTS):
         if not pending:
-            return
+            return adopted
         body: list[dict[str, Any]] = []
         sendable: list[_Plan] = []
         for plan in pending:
@@ -245,10 +362,11 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> No
                     ErrorClass.MAPPING, str(exc), messages=[p.message for p in exc.problems]
                 )
         if not body:
-            return
+            return adopted
         elements = ctx.xero.create_contacts(body, idempotency_key(ctx.tenant_key, "PUT /Contacts", body))
         retry: list[_Plan] = []
         lost_race: list[_Plan] = []
+        name_taken: list[_Plan] = []
         for plan, element in zip(sendable, elements, strict=False):
             if element.ok:
                 plan.contact_id = str(element.data.get("ContactID"))
@@ -260,16 +378,34 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> No
             elif "contact number" in text or "contactnumber" in text:
                 lost_race.append(plan)  # another worker created this customer's contact just now
             elif ("name" in text and "unique" in text) or "already assigned" in text:
-                plan.name_attempt += 1
-                plan.name = contact_name_variant(plan.customer.name, plan.customer.id, plan.name_attempt)
-                plan.name_note = "Xero already has an active contact with this customer's name"
-                retry.append(plan)
+                name_taken.append(plan)
             else:
                 result.failures[plan.customer.id] = SyncError(
                     ErrorClass.VALIDATION, "; ".join(element.messages), api="xero", messages=element.messages
                 )
+        for element in elements:
+            if element.ok:
+                cache_contacts(ctx, [element.data])
+        if name_taken:
+            # A contact newer than our cache holds the name: search Xero for it, adopt it when it is
+            # this customer's by the usual order, otherwise take the next readable variant.
+            found = _lookup(ctx, [p.customer for p in name_taken])
+            cache_contacts(ctx, found)
+            claimed = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in found])
+            for plan in name_taken:
+                again = _plan({plan.customer.id: plan.customer}, found, claimed, result)
+                if again and again[0].contact_id is not None:
+                    plan.contact_id, plan.linked_by = again[0].contact_id, again[0].linked_by
+                    plan.name, plan.needs_number = again[0].name, again[0].needs_number
+                    adopted.append(plan)
+                elif plan.customer.id not in result.failures:
+                    plan.name_attempt += 1
+                    plan.name = contact_name_variant(plan.customer.name, plan.customer.id, plan.name_attempt)
+                    plan.name_note = "Xero already has an active contact with this customer's name"
+                    retry.append(plan)
         if lost_race:
             found = _lookup(ctx, [p.customer for p in lost_race])
+            cache_contacts(ctx, found)
             for plan in lost_race:
                 match = next((c for c in found if str(c.get("ContactNumber") or "").lower() == plan.customer.id), None)
                 if match is not None:
@@ -283,6 +419,7 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> No
         result.failures[plan.customer.id] = SyncError(
             ErrorClass.VALIDATION, f"could not find a unique Xero name for {plan.customer.name!r}", api="xero"
         )
+    return adopted
 
 
 def _link(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:

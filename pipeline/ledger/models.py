@@ -350,3 +350,29 @@ class ReconciliationRun(Base):
     summary: Mapped[dict[str, Any] | None]
     findings: Mapped[list[Any] | None]
     report_dir: Mapped[str | None] = mapped_column(Text)
+
+
+class XeroContactCache(Base):
+    """What Xero's contact list holds, read in bulk pages (in full on the first run, then what changed).
+
+    Contact resolution looks here instead of searching Xero per batch; a Xero-side uniqueness error
+    still falls back to a targeted search, so a contact created in Xero since the last read is found.
+    """
+
+    __tablename__ = "xero_contacts"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "contact_id", name="uq_xero_contacts_contact"),
+        Index("ix_xero_contacts_number", "tenant_id", "number_key"),
+        Index("ix_xero_contacts_email", "tenant_id", "email_key"),
+        Index("ix_xero_contacts_name", "tenant_id", "name_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    contact_id: Mapped[str] = mapped_column(String(64))
+    # The contact as Xero returned it (Name, ContactNumber, EmailAddress, ContactStatus).
+    contact: Mapped[dict[str, Any]]
+    number_key: Mapped[str | None] = mapped_column(String(64))
+    email_key: Mapped[str | None] = mapped_column(String(255))
+    name_key: Mapped[str | None] = mapped_column(String(255))
+    refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)

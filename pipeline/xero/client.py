@@ -339,9 +339,12 @@ class XeroClient:
         )
         return list(from_sdk(data).get("Invoices") or [])
 
-    def iter_contacts(self, *, include_archived: bool = True) -> Iterator[list[dict[str, Any]]]:
-        """Every contact, a page of up to 1000 at a time."""
+    def iter_contacts(
+        self, *, include_archived: bool = True, modified_since: datetime | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every contact (or those changed since a time), a page of up to 1000 at a time."""
         page = 1
+        extra: dict[str, Any] = {"if_modified_since": modified_since} if modified_since is not None else {}
         while True:
             data = self._call(
                 "GET /Contacts",
@@ -349,6 +352,7 @@ class XeroClient:
                 page=page,
                 page_size=1000,
                 include_archived=include_archived,
+                **extra,
             )
             contacts = list(from_sdk(data).get("Contacts") or [])
             if contacts:
