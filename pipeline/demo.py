@@ -130,6 +130,8 @@ def demo_environment(workdir: Path, cin7: Cin7StandIn, xero: XeroStandIn) -> Ite
         "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
         # The stand-in does not throttle; against real Cin7 the default 60 a minute applies.
         "CIN7_CALLS_PER_MINUTE": "100000",
+        # Xero's 60-call minute still applies, compressed to 6 s so the demo shows it without a long wait.
+        "XERO_RATE_WINDOW_SECONDS": "6",
         "XERO_API_URL": xero.api_url,
         "XERO_TOKEN_URL": xero.token_url,
         "XERO_CONNECTIONS_URL": xero.connections_url,
@@ -174,7 +176,7 @@ def run_demo(*, sales: int, seed: int, workdir: Path | None, console: Console) -
     xero = XeroStandIn(seed_contacts=dataset.xero_contacts).start()
     console.print(
         f"[bold]demo[/bold]: {sales} sales (seed {seed}), Cin7 stand-in {cin7.url}, "
-        f"Xero stand-in {xero.url}, ledger {root / 'ledger.db'}"
+        f"Xero stand-in {xero.url}, ledger {root / 'ledger.db'}; Xero's 60-call minute compressed to 6 s"
     )
     try:
         with demo_environment(root, cin7, xero):
