@@ -152,10 +152,13 @@ def test_postgresql_connections_killed_mid_run_mark_nothing_done_that_was_not(
 
 
 def test_three_worker_processes_share_xeros_minute_limit(make_chaos: Callable[..., Chaos]) -> None:
-    # Xero allows 10 calls per (compressed) minute of 2 s; the batch size is small so that the run
-    # needs many more calls than one window allows.
+    # Xero allows 10 calls per (compressed) minute of 2 s, and the pipeline is told the same; the
+    # batch size is small so that the run needs many more calls than one window allows.
     chaos = make_chaos(
-        sales=40, workers=3, xero={"minute_limit": 10, "window_seconds": 2}, env={"XERO_BATCH_SIZE": "4"}
+        sales=60,
+        workers=3,
+        xero={"minute_limit": 10, "window_seconds": 2},
+        env={"XERO_BATCH_SIZE": "3", "XERO_CALLS_PER_WINDOW": "10", "XERO_RATE_WINDOW_SECONDS": "2"},
     )
     before = chaos.start_poll()
     chaos.settle(before)
