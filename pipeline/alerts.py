@@ -46,13 +46,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import requests
 from sqlalchemy import ColumnElement, exists, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from pipeline import errors
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import AlertState, DeadLetter, utcnow
+from pipeline.ledger.ops import insert_ignore
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -140,15 +139,6 @@ def _class_value(error_class: ErrorClass | str) -> str:
 # --- recording problems (inside the caller's transaction) -----------------------------------------
 
 
-def _insert_ignore(session: Session, values: dict[str, Any]) -> None:
-    # Same pattern as discovery.insert_ignore, kept local so that this module stays a leaf that
-    # deadletters.py can import without pulling in the clients.
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(AlertState).values(values).on_conflict_do_nothing(index_elements=["tenant_id", "error_class"])
-    )
-
-
 def note_problem(
     session: Session,
     tenant_pk: int,
@@ -164,17 +154,21 @@ def note_problem(
     """
     now = now or utcnow()
     cls = _class_value(error_class)
-    _insert_ignore(
+    insert_ignore(
         session,
-        {
-            "tenant_id": tenant_pk,
-            "error_class": cls,
-            "opened_at": now,
-            "last_seen_at": now,
-            "pending_count": 0,
-            "total_count": 0,
-            "examples": [],
-        },
+        AlertState,
+        [
+            {
+                "tenant_id": tenant_pk,
+                "error_class": cls,
+                "opened_at": now,
+                "last_seen_at": now,
+                "pending_count": 0,
+                "total_count": 0,
+                "examples": [],
+            }
+        ],
+        ["tenant_id", "error_class"],
     )
     state = session.scalar(
         select(AlertState)

@@ -7,7 +7,7 @@ import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,10 @@ from sqlalchemy import select
 from pipeline.cli_reconcile import reconcile as reconcile_command
 from pipeline.cli_webhooks import webhooks_app
 from pipeline.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipeline.context import TenantContext
+    from pipeline.status import LedgerCounts
 
 app = typer.Typer(help="Cin7 Core -> Xero sync.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
@@ -75,15 +79,13 @@ def sync(
     if not wait:
         return
     counts = _wait_with_progress(ctx, started, timeout)
-    _print_summary(before, counts, time.monotonic())
+    _print_summary(before, counts)
 
 
-def _poll_finished_since(ctx: object, started: datetime) -> bool:
-    from pipeline.context import TenantContext
+def _poll_finished_since(ctx: TenantContext, started: datetime) -> bool:
     from pipeline.discovery import SALES_STREAM
     from pipeline.ledger.models import PollCursor
 
-    assert isinstance(ctx, TenantContext)
     with ctx.sessions() as session:
         polled = session.scalar(
             select(PollCursor.last_polled_at).where(
@@ -93,14 +95,12 @@ def _poll_finished_since(ctx: object, started: datetime) -> bool:
     return polled is not None and polled >= started
 
 
-def _wait_with_progress(ctx: object, started: datetime, timeout: float) -> object:
+def _wait_with_progress(ctx: TenantContext, started: datetime, timeout: float) -> LedgerCounts:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.context import TenantContext
     from pipeline.ledger.models import IN_FLIGHT_STATES
-    from pipeline.status import LedgerCounts, wait_until_settled
+    from pipeline.status import wait_until_settled
 
-    assert isinstance(ctx, TenantContext)
     with Progress(
         TextColumn("[bold]syncing"),
         BarColumn(),
@@ -131,11 +131,9 @@ def _wait_with_progress(ctx: object, started: datetime, timeout: float) -> objec
             raise typer.Exit(1) from exc
 
 
-def _print_summary(before: object, after: object, _t: float) -> None:
+def _print_summary(before: LedgerCounts, after: LedgerCounts) -> None:
     from pipeline.ledger.models import DocumentState
-    from pipeline.status import LedgerCounts
 
-    assert isinstance(before, LedgerCounts) and isinstance(after, LedgerCounts)
     table = Table(title="sync summary")
     table.add_column("what")
     table.add_column("now", justify="right")

@@ -34,10 +34,11 @@ from mappings import (
     normalise_name,
 )
 from pipeline.context import TenantContext
-from pipeline.discovery import insert_ignore, store_customers
+from pipeline.discovery import store_customers
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
 from pipeline.ledger.models import ContactLink, CustomerRecord, PollCursor, XeroContactCache, utcnow
+from pipeline.ledger.ops import insert_ignore
 from pipeline.xero.client import xero_string_literal
 
 log = logging.getLogger(__name__)
@@ -383,9 +384,7 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> li
                 result.failures[plan.customer.id] = SyncError(
                     ErrorClass.VALIDATION, "; ".join(element.messages), api="xero", messages=element.messages
                 )
-        for element in elements:
-            if element.ok:
-                cache_contacts(ctx, [element.data])
+        cache_contacts(ctx, [element.data for element in elements if element.ok])
         if name_taken:
             # A contact newer than our cache holds the name: search Xero for it, adopt it when it is
             # this customer's by the usual order, otherwise take the next readable variant.

@@ -12,14 +12,13 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings import MappingRules, load_rules
 from pipeline.cin7.client import Cin7Client
 from pipeline.db import engine_for
 from pipeline.ledger.models import ApiUsage, Tenant
+from pipeline.ledger.ops import dialect_insert
 from pipeline.ratelimit import RateLimiter, limiter_for
 from pipeline.settings import Settings, get_settings
 from pipeline.xero.auth import XeroTokenManager
@@ -30,9 +29,8 @@ def ensure_tenant(session: Session, settings: Settings) -> Tenant:
     """The tenant row for this deployment's configured pair, created on first use."""
     tenant = session.scalar(select(Tenant).where(Tenant.key == settings.tenant_key))
     if tenant is None:
-        insert = pg_insert if session.bind is not None and session.bind.dialect.name == "postgresql" else sqlite_insert
         session.execute(
-            insert(Tenant)
+            dialect_insert(session, Tenant)
             .values(
                 key=settings.tenant_key,
                 name=settings.tenant_key,
@@ -57,9 +55,7 @@ class UsageRecorder:
     def __call__(self, api: str, status: int) -> None:
         day = datetime.now(UTC).date().isoformat()
         with self._sessions() as session, session.begin():
-            dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            statement = insert(ApiUsage).values(
+            statement = dialect_insert(session, ApiUsage).values(
                 tenant_id=self._tenant_pk, api=api, day=day, calls=1, rate_limited=int(status == 429)
             )
             session.execute(

@@ -14,8 +14,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mappings import Cin7InvoiceStatus, Cin7Sale, Cin7SaleListRow, content_hash, parse_cin7_datetime
@@ -30,19 +28,12 @@ from pipeline.ledger.models import (
     SyncDocument,
     utcnow,
 )
+from pipeline.ledger.ops import insert_ignore
 
 log = logging.getLogger(__name__)
 
 SALES_STREAM = "sales"
 CUSTOMERS_STREAM = "customers"
-
-
-def insert_ignore(session: Session, model: Any, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite: concurrent discoverers never clash."""
-    if not rows:
-        return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=keys))
 
 
 def _cursor(session: Session, tenant_pk: int, stream: str) -> PollCursor:

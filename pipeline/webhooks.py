@@ -36,15 +36,14 @@ import requests
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.context import TenantContext, tenant_context
-from pipeline.discovery import insert_ignore, store_customers
+from pipeline.discovery import store_customers
 from pipeline.errors import ErrorClass, SyncError, classify_cin7_response, transport_error
 from pipeline.ledger.models import SaleRecord, SaleState, SyncDocument, WebhookEvent, utcnow
+from pipeline.ledger.ops import dialect_insert, insert_ignore
 from pipeline.ratelimit import limiter_for
 from pipeline.settings import Settings, get_settings
 
@@ -269,9 +268,8 @@ def record_event(ctx: TenantContext, parsed: ParsedEvent, payload: Any) -> Recei
         "error": error,
     }
     with ctx.sessions() as session, session.begin():
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         statement = (
-            insert(WebhookEvent)
+            dialect_insert(session, WebhookEvent)
             .values(values)
             .on_conflict_do_update(
                 index_elements=["tenant_id", "dedupe_key"],
