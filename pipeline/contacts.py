@@ -2,27 +2,32 @@
 
 Order of resolution for a customer: the ledger link; a Xero contact whose ContactNumber is the Cin7
 CustomerID; an active contact with the same e-mail (case-insensitive) and no ContactNumber; an active
-contact with the same name and no ContactNumber. Archived contacts are never adopted. An adopted
-contact is given the CustomerID as its ContactNumber, so the next lookup is exact. Xero's
-ContactNumber is unique across all contacts, which is what makes "one contact per customer" hold
-even when two workers meet the same new customer at once.
+contact with the same name and no ContactNumber. Archived contacts are never adopted.
 
 Candidates come from a cache of Xero's contacts in the ledger: read in full (1000 a page) on the
 first run, then with If-Modified-Since every few minutes, and updated with every contact we create
 or adopt. A contact made in Xero since the last read is still found: Xero refuses a second contact
 with its name, and that refusal triggers a targeted search and the usual adoption order.
+
+A customer new to Xero costs no call of its own: its first invoice names the contact by Name alone,
+which Xero finds or creates (the one documented way to create a contact inside an invoice), and the
+link is taken from the invoice Xero returns. What an invoice cannot carry safely (ContactNumber, whose
+meaning inside an invoice differs between sources, and the details) follows in batches of 50 when the
+invoice queue is quiet: `push_contacts`, which also sends Cin7 edits of customers we created. An
+adopted contact gets our ContactNumber the same way and nothing else: its details are the
+bookkeeper's. At the API ceiling this is what lets every call carry 50 invoices.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from mappings import (
     Cin7Customer,
@@ -33,6 +38,7 @@ from mappings import (
     normalise_email,
     normalise_name,
 )
+from pipeline import alerts
 from pipeline.context import TenantContext
 from pipeline.discovery import store_customers
 from pipeline.errors import ErrorClass, SyncError
@@ -47,12 +53,24 @@ LOOKUP_CHUNK = 10
 MAX_NAME_ATTEMPTS = 4
 
 
+@dataclass(frozen=True)
+class InlineContact:
+    """A customer whose contact its invoice creates: Xero finds or creates the contact by this name."""
+
+    customer_id: str
+    name: str
+    name_note: str | None
+    source_hash: str
+
+
 @dataclass
 class ContactResult:
-    """Xero ContactIDs by Cin7 customer id, and the customers that could not be given one."""
+    """Xero ContactIDs by Cin7 customer id, the customers that could not be given one, and those
+    whose contact the invoice itself creates."""
 
     contact_ids: dict[str, str] = field(default_factory=dict)
     failures: dict[str, SyncError] = field(default_factory=dict)
+    inline: dict[str, InlineContact] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,7 +80,6 @@ class _Plan:
     linked_by: str = "created"
     name: str = ""
     name_note: str | None = None
-    needs_number: bool = False
     name_attempt: int = -1
     # Xero rejects a DefaultCurrency the organisation has not enabled; the contact is still wanted.
     without_currency: bool = False
@@ -262,7 +279,6 @@ def _plan(
                 plan.contact_id = str(contact["ContactID"])
                 plan.linked_by = how
                 plan.name = str(contact.get("Name") or customer.name)
-                plan.needs_number = how != "adopted_number"
                 claimed.add(plan.contact_id)
                 break
         else:
@@ -276,9 +292,20 @@ def _plan(
     return plans
 
 
-def ensure_contacts(ctx: TenantContext, customer_ids: Sequence[str]) -> ContactResult:
-    """Every customer's Xero ContactID: linked, adopted, or created in one batch."""
+def _source_hash(customer: Cin7Customer) -> str:
+    return content_hash(customer.model_dump(mode="json"))
+
+
+def ensure_contacts(
+    ctx: TenantContext, customer_ids: Sequence[str], *, inline_allowed: Collection[str] = ()
+) -> ContactResult:
+    """Every customer's Xero ContactID: linked, adopted, created in one batch, or left to the invoice.
+
+    A customer in `inline_allowed` (only new invoices need it) whose name is free in Xero is not
+    created here: it comes back in `result.inline`, and the invoice names the contact.
+    """
     result = ContactResult()
+    inline_ok = {c.lower() for c in inline_allowed}
     ids = sorted({c.lower() for c in customer_ids if c})
     with ctx.sessions() as session:
         for link in session.scalars(
@@ -296,12 +323,29 @@ def ensure_contacts(ctx: TenantContext, customer_ids: Sequence[str]) -> ContactR
     candidates = _cached_candidates(ctx, list(customers.values()))
     linked_elsewhere = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in candidates])
     plans = _plan(customers, candidates, linked_elsewhere, result)
-    to_create = [p for p in plans if p.contact_id is None]
-    to_number = [p for p in plans if p.contact_id and p.needs_number]
-    to_number += [p for p in _create(ctx, to_create, result) if p.needs_number]
-    _give_numbers(ctx, to_number, result)
+    to_create: list[_Plan] = []
+    for plan in plans:
+        if plan.contact_id is not None:
+            continue
+        if plan.customer.id in inline_ok:
+            try:
+                # Checked now, so that a customer Xero would refuse later is a dead letter today.
+                map_contact(plan.customer, name=plan.name)
+            except MappingError as exc:
+                result.failures[plan.customer.id] = SyncError(
+                    ErrorClass.MAPPING, str(exc), messages=[p.message for p in exc.problems]
+                )
+                continue
+            result.inline[plan.customer.id] = InlineContact(
+                plan.customer.id, plan.name, plan.name_note, _source_hash(plan.customer)
+            )
+        else:
+            to_create.append(plan)
+    _create(ctx, to_create, result)
     _link(ctx, [p for p in plans if p.contact_id and p.customer.id not in result.failures], result)
     for customer_id in ids:
+        if customer_id in result.inline:
+            continue
         if customer_id not in result.contact_ids and customer_id not in result.failures:
             log.error(
                 "contact for %s unresolved: plans=%r",
@@ -324,22 +368,6 @@ def _linked_contact_ids(ctx: TenantContext, contact_ids: Sequence[str]) -> set[s
                 )
             )
         )
-
-
-def _give_numbers(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:
-    """Adopted contacts get the Cin7 CustomerID as their ContactNumber."""
-    if not plans:
-        return
-    body = [{"ContactID": p.contact_id, "ContactNumber": p.customer.id} for p in plans]
-    for plan, element in zip(
-        plans, ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)), strict=False
-    ):
-        if element.ok:
-            cache_contacts(ctx, [element.data])
-        else:
-            result.failures[plan.customer.id] = SyncError(
-                ErrorClass.VALIDATION, "; ".join(element.messages), api="xero", messages=element.messages
-            )
 
 
 def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> list[_Plan]:
@@ -395,7 +423,7 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> li
                 again = _plan({plan.customer.id: plan.customer}, found, claimed, result)
                 if again and again[0].contact_id is not None:
                     plan.contact_id, plan.linked_by = again[0].contact_id, again[0].linked_by
-                    plan.name, plan.needs_number = again[0].name, again[0].needs_number
+                    plan.name = again[0].name
                     adopted.append(plan)
                 elif plan.customer.id not in result.failures:
                     plan.name_attempt += 1
@@ -422,27 +450,255 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> li
 
 
 def _link(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:
-    rows = [
-        {
-            "tenant_id": ctx.tenant_pk,
-            "cin7_customer_id": p.customer.id,
-            "xero_contact_id": p.contact_id,
-            "xero_name": p.name[:255],
-            "linked_by": p.linked_by,
-            "name_note": p.name_note,
-            "source_hash": content_hash(p.customer.model_dump(mode="json")),
-            "created_at": utcnow(),
-            "updated_at": utcnow(),
-        }
-        for p in plans
-    ]
+    now = utcnow()
+    rows = []
+    for p in plans:
+        source_hash = _source_hash(p.customer)
+        # Created with every detail, or found by our ContactNumber: nothing to push. Adopted by e-mail
+        # or name: our ContactNumber follows with the next push.
+        pushed = p.linked_by in ("created", "adopted_number")
+        rows.append(
+            {
+                "tenant_id": ctx.tenant_pk,
+                "cin7_customer_id": p.customer.id,
+                "xero_contact_id": p.contact_id,
+                "xero_name": p.name[:255],
+                "linked_by": p.linked_by,
+                "name_note": p.name_note,
+                "source_hash": source_hash,
+                "pushed_at": now if pushed else None,
+                "pushed_source_hash": source_hash if pushed else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    _insert_links(ctx, rows, result)
+
+
+def _insert_links(ctx: TenantContext, rows: list[dict[str, Any]], result: ContactResult) -> None:
+    if not rows:
+        return
     with ctx.sessions() as session, session.begin():
         insert_ignore(session, ContactLink, rows, ["tenant_id", "cin7_customer_id"])
         # Re-read: if another worker linked the same customer first, its link wins everywhere.
         for link in session.scalars(
             select(ContactLink).where(
                 ContactLink.tenant_id == ctx.tenant_pk,
-                ContactLink.cin7_customer_id.in_([p.customer.id for p in plans]),
+                ContactLink.cin7_customer_id.in_([row["cin7_customer_id"] for row in rows]),
             )
         ):
             result.contact_ids[link.cin7_customer_id] = link.xero_contact_id
+
+
+def link_inline(ctx: TenantContext, created: Sequence[tuple[InlineContact, dict[str, Any]]]) -> dict[str, str]:
+    """Link customers whose contact an invoice created (or found) by name; returns their ContactIDs.
+
+    `created` pairs each inline contact with the Contact Xero returned on the invoice. The link has
+    nothing pushed yet: ContactNumber and the details follow with `push_contacts`.
+    """
+    now = utcnow()
+    rows = [
+        {
+            "tenant_id": ctx.tenant_pk,
+            "cin7_customer_id": inline.customer_id,
+            "xero_contact_id": str(contact["ContactID"]),
+            "xero_name": str(contact.get("Name") or inline.name)[:255],
+            "linked_by": "created_inline",
+            "name_note": inline.name_note,
+            "source_hash": inline.source_hash,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for inline, contact in created
+        if contact.get("ContactID")
+    ]
+    result = ContactResult()
+    _insert_links(ctx, rows, result)
+    cache_contacts(
+        ctx, [{**contact, "ContactStatus": contact.get("ContactStatus") or "ACTIVE"} for _, contact in created]
+    )
+    return result.contact_ids
+
+
+# --- pushes: what an invoice could not carry ---------------------------------------------------------
+
+CREATED_KINDS = ("created", "created_inline")
+PUSH_BATCH = 50
+
+
+@dataclass
+class PushOutcome:
+    """What one push round did."""
+
+    pushed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+
+def _push_filter(ctx: TenantContext) -> Any:
+    # Never pushed, or a contact we created whose Cin7 customer changed since (LastModifiedOn moved).
+    return and_(
+        ContactLink.tenant_id == ctx.tenant_pk,
+        or_(
+            ContactLink.pushed_at.is_(None),
+            and_(
+                ContactLink.linked_by.in_(CREATED_KINDS),
+                CustomerRecord.last_modified_on.is_not(None),
+                or_(
+                    ContactLink.pushed_modified_on.is_(None),
+                    CustomerRecord.last_modified_on != ContactLink.pushed_modified_on,
+                ),
+            ),
+        ),
+    )
+
+
+def _push_join() -> Any:
+    return and_(
+        CustomerRecord.tenant_id == ContactLink.tenant_id, CustomerRecord.customer_id == ContactLink.cin7_customer_id
+    )
+
+
+def push_backlog(ctx: TenantContext) -> tuple[int, float]:
+    """(links whose contact may lack something of ours, seconds the oldest of them has waited).
+
+    Some turn out unchanged and cost no call. A link waits from when it was made (never pushed) or
+    from when its customer was last stored (an edit).
+    """
+    waiting_since = case((ContactLink.pushed_at.is_(None), ContactLink.created_at), else_=CustomerRecord.fetched_at)
+    with ctx.sessions() as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(waiting_since))
+            .select_from(ContactLink)
+            .join(CustomerRecord, _push_join())
+            .where(_push_filter(ctx))
+        ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+
+
+def _push_name(link: ContactLink, customer: Cin7Customer, taken: set[str]) -> str:
+    """The name to send: Cin7's when it changed and is free in Xero, else the one Xero has."""
+    wanted = (customer.name or "").strip()
+    if wanted and normalise_name(wanted) != normalise_name(link.xero_name) and normalise_name(wanted) not in taken:
+        return wanted
+    return link.xero_name
+
+
+def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome:
+    """Send one batch of contact details and ContactNumbers Xero lacks from us (one POST /Contacts).
+
+    Contacts we created get every detail, and again whenever Cin7 changes the customer; adopted
+    contacts get our ContactNumber only. A rejected element keeps its reason on the link and raises
+    one alert; it is tried again when the customer next changes in Cin7. A whole failed call raises
+    SyncError and leaves every link as it was.
+    """
+    outcome = PushOutcome()
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(ContactLink, CustomerRecord.snapshot, CustomerRecord.last_modified_on)
+            .join(CustomerRecord, _push_join())
+            .where(_push_filter(ctx))
+            .order_by(ContactLink.id)
+            .limit(limit)
+        ).all()
+    if not rows:
+        return outcome
+    customers: dict[int, Cin7Customer] = {}
+    bad: dict[int, str] = {}
+    for link, snapshot, _modified in rows:
+        try:
+            customers[link.id] = Cin7Customer.model_validate(snapshot)
+        except ValidationError as exc:
+            bad[link.id] = f"Cin7 customer {link.cin7_customer_id} does not parse: {exc}"
+    names = [n for n in (normalise_name(c.name or "") for c in customers.values()) if n]
+    with ctx.sessions() as session:
+        taken = {
+            str(row.name_key)
+            for row in session.scalars(
+                select(XeroContactCache).where(
+                    XeroContactCache.tenant_id == ctx.tenant_pk, XeroContactCache.name_key.in_(names)
+                )
+            )
+        }
+    body: list[dict[str, Any]] = []
+    sent: list[tuple[ContactLink, str]] = []
+    unchanged: list[tuple[ContactLink, str]] = []
+    for link, _snapshot, _modified in rows:
+        customer = customers.get(link.id)
+        if customer is None:
+            continue
+        source_hash = _source_hash(customer)
+        if link.linked_by not in CREATED_KINDS:
+            body.append({"ContactID": link.xero_contact_id, "ContactNumber": customer.id})
+        elif link.pushed_at is not None and link.pushed_source_hash == source_hash:
+            unchanged.append((link, source_hash))
+            continue
+        else:
+            try:
+                payload = map_contact(customer, name=_push_name(link, customer, taken)).to_json()
+            except MappingError as exc:
+                bad[link.id] = "; ".join(p.message for p in exc.problems)
+                continue
+            body.append({**payload, "ContactID": link.xero_contact_id})
+        sent.append((link, source_hash))
+    elements = ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)) if body else []
+    retry_body: list[dict[str, Any]] = []
+    retry_sent: list[tuple[ContactLink, str]] = []
+    results: dict[int, tuple[str, dict[str, Any] | None, str | None]] = {}
+    for (link, source_hash), payload, element in zip(sent, body, elements, strict=False):
+        if element.ok:
+            results[link.id] = (source_hash, element.data, None)
+            continue
+        text = " ".join(element.messages)
+        lowered = text.lower()
+        if "currency" in lowered and "DefaultCurrency" in payload:
+            # Xero refuses a currency the organisation has not enabled; the rest is still wanted.
+            retry_body.append({k: v for k, v in payload.items() if k != "DefaultCurrency"})
+            retry_sent.append((link, source_hash))
+        elif "name" in lowered and "unique" in lowered and payload.get("Name") != link.xero_name:
+            retry_body.append({**payload, "Name": link.xero_name})
+            retry_sent.append((link, source_hash))
+        else:
+            results[link.id] = (source_hash, None, text)
+    if retry_body:
+        again = ctx.xero.update_contacts(retry_body, idempotency_key(ctx.tenant_key, "POST /Contacts", retry_body))
+        for (link, source_hash), element in zip(retry_sent, again, strict=False):
+            results[link.id] = (source_hash, element.data if element.ok else None, " ".join(element.messages) or None)
+    now = utcnow()
+    cache_contacts(ctx, [data for _, data, _ in results.values() if data is not None])
+    with ctx.sessions() as session, session.begin():
+        for link, _snapshot, modified in rows:
+            row = session.get(ContactLink, link.id)
+            if row is None:
+                continue
+            if link.id not in bad and link.id not in results and all(lk.id != link.id for lk, _ in unchanged):
+                continue  # no element came back for it: try again next round
+            row.pushed_modified_on = modified
+            if link.id in bad:
+                row.pushed_at, row.push_error = now, bad[link.id][:4000]
+                outcome.failed += 1
+                alerts.note_problem(session, ctx.tenant_pk, ErrorClass.VALIDATION, f"contact push: {bad[link.id]}")
+                continue
+            hit = next((h for lk, h in unchanged if lk.id == link.id), None)
+            if hit is not None:
+                row.pushed_at = now
+                outcome.unchanged += 1
+                continue
+            source_hash, data, error = results[link.id]
+            row.pushed_at, row.pushed_source_hash = now, source_hash
+            if data is not None:
+                row.push_error = None
+                row.xero_name = str(data.get("Name") or row.xero_name)[:255]
+                outcome.pushed += 1
+            else:
+                row.push_error = (error or "Xero returned no result for this contact")[:4000]
+                outcome.failed += 1
+                log.warning(
+                    "contact %s for customer %s not updated: %s", row.xero_contact_id, row.cin7_customer_id, error
+                )
+                alerts.note_problem(session, ctx.tenant_pk, ErrorClass.VALIDATION, f"contact push: {row.push_error}")
+    return outcome

@@ -73,6 +73,7 @@ def verify(
         if str(invoice.get("Type")) == "ACCREC":
             by_number.setdefault(str(invoice.get("InvoiceNumber")), []).append(invoice)
     current = expected_invoices(dataset, cin7)
+    contacts_by_id = {str(c.get("ContactID")): c for c in xero.contacts()}
     for expectation in dataset.expectations:
         number = expectation.invoice_number
         found = by_number.get(number, [])
@@ -106,6 +107,14 @@ def verify(
         got = (_money(xero_invoice["SubTotal"]), _money(xero_invoice["TotalTax"]), _money(xero_invoice["Total"]))
         if want != got:
             result.problems.append(f"{number}: Cin7 totals {want} but Xero {got}")
+        # On its customer's contact, which by now carries the Cin7 CustomerID as its ContactNumber.
+        customer_id = str(cin7.sale(expectation.sale_id).get("CustomerID") or "").lower()
+        contact = contacts_by_id.get(str((xero_invoice.get("Contact") or {}).get("ContactID")), {})
+        if customer_id and str(contact.get("ContactNumber") or "").lower() != customer_id:
+            result.problems.append(
+                f"{number}: on Xero contact {contact.get('Name')!r} numbered {contact.get('ContactNumber')!r}, "
+                f"not on Cin7 customer {customer_id}'s"
+            )
     contacts_per_customer: dict[str, int] = {}
     for contact in xero.contacts():
         number = str(contact.get("ContactNumber") or "").lower()
@@ -138,6 +147,7 @@ def demo_environment(workdir: Path, cin7: Cin7StandIn, xero: XeroStandIn) -> Ite
         "XERO_CLIENT_ID": xero.client_id,
         "XERO_CLIENT_SECRET": xero.client_secret,
         "XERO_BATCH_WAIT_SECONDS": "0.2",
+        "CONTACT_PUSH_QUIET_SECONDS": "1",
         "RETRY_BASE_SECONDS": "0.5",
         "RETRY_CAP_SECONDS": "5",
     }

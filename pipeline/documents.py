@@ -32,15 +32,32 @@ from mappings import (
     content_hash,
     decide_invoice_action,
     map_invoice,
+    normalise_name,
     void_payload,
 )
 from pipeline import alerts
-from pipeline.contacts import ensure_contacts
+from pipeline.contacts import (
+    PUSH_BATCH,
+    ContactResult,
+    InlineContact,
+    ensure_contacts,
+    link_inline,
+    push_backlog,
+    push_contacts,
+)
 from pipeline.context import TenantContext
 from pipeline.deadletters import record_dead_letter, resolve_dead_letters
 from pipeline.errors import ErrorClass, SyncError, pause_seconds
 from pipeline.idempotency import idempotency_key
-from pipeline.ledger.models import CustomerRecord, DocumentState, SaleRecord, SyncDocument, Tenant, utcnow
+from pipeline.ledger.models import (
+    CustomerRecord,
+    DeadLetter,
+    DocumentState,
+    SaleRecord,
+    SyncDocument,
+    Tenant,
+    utcnow,
+)
 from pipeline.xero.client import from_sdk, to_sdk
 
 log = logging.getLogger(__name__)
@@ -117,7 +134,25 @@ def _resume_after_success(ctx: TenantContext) -> None:
 # --- mapping -------------------------------------------------------------------------------------
 
 
+# Each process keeps the tenant's codes this long before it reads the tenant row again: one mapping
+# per order would otherwise pay a ledger round trip for a list that changes hourly at most.
+ACCOUNTS_PROCESS_TTL_SECONDS = 30.0
+_process_accounts: dict[tuple[str, int], tuple[float, frozenset[str]]] = {}
+
+
 def valid_account_codes(ctx: TenantContext) -> frozenset[str] | None:
+    """Xero's active account codes: cached in the process briefly, and on the tenant row for an hour."""
+    key = (ctx.settings.database_url, ctx.tenant_pk)
+    cached_here = _process_accounts.get(key)
+    if cached_here is not None and time.monotonic() - cached_here[0] < ACCOUNTS_PROCESS_TTL_SECONDS:
+        return cached_here[1]
+    codes = _tenant_account_codes(ctx)
+    if codes is not None:
+        _process_accounts[key] = (time.monotonic(), codes)
+    return codes
+
+
+def _tenant_account_codes(ctx: TenantContext) -> frozenset[str] | None:
     """Xero's active account codes, cached on the tenant row for an hour.
 
     A failed read is remembered for ACCOUNTS_RETRY_AFTER (`accounts_fetched_at` set with no codes, or
@@ -272,6 +307,9 @@ class WriteOutcome:
     retry_in: float | None = None
     # Documents whose Cin7 source changed while they were being written: map them again.
     to_map: list[int] = field(default_factory=list)
+    # Invoice numbers Xero confirmed, so that an operator following one invoice finds its write task.
+    written: list[str] = field(default_factory=list)
+    contacts_pushed: int = 0
 
 
 def _claim(ctx: TenantContext, first_id: int | None) -> tuple[str, list[int]]:
@@ -418,19 +456,60 @@ def oldest_ready_age(ctx: TenantContext) -> float:
     return 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
 
 
-def _gather(ctx: TenantContext, batch_size: int) -> None:
-    """Flush when a batch is full or its oldest row has waited XERO_BATCH_WAIT_SECONDS, whichever first.
+# When a batch was last sent per tenant, for processes without Redis (the demo); with Redis the time
+# is shared, since the writer lease moves between processes from one write message to the next.
+_last_flush: dict[tuple[str, int], float] = {}
 
-    The Xero call slot is taken first: while the shared minute is spent, rows keep becoming ready
-    and the batch claimed afterwards carries them all, instead of a handful per call.
+
+def _last_flush_key(ctx: TenantContext) -> str:
+    return f"cin7xero:last-flush:{ctx.tenant_key}"
+
+
+def _last_flush_at(ctx: TenantContext) -> float:
+    """Wall-clock time of the tenant's last batch (0 when unknown)."""
+    client = _redis_client(ctx.settings.redis_url)
+    if client is not None:
+        try:
+            value = client.get(_last_flush_key(ctx))
+            return float(value) if value else 0.0
+        except (redis.RedisError, ValueError):
+            pass
+    return _last_flush.get((ctx.settings.database_url, ctx.tenant_pk), 0.0)
+
+
+def _gather(ctx: TenantContext, batch_size: int) -> None:
+    """Flush when a batch is full; a part batch once its oldest row has waited XERO_BATCH_WAIT_SECONDS
+    and the tenant's even share of Xero's minute (window / calls: 1 s) has passed since the last one.
+
+    The Xero call slot is taken first: while the shared minute is spent, rows keep becoming ready and
+    the batch claimed afterwards carries them all. The even pacing keeps a steady trickle from
+    spending a call per handful of invoices, which would leave nothing of the minute (or of Xero's
+    5000-call day) for a burst; a full batch never waits for it.
     """
     wait = ctx.settings.xero_batch_wait_seconds
     if ready_count(ctx) == 0:
         return
     ctx.xero.reserve_slot()
-    deadline = time.monotonic() + wait
-    while ready_count(ctx) < batch_size and oldest_ready_age(ctx) < wait and time.monotonic() < deadline:
+    interval = ctx.settings.xero_rate_window_seconds / ctx.settings.xero_calls_per_window
+    pace_until = _last_flush_at(ctx) + interval
+    deadline = max(time.time() + wait, pace_until)
+    while (
+        ready_count(ctx) < batch_size
+        and (oldest_ready_age(ctx) < wait or time.time() < pace_until)
+        and time.time() < deadline
+    ):
         time.sleep(GATHER_POLL_SECONDS)
+
+
+def _flushed(ctx: TenantContext) -> None:
+    now = time.time()
+    _last_flush[(ctx.settings.database_url, ctx.tenant_pk)] = now
+    client = _redis_client(ctx.settings.redis_url)
+    if client is not None:
+        try:
+            client.set(_last_flush_key(ctx), repr(now), ex=3600)
+        except redis.RedisError:
+            log.debug("could not share the last flush time; pacing is per process until Redis is back")
 
 
 def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 40) -> WriteOutcome:
@@ -447,6 +526,9 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
             return outcome
         try:
             for _ in range(max_batches):
+                if push_backlog(ctx)[1] > ctx.settings.contact_push_max_delay_seconds:
+                    # Invoices never stopped coming: contacts still get their turn, a batch at a time.
+                    _push_contacts(ctx, outcome, rounds=1)
                 _gather(ctx, batch_size)
                 pause = paused_for(ctx)
                 if pause is not None:
@@ -459,6 +541,7 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
                 if not ids:
                     break
                 outcome.claimed += len(ids)
+                _flushed(ctx)
                 synced_before = outcome.synced
                 _write_batch(ctx, token, ids, outcome)
                 if outcome.synced > synced_before:
@@ -466,10 +549,42 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
                 if outcome.retry_in is not None:
                     break
                 _renew_lease(ctx, owner)
+            if outcome.retry_in is None and ready_count(ctx) == 0:
+                # Quiet: now the contact details and numbers invoices could not carry, in full batches
+                # (a part batch once it has waited a little, so that a quiet tenant is not left short).
+                waiting, age = push_backlog(ctx)
+                quiet = ctx.settings.contact_push_quiet_seconds
+                if waiting >= PUSH_BATCH or (waiting and age >= quiet):
+                    _push_contacts(ctx, outcome, rounds=20)
+                elif waiting:
+                    outcome.retry_in = quiet - age + GATHER_POLL_SECONDS
         finally:
             _release_lease(ctx, owner)
         if outcome.retry_in is not None or ready_count(ctx) == 0:
             return outcome
+
+
+def _push_contacts(ctx: TenantContext, outcome: WriteOutcome, *, rounds: int) -> None:
+    """Push contacts in batches while there is something to push and no invoice is waiting."""
+    for _ in range(rounds):
+        try:
+            pushed = push_contacts(ctx)
+        except SyncError as error:
+            pause = pause_tenant(ctx, error)
+            log.warning("contact push failed (%s): %s", error.error_class.value, error.message)
+            if pause is not None:
+                outcome.retry_in = pause
+            elif error.error_class.retryable:
+                outcome.retry_in = error.retry_after or ctx.settings.retry_base_seconds
+            return
+        outcome.contacts_pushed += pushed.pushed
+        if pushed.pushed + pushed.unchanged + pushed.failed == 0 or ready_count(ctx) > 0:
+            return
+        waiting, age = push_backlog(ctx)
+        if waiting < PUSH_BATCH and age < ctx.settings.contact_push_quiet_seconds:
+            if waiting:
+                outcome.retry_in = ctx.settings.contact_push_quiet_seconds - age + GATHER_POLL_SECONDS
+            return
 
 
 def sdk_body_size(payload: dict[str, Any]) -> int:
@@ -513,8 +628,19 @@ def _contact_id_for(payload: dict[str, Any], contacts: dict[str, str]) -> str | 
     return contacts.get(str(number).lower()) if number else None
 
 
+def _customer_of(payload: dict[str, Any]) -> str | None:
+    number = (payload.get("Contact") or {}).get("ContactNumber")
+    return str(number).lower() if number else None
+
+
 def _with_contact(payload: dict[str, Any], contact_id: str) -> dict[str, Any]:
     return {**payload, "Contact": {"ContactID": contact_id}}
+
+
+def _with_contact_name(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    # Name alone: Xero finds the contact by name or creates it. ContactNumber stays out, since
+    # sources disagree on whether an unknown number inside an invoice creates or fails.
+    return {**payload, "Contact": {"Name": name}}
 
 
 def _write_batch(ctx: TenantContext, token: str, ids: Sequence[int], outcome: WriteOutcome) -> None:
@@ -527,25 +653,27 @@ def _write_batch(ctx: TenantContext, token: str, ids: Sequence[int], outcome: Wr
     creates = [d for d in docs if d.action == InvoiceAction.CREATE and d.xero_id is None]
     updates = [d for d in docs if d not in creates]
     try:
-        customer_ids = sorted(
-            {d.customer_id for d in docs if d.customer_id and d.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE)}
-        )
-        contact_result = ensure_contacts(ctx, customer_ids) if customer_ids else None
-        contacts = contact_result.contact_ids if contact_result else {}
-        contact_failures = contact_result.failures if contact_result else {}
+        needing = [d for d in docs if d.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE) and d.customer_id]
+        customer_ids = sorted({d.customer_id for d in needing if d.customer_id})
+        # A customer only new invoices need can have its contact created by the invoice itself.
+        inline_allowed = {d.customer_id for d in creates if d.customer_id} - {
+            d.customer_id for d in updates if d.customer_id
+        }
+        contact_result = ensure_contacts(ctx, customer_ids, inline_allowed=inline_allowed) if customer_ids else None
+        result = contact_result or ContactResult()
         # Contact failures are permanent for the documents that need them.
         for doc in list(creates) + list(updates):
-            if doc.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE) and doc.customer_id in contact_failures:
-                failure = contact_failures[doc.customer_id]
+            if doc.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE) and doc.customer_id in result.failures:
+                failure = result.failures[doc.customer_id]
                 _dead(ctx, doc, token, "contact", failure.error_class, failure.messages, doc.payload, outcome)
                 if doc in creates:
                     creates.remove(doc)
                 else:
                     updates.remove(doc)
         if creates:
-            _write_creates(ctx, token, creates, contacts, outcome)
+            _write_creates(ctx, token, creates, result, outcome)
         if updates:
-            _write_updates(ctx, token, updates, contacts, outcome)
+            _write_updates(ctx, token, updates, result.contact_ids, outcome)
     except SyncError as error:
         _retry_all(ctx, token, docs, error, outcome)
 
@@ -629,7 +757,7 @@ def _adoptable(found: dict[str, Any], contact_id: str | None) -> bool:
 
 
 def _write_creates(
-    ctx: TenantContext, token: str, docs: list[SyncDocument], contacts: dict[str, str], outcome: WriteOutcome
+    ctx: TenantContext, token: str, docs: list[SyncDocument], contacts: ContactResult, outcome: WriteOutcome
 ) -> None:
     # A create whose earlier attempt may have reached Xero is looked up first (the idempotency key
     # only covers six minutes; the ledger and this lookup cover the rest).
@@ -642,19 +770,20 @@ def _write_creates(
         }
         for doc in uncertain:
             existing = found.get(doc.document_number or "")
-            if existing is None:
-                continue
-            contact_id = _contact_id_for(doc.payload or {}, contacts)
-            if _adoptable(existing, contact_id):
-                _adopt(ctx, token, doc, existing, outcome)
+            if existing is not None and _adopt_if_ours(ctx, token, doc, existing, contacts, outcome):
                 docs.remove(doc)
     if not docs:
         return
     sendable: list[tuple[SyncDocument, dict[str, Any]]] = []
     for doc in docs:
-        contact_id = _contact_id_for(doc.payload or {}, contacts)
-        assert contact_id is not None, "ensure_contacts returns every customer or a failure"
-        sendable.append((doc, _with_contact(doc.payload or {}, contact_id)))
+        payload = doc.payload or {}
+        contact_id = _contact_id_for(payload, contacts.contact_ids)
+        inline = contacts.inline.get(_customer_of(payload) or "")
+        if contact_id is not None:
+            sendable.append((doc, _with_contact(payload, contact_id)))
+        else:
+            assert inline is not None, "ensure_contacts returns every customer, inline or as a failure"
+            sendable.append((doc, _with_contact_name(payload, inline.name)))
     with ctx.sessions() as session, session.begin():
         # From here the outcome is unknown until we read the response.
         session.execute(
@@ -667,14 +796,17 @@ def _write_creates(
     for chunk in split_by_size(sendable, ctx.settings.xero_max_request_bytes):
         body = [payload for _, payload in chunk]
         results = ctx.xero.create_invoices(body, idempotency_key(ctx.tenant_key, "PUT /Invoices", body))
+        landed: list[tuple[SyncDocument, dict[str, Any]]] = []
         for (doc, payload), result in zip(chunk, _align(results, body), strict=True):
             if result is not None and result.ok:
-                _synced(ctx, token, doc, result.data, outcome)
+                landed.append((doc, result.data))
             elif result is not None and any("must be unique" in m.lower() for m in result.messages):
                 duplicates.append((doc, payload))
             else:
                 messages = result.messages if result is not None else ["Xero returned no result for this element"]
                 _dead(ctx, doc, token, "write", ErrorClass.VALIDATION, messages, payload, outcome)
+        _link_created_contacts(ctx, landed, contacts)
+        _synced_all(ctx, token, landed, outcome)
     if duplicates:
         # The number exists in Xero: ours from a lost response (adopt), or someone else's (dead letter).
         found = {
@@ -683,10 +815,7 @@ def _write_creates(
         }
         for doc, payload in duplicates:
             existing = found.get(doc.document_number or "")
-            contact_id = (payload.get("Contact") or {}).get("ContactID")
-            if existing is not None and _adoptable(existing, contact_id):
-                _adopt(ctx, token, doc, existing, outcome)
-            else:
+            if existing is None or not _adopt_if_ours(ctx, token, doc, existing, contacts, outcome):
                 _dead(
                     ctx,
                     doc,
@@ -697,6 +826,53 @@ def _write_creates(
                     payload,
                     outcome,
                 )
+
+
+def _link_created_contacts(
+    ctx: TenantContext, landed: Sequence[tuple[SyncDocument, dict[str, Any]]], contacts: ContactResult
+) -> None:
+    """Customers whose contact an invoice of this batch named: link them to the contact Xero used."""
+    created: dict[str, tuple[InlineContact, dict[str, Any]]] = {}
+    for doc, data in landed:
+        inline = contacts.inline.get(_customer_of(doc.payload or {}) or "")
+        contact = data.get("Contact") or {}
+        if inline is not None and contact.get("ContactID") and inline.customer_id not in created:
+            created[inline.customer_id] = (inline, contact)
+    if created:
+        linked = link_inline(ctx, list(created.values()))
+        contacts.contact_ids.update(linked)
+        for customer_id in linked:
+            contacts.inline.pop(customer_id, None)
+
+
+def _adopt_if_ours(
+    ctx: TenantContext,
+    token: str,
+    doc: SyncDocument,
+    existing: dict[str, Any],
+    contacts: ContactResult,
+    outcome: WriteOutcome,
+) -> bool:
+    """Adopt an invoice Xero already holds under our number, if it is on this customer's contact.
+
+    For a customer whose contact the invoice was to create, "this customer's contact" is one with the
+    name we sent; the customer is then linked to it, as if the lost response had arrived.
+    """
+    payload = doc.payload or {}
+    contact_id = _contact_id_for(payload, contacts.contact_ids)
+    inline = contacts.inline.get(_customer_of(payload) or "")
+    contact = existing.get("Contact") or {}
+    if contact_id is None and inline is not None:
+        if normalise_name(str(contact.get("Name") or "")) != normalise_name(inline.name) or not contact.get(
+            "ContactID"
+        ):
+            return False
+        _link_created_contacts(ctx, [(doc, existing)], contacts)
+        contact_id = str(contact["ContactID"])
+    if not _adoptable(existing, contact_id):
+        return False
+    _adopt(ctx, token, doc, existing, outcome)
+    return True
 
 
 def _align(results: Sequence[Any], body: Sequence[dict[str, Any]]) -> list[Any]:
@@ -732,30 +908,55 @@ def _totals(data: dict[str, Any]) -> dict[str, str]:
 
 
 def _synced(ctx: TenantContext, token: str, doc: SyncDocument, data: dict[str, Any], outcome: WriteOutcome) -> None:
+    _synced_all(ctx, token, [(doc, data)], outcome)
+
+
+def _synced_all(
+    ctx: TenantContext, token: str, landed: Sequence[tuple[SyncDocument, dict[str, Any]]], outcome: WriteOutcome
+) -> None:
+    """Record what Xero confirmed, for a whole batch in one transaction."""
+    if not landed:
+        return
+    by_id = {doc.id: data for doc, data in landed}
     with ctx.sessions() as session, session.begin():
-        row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
-        if row is None:
-            return
-        row.xero_id = str(data.get("InvoiceID") or row.xero_id)
-        row.xero_status = str(data.get("Status") or "")
-        row.xero_totals = _totals(data)
-        row.synced_hash = row.payload_hash
-        row.write_uncertain = False
-        row.claim_token = None
-        row.synced_at = utcnow()
-        row.last_error = None
-        row.error_class = None
-        row.attempts += 1
-        resolve_dead_letters(session, row)
-        if row.source_hash != row.mapped_source_hash:
-            # Cin7 changed while we wrote: map the newer version.
-            row.state = DocumentState.PENDING
-            outcome.to_map.append(row.id)
-        elif row.xero_status in (XeroInvoiceStatus.VOIDED, XeroInvoiceStatus.DELETED):
-            row.state = DocumentState.VOIDED
-        else:
-            row.state = DocumentState.SYNCED
-    outcome.synced += 1
+        rows = list(
+            session.scalars(
+                select(SyncDocument).where(SyncDocument.id.in_(list(by_id)), SyncDocument.claim_token == token)
+            )
+        )
+        for row in rows:
+            data = by_id[row.id]
+            row.xero_id = str(data.get("InvoiceID") or row.xero_id)
+            row.xero_status = str(data.get("Status") or "")
+            row.xero_totals = _totals(data)
+            row.synced_hash = row.payload_hash
+            row.write_uncertain = False
+            row.claim_token = None
+            row.synced_at = utcnow()
+            row.last_error = None
+            row.error_class = None
+            row.attempts += 1
+            if row.source_hash != row.mapped_source_hash:
+                # Cin7 changed while we wrote: map the newer version.
+                row.state = DocumentState.PENDING
+                outcome.to_map.append(row.id)
+            elif row.xero_status in (XeroInvoiceStatus.VOIDED, XeroInvoiceStatus.DELETED):
+                row.state = DocumentState.VOIDED
+            else:
+                row.state = DocumentState.SYNCED
+            outcome.synced += 1
+            outcome.written.append(row.document_number or str(row.id))
+        # Only documents that ever had a dead letter need their letters closed: one query finds them.
+        with_letters = set(
+            session.scalars(
+                select(DeadLetter.document_id).where(
+                    DeadLetter.document_id.in_([row.id for row in rows]), DeadLetter.resolved_at.is_(None)
+                )
+            )
+        )
+        for row in rows:
+            if row.id in with_letters:
+                resolve_dead_letters(session, row)
 
 
 def _write_updates(
@@ -800,12 +1001,14 @@ def _write_updates(
     for chunk in split_by_size(sendable, ctx.settings.xero_max_request_bytes):
         body = [payload for _, payload in chunk]
         results = ctx.xero.update_invoices(body, idempotency_key(ctx.tenant_key, "POST /Invoices", body))
+        landed: list[tuple[SyncDocument, dict[str, Any]]] = []
         for (doc, payload), result in zip(chunk, _align(results, body), strict=True):
             if result is not None and result.ok:
-                _synced(ctx, token, doc, result.data, outcome)
+                landed.append((doc, result.data))
             else:
                 messages = result.messages if result is not None else ["Xero returned no result for this element"]
                 _dead(ctx, doc, token, "write", ErrorClass.VALIDATION, messages, payload, outcome)
+        _synced_all(ctx, token, landed, outcome)
 
 
 def _conflict(

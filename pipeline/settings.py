@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Xero caps a request at 3.5 MB; batches are split below this many bytes of JSON.
     xero_max_request_bytes: int = Field(default=3_000_000, alias="XERO_MAX_REQUEST_BYTES", gt=1000)
     xero_invoice_status: Literal["AUTHORISED", "DRAFT"] = Field(default="AUTHORISED", alias="XERO_INVOICE_STATUS")
+    # Contact numbers and details go to Xero in full batches when no invoice is waiting, a part batch
+    # once its oldest has waited CONTACT_PUSH_QUIET_SECONDS, and after the max delay even under load.
+    contact_push_quiet_seconds: float = Field(default=5.0, alias="CONTACT_PUSH_QUIET_SECONDS", ge=0)
+    contact_push_max_delay_seconds: float = Field(default=900.0, alias="CONTACT_PUSH_MAX_DELAY_SECONDS", ge=0)
 
     # --- mapping ----------------------------------------------------------------------------------
     mapping_rules_file: Path | None = Field(default=None, alias="MAPPING_RULES_FILE")

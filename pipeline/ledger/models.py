@@ -216,11 +216,18 @@ class ContactLink(Base):
     cin7_customer_id: Mapped[str] = mapped_column(String(64))
     xero_contact_id: Mapped[str] = mapped_column(String(64))
     xero_name: Mapped[str] = mapped_column(String(255))
-    # How the link was made: created | adopted_number | adopted_email | adopted_name
+    # How the link was made: created | created_inline | adopted_number | adopted_email | adopted_name
     linked_by: Mapped[str] = mapped_column(String(24))
     # Why the Xero name differs from Cin7's, when it does (a name clash).
     name_note: Mapped[str | None] = mapped_column(Text)
     source_hash: Mapped[str | None] = mapped_column(String(64))
+    # What of the customer Xero has from us: a contact created inside an invoice carries only its name,
+    # an adopted one not yet our ContactNumber. Pushes wait for quiet moments (contacts.push_contacts).
+    pushed_at: Mapped[datetime | None]
+    pushed_source_hash: Mapped[str | None] = mapped_column(String(64))
+    # The customer's Cin7 LastModifiedOn when last pushed (or checked): a newer one is an edit to send.
+    pushed_modified_on: Mapped[datetime | None]
+    push_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

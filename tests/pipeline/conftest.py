@@ -102,6 +102,7 @@ def pipeline_env(database_url: str, redis_url: str, cin7: Cin7StandIn, xero: Xer
         "XERO_CLIENT_ID": xero.client_id,
         "XERO_CLIENT_SECRET": xero.client_secret,
         "XERO_BATCH_WAIT_SECONDS": "0.1",
+        "CONTACT_PUSH_QUIET_SECONDS": "0.5",
         "RETRY_BASE_SECONDS": "0.5",
         "RETRY_CAP_SECONDS": "4",
         "STUCK_AFTER_SECONDS": "20",
