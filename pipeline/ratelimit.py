@@ -21,24 +21,40 @@ import redis
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] = window key; ARGV = now_ms, window_ms, limit, member
-# Returns 0 when a slot was taken, else the milliseconds to wait before one frees.
+# KEYS[1] = window key, KEYS[2] = burst key; ARGV = now_ms, window_ms, limit, member, burst_window_ms, burst.
+# A slot must be free in the window and, when burst > 0, in the short burst window too, so that a
+# budget of 60 a minute is spent about one a second instead of 60 at once and then nothing.
+# Returns 0 when a slot was taken (in both), else the milliseconds to wait before one frees.
 _ACQUIRE_LUA = """
-local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local used = redis.call('ZCARD', key)
-if used < limit then
-  redis.call('ZADD', key, now, ARGV[4])
-  redis.call('PEXPIRE', key, window)
-  return 0
+local function wait_for(key, window, limit)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) < limit then
+    return 0
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local wait = tonumber(oldest[2]) + window - now
+  if wait < 1 then wait = 1 end
+  return wait
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-local wait = tonumber(oldest[2]) + window - now
-if wait < 1 then wait = 1 end
-return wait
+local window = tonumber(ARGV[2])
+local burst_window = tonumber(ARGV[5])
+local burst = tonumber(ARGV[6])
+local wait = wait_for(KEYS[1], window, tonumber(ARGV[3]))
+if burst > 0 then
+  local burst_wait = wait_for(KEYS[2], burst_window, burst)
+  if burst_wait > wait then wait = burst_wait end
+end
+if wait > 0 then
+  return wait
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+if burst > 0 then
+  redis.call('ZADD', KEYS[2], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], burst_window)
+end
+return 0
 """
 
 # KEYS[1] = hold key; ARGV = milliseconds. Only ever lengthens a hold: a worker that read "slow down a
@@ -80,8 +96,13 @@ class RateLimitTimeout(TimeoutError):
 class RateLimiter(Protocol):
     """Take one call slot under `key`, waiting if the window is full."""
 
-    def acquire(self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0) -> float:
-        """Block until a slot is free; return seconds waited. Raise RateLimitTimeout past max_wait."""
+    def acquire(
+        self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0, burst: int | None = None
+    ) -> float:
+        """Block until a slot is free; return seconds waited. Raise RateLimitTimeout past max_wait.
+
+        With `burst`, calls are also spread out: at most `burst` in any `window * burst / limit`.
+        """
         ...
 
     def penalise(self, key: str, seconds: float) -> None:
@@ -115,17 +136,22 @@ class RedisRateLimiter:
             self._warned_at = now
             log.warning("rate limiter: Redis unavailable (%s); limiting within this process", exc)
 
-    def acquire(self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0) -> float:
+    def acquire(
+        self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0, burst: int | None = None
+    ) -> float:
         """Block until a slot is free; return seconds waited."""
         try:
-            return self._acquire_shared(key, limit, window_seconds, max_wait=max_wait)
+            return self._acquire_shared(key, limit, window_seconds, max_wait=max_wait, burst=burst)
         except redis.RedisError as exc:
             self._redis_failed(exc)
-            return self._fallback.acquire(key, limit, window_seconds, max_wait=max_wait)
+            return self._fallback.acquire(key, limit, window_seconds, max_wait=max_wait, burst=burst)
 
-    def _acquire_shared(self, key: str, limit: int, window_seconds: float, *, max_wait: float) -> float:
+    def _acquire_shared(
+        self, key: str, limit: int, window_seconds: float, *, max_wait: float, burst: int | None
+    ) -> float:
         waited = 0.0
         window_ms = int(window_seconds * 1000)
+        burst_calls, burst_ms = _burst_window(limit, window_seconds, burst)
         while True:
             hold = self._redis.pttl(self._prefix + "hold:" + key)
             if isinstance(hold, int) and hold > 0:
@@ -133,7 +159,10 @@ class RedisRateLimiter:
             else:
                 now_ms = int(time.time() * 1000)
                 member = f"{now_ms}:{uuid.uuid4().hex}"
-                result = self._script(keys=[self._prefix + key], args=[now_ms, window_ms, limit, member])
+                result = self._script(
+                    keys=[self._prefix + key, self._prefix + "burst:" + key],
+                    args=[now_ms, window_ms, limit, member, burst_ms, burst_calls],
+                )
                 if int(result) == 0:
                     return waited
                 pause = int(result) / 1000.0
@@ -195,9 +224,13 @@ class LocalRateLimiter:
         self._slots: dict[str, int] = {}
         self._slot_freed = threading.Condition(self._lock)
 
-    def acquire(self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0) -> float:
+    def acquire(
+        self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0, burst: int | None = None
+    ) -> float:
         """Block until a slot is free; return seconds waited."""
         waited = 0.0
+        burst_calls, burst_ms = _burst_window(limit, window_seconds, burst)
+        burst_seconds = burst_ms / 1000.0
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -208,10 +241,20 @@ class LocalRateLimiter:
                     calls = self._calls.setdefault(key, deque())
                     while calls and calls[0] <= now - window_seconds:
                         calls.popleft()
-                    if len(calls) < limit:
+                    recent: list[float] = []
+                    if burst_calls:
+                        for stamp in reversed(calls):
+                            if stamp <= now - burst_seconds:
+                                break
+                            recent.insert(0, stamp)
+                    if len(calls) < limit and (not burst_calls or len(recent) < burst_calls):
                         calls.append(now)
                         return waited
-                    pause = max(0.001, calls[0] + window_seconds - now)
+                    pause = 0.001
+                    if len(calls) >= limit:
+                        pause = max(pause, calls[0] + window_seconds - now)
+                    if burst_calls and len(recent) >= burst_calls:
+                        pause = max(pause, recent[0] + burst_seconds - now)
             if waited + pause > max_wait:
                 raise RateLimitTimeout(f"rate limit {key}: no slot within {max_wait:.0f}s")
             time.sleep(pause)
@@ -239,6 +282,13 @@ class LocalRateLimiter:
             with self._slot_freed:
                 self._slots[key] -= 1
                 self._slot_freed.notify()
+
+
+def _burst_window(limit: int, window_seconds: float, burst: int | None) -> tuple[int, int]:
+    """(calls, milliseconds) of the short window that spreads a budget out; (0, 0) when not asked."""
+    if not burst or burst >= limit:
+        return 0, 0
+    return burst, max(1, int(window_seconds * 1000 * burst / limit))
 
 
 _local = LocalRateLimiter()

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     cin7_poll_overlap_seconds: int = Field(default=300, alias="CIN7_POLL_OVERLAP_SECONDS", ge=0)
     cin7_initial_lookback_days: int = Field(default=30, alias="CIN7_INITIAL_LOOKBACK_DAYS", ge=0)
     cin7_calls_per_minute: int = Field(default=60, alias="CIN7_CALLS_PER_MINUTE", ge=1)
+    # Of those, at most this many at once: the rest are spread about evenly over the minute, so a poll
+    # with a backlog never bursts into Cin7's throttling.
+    cin7_burst_calls: int = Field(default=5, alias="CIN7_BURST_CALLS", ge=1)
     # Cin7 throttles without Retry-After: this is how long we wait before trying again.
     cin7_throttle_wait_seconds: float = Field(default=15.0, alias="CIN7_THROTTLE_WAIT_SECONDS", ge=0)
     cin7_max_throttle_retries: int = Field(default=4, alias="CIN7_MAX_THROTTLE_RETRIES", ge=0)

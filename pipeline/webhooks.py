@@ -854,7 +854,12 @@ class Cin7WebhooksClient:
         attempts = 0
         while True:
             # Registration shares the per-application 60 calls a minute with the running sync.
-            self._limiter.acquire(self._limit_key, self._settings.cin7_calls_per_minute, 60.0)
+            self._limiter.acquire(
+                self._limit_key,
+                self._settings.cin7_calls_per_minute,
+                60.0,
+                burst=self._settings.cin7_burst_calls,
+            )
             try:
                 response = self._session.request(
                     method, f"{self._base}/webhooks", data=json.dumps(body) if body else None, timeout=(5, 60)

@@ -152,3 +152,26 @@ def test_the_in_process_limiter_keeps_the_same_window_and_slots() -> None:
     for thread in threads:
         thread.join()
     assert most == 2
+
+
+def _burst_stamps(limiter: LocalRateLimiter | RedisRateLimiter, key: str, calls: int) -> list[float]:
+    stamps = []
+    for _ in range(calls):
+        limiter.acquire(key, 60, 3.0, burst=3, max_wait=30)
+        stamps.append(time.monotonic())
+    return stamps
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_a_budget_with_a_burst_is_spent_evenly_not_all_at_once(kind: str, redis_url: str) -> None:
+    # 60 per 3 s with bursts of 3: at most 3 in any 0.15 s, so 12 calls take at least 0.45 s
+    # where a plain window would hand out all 12 at once.
+    limiter = RedisRateLimiter(redis.Redis.from_url(redis_url)) if kind == "redis" else LocalRateLimiter()
+    stamps = _burst_stamps(limiter, f"even-{kind}", 12)
+    assert stamps[-1] - stamps[0] >= 0.45 - MEASUREMENT_SLACK
+    assert _max_in_any_window(stamps, 0.15 - MEASUREMENT_SLACK) <= 3
+    plain = RedisRateLimiter(redis.Redis.from_url(redis_url)) if kind == "redis" else LocalRateLimiter()
+    started = time.monotonic()
+    for _ in range(12):
+        plain.acquire(f"plain-{kind}", 60, 3.0)
+    assert time.monotonic() - started < 0.2

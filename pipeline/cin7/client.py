@@ -64,7 +64,12 @@ class Cin7Client:
         while True:
             try:
                 if self._limiter is not None:
-                    self._limiter.acquire(self._limit_key, self._settings.cin7_calls_per_minute, 60.0)
+                    self._limiter.acquire(
+                        self._limit_key,
+                        self._settings.cin7_calls_per_minute,
+                        60.0,
+                        burst=self._settings.cin7_burst_calls,
+                    )
                 response = self._session.get(f"{self._base}/{path}", params=params, timeout=(5, 60))
             except RateLimitTimeout as exc:
                 # Nothing was sent: the shared Cin7 budget is spent for now, which is a wait, not a failure.
