@@ -80,11 +80,35 @@ def redis_database(number: int) -> Iterator[str]:
         client.flushdb()
 
 
+# Xero's per-tenant minute, as the stand-in counts it when a run limits Xero.
+XERO_CALLS_PER_WINDOW = 60
+# A limit the pipeline never reaches: an unthrottled run measures our own cost, not our pacing.
+UNLIMITED_XERO_CALLS_PER_WINDOW = 1_000_000
+
+
+def xero_limit_env(window_seconds: float | None) -> dict[str, str]:
+    """The pipeline's own Xero limiter on the stand-in's clock: 60 calls per `window_seconds` when Xero
+    is limited that way, or no pacing at all (None) when the stand-in does not limit."""
+    if window_seconds:
+        return {"XERO_CALLS_PER_WINDOW": str(XERO_CALLS_PER_WINDOW), "XERO_RATE_WINDOW_SECONDS": str(window_seconds)}
+    return {"XERO_CALLS_PER_WINDOW": str(UNLIMITED_XERO_CALLS_PER_WINDOW), "XERO_RATE_WINDOW_SECONDS": "60"}
+
+
 def pipeline_env(
-    database_url: str, redis_url: str, cin7: Cin7StandIn, xero: XeroStandIn, *, batch_wait: float
+    database_url: str,
+    redis_url: str,
+    cin7: Cin7StandIn,
+    xero: XeroStandIn,
+    *,
+    batch_wait: float,
+    xero_window: float | None = None,
 ) -> dict[str, str]:
-    """Worker settings for one run (the same keys the pipeline tests set, tuned for throughput)."""
+    """Worker settings for one run (the same keys the pipeline tests set, tuned for throughput).
+
+    `xero_window`: the seconds the Xero stand-in counts as a minute, or None when it does not limit.
+    """
     return {
+        **xero_limit_env(xero_window),
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
         "REDIS_URL": redis_url,
@@ -113,7 +137,7 @@ def pipeline_env(
 
 @dataclass
 class Workers:
-    """Real `celery worker` processes (through benchmarks.worker) for one run."""
+    """Real `celery worker` processes for one run (their Xero pacing comes from the env: xero_limit_env)."""
 
     env: dict[str, str]
     logdir: Path
@@ -127,7 +151,7 @@ class Workers:
             [
                 sys.executable,
                 "-m",
-                "benchmarks.worker",
+                "celery",
                 "-A",
                 "pipeline.app",
                 "worker",

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import redis
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from pipeline.context import TenantContext
+from pipeline.contacts import push_backlog
+from pipeline.context import (
+    TenantContext,
+    UsageCounts,
+    ledger_usage,
+    parse_usage_hash,
+    shared_redis,
+    usage_applied,
+    usage_keys,
+)
 from pipeline.ledger.models import (
     IN_FLIGHT_STATES,
-    ApiUsage,
     DeadLetter,
     DocumentState,
     SaleRecord,
     SaleState,
     SyncDocument,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,11 +43,15 @@ class LedgerCounts:
     xero_calls: int = 0
     xero_rate_limited: int = 0
     cin7_calls: int = 0
+    # Contact numbers and details that invoices could not carry, still to be sent (contacts.push_contacts).
+    contacts_to_push: int = 0
 
     @property
     def in_flight(self) -> int:
-        """Documents (and sales) still on their way."""
-        return self.sales_in_flight + sum(self.documents.get(s.value, 0) for s in IN_FLIGHT_STATES)
+        """Documents, sales and contact pushes still on their way."""
+        return (
+            self.sales_in_flight + self.contacts_to_push + sum(self.documents.get(s.value, 0) for s in IN_FLIGHT_STATES)
+        )
 
     def get(self, state: DocumentState) -> int:
         """Count of documents in one state."""
@@ -62,6 +79,7 @@ def ledger_counts(ctx: TenantContext) -> LedgerCounts:
             )
             or 0
         )
+        counts.contacts_to_push = push_backlog(ctx)[0]
         counts.open_dead_letters = int(
             session.scalar(
                 select(func.count())
@@ -70,17 +88,64 @@ def ledger_counts(ctx: TenantContext) -> LedgerCounts:
             )
             or 0
         )
-        for api, calls, limited in session.execute(
-            select(ApiUsage.api, func.sum(ApiUsage.calls), func.sum(ApiUsage.rate_limited))
-            .where(ApiUsage.tenant_id == ctx.tenant_pk)
-            .group_by(ApiUsage.api)
-        ):
-            if api == "xero":
-                counts.xero_calls = int(calls or 0)
-                counts.xero_rate_limited = int(limited or 0)
-            elif api == "cin7":
-                counts.cin7_calls = int(calls or 0)
+        usage = api_usage(ctx, session)
+    counts.xero_calls, counts.xero_rate_limited = usage.get("xero", (0, 0))
+    counts.cin7_calls = usage.get("cin7", (0, 0))[0]
     return counts
+
+
+# A fold that finishes between our two Redis reads makes us read again; more than this many in a row
+# means the sweep is folding in a tight loop, and the last reading is close enough.
+_USAGE_READ_TRIES = 5
+
+
+def api_usage(ctx: TenantContext, session: Session) -> dict[str, tuple[int, int]]:
+    """Calls and 429s per API over all days: the ledger plus what workers counted in Redis since the last fold.
+
+    Lock-free against the sweep's fold (pipeline.sweep.fold_api_usage): the ledger is read between two
+    reads of the fold generation, and a folding hash already committed (its stamp says so) is not
+    counted twice.
+    """
+    client = shared_redis(ctx.settings)
+    keys = usage_keys(ctx.tenant_key)
+    for _ in range(_USAGE_READ_TRIES):
+        try:
+            generation = client.get(keys.generation) if client is not None else None
+        except redis.RedisError as exc:
+            log.warning("API usage: Redis unavailable (%s); showing the ledger's counts only", exc)
+            client = None
+        ledger = ledger_usage(session, ctx.tenant_pk)
+        session.rollback()  # a retry reads afresh, whatever the isolation level
+        if client is None:
+            return _by_api(ledger)
+        try:
+            pipe = client.pipeline(transaction=True)
+            pipe.get(keys.generation)
+            pipe.hgetall(keys.live)
+            pipe.hgetall(keys.folding)
+            generation_after, live, folding = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("API usage: Redis unavailable (%s); showing the ledger's counts only", exc)
+            return _by_api(ledger)
+        if generation_after != generation:
+            continue
+        break
+    live_counts, _ = parse_usage_hash(live)
+    folding_counts, bases = parse_usage_hash(folding)
+    total = _by_api(ledger)
+    for source in (live_counts, {} if usage_applied(folding_counts, bases, ledger) else folding_counts):
+        for (_day, api), (calls, limited) in source.items():
+            seen = total.get(api, (0, 0))
+            total[api] = (seen[0] + calls, seen[1] + limited)
+    return total
+
+
+def _by_api(usage: UsageCounts) -> dict[str, tuple[int, int]]:
+    total: dict[str, tuple[int, int]] = {}
+    for (_day, api), (calls, limited) in usage.items():
+        seen = total.get(api, (0, 0))
+        total[api] = (seen[0] + calls, seen[1] + limited)
+    return total
 
 
 def wait_until_settled(

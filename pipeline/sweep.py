@@ -12,13 +12,25 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
+from redis.typing import EncodableT, FieldT
 from sqlalchemy import or_, select, update
 
-from pipeline.context import TenantContext
+from pipeline.contacts import push_backlog
+from pipeline.context import (
+    USAGE_BASE_PREFIX,
+    TenantContext,
+    add_usage,
+    ledger_usage,
+    parse_usage_hash,
+    shared_redis,
+    usage_applied,
+    usage_keys,
+)
 from pipeline.deadletters import record_dead_letter
 from pipeline.documents import paused_for
 from pipeline.errors import ErrorClass
-from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
+from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, Tenant, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +47,9 @@ class SweepResult:
     # Rows whose retry time came: they are ready again but their enqueued_at is recent, so the
     # stale-row query below would not send them; a write must.
     released: int = 0
+    # Contact details or numbers Xero still lacks (e.g. a customer edited in Cin7 with no new
+    # invoice): only a writer sends them, so the sweep wakes one.
+    contacts_to_push: int = 0
 
 
 def release_due_retries(ctx: TenantContext) -> int:
@@ -78,16 +93,72 @@ def warn_if_refresh_token_ageing(ctx: TenantContext) -> timedelta | None:
     return age
 
 
+def fold_api_usage(ctx: TenantContext) -> int:
+    """Move the API call counts workers keep in Redis into ApiUsage; return the calls moved.
+
+    One fold at a time per tenant (the tenant row is locked for it). The live hash is first detached
+    with RENAME, so that workers counting meanwhile start a new one. Before the commit, the folding
+    hash is stamped with the ledger values its counts are added to: a fold that died at any point is
+    finished by the next one without losing or doubling a call, whether or not its commit happened.
+    A Redis that restarts without persistence loses what was not folded yet (one sweep interval at
+    most): these counts are a report for operators, and nothing in the sync decides by them.
+    """
+    client = shared_redis(ctx.settings)
+    if client is None:
+        return 0
+    keys = usage_keys(ctx.tenant_key)
+    moved = 0
+    # A leftover folding hash (a fold that died) first, then the live one.
+    detached = False
+    while not detached:
+        with ctx.sessions() as session, session.begin():
+            session.execute(select(Tenant.id).where(Tenant.id == ctx.tenant_pk).with_for_update())
+            raw = client.hgetall(keys.folding)
+            if not raw:
+                try:
+                    client.rename(keys.live, keys.folding)
+                except redis.ResponseError:
+                    return moved  # no live hash: nothing was counted since the last fold
+                detached = True
+                raw = client.hgetall(keys.folding)
+            counts, bases = parse_usage_hash(raw)
+            ledger = ledger_usage(session, ctx.tenant_pk, counts)
+            if not bases:
+                stamp: dict[FieldT, EncodableT] = {}
+                for day, api in counts:
+                    before = ledger.get((day, api), (0, 0))
+                    stamp[f"{USAGE_BASE_PREFIX}{day}|{api}|calls"] = before[0]
+                    stamp[f"{USAGE_BASE_PREFIX}{day}|{api}|429"] = before[1]
+                client.hset(keys.folding, mapping=stamp)
+                add_usage(session, ctx.tenant_pk, counts)
+                moved += sum(calls for calls, _ in counts.values())
+            elif not usage_applied(counts, bases, ledger):
+                add_usage(session, ctx.tenant_pk, counts)
+                moved += sum(calls for calls, _ in counts.values())
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(keys.folding)
+        pipe.incr(keys.generation)
+        pipe.execute()
+    return moved
+
+
 def sweep(ctx: TenantContext) -> SweepResult:
     """Find stuck or due rows and say what to enqueue (the caller sends after this commits)."""
     now = utcnow()
     stale = now - timedelta(seconds=ctx.settings.stuck_after_seconds)
     released = release_due_retries(ctx)
     warn_if_refresh_token_ageing(ctx)
+    try:
+        fold_api_usage(ctx)
+    except redis.RedisError as exc:
+        # The counts stay in Redis (or in a stamped folding hash) for the next sweep.
+        log.warning("sweep: API usage not folded this time: %s", exc)
     # While the tenant is parked, ready rows stay untouched (and stale), so the first sweep after the
     # pause sends them; sending writers now would only wake them to find the pause.
     paused = paused_for(ctx) is not None
     result = SweepResult(sales=[], to_map=[], to_write=[], reclaimed=0, dead=0, released=released)
+    if not paused:
+        result.contacts_to_push = push_backlog(ctx)[0]
     with ctx.sessions() as session, session.begin():
         for sale in session.scalars(
             select(SaleRecord)

@@ -7,16 +7,19 @@ on), so all of them ack late and are re-delivered if their worker dies.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+import redis
 from celery import Task
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipeline import alerts, discovery, documents
 from pipeline.app import TaskName, app, send
-from pipeline.context import TenantContext, tenant_context
+from pipeline.context import TenantContext, shared_redis, tenant_context
 from pipeline.deadletters import mirror_dead_letter_queue, record_dead_letter, record_sale_dead_letter
 from pipeline.errors import ErrorClass, SyncError, pause_seconds
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
@@ -28,8 +31,8 @@ log = logging.getLogger(__name__)
 # Waits up to this long are Celery countdowns; longer ones live in the ledger for the sweep.
 MAX_COUNTDOWN_SECONDS = 120.0
 
-# The ledger, not Celery, counts attempts at Cin7/Xero; these retries cover the database itself
-# being briefly unreachable.
+# Our own counts (the ledger, and Redis for deliveries), not Celery's, bound attempts at Cin7/Xero;
+# these retries cover the database itself being briefly unreachable.
 _DB_RETRY: dict[str, Any] = {
     "autoretry_for": (OperationalError, DBAPIError),
     "retry_backoff": 2,
@@ -56,12 +59,62 @@ def _poison_message(stage: str, deliveries: int) -> str:
     )
 
 
-def _count_sale_delivery(ctx: TenantContext, sale_id: str) -> tuple[bool, bool]:
-    """Count this delivery against the sale before any work: (counted, now poison).
+# --- counting deliveries -----------------------------------------------------------------------------
+#
+# A message whose task kills its worker never reaches an except clause; the only trace it leaves is a
+# count taken before the work, which acks_late redelivery and the sweep keep raising until it is a
+# dead letter. With Redis the count is an INCR on a key per sale or document that the finished work
+# deletes (one round trip each way, no ledger transaction); without Redis (the demo) it is the row's
+# `attempts` in a transaction of its own. Either way it is durable before the risky work starts: in
+# the work's own transaction, the crash would roll it back.
 
-    A message whose task kills its worker never reaches an except clause; the only trace it leaves
-    is this count, which acks_late redelivery and the sweep keep raising until it is a dead letter.
-    """
+# Longer than any run of redeliveries (the broker's visibility timeout and the sweep resend within
+# hours), short enough that a count left by a message that vanished does not linger.
+DELIVERY_COUNT_TTL_SECONDS = 86_400
+
+
+def _delivery_key(ctx: TenantContext, kind: str, ident: str | int) -> str:
+    return f"cin7xero:deliveries:{ctx.tenant_key}:{kind}:{ident}"
+
+
+def _count_deliveries(client: redis.Redis | None, keys: Sequence[str]) -> list[int] | None:
+    """Count one more delivery under each key; None when Redis cannot (the caller counts in the ledger)."""
+    if client is None:
+        return None
+    try:
+        pipe = client.pipeline(transaction=True)
+        for key in keys:
+            pipe.incr(key)
+            pipe.expire(key, DELIVERY_COUNT_TTL_SECONDS)
+        replies = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("delivery counts: Redis unavailable (%s); counting in the ledger", exc)
+        return None
+    return [int(n) for n in replies[::2]]
+
+
+def _forget_deliveries(client: redis.Redis | None, keys: Sequence[str]) -> None:
+    """The work finished (or failed in a way the ledger recorded): its deliveries stop counting."""
+    if client is None or not keys:
+        return
+    try:
+        client.delete(*keys)
+    except redis.RedisError as exc:
+        log.warning("delivery counts not reset (they expire in a day): %s", exc)
+
+
+def _uncount_delivery(client: redis.Redis | None, key: str) -> None:
+    if client is None:
+        return
+    try:
+        if int(client.decr(key)) <= 0:
+            client.delete(key)
+    except redis.RedisError as exc:
+        log.warning("delivery count not taken back: %s", exc)
+
+
+def _count_sale_delivery(ctx: TenantContext, sale_id: str) -> tuple[bool, bool]:
+    """Without Redis: count this delivery against the sale row before any work: (counted, now poison)."""
     with ctx.sessions() as session, session.begin():
         sale = session.scalar(
             select(SaleRecord)
@@ -79,30 +132,32 @@ def _count_sale_delivery(ctx: TenantContext, sale_id: str) -> tuple[bool, bool]:
         return True, True
 
 
-@app.task(name=TaskName.FETCH_SALE.value, bind=True, **_IDEMPOTENT, **_DB_RETRY)
-def fetch_sale(self: Task, tenant_key: str, sale_id: str) -> int:
-    """Read one sale's detail, record its invoices, and send each changed one to mapping."""
-    ctx = tenant_context(tenant_key)
-    counted, poison = _count_sale_delivery(ctx, sale_id)
-    if poison:
-        return 0
-    try:
-        doc_ids = discovery.fetch_sale(ctx, sale_id)
-    except SyncError as error:
-        _sale_failed(ctx, sale_id, error, counted=counted)
-        return 0
-    for doc_id in doc_ids:
-        send(TaskName.MAP_DOCUMENT, tenant_key, doc_id)
-    return len(doc_ids)
+def _sale_poisoned(ctx: TenantContext, sale_id: str, deliveries: int) -> bool:
+    """With Redis, once a sale's deliveries exceed MAX_ATTEMPTS: dead-letter it if still undiscovered."""
+    with ctx.sessions() as session, session.begin():
+        sale = session.scalar(
+            select(SaleRecord)
+            .where(SaleRecord.tenant_id == ctx.tenant_pk, SaleRecord.sale_id == sale_id.lower())
+            .with_for_update()
+        )
+        if sale is None or sale.state != SaleState.DISCOVERED:
+            # Its detail was stored: what keeps dying comes after the fetch, and is counted there.
+            return False
+        sale.attempts = max(sale.attempts, deliveries)
+        record_sale_dead_letter(
+            session, sale, error_class=ErrorClass.POISON, messages=[_poison_message("fetch", deliveries)]
+        )
+        return True
 
 
-def _sale_failed(ctx: TenantContext, sale_id: str, error: SyncError, *, counted: bool) -> None:
+def _sale_failed(ctx: TenantContext, sale_id: str, error: SyncError, *, counted: bool) -> str:
+    """Record a failed fetch; return what happens to the sale now: retry, paused or dead."""
     with ctx.sessions() as session, session.begin():
         sale = session.scalar(
             select(SaleRecord).where(SaleRecord.tenant_id == ctx.tenant_pk, SaleRecord.sale_id == sale_id.lower())
         )
         if sale is None:
-            return
+            return "gone"
         if not counted:
             sale.attempts += 1
         if not error.error_class.counts_as_attempt:
@@ -117,7 +172,7 @@ def _sale_failed(ctx: TenantContext, sale_id: str, error: SyncError, *, counted:
             sale.next_attempt_at = utcnow() + timedelta(seconds=pause)
             alerts.note_problem(session, ctx.tenant_pk, error.error_class, error.message)
             log.warning("fetch of sale %s waits %.0fs: %s", sale_id, pause, error.message)
-            return
+            return "paused"
         if error.error_class.retryable and sale.attempts < ctx.settings.max_attempts:
             delay = error.retry_after or documents.backoff_seconds(
                 sale.attempts, ctx.settings.retry_base_seconds, ctx.settings.retry_cap_seconds
@@ -125,12 +180,23 @@ def _sale_failed(ctx: TenantContext, sale_id: str, error: SyncError, *, counted:
             sale.state = SaleState.RETRY
             sale.next_attempt_at = utcnow() + timedelta(seconds=delay)
             log.warning("fetch of sale %s failed (%s); retry in %.0fs", sale_id, error.error_class, delay)
-        else:
-            record_sale_dead_letter(session, sale, error_class=error.error_class, messages=error.messages)
+            return "retry"
+        record_sale_dead_letter(session, sale, error_class=error.error_class, messages=error.messages)
+        return "dead"
+
+
+@dataclass(frozen=True)
+class _MapDelivery:
+    """How one attempt at mapping a document was counted, so that it can be taken back or reset."""
+
+    key: str
+    in_redis: bool = False  # INCR'd under `key`
+    in_ledger: bool = False  # the row's attempts were raised
+    deliveries: int = 0  # the count in Redis after this one, for a dead letter's "attempts"
 
 
 def _count_map_delivery(ctx: TenantContext, doc_id: int) -> bool:
-    """Count this delivery against the document before mapping; True when it is now poison.
+    """Without Redis: count this delivery against the document row before mapping; True when now poison.
 
     documents.map_document resets the count when the mapping finishes, so only deliveries that died
     (or failed) in between add up.
@@ -153,55 +219,227 @@ def _count_map_delivery(ctx: TenantContext, doc_id: int) -> bool:
         return True
 
 
-def _uncount_map_delivery(ctx: TenantContext, doc_id: int) -> None:
-    """A delivery that only waited for the tenant's pause does not count towards poison."""
+def _map_poisoned(ctx: TenantContext, doc_id: int, deliveries: int) -> bool:
+    """With Redis, once a document's deliveries exceed MAX_ATTEMPTS: dead-letter it if still pending."""
+    with ctx.sessions() as session, session.begin():
+        doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
+        if doc is None or doc.state != DocumentState.PENDING:
+            return False
+        doc.attempts = max(doc.attempts, deliveries)
+        record_dead_letter(
+            session,
+            doc,
+            stage="map",
+            error_class=ErrorClass.POISON,
+            messages=[_poison_message("mapping", deliveries)],
+            payload=None,
+        )
+        return True
+
+
+def _uncount_map_delivery(ctx: TenantContext, client: redis.Redis | None, doc_id: int, delivery: _MapDelivery) -> None:
+    """A delivery that only waited (tenant pause, rate limit) does not count towards poison."""
+    if delivery.in_redis:
+        _uncount_delivery(client, delivery.key)
     with ctx.sessions() as session, session.begin():
         doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
         if doc is not None and doc.state == DocumentState.PENDING:
-            doc.attempts = max(0, doc.attempts - 1)
+            if delivery.in_ledger:
+                doc.attempts = max(0, doc.attempts - 1)
             # The sweep sends it again once STUCK_AFTER_SECONDS have passed from here.
             doc.enqueued_at = utcnow()
 
 
-@app.task(name=TaskName.MAP_DOCUMENT.value, bind=True, **_IDEMPOTENT, **_DB_RETRY)
-def map_document(self: Task, tenant_key: str, doc_id: int) -> bool:
-    """Map one document; when it is ready, ask a writer to take it."""
-    ctx = tenant_context(tenant_key)
-    if _count_map_delivery(ctx, doc_id):
-        return False
+class MapOutcome(NamedTuple):
+    """What one attempt at mapping a document came to."""
+
+    # ready: mapped and waiting for a writer; mapped: nothing to write (or already handled);
+    # dead: a dead letter; retry: try again in `wait` seconds; paused: the tenant is parked.
+    state: str
+    wait: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        """The attempt ended for good: its delivery count may be reset."""
+        return self.state in ("ready", "mapped", "dead")
+
+
+def _map_once(
+    ctx: TenantContext, client: redis.Redis | None, doc_id: int, delivery: _MapDelivery, *, retries: int
+) -> MapOutcome:
+    """Map one document and decide what its failure means (the map task and the fetch task share this)."""
     try:
         ready = documents.map_document(ctx, doc_id)
     except SyncError as error:
         if error.error_class.pauses_tenant:
             # The chart-of-accounts read met a day limit or a refused connection (or the tenant is
             # already parked): park the tenant, and let this document wait for the sweep.
-            documents.pause_tenant(ctx, error)
-            _uncount_map_delivery(ctx, doc_id)
-            return False
+            pause = documents.pause_tenant(ctx, error)
+            _uncount_map_delivery(ctx, client, doc_id, delivery)
+            return MapOutcome("paused", pause)
         if not error.error_class.counts_as_attempt:
-            _uncount_map_delivery(ctx, doc_id)
+            _uncount_map_delivery(ctx, client, doc_id, delivery)
         # Only the chart-of-accounts read talks to Xero here; it is retried like any call.
-        if error.error_class.retryable and self.request.retries < ctx.settings.max_attempts:
+        if error.error_class.retryable and retries < ctx.settings.max_attempts:
             # Jittered, so that documents that failed together do not all come back together.
             wait = (error.retry_after or 0.0) + documents.backoff_seconds(
-                self.request.retries + 1, ctx.settings.retry_base_seconds, ctx.settings.retry_cap_seconds
+                retries + 1, ctx.settings.retry_base_seconds, ctx.settings.retry_cap_seconds
             )
-            raise self.retry(countdown=min(MAX_COUNTDOWN_SECONDS, wait)) from error
+            return MapOutcome("retry", min(MAX_COUNTDOWN_SECONDS, wait))
         with ctx.sessions() as session, session.begin():
             doc = session.get(SyncDocument, doc_id)
             if doc is not None and doc.state == DocumentState.PENDING:
+                # As the ledger count would have said: how many deliveries it took.
+                doc.attempts = max(doc.attempts, delivery.deliveries)
                 record_dead_letter(
                     session, doc, stage="map", error_class=error.error_class, messages=error.messages, payload=None
                 )
-        return False
+        return MapOutcome("dead")
+    return MapOutcome("ready" if ready else "mapped")
+
+
+@app.task(name=TaskName.MAP_DOCUMENT.value, bind=True, **_IDEMPOTENT, **_DB_RETRY)
+def map_document(self: Task, tenant_key: str, doc_id: int) -> bool:
+    """Map one document; when it is ready, ask a writer to take it."""
+    ctx = tenant_context(tenant_key)
+    client = shared_redis(ctx.settings)
+    key = _delivery_key(ctx, "document", doc_id)
+    deliveries = _count_deliveries(client, [key])
+    if deliveries is None:
+        if _count_map_delivery(ctx, doc_id):
+            return False
+        delivery = _MapDelivery(key, in_ledger=True)
+    else:
+        if deliveries[0] > ctx.settings.max_attempts and _map_poisoned(ctx, doc_id, deliveries[0]):
+            _forget_deliveries(client, [key])
+            return False
+        delivery = _MapDelivery(key, in_redis=True, deliveries=deliveries[0])
+    outcome = _map_once(ctx, client, doc_id, delivery, retries=self.request.retries)
+    if outcome.state == "retry":
+        raise self.retry(countdown=outcome.wait)
+    if outcome.finished and delivery.in_redis:
+        _forget_deliveries(client, [key])
+    ready = outcome.state == "ready"
     if ready and documents.claim_write_message(ctx):
         # One pending write message per tenant: the writer drains every ready row anyway.
         send(TaskName.WRITE_DOCUMENT, tenant_key, doc_id)
     return ready
 
 
+@app.task(name=TaskName.FETCH_SALE.value, bind=True, **_IDEMPOTENT, **_DB_RETRY)
+def fetch_sale(self: Task, tenant_key: str, sale_id: str) -> dict[str, Any]:
+    """Read one sale's detail, record its invoices, map each changed one here, and wake a writer.
+
+    Returns the sale and each of its invoices by number with where it stands, e.g.
+    {"sale": "...", "invoices": {"INV-123": "ready"}}: Flower shows it for every fetch_sale task, which
+    is how an operator following one invoice finds the task that carried it.
+    """
+    ctx = tenant_context(tenant_key)
+    client = shared_redis(ctx.settings)
+    sale_key = _delivery_key(ctx, "sale", sale_id.lower())
+    result: dict[str, Any] = {"sale": sale_id, "invoices": {}}
+    deliveries = _count_deliveries(client, [sale_key])
+    if deliveries is None:
+        counted, poison = _count_sale_delivery(ctx, sale_id)
+        if poison:
+            return {**result, "fetch": "poison"}
+    else:
+        counted = False
+        if deliveries[0] > ctx.settings.max_attempts and _sale_poisoned(ctx, sale_id, deliveries[0]):
+            _forget_deliveries(client, [sale_key])
+            return {**result, "fetch": "poison"}
+    try:
+        fetched = discovery.fetch_sale(ctx, sale_id)
+    except SyncError as error:
+        outcome = _sale_failed(ctx, sale_id, error, counted=counted)
+        if deliveries is not None:
+            _forget_deliveries(client, [sale_key])
+        return {**result, "fetch": f"{outcome} ({error.error_class.value})"}
+    # Documents are counted in Redis only when this message may have been delivered before (it kept
+    # killing workers while mapping them): a first delivery cannot be poison yet.
+    recount = deliveries is None or deliveries[0] > 1
+    states, finished = _map_fetched(ctx, client, fetched, redis_counts=deliveries is not None, recount=recount)
+    result["invoices"] = states
+    if deliveries is not None:
+        _forget_deliveries(client, [sale_key, *finished])
+    return result
+
+
+def _invoice_name(invoice: discovery.FetchedInvoice) -> str:
+    return invoice.number or f"document {invoice.doc_id}"
+
+
+def _map_fetched(
+    ctx: TenantContext,
+    client: redis.Redis | None,
+    fetched: Sequence[discovery.FetchedInvoice],
+    *,
+    redis_counts: bool,
+    recount: bool,
+) -> tuple[dict[str, str], list[str]]:
+    """Map the fetched invoices that need it, in this task; return each invoice's state and the delivery
+    keys of the documents whose mapping finished.
+
+    What cannot be mapped now (a retryable failure, a short tenant pause) goes on as a map_document
+    message with a countdown, which carries on with that task's retries.
+    """
+    states = {_invoice_name(invoice): invoice.state for invoice in fetched}
+    to_map = [invoice for invoice in fetched if invoice.needs_map]
+    keys = {invoice.doc_id: _delivery_key(ctx, "document", invoice.doc_id) for invoice in to_map}
+    counts: dict[int, int] = {}
+    if redis_counts and recount and to_map:
+        counted = _count_deliveries(client, list(keys.values()))
+        counts = dict(zip(keys, counted, strict=True)) if counted is not None else {}
+    finished: list[str] = []
+    ready: list[int] = []
+    unmapped: list[int] = []
+    for invoice in to_map:
+        key = keys[invoice.doc_id]
+        if redis_counts:
+            deliveries = counts.get(invoice.doc_id)
+            if (
+                deliveries is not None
+                and deliveries > ctx.settings.max_attempts
+                and _map_poisoned(ctx, invoice.doc_id, deliveries)
+            ):
+                states[_invoice_name(invoice)] = "poison"
+                finished.append(key)
+                continue
+            delivery = _MapDelivery(key, in_redis=deliveries is not None, deliveries=deliveries or 0)
+        else:
+            if _count_map_delivery(ctx, invoice.doc_id):
+                states[_invoice_name(invoice)] = "poison"
+                continue
+            delivery = _MapDelivery(key, in_ledger=True)
+        outcome = _map_once(ctx, client, invoice.doc_id, delivery, retries=0)
+        if outcome.state == "retry" or (
+            outcome.state == "paused" and outcome.wait is not None and outcome.wait <= MAX_COUNTDOWN_SECONDS
+        ):
+            send(TaskName.MAP_DOCUMENT, ctx.tenant_key, invoice.doc_id, countdown=outcome.wait)
+        if outcome.finished:
+            finished.append(key)
+        if outcome.state == "ready":
+            ready.append(invoice.doc_id)
+        elif outcome.state == "mapped":
+            unmapped.append(invoice.doc_id)
+        states[_invoice_name(invoice)] = outcome.state
+    if ready and documents.claim_write_message(ctx):
+        # One pending write message per tenant: the writer drains every ready row anyway.
+        send(TaskName.WRITE_DOCUMENT, ctx.tenant_key, ready[0])
+    if unmapped:
+        # Mapped to nothing to write: say what it became (synced, voided, ignored, conflict, dead).
+        with ctx.sessions() as session:
+            for number, doc_id, state in session.execute(
+                select(SyncDocument.document_number, SyncDocument.id, SyncDocument.state).where(
+                    SyncDocument.id.in_(unmapped)
+                )
+            ):
+                states[number or f"document {doc_id}"] = str(state)
+    return states, finished
+
+
 @app.task(name=TaskName.WRITE_DOCUMENT.value, **_IDEMPOTENT, **_DB_RETRY)
-def write_document(tenant_key: str, doc_id: int | None) -> dict[str, int]:
+def write_document(tenant_key: str, doc_id: int | None) -> dict[str, Any]:
     """Write this document to Xero together with whatever else is ready for the tenant."""
     ctx = tenant_context(tenant_key)
     documents.release_write_message(ctx)
@@ -211,7 +449,15 @@ def write_document(tenant_key: str, doc_id: int | None) -> dict[str, int]:
         send(TaskName.MAP_DOCUMENT, tenant_key, remap_id)
     if outcome.retry_in is not None and outcome.retry_in <= MAX_COUNTDOWN_SECONDS:
         send(TaskName.WRITE_DOCUMENT, tenant_key, None, countdown=outcome.retry_in)
-    return {"claimed": outcome.claimed, "synced": outcome.synced, "dead": outcome.dead, "conflicts": outcome.conflicts}
+    # The invoice numbers let an operator who follows one invoice in Flower find the batch that wrote it.
+    return {
+        "claimed": outcome.claimed,
+        "synced": outcome.synced,
+        "dead": outcome.dead,
+        "conflicts": outcome.conflicts,
+        "contacts_pushed": outcome.contacts_pushed,
+        "written": outcome.written,
+    }
 
 
 @app.task(name=TaskName.SWEEP.value, **_IDEMPOTENT, **_DB_RETRY)
@@ -223,7 +469,7 @@ def sweep_ledger(tenant_key: str) -> dict[str, int]:
         send(TaskName.FETCH_SALE, tenant_key, sale_id)
     for doc_id in result.to_map:
         send(TaskName.MAP_DOCUMENT, tenant_key, doc_id)
-    if result.to_write or result.released:
+    if result.to_write or result.released or result.contacts_to_push:
         send(TaskName.WRITE_DOCUMENT, tenant_key, result.to_write[0] if result.to_write else None)
     unsent_events = resend_unsent_events(ctx)
     for event_id in unsent_events:
@@ -234,6 +480,7 @@ def sweep_ledger(tenant_key: str) -> dict[str, int]:
         "sales": len(result.sales),
         "map": len(result.to_map),
         "write": len(result.to_write),
+        "contacts_to_push": result.contacts_to_push,
         "reclaimed": result.reclaimed,
         "webhook_events": len(unsent_events),
         "dead_letters": open_letters,

@@ -1,0 +1,199 @@
+"""The fetch stage maps in the same task: one message per changed sale, not one per stage per invoice.
+
+In-process tests reach inside the task (failures, pauses, mappings that kill the worker); the last
+test runs real workers and Flower, and finds each invoice's fetch task by the invoice number in the
+task's result, as an operator would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+import tasks.sync
+from pipeline import documents
+from pipeline.errors import ErrorClass, SyncError
+from pipeline.ledger.models import DocumentState
+from tests.conftest import ROOT
+from tests.pipeline.conftest import Pipeline
+from tests.pipeline.inprocess import InProcess, WorkerDied, die, first_sale, in_process
+
+pytestmark = pytest.mark.pipeline
+
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture(params=["redis", "ledger"])
+def inproc(
+    request: pytest.FixtureRequest, database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[InProcess]:
+    """A polled tenant whose tasks run in this process, counting in Redis or in the ledger."""
+    yield from in_process(
+        request.param == "redis", database_url, redis_url, monkeypatch, max_attempts=MAX_ATTEMPTS, sales=6
+    )
+
+
+def _fetch_all(p: InProcess) -> list[dict[str, Any]]:
+    return [tasks.sync.fetch_sale.run(*args) for args in p.messages("cin7xero.fetch_sale")]
+
+
+def test_the_fetch_task_maps_its_invoices_and_names_each_in_its_result(inproc: InProcess) -> None:
+    results = _fetch_all(inproc)
+
+    assert inproc.messages("cin7xero.map_document") == []
+    # At most one write message per sale; with Redis, one for the tenant until a writer starts.
+    writes = len(inproc.messages("cin7xero.write_document"))
+    assert writes == (1 if inproc.uses_redis else len(results))
+    docs = inproc.documents()
+    assert docs and all(doc.state == DocumentState.READY for doc in docs)
+    named = {number: state for result in results for number, state in result["invoices"].items()}
+    assert named == {doc.document_number: "ready" for doc in docs}
+    sale_ids = {str(args[1]) for args in inproc.messages("cin7xero.fetch_sale")}
+    assert {result["sale"] for result in results} == sale_ids
+
+    # A second delivery of the same sales finds nothing changed and says so.
+    again = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, first_sale(inproc))
+    assert again["invoices"] and set(again["invoices"].values()) == {"ready"}
+    assert len(inproc.messages("cin7xero.write_document")) == writes
+
+
+def test_a_retryable_failure_while_mapping_goes_on_as_a_map_message_with_a_countdown(
+    inproc: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*_args: Any, **_kwargs: Any) -> bool:
+        raise SyncError(ErrorClass.TRANSIENT, "Xero's chart of accounts could not be read", api="xero", retry_after=2)
+
+    monkeypatch.setattr(documents, "map_document", unavailable)
+    result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, first_sale(inproc))
+
+    assert set(result["invoices"].values()) == {"retry"}
+    maps = [m for m in inproc.sent if m.task == "cin7xero.map_document"]
+    assert len(maps) == len(result["invoices"])
+    assert all(m.countdown is not None and 2 <= m.countdown <= tasks.sync.MAX_COUNTDOWN_SECONDS for m in maps)
+    assert inproc.messages("cin7xero.write_document") == []
+    assert inproc.letters() == []
+    assert all(doc.state == DocumentState.PENDING for doc in inproc.documents())
+
+
+@pytest.mark.parametrize(("pause", "sends"), [(30.0, True), (3600.0, False)], ids=["short", "long"])
+def test_a_tenant_pause_while_mapping_waits_without_counting(
+    inproc: InProcess, monkeypatch: pytest.MonkeyPatch, pause: float, sends: bool
+) -> None:
+    def paused(*_args: Any, **_kwargs: Any) -> bool:
+        raise documents.TenantPaused("tenant paused (day limit); mapping waits", retry_after=pause)
+
+    monkeypatch.setattr(documents, "map_document", paused)
+    sale_id = first_sale(inproc)
+    for _ in range(MAX_ATTEMPTS + 2):
+        result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)
+        assert set(result["invoices"].values()) == {"paused"}
+
+    maps = [m for m in inproc.sent if m.task == "cin7xero.map_document"]
+    # A short pause is a countdown; a long one waits in the ledger for the sweep.
+    assert bool(maps) is sends
+    assert all(m.countdown == pause for m in maps)
+    assert inproc.letters() == []
+    for doc in inproc.documents():
+        if doc.state == DocumentState.PENDING:
+            assert doc.attempts == 0
+            assert inproc.redis_count("document", doc.id) == 0
+
+
+def test_a_mapping_that_keeps_killing_the_fetch_worker_becomes_a_poison_dead_letter(
+    inproc: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sale_id = first_sale(inproc)
+    died = 0
+    with monkeypatch.context() as patched:
+        patched.setattr(documents, "map_document", die)
+        while True:
+            try:
+                result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)
+                break
+            except WorkerDied:
+                died += 1
+                assert died <= MAX_ATTEMPTS + 1, "the redelivered fetch never gave up on the document"
+
+    # With Redis a first delivery does not count documents (it cannot be poison yet): one more death.
+    assert died == MAX_ATTEMPTS + (1 if inproc.uses_redis else 0)
+    assert set(result["invoices"].values()) == {"poison"}
+    letters = inproc.letters()
+    assert letters and {(letter.stage, letter.error_class) for letter in letters} == {("map", "poison")}
+    assert all(doc.state == DocumentState.DEAD for doc in inproc.documents() if doc.sale_id == sale_id)
+    assert inproc.redis_count("sale", sale_id) == 0
+    # The poison delivery finished: the next one finds nothing to do.
+    again = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)
+    assert set(again["invoices"].values()) == {"dead"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_flower_shows_each_fetch_tasks_invoices_although_results_are_not_stored(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    # task_ignore_result is on and there is no result backend: Flower learns results only from the
+    # workers' task-succeeded events, which carry the return value's repr all the same.
+    p = make_pipeline(sales=20, seed=5)
+    port = _free_port()
+    flower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "pipeline.app",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+            "--basic-auth=ops:secret",
+        ],
+        env={**os.environ, **p.env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base, timeout=1).status_code == 401:
+                    break
+            except requests.RequestException:
+                time.sleep(0.3)
+        time.sleep(2)  # Flower subscribes to events before the work starts
+        p.poll_and_wait()
+
+        numbers = {number for number in p.documents() if number and number != "None"}
+        results: dict[str, str] = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not numbers <= set(results):
+            tasks_seen = requests.get(
+                f"{base}/api/tasks", params={"taskname": "cin7xero.fetch_sale"}, auth=("ops", "secret"), timeout=10
+            )
+            results = {}
+            for task in tasks_seen.json().values():
+                if task.get("state") == "SUCCESS" and task.get("result"):
+                    for number in numbers:
+                        if repr(number) in str(task["result"]):
+                            results[number] = str(task["result"])
+            time.sleep(0.5)
+        assert numbers and numbers <= set(results), sorted(numbers - set(results))
+        assert all("'invoices'" in result for result in results.values())
+    finally:
+        os.killpg(flower.pid, signal.SIGTERM)
+        flower.wait(timeout=20)
