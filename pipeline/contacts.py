@@ -43,7 +43,14 @@ from pipeline.context import TenantContext
 from pipeline.discovery import store_customers
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
-from pipeline.ledger.models import ContactLink, CustomerRecord, PollCursor, XeroContactCache, utcnow
+from pipeline.ledger.models import (
+    ContactLink,
+    CustomerRecord,
+    PollCursor,
+    SyncDocument,
+    XeroContactCache,
+    utcnow,
+)
 from pipeline.ledger.ops import insert_ignore
 from pipeline.xero.client import xero_string_literal
 
@@ -60,7 +67,9 @@ class InlineContact:
     customer_id: str
     name: str
     name_note: str | None
-    source_hash: str
+    # None when the customer is linked from an invoice found after a lost answer: the next push sends
+    # every detail anyway.
+    source_hash: str | None
 
 
 @dataclass
@@ -242,19 +251,34 @@ def _plan(
     candidates: list[dict[str, Any]],
     linked_elsewhere: set[str],
     result: ContactResult,
+    reserved: dict[str, tuple[str, str]] | None = None,
 ) -> list[_Plan]:
+    """Decide each customer's contact.
+
+    `reserved` maps contact names (normalised) that creates with an unknown outcome sent to (customer,
+    name as sent): Xero may hold such a contact for that customer already. That customer sends the
+    same name again, so Xero finds what the lost call made; nobody else takes or adopts the name.
+    """
     plans: list[_Plan] = []
+    reserved = reserved or {}
     taken_names = {normalise_name(str(c.get("Name") or "")) for c in candidates if _active(c)}
+    taken_names |= set(reserved)
     claimed: set[str] = set(linked_elsewhere)
     for customer_id in sorted(customers):
         customer = customers[customer_id]
         plan = _Plan(customer=customer)
         email = normalise_email(customer.primary_email)
         name_key = normalise_name(customer.name or "")
-        unclaimed = [
+        own_reserved = next((name for key, (owner, name) in reserved.items() if owner == customer_id), None)
+        # A contact with a name another customer's lost call sent may be that customer's.
+        mine = [
             c
             for c in candidates
-            if str(c.get("ContactID")) not in claimed and not (c.get("ContactNumber") or "").strip()
+            if c.get("ContactNumber")
+            or reserved.get(normalise_name(str(c.get("Name") or "")), (customer_id, ""))[0] == customer_id
+        ]
+        unclaimed = [
+            c for c in mine if str(c.get("ContactID")) not in claimed and not (c.get("ContactNumber") or "").strip()
         ]
         by_number = next(
             (c for c in candidates if str(c.get("ContactNumber") or "").strip().lower() == customer_id), None
@@ -283,7 +307,9 @@ def _plan(
                 break
         else:
             plan.name = (customer.name or "").strip()
-            if name_key in taken_names:
+            if own_reserved is not None:
+                plan.name = own_reserved
+            elif name_key in taken_names:
                 plan.name_attempt = 0
                 plan.name = contact_name_variant(customer.name, customer_id, 0)
                 plan.name_note = f"Xero already has an active contact named {customer.name.strip()!r}"
@@ -322,7 +348,7 @@ def ensure_contacts(
     refresh_contact_cache(ctx)
     candidates = _cached_candidates(ctx, list(customers.values()))
     linked_elsewhere = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in candidates])
-    plans = _plan(customers, candidates, linked_elsewhere, result)
+    plans = _plan(customers, candidates, linked_elsewhere, result, _reserved_names(ctx))
     to_create: list[_Plan] = []
     for plan in plans:
         if plan.contact_id is not None:
@@ -356,6 +382,34 @@ def ensure_contacts(
                 ErrorClass.TRANSIENT, f"no Xero contact could be resolved for customer {customer_id}", api="xero"
             )
     return result
+
+
+def _reserved_names(ctx: TenantContext) -> dict[str, tuple[str, str]]:
+    """Contact names sent by creates whose outcome is unknown, for customers still without a link:
+    normalised name -> (customer, name as sent)."""
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(SyncDocument.inline_contact_name, SyncDocument.customer_id)
+            .outerjoin(
+                ContactLink,
+                and_(
+                    ContactLink.tenant_id == SyncDocument.tenant_id,
+                    ContactLink.cin7_customer_id == SyncDocument.customer_id,
+                ),
+            )
+            .where(
+                SyncDocument.tenant_id == ctx.tenant_pk,
+                SyncDocument.write_uncertain.is_(True),
+                SyncDocument.inline_contact_name.is_not(None),
+                ContactLink.id.is_(None),
+            )
+            .order_by(SyncDocument.id)
+        ).all()
+    reserved: dict[str, tuple[str, str]] = {}
+    for name, customer in rows:
+        if customer and name:
+            reserved.setdefault(normalise_name(str(name)), (str(customer), str(name)))
+    return reserved
 
 
 def _linked_contact_ids(ctx: TenantContext, contact_ids: Sequence[str]) -> set[str]:
@@ -420,7 +474,7 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> li
             cache_contacts(ctx, found)
             claimed = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in found])
             for plan in name_taken:
-                again = _plan({plan.customer.id: plan.customer}, found, claimed, result)
+                again = _plan({plan.customer.id: plan.customer}, found, claimed, result, _reserved_names(ctx))
                 if again and again[0].contact_id is not None:
                     plan.contact_id, plan.linked_by = again[0].contact_id, again[0].linked_by
                     plan.name = again[0].name
@@ -512,6 +566,13 @@ def link_inline(ctx: TenantContext, created: Sequence[tuple[InlineContact, dict[
         for inline, contact in created
         if contact.get("ContactID")
     ]
+    for row in rows:
+        log.info(
+            "customer %s linked to Xero contact %s (%r)",
+            row["cin7_customer_id"],
+            row["xero_contact_id"],
+            row["xero_name"],
+        )
     result = ContactResult()
     _insert_links(ctx, rows, result)
     cache_contacts(

@@ -50,6 +50,7 @@ from pipeline.deadletters import record_dead_letter, resolve_dead_letters
 from pipeline.errors import ErrorClass, SyncError, pause_seconds
 from pipeline.idempotency import idempotency_key
 from pipeline.ledger.models import (
+    ContactLink,
     CustomerRecord,
     DeadLetter,
     DocumentState,
@@ -528,7 +529,7 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
             for _ in range(max_batches):
                 if push_backlog(ctx)[1] > ctx.settings.contact_push_max_delay_seconds:
                     # Invoices never stopped coming: contacts still get their turn, a batch at a time.
-                    _push_contacts(ctx, outcome, rounds=1)
+                    _push_contacts(ctx, outcome, rounds=1, reschedule=False)
                 _gather(ctx, batch_size)
                 pause = paused_for(ctx)
                 if pause is not None:
@@ -564,7 +565,7 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
             return outcome
 
 
-def _push_contacts(ctx: TenantContext, outcome: WriteOutcome, *, rounds: int) -> None:
+def _push_contacts(ctx: TenantContext, outcome: WriteOutcome, *, rounds: int, reschedule: bool = True) -> None:
     """Push contacts in batches while there is something to push and no invoice is waiting."""
     for _ in range(rounds):
         try:
@@ -585,6 +586,10 @@ def _push_contacts(ctx: TenantContext, outcome: WriteOutcome, *, rounds: int) ->
             if waiting:
                 outcome.retry_in = ctx.settings.contact_push_quiet_seconds - age + GATHER_POLL_SECONDS
             return
+    if reschedule and push_backlog(ctx)[0]:
+        # Rounds used up with contacts still waiting: a fresh write message carries on (and lets other
+        # tenants' work in between), rather than leaving them to the next sweep.
+        outcome.retry_in = GATHER_POLL_SECONDS
 
 
 def sdk_body_size(payload: dict[str, Any]) -> int:
@@ -653,6 +658,9 @@ def _write_batch(ctx: TenantContext, token: str, ids: Sequence[int], outcome: Wr
     creates = [d for d in docs if d.action == InvoiceAction.CREATE and d.xero_id is None]
     updates = [d for d in docs if d not in creates]
     try:
+        # Creates that may already be in Xero come first: what they created decides the contacts of
+        # everyone else in the batch.
+        creates = _resolve_uncertain_creates(ctx, token, creates, outcome)
         needing = [d for d in docs if d.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE) and d.customer_id]
         customer_ids = sorted({d.customer_id for d in needing if d.customer_id})
         # A customer only new invoices need can have its contact created by the invoice itself.
@@ -693,6 +701,8 @@ def _dead(
         if row is None:
             return
         row.attempts += 1
+        # Xero answered for this element (or it was never sent): its outcome is known.
+        row.write_uncertain = False
         record_dead_letter(session, row, stage=stage, error_class=error_class, messages=messages, payload=payload)
     outcome.dead += 1
 
@@ -759,19 +769,6 @@ def _adoptable(found: dict[str, Any], contact_id: str | None) -> bool:
 def _write_creates(
     ctx: TenantContext, token: str, docs: list[SyncDocument], contacts: ContactResult, outcome: WriteOutcome
 ) -> None:
-    # A create whose earlier attempt may have reached Xero is looked up first (the idempotency key
-    # only covers six minutes; the ledger and this lookup cover the rest).
-    uncertain = [d for d in docs if d.write_uncertain and d.document_number]
-    if uncertain:
-        found = {
-            str(inv.get("InvoiceNumber")): inv
-            for inv in ctx.xero.get_invoices(numbers=[d.document_number or "" for d in uncertain])
-            if str(inv.get("Type", "")).upper() == "ACCREC"
-        }
-        for doc in uncertain:
-            existing = found.get(doc.document_number or "")
-            if existing is not None and _adopt_if_ours(ctx, token, doc, existing, contacts, outcome):
-                docs.remove(doc)
     if not docs:
         return
     sendable: list[tuple[SyncDocument, dict[str, Any]]] = []
@@ -785,13 +782,17 @@ def _write_creates(
             assert inline is not None, "ensure_contacts returns every customer, inline or as a failure"
             sendable.append((doc, _with_contact_name(payload, inline.name)))
     with ctx.sessions() as session, session.begin():
-        # From here the outcome is unknown until we read the response.
-        session.execute(
-            update(SyncDocument)
-            .where(SyncDocument.id.in_([d.id for d in docs]), SyncDocument.claim_token == token)
-            .values(write_uncertain=True)
-            .execution_options(synchronize_session=False)
-        )
+        # From here the outcome is unknown until we read the response. A contact name sent for a new
+        # customer is kept with it: Xero may have created that contact even if we never hear so.
+        for doc, payload in sendable:
+            name = (payload.get("Contact") or {}).get("Name")
+            doc.inline_contact_name = str(name)[:255] if name else None
+            session.execute(
+                update(SyncDocument)
+                .where(SyncDocument.id == doc.id, SyncDocument.claim_token == token)
+                .values(write_uncertain=True, inline_contact_name=doc.inline_contact_name)
+                .execution_options(synchronize_session=False)
+            )
     duplicates: list[tuple[SyncDocument, dict[str, Any]]] = []
     for chunk in split_by_size(sendable, ctx.settings.xero_max_request_bytes):
         body = [payload for _, payload in chunk]
@@ -845,6 +846,72 @@ def _link_created_contacts(
             contacts.inline.pop(customer_id, None)
 
 
+def _resolve_uncertain_creates(
+    ctx: TenantContext, token: str, creates: list[SyncDocument], outcome: WriteOutcome
+) -> list[SyncDocument]:
+    """Look up creates whose earlier attempt may have reached Xero; adopt those that did.
+
+    The idempotency key only covers six minutes; the ledger and this lookup cover the rest. A found
+    invoice is ours when it is an ACCREC on the customer's linked contact or, for a customer whose
+    contact that attempt named, on a contact with the very name it sent: the customer is then linked
+    to that contact, as if the lost answer had arrived. Returns the creates still to send.
+    """
+    uncertain = [d for d in creates if d.write_uncertain and d.document_number]
+    if not uncertain:
+        return creates
+    found = {
+        str(inv.get("InvoiceNumber")): inv
+        for inv in ctx.xero.get_invoices(numbers=[d.document_number or "" for d in uncertain])
+        if str(inv.get("Type", "")).upper() == "ACCREC"
+    }
+    if not found:
+        return creates
+    customer_ids = sorted({d.customer_id for d in uncertain if d.customer_id})
+    with ctx.sessions() as session:
+        links = {
+            link.cin7_customer_id: link.xero_contact_id
+            for link in session.scalars(
+                select(ContactLink).where(
+                    ContactLink.tenant_id == ctx.tenant_pk, ContactLink.cin7_customer_id.in_(customer_ids)
+                )
+            )
+        }
+    remaining = list(creates)
+    for doc in uncertain:
+        existing = found.get(doc.document_number or "")
+        if existing is None:
+            continue
+        contact = existing.get("Contact") or {}
+        contact_id = links.get(doc.customer_id or "")
+        if contact_id is None and doc.customer_id and doc.inline_contact_name and contact.get("ContactID"):
+            if normalise_name(str(contact.get("Name") or "")) != normalise_name(doc.inline_contact_name):
+                continue
+            with ctx.sessions() as session:
+                holder = session.scalar(
+                    select(ContactLink.cin7_customer_id).where(
+                        ContactLink.tenant_id == ctx.tenant_pk,
+                        ContactLink.xero_contact_id == str(contact["ContactID"]),
+                    )
+                )
+            if holder is not None and holder != doc.customer_id:
+                # Xero put it on another customer's contact by name: not ours to adopt; the create
+                # that follows meets the duplicate number and dead-letters it for a person.
+                log.error(
+                    "invoice %s is in Xero on the contact of customer %s, not of %s",
+                    doc.document_number,
+                    holder,
+                    doc.customer_id,
+                )
+                continue
+            inline = InlineContact(doc.customer_id, doc.inline_contact_name, None, None)
+            links.update(link_inline(ctx, [(inline, contact)]))
+            contact_id = links.get(doc.customer_id)
+        if contact_id is not None and _adoptable(existing, contact_id):
+            _adopt(ctx, token, doc, existing, outcome)
+            remaining.remove(doc)
+    return remaining
+
+
 def _adopt_if_ours(
     ctx: TenantContext,
     token: str,
@@ -853,18 +920,15 @@ def _adopt_if_ours(
     contacts: ContactResult,
     outcome: WriteOutcome,
 ) -> bool:
-    """Adopt an invoice Xero already holds under our number, if it is on this customer's contact.
-
-    For a customer whose contact the invoice was to create, "this customer's contact" is one with the
-    name we sent; the customer is then linked to it, as if the lost response had arrived.
-    """
+    """Adopt an invoice Xero refused as a duplicate number, if it is on this customer's contact
+    (for a customer whose contact the invoice named: a contact with the name it sent, then linked)."""
     payload = doc.payload or {}
     contact_id = _contact_id_for(payload, contacts.contact_ids)
     inline = contacts.inline.get(_customer_of(payload) or "")
     contact = existing.get("Contact") or {}
     if contact_id is None and inline is not None:
-        if normalise_name(str(contact.get("Name") or "")) != normalise_name(inline.name) or not contact.get(
-            "ContactID"
+        if not contact.get("ContactID") or normalise_name(str(contact.get("Name") or "")) != normalise_name(
+            inline.name
         ):
             return False
         _link_created_contacts(ctx, [(doc, existing)], contacts)

@@ -191,6 +191,9 @@ class SyncDocument(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # A write was sent and its outcome is unknown (lost response, killed worker): look Xero up first.
     write_uncertain: Mapped[bool] = mapped_column(default=False)
+    # The contact name a create sent for a customer new to Xero (Xero finds or creates by it). While the
+    # outcome is uncertain, the name is reserved: no other customer may take or adopt that contact.
+    inline_contact_name: Mapped[str | None] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(32))
     next_attempt_at: Mapped[datetime | None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,3 +123,55 @@ def test_a_lost_response_to_a_batch_that_created_contacts_links_them_once(
     for link in links:
         by_contact.setdefault(link.xero_contact_id, []).append(link.cin7_customer_id)
     assert all(len(customers) == 1 for customers in by_contact.values()), by_contact
+
+
+def _new_customer_with_sale(p: Pipeline, template: dict[str, Any], customer_id: str, number: str) -> None:
+    """A customer Xero has never seen, named like `template`, and one sale of theirs."""
+    now = datetime.now(UTC)
+    customer = copy.deepcopy(template)
+    customer["ID"] = customer_id
+    customer["LastModifiedOn"] = format_timestamp(now)
+    for contact in customer.get("Contacts") or []:
+        contact["Email"] = f"{customer_id[:8]}@example.com"
+    p.cin7.put_customer(customer)
+    source = next(
+        e for e in p.dataset.expectations if e.outcome == "synced" and len(p.cin7.sale(e.sale_id)["Invoices"]) == 1
+    )
+    sale = copy.deepcopy(p.cin7.sale(source.sale_id))
+    sale["ID"] = str(uuid.uuid4())
+    sale["CustomerID"] = customer_id
+    sale["Customer"] = customer["Name"]
+    sale["LastModifiedOn"] = format_timestamp(now)
+    sale["Invoices"][0]["TaskID"] = str(uuid.uuid4())
+    sale["Invoices"][0]["InvoiceNumber"] = number
+    sale["Order"]["SaleOrderNumber"] = f"SO-{number}"
+    p.cin7.put_sale(sale)
+
+
+def test_a_lost_answer_never_lets_a_namesake_take_the_contact_it_created(
+    make_pipeline: Callable[..., Pipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One invoice per call, so the two namesakes' invoices go in separate calls.
+    monkeypatch.setenv("XERO_BATCH_SIZE", "1")
+    p = make_pipeline(sales=12, seed=37, xero={"idempotency_ttl_seconds": 0.5})
+    p.poll_and_wait()
+    template = copy.deepcopy(p.dataset.customers[0])
+    template["Name"] = "Twin Traders Pty Ltd"
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    _new_customer_with_sale(p, template, first, "INV-TWIN-1")
+    _new_customer_with_sale(p, template, second, "INV-TWIN-2")
+    # The first of the two invoices creates "Twin Traders Pty Ltd" in Xero; its answer is lost, and by
+    # the retry the idempotency key has expired. The namesake's invoice must not land on that contact.
+    p.xero.set_faults(drop_response_after_commit_next=1)
+
+    p.poll_and_wait()
+
+    assert p.xero.stats()["dropped_responses"] == 1
+    contacts = {c["ContactID"]: c for c in p.xero.contacts()}
+    twins = [i for i in p.xero.invoices() if str(i["InvoiceNumber"]).startswith("INV-TWIN")]
+    assert sorted(i["InvoiceNumber"] for i in twins) == ["INV-TWIN-1", "INV-TWIN-2"]
+    owners = {i["InvoiceNumber"]: contacts[i["Contact"]["ContactID"]] for i in twins}
+    assert owners["INV-TWIN-1"]["ContactNumber"].lower() == first
+    assert owners["INV-TWIN-2"]["ContactNumber"].lower() == second
+    assert owners["INV-TWIN-1"]["ContactID"] != owners["INV-TWIN-2"]["ContactID"]
+    assert p.verify().ok

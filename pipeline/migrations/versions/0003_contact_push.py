@@ -7,6 +7,8 @@ Create Date: 2026-11-26 17:20:00
 Contacts may now be created inside an invoice (by name only) and adopted contacts get their
 ContactNumber later, so each link records what was last pushed. Links made before this revision
 were created with every detail (or numbered at once), so they count as pushed when they were made.
+A create records the contact name it sent, so that a lost answer cannot let another customer with
+the same name take the contact it may have created.
 """
 
 from collections.abc import Sequence
@@ -31,9 +33,13 @@ def upgrade() -> None:
             sa.Column("pushed_modified_on", pipeline.ledger.models.UTCDateTime(timezone=True), nullable=True)
         )
     op.execute("UPDATE contact_links SET pushed_at = created_at, pushed_source_hash = source_hash")
+    with op.batch_alter_table("sync_documents") as batch:
+        batch.add_column(sa.Column("inline_contact_name", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_documents") as batch:
+        batch.drop_column("inline_contact_name")
     with op.batch_alter_table("contact_links") as batch:
         batch.drop_column("pushed_modified_on")
         batch.drop_column("push_error")
