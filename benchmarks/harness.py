@@ -143,7 +143,7 @@ class Workers:
     logdir: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def start(self, name: str, *, concurrency: int, beat: bool) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *, concurrency: int, beat: bool, pool: str = "prefork") -> subprocess.Popen[bytes]:
         """Start one worker on every sync queue and wait until it consumes."""
         log = self.logdir / f"{name}.log"
         beat_args = ["-B", "-s", str(self.logdir / f"{name}-beat-schedule")] if beat else []
@@ -160,7 +160,7 @@ class Workers:
                 "-c",
                 str(concurrency),
                 "-P",
-                "prefork",
+                pool,
                 "-n",
                 f"{name}@%h",
                 "--without-mingle",
