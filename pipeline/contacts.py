@@ -706,7 +706,18 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
                 continue
             body.append({**payload, "ContactID": link.xero_contact_id})
         sent.append((link, source_hash))
-    elements = ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)) if body else []
+    try:
+        elements = (
+            ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)) if body else []
+        )
+    except SyncError as refused:
+        if refused.error_class.retryable or refused.error_class.pauses_tenant:
+            raise
+        # Refused as a whole, for good: every contact in the call keeps the reason and waits for its
+        # customer's next change, rather than costing a call at every sweep and never settling.
+        for link, _ in sent:
+            bad[link.id] = f"Xero refused the contact update: {refused.message}"
+        elements, sent = [], []
     retry_body: list[dict[str, Any]] = []
     retry_sent: list[tuple[ContactLink, str]] = []
     results: dict[int, tuple[str, dict[str, Any] | None, str | None]] = {}
