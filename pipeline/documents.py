@@ -816,7 +816,7 @@ def _write_creates(
         }
         for doc, payload in duplicates:
             existing = found.get(doc.document_number or "")
-            if existing is None or not _adopt_if_ours(ctx, token, doc, existing, contacts, outcome):
+            if existing is None or not _adopt_found(ctx, token, doc, existing, contacts.contact_ids, outcome):
                 _dead(
                     ctx,
                     doc,
@@ -879,64 +879,64 @@ def _resolve_uncertain_creates(
     remaining = list(creates)
     for doc in uncertain:
         existing = found.get(doc.document_number or "")
-        if existing is None:
-            continue
-        contact = existing.get("Contact") or {}
-        contact_id = links.get(doc.customer_id or "")
-        if contact_id is None and doc.customer_id and doc.inline_contact_name and contact.get("ContactID"):
-            if normalise_name(str(contact.get("Name") or "")) != normalise_name(doc.inline_contact_name):
-                continue
-            with ctx.sessions() as session:
-                holder = session.scalar(
-                    select(ContactLink.cin7_customer_id).where(
-                        ContactLink.tenant_id == ctx.tenant_pk,
-                        ContactLink.xero_contact_id == str(contact["ContactID"]),
-                    )
-                )
-            if holder is not None and holder != doc.customer_id:
-                # Xero put it on another customer's contact by name: not ours to adopt; the create
-                # that follows meets the duplicate number and dead-letters it for a person.
-                log.error(
-                    "invoice %s is in Xero on the contact of customer %s, not of %s",
-                    doc.document_number,
-                    holder,
-                    doc.customer_id,
-                )
-                continue
-            inline = InlineContact(doc.customer_id, doc.inline_contact_name, None, None)
-            links.update(link_inline(ctx, [(inline, contact)]))
-            contact_id = links.get(doc.customer_id)
-        if contact_id is not None and _adoptable(existing, contact_id):
-            _adopt(ctx, token, doc, existing, outcome)
+        if existing is not None and _adopt_found(ctx, token, doc, existing, links, outcome):
             remaining.remove(doc)
     return remaining
 
 
-def _adopt_if_ours(
+def _adopt_found(
     ctx: TenantContext,
     token: str,
     doc: SyncDocument,
     existing: dict[str, Any],
-    contacts: ContactResult,
+    links: dict[str, str],
     outcome: WriteOutcome,
 ) -> bool:
-    """Adopt an invoice Xero refused as a duplicate number, if it is on this customer's contact
-    (for a customer whose contact the invoice named: a contact with the name it sent, then linked)."""
-    payload = doc.payload or {}
-    contact_id = _contact_id_for(payload, contacts.contact_ids)
-    inline = contacts.inline.get(_customer_of(payload) or "")
-    contact = existing.get("Contact") or {}
-    if contact_id is None and inline is not None:
-        if not contact.get("ContactID") or normalise_name(str(contact.get("Name") or "")) != normalise_name(
-            inline.name
-        ):
+    """Adopt an invoice Xero already holds under our number, if it is ours.
+
+    Ours means an ACCREC on the customer's linked contact or, for a customer whose contact the create
+    named, on a contact with the very name it sent: the customer is then linked to that contact
+    (`links` too), as if the lost answer had arrived.
+    """
+    customer_id = (doc.customer_id or "").lower()
+    contact_id = links.get(customer_id)
+    if contact_id is None:
+        contact_id = _link_named_contact(ctx, doc, existing.get("Contact") or {})
+        if contact_id is None:
             return False
-        _link_created_contacts(ctx, [(doc, existing)], contacts)
-        contact_id = str(contact["ContactID"])
+        links[customer_id] = contact_id
     if not _adoptable(existing, contact_id):
         return False
     _adopt(ctx, token, doc, existing, outcome)
     return True
+
+
+def _link_named_contact(ctx: TenantContext, doc: SyncDocument, contact: dict[str, Any]) -> str | None:
+    """Link the document's customer to the contact its invoice is on, if that contact has the name
+    the create sent and is no other customer's; its ContactID, or None."""
+    if not (doc.customer_id and doc.inline_contact_name and contact.get("ContactID")):
+        return None
+    if normalise_name(str(contact.get("Name") or "")) != normalise_name(doc.inline_contact_name):
+        return None
+    with ctx.sessions() as session:
+        holder = session.scalar(
+            select(ContactLink.cin7_customer_id).where(
+                ContactLink.tenant_id == ctx.tenant_pk,
+                ContactLink.xero_contact_id == str(contact["ContactID"]),
+            )
+        )
+    if holder is not None and holder != doc.customer_id.lower():
+        # Xero put it on another customer's contact by name: not ours to adopt; it dead-letters for
+        # a person as an invoice number that exists for another contact.
+        log.error(
+            "invoice %s is in Xero on the contact of customer %s, not of %s",
+            doc.document_number,
+            holder,
+            doc.customer_id,
+        )
+        return None
+    inline = InlineContact(doc.customer_id.lower(), doc.inline_contact_name, None, None)
+    return link_inline(ctx, [(inline, contact)]).get(doc.customer_id.lower())
 
 
 def _align(results: Sequence[Any], body: Sequence[dict[str, Any]]) -> list[Any]:

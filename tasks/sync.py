@@ -113,27 +113,12 @@ def _uncount_delivery(client: redis.Redis | None, key: str) -> None:
         log.warning("delivery count not taken back: %s", exc)
 
 
-def _count_sale_delivery(ctx: TenantContext, sale_id: str) -> tuple[bool, bool]:
-    """Without Redis: count this delivery against the sale row before any work: (counted, now poison)."""
-    with ctx.sessions() as session, session.begin():
-        sale = session.scalar(
-            select(SaleRecord)
-            .where(SaleRecord.tenant_id == ctx.tenant_pk, SaleRecord.sale_id == sale_id.lower())
-            .with_for_update()
-        )
-        if sale is None or sale.state != SaleState.DISCOVERED:
-            return False, False
-        sale.attempts += 1
-        if sale.attempts <= ctx.settings.max_attempts:
-            return True, False
-        record_sale_dead_letter(
-            session, sale, error_class=ErrorClass.POISON, messages=[_poison_message("fetch", sale.attempts)]
-        )
-        return True, True
+def _sale_delivery(ctx: TenantContext, sale_id: str, deliveries: int | None) -> tuple[bool, bool]:
+    """Record a delivery of a sale's fetch in the ledger: (counted in the sale row, now poison).
 
-
-def _sale_poisoned(ctx: TenantContext, sale_id: str, deliveries: int) -> bool:
-    """With Redis, once a sale's deliveries exceed MAX_ATTEMPTS: dead-letter it if still undiscovered."""
+    `deliveries` is Redis's count including this one (callers come here only once it passes
+    MAX_ATTEMPTS), or None without Redis: then the sale row counts, before any work.
+    """
     with ctx.sessions() as session, session.begin():
         sale = session.scalar(
             select(SaleRecord)
@@ -142,12 +127,15 @@ def _sale_poisoned(ctx: TenantContext, sale_id: str, deliveries: int) -> bool:
         )
         if sale is None or sale.state != SaleState.DISCOVERED:
             # Its detail was stored: what keeps dying comes after the fetch, and is counted there.
-            return False
-        sale.attempts = max(sale.attempts, deliveries)
+            return False, False
+        sale.attempts = sale.attempts + 1 if deliveries is None else max(sale.attempts, deliveries)
+        count = sale.attempts if deliveries is None else deliveries
+        if count <= ctx.settings.max_attempts:
+            return deliveries is None, False
         record_sale_dead_letter(
-            session, sale, error_class=ErrorClass.POISON, messages=[_poison_message("fetch", deliveries)]
+            session, sale, error_class=ErrorClass.POISON, messages=[_poison_message("fetch", count)]
         )
-        return True
+        return deliveries is None, True
 
 
 def _sale_failed(ctx: TenantContext, sale_id: str, error: SyncError, *, counted: bool) -> str:
@@ -195,43 +183,28 @@ class _MapDelivery:
     deliveries: int = 0  # the count in Redis after this one, for a dead letter's "attempts"
 
 
-def _count_map_delivery(ctx: TenantContext, doc_id: int) -> bool:
-    """Without Redis: count this delivery against the document row before mapping; True when now poison.
+def _map_delivery_poisons(ctx: TenantContext, doc_id: int, deliveries: int | None) -> bool:
+    """Record a delivery of a document's mapping in the ledger; True when it is now poison.
 
-    documents.map_document resets the count when the mapping finishes, so only deliveries that died
-    (or failed) in between add up.
+    `deliveries` is Redis's count including this one (callers come here only once it passes
+    MAX_ATTEMPTS), or None without Redis: then the row's attempts count, before mapping.
+    documents.map_document resets them when the mapping finishes, so only deliveries that died (or
+    failed) in between add up.
     """
     with ctx.sessions() as session, session.begin():
         doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
         if doc is None or doc.state != DocumentState.PENDING:
             return False
-        doc.attempts += 1
-        if doc.attempts <= ctx.settings.max_attempts:
+        doc.attempts = doc.attempts + 1 if deliveries is None else max(doc.attempts, deliveries)
+        count = doc.attempts if deliveries is None else deliveries
+        if count <= ctx.settings.max_attempts:
             return False
         record_dead_letter(
             session,
             doc,
             stage="map",
             error_class=ErrorClass.POISON,
-            messages=[_poison_message("mapping", doc.attempts)],
-            payload=None,
-        )
-        return True
-
-
-def _map_poisoned(ctx: TenantContext, doc_id: int, deliveries: int) -> bool:
-    """With Redis, once a document's deliveries exceed MAX_ATTEMPTS: dead-letter it if still pending."""
-    with ctx.sessions() as session, session.begin():
-        doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
-        if doc is None or doc.state != DocumentState.PENDING:
-            return False
-        doc.attempts = max(doc.attempts, deliveries)
-        record_dead_letter(
-            session,
-            doc,
-            stage="map",
-            error_class=ErrorClass.POISON,
-            messages=[_poison_message("mapping", deliveries)],
+            messages=[_poison_message("mapping", count)],
             payload=None,
         )
         return True
@@ -306,11 +279,11 @@ def map_document(self: Task, tenant_key: str, doc_id: int) -> bool:
     key = _delivery_key(ctx, "document", doc_id)
     deliveries = _count_deliveries(client, [key])
     if deliveries is None:
-        if _count_map_delivery(ctx, doc_id):
+        if _map_delivery_poisons(ctx, doc_id, None):
             return False
         delivery = _MapDelivery(key, in_ledger=True)
     else:
-        if deliveries[0] > ctx.settings.max_attempts and _map_poisoned(ctx, doc_id, deliveries[0]):
+        if deliveries[0] > ctx.settings.max_attempts and _map_delivery_poisons(ctx, doc_id, deliveries[0]):
             _forget_deliveries(client, [key])
             return False
         delivery = _MapDelivery(key, in_redis=True, deliveries=deliveries[0])
@@ -340,12 +313,12 @@ def fetch_sale(self: Task, tenant_key: str, sale_id: str) -> dict[str, Any]:
     result: dict[str, Any] = {"sale": sale_id, "invoices": {}}
     deliveries = _count_deliveries(client, [sale_key])
     if deliveries is None:
-        counted, poison = _count_sale_delivery(ctx, sale_id)
+        counted, poison = _sale_delivery(ctx, sale_id, None)
         if poison:
             return {**result, "fetch": "poison"}
     else:
         counted = False
-        if deliveries[0] > ctx.settings.max_attempts and _sale_poisoned(ctx, sale_id, deliveries[0]):
+        if deliveries[0] > ctx.settings.max_attempts and _sale_delivery(ctx, sale_id, deliveries[0])[1]:
             _forget_deliveries(client, [sale_key])
             return {**result, "fetch": "poison"}
     try:
@@ -400,14 +373,14 @@ def _map_fetched(
             if (
                 deliveries is not None
                 and deliveries > ctx.settings.max_attempts
-                and _map_poisoned(ctx, invoice.doc_id, deliveries)
+                and _map_delivery_poisons(ctx, invoice.doc_id, deliveries)
             ):
                 states[_invoice_name(invoice)] = "poison"
                 finished.append(key)
                 continue
             delivery = _MapDelivery(key, in_redis=deliveries is not None, deliveries=deliveries or 0)
         else:
-            if _count_map_delivery(ctx, invoice.doc_id):
+            if _map_delivery_poisons(ctx, invoice.doc_id, None):
                 states[_invoice_name(invoice)] = "poison"
                 continue
             delivery = _MapDelivery(key, in_ledger=True)

@@ -151,3 +151,17 @@ def make_pipeline(
         pipeline.xero.stop()
     monkeypatch.undo()
     reload_runtime()
+
+
+@pytest.fixture(params=["redis", "ledger"])
+def inproc(
+    request: pytest.FixtureRequest, database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """A polled tenant (every sale discovered, nothing fetched) whose tasks run in this process,
+    counting deliveries in Redis or in the ledger (tests.pipeline.inprocess.InProcess)."""
+    # Imported here: inprocess builds on this module's pipeline_env.
+    from tests.pipeline.inprocess import MAX_ATTEMPTS, in_process
+
+    yield from in_process(
+        request.param == "redis", database_url, redis_url, monkeypatch, max_attempts=MAX_ATTEMPTS, sales=6
+    )

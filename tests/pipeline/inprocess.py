@@ -25,6 +25,9 @@ from pipeline.standins.generator import Dataset, generate
 from pipeline.standins.xero import XeroStandIn
 from tests.pipeline.conftest import pipeline_env
 
+# What the in-process tenant allows before a delivery is poison: small, so tests reach it quickly.
+MAX_ATTEMPTS = 3
+
 
 class WorkerDied(BaseException):
     """Stands for a worker killed mid-task: not an Exception, so no handler in the task catches it."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 
@@ -11,15 +9,9 @@ import tasks.sync
 from pipeline import contacts
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import ContactLink
-from tests.pipeline.inprocess import InProcess, in_process
+from tests.pipeline.inprocess import InProcess
 
 pytestmark = pytest.mark.pipeline
-
-
-@pytest.fixture
-def inproc(database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
-    """A polled tenant whose tasks run in this process."""
-    yield from in_process(True, database_url, redis_url, monkeypatch, max_attempts=3, sales=6)
 
 
 def test_a_push_refused_as_a_whole_is_recorded_and_leaves_nothing_pending(

@@ -1,45 +1,22 @@
 """The fetch stage maps in the same task: one message per changed sale, not one per stage per invoice.
 
-In-process tests reach inside the task (failures, pauses, mappings that kill the worker); the last
-test runs real workers and Flower, and finds each invoice's fetch task by the invoice number in the
-task's result, as an operator would.
+In-process tests reach inside the task (failures, pauses, mappings that kill the worker). That an
+operator finds each invoice's fetch task in Flower by its number is tested in test_flower.py.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 
 import tasks.sync
 from pipeline import documents
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import DocumentState
-from tests.conftest import ROOT
-from tests.pipeline.conftest import Pipeline
-from tests.pipeline.inprocess import InProcess, WorkerDied, die, first_sale, in_process
+from tests.pipeline.inprocess import MAX_ATTEMPTS, InProcess, WorkerDied, die, first_sale
 
 pytestmark = pytest.mark.pipeline
-
-MAX_ATTEMPTS = 3
-
-
-@pytest.fixture(params=["redis", "ledger"])
-def inproc(
-    request: pytest.FixtureRequest, database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[InProcess]:
-    """A polled tenant whose tasks run in this process, counting in Redis or in the ledger."""
-    yield from in_process(
-        request.param == "redis", database_url, redis_url, monkeypatch, max_attempts=MAX_ATTEMPTS, sales=6
-    )
 
 
 def _fetch_all(p: InProcess) -> list[dict[str, Any]]:
@@ -133,67 +110,3 @@ def test_a_mapping_that_keeps_killing_the_fetch_worker_becomes_a_poison_dead_let
     # The poison delivery finished: the next one finds nothing to do.
     again = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)
     assert set(again["invoices"].values()) == {"dead"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_flower_shows_each_fetch_tasks_invoices_although_results_are_not_stored(
-    make_pipeline: Callable[..., Pipeline],
-) -> None:
-    # task_ignore_result is on and there is no result backend: Flower learns results only from the
-    # workers' task-succeeded events, which carry the return value's repr all the same.
-    p = make_pipeline(sales=20, seed=5)
-    port = _free_port()
-    flower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "pipeline.app",
-            "flower",
-            f"--port={port}",
-            "--address=127.0.0.1",
-            "--basic-auth=ops:secret",
-        ],
-        env={**os.environ, **p.env},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base, timeout=1).status_code == 401:
-                    break
-            except requests.RequestException:
-                time.sleep(0.3)
-        time.sleep(2)  # Flower subscribes to events before the work starts
-        p.poll_and_wait()
-
-        numbers = {number for number in p.documents() if number and number != "None"}
-        results: dict[str, str] = {}
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not numbers <= set(results):
-            tasks_seen = requests.get(
-                f"{base}/api/tasks", params={"taskname": "cin7xero.fetch_sale"}, auth=("ops", "secret"), timeout=10
-            )
-            results = {}
-            for task in tasks_seen.json().values():
-                if task.get("state") == "SUCCESS" and task.get("result"):
-                    for number in numbers:
-                        if repr(number) in str(task["result"]):
-                            results[number] = str(task["result"])
-            time.sleep(0.5)
-        assert numbers and numbers <= set(results), sorted(numbers - set(results))
-        assert all("'invoices'" in result for result in results.values())
-    finally:
-        os.killpg(flower.pid, signal.SIGTERM)
-        flower.wait(timeout=20)

@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -26,10 +27,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_flower_shows_named_tasks_and_the_dead_letter_queue_behind_basic_auth(
-    make_pipeline: Callable[..., Pipeline],
-) -> None:
-    p = make_pipeline(sales=60, seed=5)
+AUTH = ("ops", "secret")
+
+
+@contextmanager
+def running_flower(p: Pipeline) -> Iterator[str]:
+    """Flower behind basic auth on this pipeline's broker, subscribed to its events; yields its URL."""
     port = _free_port()
     flower = subprocess.Popen(
         [
@@ -41,7 +44,7 @@ def test_flower_shows_named_tasks_and_the_dead_letter_queue_behind_basic_auth(
             "flower",
             f"--port={port}",
             "--address=127.0.0.1",
-            "--basic-auth=ops:secret",
+            f"--basic-auth={AUTH[0]}:{AUTH[1]}",
         ],
         env={**os.environ, **p.env},
         cwd=ROOT,
@@ -58,16 +61,26 @@ def test_flower_shows_named_tasks_and_the_dead_letter_queue_behind_basic_auth(
                     break
             except requests.RequestException:
                 time.sleep(0.3)
-        assert requests.get(f"{base}/api/workers", timeout=5).status_code == 401
         time.sleep(2)  # Flower subscribes to events before the work starts
+        yield base
+    finally:
+        os.killpg(flower.pid, signal.SIGTERM)
+        flower.wait(timeout=20)
+
+
+def test_flower_shows_named_tasks_and_the_dead_letter_queue_behind_basic_auth(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    p = make_pipeline(sales=60, seed=5)
+    with running_flower(p) as base:
+        assert requests.get(f"{base}/api/workers", timeout=5).status_code == 401
 
         p.poll_and_wait()
         with p.ctx.sessions() as session:
             open_letters = mirror_dead_letter_queue(session, p.ctx.tenant_pk)
         assert open_letters == len(p.dead_reasons()) > 0
 
-        auth = ("ops", "secret")
-        queues = requests.get(f"{base}/api/queues/length", auth=auth, timeout=10).json()["active_queues"]
+        queues = requests.get(f"{base}/api/queues/length", auth=AUTH, timeout=10).json()["active_queues"]
         lengths = {q["name"]: q["messages"] for q in queues}
         # Flower lists the queues its workers consume; nothing consumes dead_letter, so its entries
         # appear as `cin7xero.dead_letter` tasks (sent, never run) carrying the reason.
@@ -76,7 +89,7 @@ def test_flower_shows_named_tasks_and_the_dead_letter_queue_behind_basic_auth(
         deadline = time.monotonic() + 15
         names: set[str] = set()
         while time.monotonic() < deadline and not {"cin7xero.poll", "cin7xero.write_document"} <= names:
-            tasks = requests.get(f"{base}/api/tasks", auth=auth, timeout=10).json()
+            tasks = requests.get(f"{base}/api/tasks", auth=AUTH, timeout=10).json()
             names = {str(t.get("name")) for t in tasks.values()}
             time.sleep(0.5)
         # Mapping runs inside fetch_sale; map_document messages are only for re-maps and requeues.
@@ -87,6 +100,30 @@ def test_flower_shows_named_tasks_and_the_dead_letter_queue_behind_basic_auth(
         assert len(letter_ids) == open_letters
         reasons = " ".join(str(t.get("args")) for t in letters)
         assert all(number in reasons for number in p.dead_reasons())
-    finally:
-        os.killpg(flower.pid, signal.SIGTERM)
-        flower.wait(timeout=20)
+
+
+def test_flower_shows_each_fetch_tasks_invoices_although_results_are_not_stored(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    # task_ignore_result is on and there is no result backend: Flower learns results only from the
+    # workers' task-succeeded events, which carry the return value's repr all the same.
+    p = make_pipeline(sales=20, seed=5)
+    with running_flower(p) as base:
+        p.poll_and_wait()
+
+        numbers = {number for number in p.documents() if number and number != "None"}
+        results: dict[str, str] = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not numbers <= set(results):
+            tasks_seen = requests.get(
+                f"{base}/api/tasks", params={"taskname": "cin7xero.fetch_sale"}, auth=AUTH, timeout=10
+            )
+            results = {}
+            for task in tasks_seen.json().values():
+                if task.get("state") == "SUCCESS" and task.get("result"):
+                    for number in numbers:
+                        if repr(number) in str(task["result"]):
+                            results[number] = str(task["result"])
+            time.sleep(0.5)
+        assert numbers and numbers <= set(results), sorted(numbers - set(results))
+        assert all("'invoices'" in result for result in results.values())

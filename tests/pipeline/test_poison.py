@@ -8,7 +8,6 @@ the work is left. Both ways of counting are covered: Redis (production) and the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,19 +16,9 @@ from sqlalchemy import select
 import tasks.sync
 from pipeline import discovery, documents
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState
-from tests.pipeline.inprocess import InProcess, deliver, die, first_sale, in_process
+from tests.pipeline.inprocess import MAX_ATTEMPTS, InProcess, deliver, die, first_sale
 
 pytestmark = pytest.mark.pipeline
-
-MAX_ATTEMPTS = 3
-
-
-@pytest.fixture(params=["redis", "ledger"])
-def inproc(
-    request: pytest.FixtureRequest, database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[InProcess]:
-    """A polled tenant (every sale discovered, nothing fetched) whose tasks run in this process."""
-    yield from in_process(request.param == "redis", database_url, redis_url, monkeypatch, max_attempts=MAX_ATTEMPTS)
 
 
 def test_a_sale_whose_fetch_keeps_killing_workers_becomes_a_poison_dead_letter(
