@@ -687,7 +687,7 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
         }
     body: list[dict[str, Any]] = []
     sent: list[tuple[ContactLink, str]] = []
-    unchanged: list[tuple[ContactLink, str]] = []
+    unchanged: set[int] = set()
     for link, _snapshot, _modified in rows:
         customer = customers.get(link.id)
         if customer is None:
@@ -696,7 +696,7 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
         if link.linked_by not in CREATED_KINDS:
             body.append({"ContactID": link.xero_contact_id, "ContactNumber": customer.id})
         elif link.pushed_at is not None and link.pushed_source_hash == source_hash:
-            unchanged.append((link, source_hash))
+            unchanged.add(link.id)
             continue
         else:
             try:
@@ -747,7 +747,7 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
             row = session.get(ContactLink, link.id)
             if row is None:
                 continue
-            if link.id not in bad and link.id not in results and all(lk.id != link.id for lk, _ in unchanged):
+            if link.id not in bad and link.id not in results and link.id not in unchanged:
                 continue  # no element came back for it: try again next round
             row.pushed_modified_on = modified
             if link.id in bad:
@@ -755,8 +755,7 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
                 outcome.failed += 1
                 alerts.note_problem(session, ctx.tenant_pk, ErrorClass.VALIDATION, f"contact push: {bad[link.id]}")
                 continue
-            hit = next((h for lk, h in unchanged if lk.id == link.id), None)
-            if hit is not None:
+            if link.id in unchanged:
                 row.pushed_at = now
                 outcome.unchanged += 1
                 continue

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 import redis
@@ -45,7 +44,7 @@ from pipeline.contacts import (
     push_backlog,
     push_contacts,
 )
-from pipeline.context import TenantContext
+from pipeline.context import TenantContext, shared_redis
 from pipeline.deadletters import record_dead_letter, resolve_dead_letters
 from pipeline.errors import ErrorClass, SyncError, pause_seconds
 from pipeline.idempotency import idempotency_key
@@ -415,18 +414,13 @@ GATHER_POLL_SECONDS = 0.05
 WRITE_PENDING_TTL_SECONDS = 60
 
 
-@lru_cache(maxsize=8)
-def _redis_client(url: str) -> redis.Redis | None:
-    return redis.Redis.from_url(url) if url.startswith(("redis://", "rediss://", "unix://")) else None
-
-
 def _write_pending_key(ctx: TenantContext) -> str:
     return f"cin7xero:write-pending:{ctx.tenant_key}"
 
 
 def claim_write_message(ctx: TenantContext) -> bool:
     """True when the caller should send a write message (none is pending for the tenant)."""
-    client = _redis_client(ctx.settings.redis_url)
+    client = shared_redis(ctx.settings)
     if client is None:
         return True
     try:
@@ -437,7 +431,7 @@ def claim_write_message(ctx: TenantContext) -> bool:
 
 def release_write_message(ctx: TenantContext) -> None:
     """A writer has started: rows made ready from now on need (and may send) a new message."""
-    client = _redis_client(ctx.settings.redis_url)
+    client = shared_redis(ctx.settings)
     if client is None:
         return
     try:
@@ -446,15 +440,16 @@ def release_write_message(ctx: TenantContext) -> None:
         log.warning("could not clear the pending-write flag; it expires in %ss", WRITE_PENDING_TTL_SECONDS)
 
 
-def oldest_ready_age(ctx: TenantContext) -> float:
-    """Seconds since the longest-waiting ready document became ready (0 when none is)."""
+def _ready_backlog(ctx: TenantContext) -> tuple[int, float]:
+    """(documents waiting for a writer, seconds the longest-waiting of them has waited), in one query."""
     with ctx.sessions() as session:
-        oldest = session.scalar(
-            select(func.min(SyncDocument.enqueued_at)).where(
+        count, oldest = session.execute(
+            select(func.count(), func.min(SyncDocument.enqueued_at)).where(
                 SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.state == DocumentState.READY
             )
-        )
-    return 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+        ).one()
+    age = 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+    return int(count or 0), age
 
 
 # When a batch was last sent per tenant, for processes without Redis (the demo); with Redis the time
@@ -468,7 +463,7 @@ def _last_flush_key(ctx: TenantContext) -> str:
 
 def _last_flush_at(ctx: TenantContext) -> float:
     """Wall-clock time of the tenant's last batch (0 when unknown)."""
-    client = _redis_client(ctx.settings.redis_url)
+    client = shared_redis(ctx.settings)
     if client is not None:
         try:
             value = client.get(_last_flush_key(ctx))
@@ -494,18 +489,17 @@ def _gather(ctx: TenantContext, batch_size: int) -> None:
     interval = ctx.settings.xero_rate_window_seconds / ctx.settings.xero_calls_per_window
     pace_until = _last_flush_at(ctx) + interval
     deadline = max(time.time() + wait, pace_until)
-    while (
-        ready_count(ctx) < batch_size
-        and (oldest_ready_age(ctx) < wait or time.time() < pace_until)
-        and time.time() < deadline
-    ):
+    while time.time() < deadline:
+        waiting, age = _ready_backlog(ctx)
+        if waiting >= batch_size or (age >= wait and time.time() >= pace_until):
+            break
         time.sleep(GATHER_POLL_SECONDS)
 
 
 def _flushed(ctx: TenantContext) -> None:
     now = time.time()
     _last_flush[(ctx.settings.database_url, ctx.tenant_pk)] = now
-    client = _redis_client(ctx.settings.redis_url)
+    client = shared_redis(ctx.settings)
     if client is not None:
         try:
             client.set(_last_flush_key(ctx), repr(now), ex=3600)
