@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.harness import descendants
+
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -40,20 +42,6 @@ def _all_processes() -> dict[int, tuple[str, int, float]]:
     return found
 
 
-def _descendants(pid: int, table: dict[int, tuple[str, int, float]]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for child, (_, parent, _) in table.items():
-        children.setdefault(parent, []).append(child)
-    out: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in out:
-                out.add(child)
-                stack.append(child)
-    return out
-
-
 @dataclass
 class CpuMeter:
     """CPU seconds by group between `start()` and `stop()`."""
@@ -71,7 +59,7 @@ class CpuMeter:
         after = _all_processes()
         workers: set[int] = set(self.worker_pids)
         for pid in self.worker_pids:
-            workers |= _descendants(pid, after)
+            workers.update(descendants(pid))
         groups: dict[str, float] = {}
         for pid, (command, _, seconds) in after.items():
             spent = seconds - (self._before.get(pid, (command, 0, 0.0))[2] if pid in self._before else 0.0)

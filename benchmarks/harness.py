@@ -6,12 +6,8 @@ Mirrors what tests/conftest.py does for tests (create/migrate/drop a database, s
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +20,7 @@ import redis
 from pipeline.ledger.migrate import upgrade
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.xero import XeroStandIn
+from tests.conftest import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -136,71 +133,15 @@ def pipeline_env(
 
 
 @dataclass
-class Workers:
-    """Real `celery worker` processes for one run (their Xero pacing comes from the env: xero_limit_env)."""
+class Workers(WorkerPool):
+    """The tests' real `celery worker` processes, for one run (Xero pacing comes from the env:
+    xero_limit_env), plus what the benchmark reads from them."""
 
-    env: dict[str, str]
-    logdir: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, name: str, *, concurrency: int, beat: bool, pool: str = "prefork") -> subprocess.Popen[bytes]:
-        """Start one worker on every sync queue and wait until it consumes."""
-        log = self.logdir / f"{name}.log"
-        beat_args = ["-B", "-s", str(self.logdir / f"{name}-beat-schedule")] if beat else []
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "pipeline.app",
-                "worker",
-                "-Q",
-                "cin7,mapping,xero,maintenance",
-                "-c",
-                str(concurrency),
-                "-P",
-                pool,
-                "-n",
-                f"{name}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "-l",
-                "INFO",
-                "-f",
-                str(log),
-                *beat_args,
-            ],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append(process)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if log.exists() and " ready." in log.read_text(errors="replace"):
-                return process
-            if process.poll() is not None:
-                raise RuntimeError(f"worker {name} exited: {log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"worker {name} did not become ready: {log.read_text(errors='replace')[-3000:]}")
 
     def stop(self) -> None:
         """Warm shutdown, then SIGKILL whatever is left (each worker is its own process group)."""
-        for process in self.processes:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for process in self.processes:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        self.stop_all()
 
     def logs(self) -> str:
         """The tail of every worker log, for error messages."""
