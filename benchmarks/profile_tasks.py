@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _profile(args: argparse.Namespace, sales: int) -> None:
     import pipeline.app
-    import pipeline.discovery
+    import pipeline.discovery.poll
     import tasks.sync
     from pipeline.context import tenant_context
 
@@ -101,7 +101,7 @@ def _profile(args: argparse.Namespace, sales: int) -> None:
         outbox.append((str(task), task_args))
 
     # Every module that imported `send` by name gets the capturing one.
-    for module in (pipeline.app, pipeline.discovery, tasks.sync):
+    for module in (pipeline.app, pipeline.discovery.poll, tasks.sync):
         module.send = capture  # type: ignore[attr-defined]
     ctx = tenant_context()
     key = ctx.tenant_key

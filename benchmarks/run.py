@@ -56,13 +56,13 @@ from benchmarks.harness import (
 from benchmarks.naive import NaiveConfig
 from benchmarks.xero_log import RecordingXeroStandIn, WindowReport, per_window
 from pipeline.app import TaskName, send
+from pipeline.cli.demo import verify
 from pipeline.context import tenant_context
-from pipeline.demo import verify
 from pipeline.ledger.models import ContactLink, DeadLetter, DocumentState, PollCursor, SaleRecord, SyncDocument
+from pipeline.operations.status import LedgerCounts, wait_until_settled
 from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import Dataset, generate
-from pipeline.status import LedgerCounts, wait_until_settled
 
 XERO_BATCH = 50
 BOUND_PER_WINDOW = XERO_BATCH * XERO_CALLS_PER_WINDOW  # 3000 invoices per Xero minute

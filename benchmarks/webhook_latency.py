@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     upgrade(database_url)
     processes: list[subprocess.Popen[bytes]] = []
     logdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
-    from pipeline.webhooks import WebhookServer
+    from pipeline.webhooks.server import WebhookServer
 
     server: WebhookServer | None = None
     try:

@@ -3,7 +3,7 @@
 No I/O here: no network, no database, no clock. Dates, rules and lookup tables come in as arguments.
 """
 
-from .cin7 import (
+from .cin7core import (
     Cin7AdditionalCharge,
     Cin7Address,
     Cin7Customer,

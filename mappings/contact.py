@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cin7 import Cin7Address, Cin7Customer
+from .cin7core import Cin7Address, Cin7Customer
 from .errors import MappingError, MappingProblem
 from .terms import xero_payment_terms
 from .util import clean_text

@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import assert_never
 
-from .cin7 import Cin7AdditionalCharge, Cin7Customer, Cin7Invoice, Cin7InvoiceStatus, Cin7Line, Cin7Sale
+from .cin7core import Cin7AdditionalCharge, Cin7Customer, Cin7Invoice, Cin7InvoiceStatus, Cin7Line, Cin7Sale
 from .errors import MappingError, MappingProblem
 from .rules import MappingRules
 from .terms import due_date_from_terms

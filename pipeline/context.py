@@ -19,12 +19,12 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from mappings import MappingRules, load_rules
-from pipeline.cin7.client import Cin7Client
 from pipeline.db import engine_for
 from pipeline.ledger.models import ApiUsage, Tenant
 from pipeline.ledger.ops import dialect_insert
 from pipeline.ratelimit import RateLimiter, limiter_for
 from pipeline.settings import Settings, get_settings
+from pipeline.source.cin7core.client import Cin7Client
 from pipeline.xero.auth import XeroTokenManager
 from pipeline.xero.client import XeroClient
 
@@ -55,7 +55,7 @@ def ensure_tenant(session: Session, settings: Settings) -> Tenant:
 #
 # Every Cin7 and Xero call is counted per tenant, API and UTC day. With Redis, a call costs one HINCRBY
 # on the tenant's live hash (fields "<day>|<api>|calls" and "<day>|<api>|429"); the sweep folds the hash
-# into ApiUsage (pipeline.sweep.fold_api_usage) and pipeline.status adds what is not folded yet, so
+# into ApiUsage (pipeline.recovery.sweep.fold_api_usage) and pipeline.operations.status adds what is not folded yet, so
 # readers see exact numbers at once. Without Redis (the demo), each call is one ledger upsert.
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.alerts import flush_alerts
 from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
+from pipeline.operations.alerts import flush_alerts
 
 
 # Safe to redeliver: what is due was claimed in the ledger before sending, so a second run finds

@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
-from pipeline.reconcile import parse_day, run_reconciliation
+from pipeline.reconcile.run import parse_day, run_reconciliation
 
 log = logging.getLogger(__name__)
 

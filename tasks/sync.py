@@ -17,14 +17,16 @@ from celery import Task
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from pipeline import alerts, discovery, documents
 from pipeline.app import TaskName, app, send
 from pipeline.context import TenantContext, shared_redis, tenant_context
-from pipeline.deadletters import mirror_dead_letter_queue, record_dead_letter, record_sale_dead_letter
+from pipeline.discovery import poll as discovery
 from pipeline.errors import ErrorClass, SyncError, pause_seconds
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
-from pipeline.sweep import release_due_retries, sweep
-from pipeline.webhooks import resend_unsent_events
+from pipeline.operations import alerts
+from pipeline.recovery.deadletters import mirror_dead_letter_queue, record_dead_letter, record_sale_dead_letter
+from pipeline.recovery.sweep import release_due_retries, sweep
+from pipeline.webhooks.server import resend_unsent_events
+from pipeline.writer import write as documents
 
 log = logging.getLogger(__name__)
 

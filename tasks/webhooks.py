@@ -1,4 +1,4 @@
-"""Celery task for Cin7 webhook events: a thin wrapper around `pipeline.webhooks.process_event`.
+"""Celery task for Cin7 webhook events: a thin wrapper around `pipeline.webhooks.server.process_event`.
 
 Idempotent (a finished event is left alone, and what it triggers is a fetch that compares content
 hashes), so it acks late and is re-delivered if its worker dies.
@@ -12,11 +12,11 @@ from typing import Any
 from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from pipeline import webhooks
 from pipeline.app import TaskName, app, send
 from pipeline.context import tenant_context
-from pipeline.documents import backoff_seconds
 from pipeline.errors import SyncError
+from pipeline.webhooks import server as webhooks
+from pipeline.writer.write import backoff_seconds
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from pipeline.alerts import flush_alerts, note_problem, note_recovery
 from pipeline.context import TenantContext, tenant_context
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import AlertState, DeadLetter, utcnow
+from pipeline.operations.alerts import flush_alerts, note_problem, note_recovery
 from pipeline.runtime import reload_runtime
 
 WINDOW = 600.0

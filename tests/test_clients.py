@@ -12,12 +12,12 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from pipeline.cin7.client import Cin7Client
 from pipeline.context import TenantContext, tenant_context
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import OAuthToken
 from pipeline.runtime import reload_runtime
 from pipeline.settings import Settings
+from pipeline.source.cin7core.client import Cin7Client
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import generate
 from pipeline.standins.xero import XeroStandIn

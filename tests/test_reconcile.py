@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from mappings import Cin7Sale
-from pipeline.reconcile import (
+from pipeline.reconcile.report import build_report, render_csv, render_html, write_report_files
+from pipeline.reconcile.run import (
     Cin7Elsewhere,
     Cin7InvoiceRow,
     Finding,
@@ -31,7 +32,6 @@ from pipeline.reconcile import (
     total_differences,
     xero_invoice_row,
 )
-from pipeline.report import build_report, render_csv, render_html, write_report_files
 
 D = Decimal
 CUSTOMER = "c0000000-0000-0000-0000-000000000001"

@@ -12,8 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.reconcile import Cin7InvoiceRow, Finding, Kind, LedgerDoc, LedgerView, XeroInvoiceRow, compare, summarise
-from pipeline.report import build_report, write_report_files
+from pipeline.reconcile.report import build_report, write_report_files
+from pipeline.reconcile.run import (
+    Cin7InvoiceRow,
+    Finding,
+    Kind,
+    LedgerDoc,
+    LedgerView,
+    XeroInvoiceRow,
+    compare,
+    summarise,
+)
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\"> O'Brien & Sons"

@@ -26,7 +26,7 @@ from pipeline.ledger.models import CustomerRecord, SaleRecord, SaleState, Webhoo
 from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import generate
-from pipeline.webhooks import (
+from pipeline.webhooks.server import (
     DEDUPE_WINDOW_SECONDS,
     HANDLED_EVENT_TYPES,
     Cin7WebhooksClient,
@@ -363,7 +363,7 @@ def test_the_receiver_refuses_to_start_without_credentials(
     base_env: dict[str, str], configure: Callable[..., None]
 ) -> None:
     configure(**{**base_env, "CIN7_WEBHOOK_TOKEN": "", "CIN7_WEBHOOK_USER": "", "CIN7_WEBHOOK_PASSWORD": ""})
-    from pipeline.cli_webhooks import webhooks_app
+    from pipeline.cli.webhooks import webhooks_app
 
     with pytest.raises(ValueError, match="unauthenticated"):
         WebhookServer()
@@ -477,7 +477,7 @@ def test_register_creates_then_changes_nothing_then_reactivates_what_cin7_deacti
 def test_register_from_the_command_line_prints_what_it_did(
     base_env: dict[str, str], configure: Callable[..., None]
 ) -> None:
-    from pipeline.cli_webhooks import webhooks_app
+    from pipeline.cli.webhooks import webhooks_app
 
     with Cin7StandIn() as cin7:
         configure(

@@ -28,11 +28,11 @@ from sqlalchemy import select
 
 from pipeline.app import TaskName, send
 from pipeline.ledger.models import DeadLetter, PollCursor
+from pipeline.operations.status import LedgerCounts, ledger_counts, wait_until_settled
 from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import generate
 from pipeline.standins.xero import XeroStandIn
-from pipeline.status import LedgerCounts, ledger_counts, wait_until_settled
 from tests.conftest import POSTGRES_URL, WorkerPool
 from tests.pipeline.conftest import Pipeline, pipeline_env
 

@@ -17,8 +17,8 @@ import requests
 from sqlalchemy import select
 
 from pipeline.ledger.models import DocumentState, OAuthToken, SyncDocument, Tenant
+from pipeline.operations.status import LedgerCounts
 from pipeline.standins.generator import edit_invoice
-from pipeline.status import LedgerCounts
 from pipeline.xero.auth import code_from_callback, consent_url
 from tests.chaos.conftest import Chaos
 

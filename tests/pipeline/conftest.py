@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from pipeline.app import TaskName, send
+from pipeline.cli.demo import Verification, verify
 from pipeline.context import TenantContext, tenant_context
-from pipeline.demo import Verification, verify
 from pipeline.ledger.models import DeadLetter, PollCursor, SyncDocument
+from pipeline.operations.status import LedgerCounts, wait_until_settled
 from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import Dataset, generate
 from pipeline.standins.xero import XeroStandIn
-from pipeline.status import LedgerCounts, wait_until_settled
 from tests.conftest import WorkerPool
 
 pytestmark = pytest.mark.pipeline

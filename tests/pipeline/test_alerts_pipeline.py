@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.alerts import note_problem
 from pipeline.app import TaskName, send
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DeadLetter
+from pipeline.operations.alerts import note_problem
 from tests.pipeline.conftest import Pipeline
 from tests.test_alerts import HttpSink
 

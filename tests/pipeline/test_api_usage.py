@@ -25,9 +25,9 @@ from pipeline.context import (
     usage_keys,
 )
 from pipeline.ledger.models import ApiUsage
+from pipeline.operations.status import ledger_counts
+from pipeline.recovery.sweep import fold_api_usage
 from pipeline.runtime import reload_runtime
-from pipeline.status import ledger_counts
-from pipeline.sweep import fold_api_usage
 
 pytestmark = pytest.mark.pipeline
 

@@ -46,7 +46,7 @@ def standins(tmp_path: Path) -> Iterator[tuple[str, str]]:
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "pipeline.cli.main",
             "standins",
             "serve",
             "--cin7-port",
@@ -83,7 +83,7 @@ def standins(tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "pipeline.cli.main", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,

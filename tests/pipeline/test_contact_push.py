@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 import tasks.sync
-from pipeline import contacts
+from pipeline.contacts import resolve as contacts
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import ContactLink
 from tests.pipeline.inprocess import InProcess

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 import tasks.sync
-from pipeline import documents
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import DocumentState
+from pipeline.writer import write as documents
 from tests.pipeline.inprocess import MAX_ATTEMPTS, InProcess, WorkerDied, die, first_sale
 
 pytestmark = pytest.mark.pipeline

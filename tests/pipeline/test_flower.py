@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from pipeline.deadletters import mirror_dead_letter_queue
+from pipeline.recovery.deadletters import mirror_dead_letter_queue
 from tests.conftest import ROOT
 from tests.pipeline.conftest import Pipeline
 

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import select
 
 import tasks.sync
-from pipeline import discovery, documents
+from pipeline.discovery import poll as discovery
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState
+from pipeline.writer import write as documents
 from tests.pipeline.inprocess import MAX_ATTEMPTS, InProcess, deliver, die, first_sale
 
 pytestmark = pytest.mark.pipeline

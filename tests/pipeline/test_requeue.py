@@ -20,7 +20,7 @@ pytestmark = pytest.mark.pipeline
 
 def _cli(p: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "pipeline.cli.main", *args],
         env={**os.environ, **p.env},
         cwd=ROOT,
         capture_output=True,

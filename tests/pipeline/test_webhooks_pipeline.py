@@ -12,10 +12,10 @@ import requests
 from sqlalchemy import func, select
 
 from pipeline.ledger.models import DocumentState, WebhookEvent
+from pipeline.operations.status import LedgerCounts, wait_until_settled
 from pipeline.runtime import reload_runtime
 from pipeline.standins.generator import void_invoice
-from pipeline.status import LedgerCounts, wait_until_settled
-from pipeline.webhooks import WebhookServer
+from pipeline.webhooks.server import WebhookServer
 from tests.pipeline.conftest import Pipeline
 
 pytestmark = pytest.mark.pipeline

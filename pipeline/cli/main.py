@@ -14,13 +14,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from pipeline.cli_reconcile import reconcile as reconcile_command
-from pipeline.cli_webhooks import webhooks_app
+from pipeline.cli.reconcile import reconcile as reconcile_command
+from pipeline.cli.webhooks import webhooks_app
 from pipeline.settings import get_settings
 
 if TYPE_CHECKING:
     from pipeline.context import TenantContext
-    from pipeline.status import LedgerCounts
+    from pipeline.operations.status import LedgerCounts
 
 app = typer.Typer(help="Cin7 Core -> Xero sync.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
@@ -69,7 +69,7 @@ def sync(
         raise typer.Exit(2)
     from pipeline.app import TaskName, send
     from pipeline.context import tenant_context
-    from pipeline.status import ledger_counts
+    from pipeline.operations.status import ledger_counts
 
     ctx = tenant_context()
     before = ledger_counts(ctx)
@@ -83,7 +83,7 @@ def sync(
 
 
 def _poll_finished_since(ctx: TenantContext, started: datetime) -> bool:
-    from pipeline.discovery import SALES_STREAM
+    from pipeline.discovery.poll import SALES_STREAM
     from pipeline.ledger.models import PollCursor
 
     with ctx.sessions() as session:
@@ -99,7 +99,7 @@ def _wait_with_progress(ctx: TenantContext, started: datetime, timeout: float) -
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipeline.ledger.models import IN_FLIGHT_STATES
-    from pipeline.status import wait_until_settled
+    from pipeline.operations.status import wait_until_settled
 
     with Progress(
         TextColumn("[bold]syncing"),
@@ -158,7 +158,7 @@ def _print_summary(before: LedgerCounts, after: LedgerCounts) -> None:
 def status() -> None:
     """Counts of ledger documents by state, open dead letters, API calls used."""
     from pipeline.context import tenant_context
-    from pipeline.status import ledger_counts
+    from pipeline.operations.status import ledger_counts
 
     counts = ledger_counts(tenant_context())
     table = Table(title=f"ledger: tenant {get_settings().tenant_key}")
@@ -189,7 +189,7 @@ def dlq_list(
 ) -> None:
     """Open dead letters with their reasons."""
     from pipeline.context import tenant_context
-    from pipeline.deadletters import list_dead_letters
+    from pipeline.recovery.deadletters import list_dead_letters
 
     ctx = tenant_context()
     with ctx.sessions() as session:
@@ -217,7 +217,7 @@ def dlq_list(
 def dlq_show(letter_id: int) -> None:
     """One dead letter in full, with the payload that was sent."""
     from pipeline.context import tenant_context
-    from pipeline.deadletters import list_dead_letters
+    from pipeline.recovery.deadletters import list_dead_letters
 
     ctx = tenant_context()
     with ctx.sessions() as session:
@@ -238,7 +238,7 @@ def dlq_requeue(
     """Re-read the documents from Cin7, re-map and re-send them (fixed data or rules take effect)."""
     from pipeline.app import TaskName, send
     from pipeline.context import tenant_context
-    from pipeline.deadletters import list_dead_letters, requeue
+    from pipeline.recovery.deadletters import list_dead_letters, requeue
 
     if not ids and not all_ and not error_class:
         console.print("name dead letter ids, or --all, or --error-class")
@@ -363,7 +363,7 @@ def demo(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Everything on embedded defaults: SQLite, an in-process broker, a real worker, the stand-ins."""
-    from pipeline.demo import run_demo
+    from pipeline.cli.demo import run_demo
 
     _setup_logging(verbose)
     if not verbose:

@@ -16,7 +16,7 @@ import redis
 from redis.typing import EncodableT, FieldT
 from sqlalchemy import or_, select, update
 
-from pipeline.contacts import push_backlog
+from pipeline.contacts.resolve import push_backlog
 from pipeline.context import (
     USAGE_BASE_PREFIX,
     TenantContext,
@@ -27,10 +27,10 @@ from pipeline.context import (
     usage_applied,
     usage_keys,
 )
-from pipeline.deadletters import record_dead_letter
-from pipeline.documents import paused_for
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, Tenant, utcnow
+from pipeline.recovery.deadletters import record_dead_letter
+from pipeline.writer.write import paused_for
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Cin7 Core (DEAR) ExternalApi v2 client: auth headers, paging, throttling, error bodies.
 
-Returns parsed JSON (dicts); `mappings.cin7` validates it. Every call takes a slot from the shared
+Returns parsed JSON (dicts); `mappings.cin7core` validates it. Every call takes a slot from the shared
 per-application limiter first, so that all workers together stay under Cin7's 60 calls a minute.
 """
 

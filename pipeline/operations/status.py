@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipeline.contacts import push_backlog
+from pipeline.contacts.resolve import push_backlog
 from pipeline.context import (
     TenantContext,
     UsageCounts,
@@ -102,7 +102,7 @@ _USAGE_READ_TRIES = 5
 def api_usage(ctx: TenantContext, session: Session) -> dict[str, tuple[int, int]]:
     """Calls and 429s per API over all days: the ledger plus what workers counted in Redis since the last fold.
 
-    Lock-free against the sweep's fold (pipeline.sweep.fold_api_usage): the ledger is read between two
+    Lock-free against the sweep's fold (pipeline.recovery.sweep.fold_api_usage): the ledger is read between two
     reads of the fold generation, and a folding hash already committed (its stamp says so) is not
     counted twice.
     """

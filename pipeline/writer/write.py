@@ -34,8 +34,7 @@ from mappings import (
     normalise_name,
     void_payload,
 )
-from pipeline import alerts
-from pipeline.contacts import (
+from pipeline.contacts.resolve import (
     PUSH_BATCH,
     ContactResult,
     InlineContact,
@@ -45,7 +44,6 @@ from pipeline.contacts import (
     push_contacts,
 )
 from pipeline.context import TenantContext, shared_redis
-from pipeline.deadletters import record_dead_letter, resolve_dead_letters
 from pipeline.errors import ErrorClass, SyncError, pause_seconds
 from pipeline.idempotency import idempotency_key
 from pipeline.ledger.models import (
@@ -58,6 +56,8 @@ from pipeline.ledger.models import (
     Tenant,
     utcnow,
 )
+from pipeline.operations import alerts
+from pipeline.recovery.deadletters import record_dead_letter, resolve_dead_letters
 from pipeline.xero.client import from_sdk, to_sdk
 
 log = logging.getLogger(__name__)

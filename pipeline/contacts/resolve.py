@@ -38,9 +38,8 @@ from mappings import (
     normalise_email,
     normalise_name,
 )
-from pipeline import alerts
 from pipeline.context import TenantContext
-from pipeline.discovery import store_customers
+from pipeline.discovery.poll import store_customers
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
 from pipeline.ledger.models import (
@@ -52,6 +51,7 @@ from pipeline.ledger.models import (
     utcnow,
 )
 from pipeline.ledger.ops import insert_ignore
+from pipeline.operations import alerts
 from pipeline.xero.client import xero_string_literal
 
 log = logging.getLogger(__name__)

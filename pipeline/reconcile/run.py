@@ -675,7 +675,7 @@ def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterator[list[str]]
 
 
 def _writer_busy(ctx: TenantContext) -> bool:
-    from pipeline.documents import ready_count
+    from pipeline.writer.write import ready_count
 
     if ready_count(ctx) > 0:
         return True
@@ -937,9 +937,9 @@ def _alert(ctx: TenantContext, result: ReconcileResult) -> None:
     if total == 0:
         return
     try:
-        from pipeline.alerts import note_problem
+        from pipeline.operations.alerts import note_problem
     except ImportError:
-        log.warning("pipeline.alerts is not available: no alert for %d discrepancies", total)
+        log.warning("pipeline.operations.alerts is not available: no alert for %d discrepancies", total)
         return
     counts = ", ".join(
         f"{count} {KIND_LABELS[Kind(kind)].lower()}" for kind, count in result.summary["counts"].items() if count
@@ -963,7 +963,7 @@ def run_reconciliation(
     today: date | None = None,
 ) -> ReconcileResult:
     """Compare Cin7 and Xero over the window, record the run and its report, alert, and heal if asked."""
-    from pipeline.report import build_report, write_report_files
+    from pipeline.reconcile.report import build_report, write_report_files
 
     window = resolve_window(since, until, ctx.settings.reconcile_lookback_days, today or utcnow().date())
     with ctx.sessions() as session, session.begin():

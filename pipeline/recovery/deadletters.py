@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.alerts import note_problem
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DeadLetter, DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
+from pipeline.operations.alerts import note_problem
 
 log = logging.getLogger(__name__)
 

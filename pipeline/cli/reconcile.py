@@ -1,6 +1,6 @@
 """`cin7xero reconcile`: compare Cin7 and Xero over an invoice-date window and write the report.
 
-Mounted by pipeline.cli as `app.command("reconcile")(reconcile)`.
+Mounted by pipeline.cli.main as `app.command("reconcile")(reconcile)`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ console = Console()
 
 
 def _day(value: str | None, option: str) -> date | None:
-    from pipeline.reconcile import parse_day
+    from pipeline.reconcile.run import parse_day
 
     try:
         return parse_day(value)
@@ -44,7 +44,7 @@ def reconcile(
 ) -> None:
     """Compare every Cin7 sale invoice dated in the window with Xero; write an HTML, CSV and JSON report."""
     from pipeline.context import tenant_context
-    from pipeline.reconcile import KIND_LABELS, Kind, run_reconciliation
+    from pipeline.reconcile.run import KIND_LABELS, Kind, run_reconciliation
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     first, last = _day(since, "--since"), _day(until, "--until")

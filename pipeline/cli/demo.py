@@ -172,8 +172,8 @@ def run_demo(*, sales: int, seed: int, workdir: Path | None, console: Console) -
     from pipeline.app import WORK_QUEUES, TaskName, app, send
     from pipeline.context import tenant_context
     from pipeline.ledger.migrate import upgrade
+    from pipeline.operations.status import LedgerCounts, wait_until_settled
     from pipeline.settings import get_settings
-    from pipeline.status import LedgerCounts, wait_until_settled
 
     started = time.monotonic()
     dataset = generate(seed, sales, now=datetime.now(UTC))
@@ -261,7 +261,7 @@ def run_demo(*, sales: int, seed: int, workdir: Path | None, console: Console) -
 
 
 def _polls(ctx: Any) -> int:
-    from pipeline.discovery import SALES_STREAM
+    from pipeline.discovery.poll import SALES_STREAM
     from pipeline.ledger.models import PollCursor
 
     with ctx.sessions() as session:

@@ -40,7 +40,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pipeline.context import TenantContext, tenant_context
-from pipeline.discovery import store_customers
+from pipeline.discovery.poll import store_customers
 from pipeline.errors import ErrorClass, SyncError, classify_cin7_response, transport_error
 from pipeline.ledger.models import SaleRecord, SaleState, SyncDocument, WebhookEvent, utcnow
 from pipeline.ledger.ops import dialect_insert, insert_ignore

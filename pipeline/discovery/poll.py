@@ -1,7 +1,7 @@
 """Cin7 -> ledger: find changed sales, read their detail, and record one row per invoice.
 
 The ledger is written and committed before anything is enqueued; a message lost after the commit is
-found again by the sweep (pipeline.sweep), never by trusting the broker.
+found again by the sweep (pipeline.recovery.sweep), never by trusting the broker.
 """
 
 from __future__ import annotations
