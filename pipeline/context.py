@@ -24,6 +24,7 @@ from pipeline.ledger.models import ApiUsage, Tenant
 from pipeline.ledger.ops import dialect_insert
 from pipeline.ratelimit import RateLimiter, limiter_for
 from pipeline.settings import Settings, get_settings
+from pipeline.source.base import Source
 from pipeline.source.cin7core.client import Cin7Client
 from pipeline.xero.auth import XeroTokenManager
 from pipeline.xero.client import XeroClient
@@ -31,22 +32,23 @@ from pipeline.xero.client import XeroClient
 log = logging.getLogger(__name__)
 
 
-def ensure_tenant(session: Session, settings: Settings) -> Tenant:
-    """The tenant row for this deployment's configured pair, created on first use."""
-    tenant = session.scalar(select(Tenant).where(Tenant.key == settings.tenant_key))
+def ensure_tenant(session: Session, settings: Settings, tenant_key: str | None = None) -> Tenant:
+    """The row of tenant `tenant_key` (default: the deployment's TENANT_KEY), created on first use."""
+    key = tenant_key or settings.tenant_key
+    tenant = session.scalar(select(Tenant).where(Tenant.key == key))
     if tenant is None:
         session.execute(
             dialect_insert(session, Tenant)
             .values(
-                key=settings.tenant_key,
-                name=settings.tenant_key,
+                key=key,
+                name=key,
                 cin7_account_id=settings.cin7_account_id,
                 created_at=datetime.now(UTC),
             )
             .on_conflict_do_nothing(index_elements=["key"])
         )
         session.flush()
-        tenant = session.scalar(select(Tenant).where(Tenant.key == settings.tenant_key))
+        tenant = session.scalar(select(Tenant).where(Tenant.key == key))
         assert tenant is not None
     return tenant
 
@@ -216,8 +218,8 @@ class TenantContext:
             return self._rules[1]
 
     @cached_property
-    def cin7(self) -> Cin7Client:
-        """The Cin7 Core client, sharing the per-application rate limit."""
+    def cin7(self) -> Source:
+        """The tenant's Cin7 source (today always Cin7 Core), sharing the per-application rate limit."""
         recorder = UsageRecorder(self.sessions, self.tenant_pk, self.tenant_key, self.settings)
         return Cin7Client(self.settings, limiter=self.limiter, on_call=lambda _path, status: recorder("cin7", status))
 
@@ -262,7 +264,8 @@ def tenant_context(tenant_key: str | None = None, settings: Settings | None = No
         if context is None:
             sessions = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
             with sessions() as session, session.begin():
-                tenant = ensure_tenant(session, settings)
+                # Looked up by its own key: a context cached under one key must hold that tenant's row.
+                tenant = ensure_tenant(session, settings, key)
                 tenant_pk = tenant.id
             context = TenantContext(
                 settings=settings,

@@ -31,6 +31,8 @@ def format_cin7_datetime(value: datetime) -> str:
 class Cin7Client:
     """A thin, typed wrapper around the endpoints the sync needs."""
 
+    name = "cin7core"
+
     def __init__(
         self,
         settings: Settings,

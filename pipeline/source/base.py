@@ -1,0 +1,35 @@
+"""What the pipeline asks of a Cin7 product: the seam that Cin7 Core implements, and Cin7 Omni can.
+
+Written from the calls the stages make today: discovery lists changed sales and customers in pages,
+the fetch reads one sale's detail, and the webhook receiver knows which events name a sale. The
+records stay the source's own JSON; its models (`mappings.cin7core`) say how to read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class Source(Protocol):
+    """One Cin7 account, read page by page within its own rate limit."""
+
+    #: The ledger's name for this source (`cin7core`), part of every document's natural key.
+    name: str
+
+    def iter_sale_pages(self, updated_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of sale headers changed since the watermark, oldest first as the API gives them."""
+        ...
+
+    def get_sale(self, sale_id: str) -> dict[str, Any]:
+        """One sale's detail: its invoices, credit notes and payments."""
+        ...
+
+    def iter_customer_pages(self, modified_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of customers changed since the watermark."""
+        ...
+
+    def get_customer(self, customer_id: str) -> dict[str, Any] | None:
+        """One customer, or None when the source does not know it."""
+        ...
