@@ -20,7 +20,7 @@ from .cin7core import (
 )
 from .contact import contact_name_variant, map_contact
 from .errors import MappingError, MappingProblem
-from .invoice import InvoiceAction, decide_invoice_action, map_invoice, void_payload
+from .invoice import InvoiceAction, decide_invoice_action, map_invoice, recheck_invoice_action, void_payload
 from .rules import DEFAULT_RULES_PATH, MappingRules, load_rules
 from .terms import due_date_from_terms, parse_terms, xero_payment_terms
 from .util import canonical_json, content_hash, normalise_email, normalise_name, round_half_up
@@ -90,6 +90,7 @@ __all__ = [
     "parse_cin7_datetime",
     "parse_decimal",
     "parse_terms",
+    "recheck_invoice_action",
     "round_half_up",
     "void_payload",
     "xero_payment_terms",

@@ -124,6 +124,22 @@ def decide_invoice_action(
             assert_never(status)
 
 
+def recheck_invoice_action(
+    action: InvoiceAction, xero_status: XeroInvoiceStatus | None, xero_amount_paid: Decimal | None
+) -> InvoiceAction:
+    """The planned update or void checked again against the invoice as Xero holds it now.
+
+    The writer reads Xero's current state just before it writes: a payment made in Xero since the
+    mapping turns the write into a CONFLICT, an invoice already voided there into NOTHING, and a void
+    of a draft into a DELETE, by the same rules as `decide_invoice_action`.
+    """
+    if action in (InvoiceAction.VOID, InvoiceAction.DELETE):
+        return _void_action(xero_status, xero_amount_paid)
+    if action is InvoiceAction.UPDATE:
+        return _update_action(xero_status, xero_amount_paid)
+    return action
+
+
 def void_payload(invoice_id: str, invoice_number: str, action: InvoiceAction) -> XeroInvoice:
     """The payload that voids (VOID) or deletes (DELETE) an invoice: only InvoiceID, InvoiceNumber, Status."""
     match action:

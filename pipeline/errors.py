@@ -1,18 +1,7 @@
-"""One error table: every Cin7 and Xero failure is classified here, and only here.
+"""One classifier: every Cin7 and Xero failure is classified here, and only here.
 
-The classes decide what happens next:
-
-| class          | what it means                                         | what the pipeline does            |
-|----------------|-------------------------------------------------------|-----------------------------------|
-| transient      | connection error, timeout, 5xx, Xero org offline      | retry with backoff                |
-| rate_limited   | 429 minute/concurrent (Xero), 429/503 (Cin7)          | wait Retry-After (or a fixed wait)|
-| day_limit      | Xero 429 with X-Rate-Limit-Problem: day               | park the tenant's writes, alert   |
-| auth           | 401: access token expired or rejected                 | refresh credentials, then retry   |
-| configuration  | 403, invalid_grant, revoked consent, bad credentials  | alert and pause the tenant        |
-| validation     | Xero 400 validation errors (per element)              | dead letter with Xero's messages  |
-| mapping        | the Cin7 document cannot be mapped (unknown tax rule) | dead letter naming the value      |
-| conflict       | Xero holds a state we must not overwrite (paid)       | recorded on the row, no retry     |
-| poison         | the message killed workers or exhausted its attempts  | dead letter                       |
+`ErrorClass` is the operator-facing vocabulary (README "Error classes"); what each class makes the
+pipeline do next (retry, pause the tenant, dead letter, conflict) is the table in `pipeline.policy`.
 """
 
 from __future__ import annotations
@@ -35,25 +24,6 @@ class ErrorClass(enum.StrEnum):
     MAPPING = "mapping"
     CONFLICT = "conflict"
     POISON = "poison"
-
-    @property
-    def retryable(self) -> bool:
-        """True when the same request can succeed later without anyone changing anything."""
-        return self in (ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.AUTH, ErrorClass.DAY_LIMIT)
-
-    @property
-    def pauses_tenant(self) -> bool:
-        """True when the whole tenant must stop writing (nothing any one document can fix)."""
-        return self in (ErrorClass.DAY_LIMIT, ErrorClass.CONFIGURATION)
-
-    @property
-    def counts_as_attempt(self) -> bool:
-        """False when Xero refused to look at the request at all (429, tenant paused).
-
-        Those waits are bounded by Xero's own clock, not by the document: counting them would turn a
-        storm of 429s or a day's pause into poison dead letters for invoices that never failed.
-        """
-        return self not in (ErrorClass.RATE_LIMITED, ErrorClass.DAY_LIMIT, ErrorClass.CONFIGURATION)
 
 
 class SyncError(Exception):
@@ -85,20 +55,8 @@ class SyncError(Exception):
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 # Xero asks clients to come back in about five minutes when an organisation is offline.
 ORG_OFFLINE_WAIT = 300.0
-# A configuration problem (403, revoked consent) pauses the tenant this long before it tries again:
-# long enough not to hammer Xero, short enough that a fixed connection resumes on its own.
-CONFIGURATION_PAUSE = 900.0
 # Xero's day limit is a rolling 24 hours; without a Retry-After we wait an hour and look again.
 DAY_LIMIT_DEFAULT_WAIT = 3600.0
-
-
-def pause_seconds(error: SyncError) -> float | None:
-    """How long this error pauses the tenant's writes, or None when it does not."""
-    if error.error_class is ErrorClass.DAY_LIMIT:
-        return error.retry_after if error.retry_after is not None else DAY_LIMIT_DEFAULT_WAIT
-    if error.error_class is ErrorClass.CONFIGURATION:
-        return CONFIGURATION_PAUSE
-    return None
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The one error table: every row classified, and the Xero client acting on the class it gets."""
+"""The one classifier: every row classified, and the Xero client acting on the class it gets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import requests
 
 from pipeline.context import TenantContext, tenant_context
 from pipeline.errors import (
-    CONFIGURATION_PAUSE,
     DAY_LIMIT_DEFAULT_WAIT,
     DEFAULT_RATE_LIMIT_WAIT,
     ORG_OFFLINE_WAIT,
@@ -19,9 +18,9 @@ from pipeline.errors import (
     SyncError,
     classify_cin7_response,
     classify_xero_response,
-    pause_seconds,
     transport_error,
 )
+from pipeline.policy import CONFIGURATION_PAUSE, counts_as_attempt, pause_seconds, pauses_tenant, retryable
 from pipeline.runtime import reload_runtime
 from pipeline.standins.xero import XeroStandIn
 
@@ -32,7 +31,7 @@ def test_connection_errors_and_timeouts_are_transient() -> None:
     for exc in (requests.ConnectionError("refused"), requests.ReadTimeout("read timed out"), OSError("reset")):
         error = transport_error("xero", exc)
         assert error.error_class is ErrorClass.TRANSIENT
-        assert error.error_class.retryable and error.error_class.counts_as_attempt
+        assert retryable(error.error_class) and counts_as_attempt(error.error_class)
         assert type(exc).__name__ in error.message
 
 
@@ -56,15 +55,15 @@ def test_xero_minute_and_concurrent_429s_wait_retry_after(problem: str) -> None:
     error = classify_xero_response(429, headers, "Too Many Requests")
     assert error.error_class is ErrorClass.RATE_LIMITED
     assert error.retry_after == 3.0
-    assert error.error_class.retryable and not error.error_class.counts_as_attempt
-    assert not error.error_class.pauses_tenant
+    assert retryable(error.error_class) and not counts_as_attempt(error.error_class)
+    assert not pauses_tenant(error.error_class)
     assert classify_xero_response(429, {"X-Rate-Limit-Problem": problem}, "").retry_after == DEFAULT_RATE_LIMIT_WAIT
 
 
 def test_a_xero_day_limit_parks_the_tenant_until_retry_after() -> None:
     error = classify_xero_response(429, {"Retry-After": "5400", "X-Rate-Limit-Problem": "Day"}, "")
     assert error.error_class is ErrorClass.DAY_LIMIT
-    assert error.error_class.pauses_tenant and not error.error_class.counts_as_attempt
+    assert pauses_tenant(error.error_class) and not counts_as_attempt(error.error_class)
     assert pause_seconds(error) == 5400.0
     no_header = classify_xero_response(429, {"X-Rate-Limit-Problem": "day"}, "")
     assert pause_seconds(no_header) == DAY_LIMIT_DEFAULT_WAIT
@@ -75,14 +74,14 @@ def test_a_xero_401_asks_for_fresh_credentials() -> None:
     error = classify_xero_response(401, {}, body)
     assert error.error_class is ErrorClass.AUTH
     assert "TokenExpired" in error.message
-    assert error.error_class.retryable and pause_seconds(error) is None
+    assert retryable(error.error_class) and pause_seconds(error) is None
 
 
 def test_a_xero_403_is_a_configuration_problem_that_pauses_the_tenant() -> None:
     error = classify_xero_response(403, {}, json.dumps({"Detail": "AuthenticationUnsuccessful"}))
     assert error.error_class is ErrorClass.CONFIGURATION
     assert "AuthenticationUnsuccessful" in error.message
-    assert not error.error_class.retryable
+    assert not retryable(error.error_class)
     assert pause_seconds(error) == CONFIGURATION_PAUSE
 
 
@@ -111,7 +110,7 @@ def test_xero_validation_errors_keep_every_element_message_verbatim_in_order() -
         "Invoice # must be unique.",
         "Second — ünïcode",
     ]
-    assert not error.error_class.retryable and error.error_class.counts_as_attempt
+    assert not retryable(error.error_class) and counts_as_attempt(error.error_class)
 
 
 def test_a_xero_400_without_elements_falls_back_to_its_message_and_then_its_text() -> None:
@@ -157,7 +156,7 @@ def test_cin7_server_errors_are_transient_and_bad_requests_permanent() -> None:
 
 
 def test_only_day_limits_and_configuration_problems_pause_a_tenant() -> None:
-    pausing = {c for c in ErrorClass if c.pauses_tenant}
+    pausing = {c for c in ErrorClass if pauses_tenant(c)}
     assert pausing == {ErrorClass.DAY_LIMIT, ErrorClass.CONFIGURATION}
     for error_class in ErrorClass:
         if error_class not in pausing:
@@ -166,8 +165,8 @@ def test_only_day_limits_and_configuration_problems_pause_a_tenant() -> None:
 
 def test_mapping_conflict_and_poison_are_permanent_and_counted() -> None:
     for error_class in (ErrorClass.MAPPING, ErrorClass.CONFLICT, ErrorClass.POISON, ErrorClass.VALIDATION):
-        assert not error_class.retryable
-        assert error_class.counts_as_attempt
+        assert not retryable(error_class)
+        assert counts_as_attempt(error_class)
 
 
 # --- the Xero client acting on the table (real HTTP, real SDK, the stand-in) ---------------------

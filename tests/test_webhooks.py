@@ -24,18 +24,14 @@ from typer.testing import CliRunner
 from pipeline.context import TenantContext, tenant_context
 from pipeline.ledger.models import CustomerRecord, SaleRecord, SaleState, WebhookEvent
 from pipeline.runtime import reload_runtime
+from pipeline.source.cin7core.events import HANDLED_EVENT_TYPES
+from pipeline.source.cin7core.webhooks import Cin7WebhooksClient, register_webhooks
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import generate
-from pipeline.webhooks.server import (
-    DEDUPE_WINDOW_SECONDS,
-    HANDLED_EVENT_TYPES,
-    Cin7WebhooksClient,
-    WebhookServer,
-    parse_event,
-    process_event,
-    register_webhooks,
-    resend_unsent_events,
-)
+from pipeline.webhooks.events import parse_event
+from pipeline.webhooks.inbox import DEDUPE_WINDOW_SECONDS, resend_unsent_events
+from pipeline.webhooks.process import process_event
+from pipeline.webhooks.server import WebhookServer
 
 TOKEN = "tok-" + "x" * 40
 USER = "cin7"

@@ -27,7 +27,8 @@ def serve(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve `POST /webhooks/cin7` and `GET /healthz` until SIGINT/SIGTERM."""
-    from pipeline.webhooks.server import HEALTH_PATH, WebhookServer, auth_configured
+    from pipeline.source.cin7core.webhooks import auth_configured
+    from pipeline.webhooks.server import HEALTH_PATH, WebhookServer
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -61,7 +62,7 @@ def register(
     force: Annotated[bool, typer.Option(help="Update every subscription even when it looks unchanged.")] = False,
 ) -> None:
     """Create or update the Cin7 subscriptions for the event types we handle (idempotent)."""
-    from pipeline.webhooks.server import register_webhooks
+    from pipeline.source.cin7core.webhooks import register_webhooks
 
     settings = get_settings()
     try:

@@ -52,6 +52,7 @@ from pipeline.ledger.models import (
 )
 from pipeline.ledger.ops import insert_ignore
 from pipeline.operations import alerts
+from pipeline.policy import pauses_tenant, retryable
 from pipeline.xero.client import xero_string_literal
 
 log = logging.getLogger(__name__)
@@ -711,7 +712,7 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
             ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)) if body else []
         )
     except SyncError as refused:
-        if refused.error_class.retryable or refused.error_class.pauses_tenant:
+        if retryable(refused.error_class) or pauses_tenant(refused.error_class):
             raise
         # Refused as a whole, for good: every contact in the call keeps the reason and waits for its
         # customer's next change, rather than costing a call at every sweep and never settling.

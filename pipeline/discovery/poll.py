@@ -1,4 +1,4 @@
-"""Cin7 -> ledger: find changed sales, read their detail, and record one row per invoice.
+"""Discovery: poll Cin7 for changed sales and customers, and record them in the ledger before any fetch.
 
 The ledger is written and committed before anything is enqueued; a message lost after the commit is
 found again by the sweep (pipeline.recovery.sweep), never by trusting the broker.
@@ -12,23 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mappings import Cin7Sale, Cin7SaleListRow, content_hash, parse_cin7_datetime
+from mappings import Cin7SaleListRow, parse_cin7_datetime
 from pipeline.context import TenantContext
-from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import (
     CustomerRecord,
-    DocumentState,
     PollCursor,
     SaleRecord,
     SaleState,
-    SyncDocument,
     utcnow,
 )
-from pipeline.ledger.ops import dialect_insert, insert_ignore
+from pipeline.ledger.ops import insert_ignore
 
 log = logging.getLogger(__name__)
 
@@ -211,220 +207,8 @@ def mark_sales_enqueued(session: Session, tenant_pk: int, sale_ids: Sequence[str
         record.enqueued_at = utcnow()
 
 
-def _invoice_source(detail: dict[str, Any], invoice: dict[str, Any], customer: dict[str, Any] | None) -> str:
-    """Hash of everything the invoice's mapping reads: header, this invoice, and the customer's terms."""
-    header_keys = (
-        "CustomerID",
-        "Customer",
-        "CustomerReference",
-        "TaxCalculation",
-        "TaxRule",
-        "Terms",
-        "CustomerCurrency",
-        "BaseCurrency",
-        "CurrencyRate",
-    )
-    order = detail.get("Order") or {}
-    return content_hash(
-        {
-            "header": {key: detail.get(key) for key in header_keys},
-            "order_number": order.get("SaleOrderNumber"),
-            "invoice": invoice,
-            "customer_terms": (customer or {}).get("PaymentTerm"),
-            "customer_revenue_account": (customer or {}).get("RevenueAccount"),
-        }
-    )
-
-
-@dataclass(frozen=True)
-class FetchedInvoice:
-    """One invoice of a fetched sale, as the ledger has it after the fetch."""
-
-    doc_id: int
-    number: str | None
-    state: str  # `pending` when it needs (re)mapping
-
-    @property
-    def needs_map(self) -> bool:
-        """The invoice is new or changed (or still unmapped): map it."""
-        return self.state == DocumentState.PENDING
-
-
-def fetch_sale(ctx: TenantContext, sale_id: str) -> list[FetchedInvoice]:
-    """Read one sale's detail and record its invoices; return every invoice of the sale and its state.
-
-    One ledger transaction in the usual case: the customer's snapshot is read, and the sale row and
-    its invoice rows written, together. Only a customer missing from the bulk snapshot needs a Cin7
-    call, made outside any transaction before the rows are written.
-    """
-    sale_id = sale_id.lower()
-    detail = ctx.cin7.get_sale(sale_id)
-    try:
-        sale = Cin7Sale.model_validate(detail)
-    except ValidationError as exc:
-        raise SyncError(ErrorClass.MAPPING, f"Cin7 sale {sale_id} does not parse: {exc}", api="cin7") from exc
-    with ctx.sessions() as session, session.begin():
-        customer_row = _customer_snapshot(session, ctx.tenant_pk, sale.customer_id)
-        if customer_row is not None or not sale.customer_id:
-            return record_fetched_sale(session, ctx.tenant_pk, sale_id, detail, sale, customer_row)
-    # Not in the bulk snapshot yet (created since the last customer poll): one call, then cached.
-    customer_row = ctx.cin7.get_customer(sale.customer_id)
-    with ctx.sessions() as session, session.begin():
-        if customer_row is not None:
-            store_customers(session, ctx.tenant_pk, [customer_row])
-        return record_fetched_sale(session, ctx.tenant_pk, sale_id, detail, sale, customer_row)
-
-
-def _customer_snapshot(session: Session, tenant_pk: int, customer_id: str | None) -> dict[str, Any] | None:
-    snapshot = session.scalar(
-        select(CustomerRecord.snapshot).where(
-            CustomerRecord.tenant_id == tenant_pk, CustomerRecord.customer_id == (customer_id or "")
-        )
-    )
-    return dict(snapshot) if snapshot is not None else None
-
-
-# Built once per backend: building an upsert per sale costs more CPU than executing it.
-_SALE_SET = ("snapshot", "fetched_updated", "fetched_at", "state", "last_error", "updated_at")
-_statements: dict[tuple[str, str, bool], Any] = {}
-
-
-def _sale_upsert(session: Session, *, keep_order_number: bool) -> Any:
-    """INSERT the sale row, or on conflict update what a fetch learns (and the order number, unless
-    the detail had no Order block: then the one saleList gave stays)."""
-    key = (session.get_bind().dialect.name, "sale", keep_order_number)
-    statement = _statements.get(key)
-    if statement is None:
-        insert = dialect_insert(session, SaleRecord)
-        columns = _SALE_SET if keep_order_number else (*_SALE_SET, "order_number")
-        statement = _statements[key] = insert.on_conflict_do_update(
-            index_elements=["tenant_id", "sale_id"], set_={column: insert.excluded[column] for column in columns}
-        )
-    return statement
-
-
-def _document_insert(session: Session) -> Any:
-    """INSERT invoice rows that are new; RETURNING says which (one multi-row statement for many)."""
-    key = (session.get_bind().dialect.name, "document", False)
-    statement = _statements.get(key)
-    if statement is None:
-        statement = _statements[key] = (
-            dialect_insert(session, SyncDocument)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "sale_id", "task_id"])
-            .returning(SyncDocument.task_id, SyncDocument.id)
-        )
-    return statement
-
-
-def record_fetched_sale(
-    session: Session,
-    tenant_pk: int,
-    sale_id: str,
-    detail: dict[str, Any],
-    sale: Cin7Sale,
-    customer_row: dict[str, Any] | None,
-) -> list[FetchedInvoice]:
-    """Store the sale's detail snapshot and one row per invoice; return each invoice and its state."""
-    now = utcnow()
-    sale_values: dict[str, Any] = {
-        "tenant_id": tenant_pk,
-        "sale_id": sale_id,
-        "discovered_at": now,
-        "attempts": 0,
-        "source": "cin7core",
-        "snapshot": detail,
-        "fetched_updated": sale.last_modified_on,
-        "fetched_at": now,
-        "state": SaleState.FETCHED.value,
-        "last_error": None,
-        "updated_at": now,
-        "order_number": sale.order.sale_order_number if sale.order is not None else None,
-    }
-    # One statement for the sale row, new or not; it locks the row as SELECT ... FOR UPDATE did.
-    session.execute(_sale_upsert(session, keep_order_number=sale.order is None), sale_values)
-    raw_invoices = {str(inv.get("TaskID", "")).lower(): inv for inv in detail.get("Invoices") or []}
-    # By task id; a task id listed twice is recorded as its last version, as one row.
-    versions: dict[str, dict[str, Any]] = {}
-    for invoice in sale.invoices:
-        if not invoice.task_id:
-            continue
-        versions[invoice.task_id] = {
-            "document_number": invoice.invoice_number,
-            "customer_id": sale.customer_id,
-            "cin7_status": str(invoice.status) if invoice.status is not None else None,
-            "cin7_modified_at": sale.last_modified_on,
-            "source_hash": _invoice_source(detail, raw_invoices.get(invoice.task_id, {}), customer_row),
-        }
-    if not versions:
-        return []
-    # New invoices are inserted as they end up (pending, to be mapped) and come back from RETURNING;
-    # only invoices the ledger already had need reading (locked) and comparing.
-    inserted = session.execute(
-        _document_insert(session),
-        [
-            {
-                "tenant_id": tenant_pk,
-                "kind": "invoice",
-                "sale_id": sale.id,
-                "task_id": task_id,
-                **version,
-                "state": DocumentState.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": None,
-                "enqueued_at": now,
-                "discovered_at": now,
-                "updated_at": now,
-                "write_uncertain": False,
-            }
-            for task_id, version in versions.items()
-        ],
-    )
-    fetched = {
-        task_id: FetchedInvoice(int(doc_id), versions[task_id]["document_number"], DocumentState.PENDING.value)
-        for task_id, doc_id in inserted
-    }
-    existing = [task_id for task_id in versions if task_id not in fetched]
-    if existing:
-        for doc in session.scalars(
-            select(SyncDocument)
-            .where(
-                SyncDocument.tenant_id == tenant_pk,
-                SyncDocument.kind == "invoice",
-                SyncDocument.sale_id == sale.id,
-                SyncDocument.task_id.in_(existing),
-            )
-            .with_for_update()
-        ):
-            fetched[doc.task_id] = _update_document(doc, **versions[doc.task_id])
-    return [fetched[task_id] for task_id in versions if task_id in fetched]
-
-
-def _update_document(
-    doc: SyncDocument,
-    *,
-    document_number: str | None,
-    customer_id: str | None,
-    cin7_status: str | None,
-    cin7_modified_at: datetime | None,
-    source_hash: str,
-) -> FetchedInvoice:
-    """Record a new read of an invoice the ledger has; its state is `pending` when it needs (re)mapping."""
-    doc.document_number = document_number
-    doc.customer_id = customer_id
-    doc.cin7_status = cin7_status
-    doc.cin7_modified_at = cin7_modified_at
-    if doc.source_hash == source_hash and doc.state != DocumentState.PENDING:
-        return FetchedInvoice(doc.id, doc.document_number, str(doc.state))
-    changed = doc.source_hash != source_hash
-    doc.source_hash = source_hash
-    if doc.state == DocumentState.WRITING:
-        # The writer notices the newer source when it finishes (mapped_source_hash differs).
-        return FetchedInvoice(doc.id, doc.document_number, str(doc.state))
-    if changed:
-        # A new version starts afresh; the same one read again keeps counting the mappings that
-        # died (without Redis that count is this column, and a redelivered fetch maps it again).
-        doc.attempts = 0
-    doc.state = DocumentState.PENDING
-    doc.next_attempt_at = None
-    doc.enqueued_at = utcnow()
-    return FetchedInvoice(doc.id, doc.document_number, str(doc.state))
+def poll_changes(ctx: TenantContext) -> dict[str, Any]:
+    """What a poll message does: customers first (sales map with them), then sales, one fetch each."""
+    customers = poll_customers(ctx)
+    result = poll_sales(ctx)
+    return {"customers": customers, "listed": result.listed, "changed": len(result.changed_sale_ids)}

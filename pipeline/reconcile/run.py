@@ -675,7 +675,7 @@ def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterator[list[str]]
 
 
 def _writer_busy(ctx: TenantContext) -> bool:
-    from pipeline.writer.write import ready_count
+    from pipeline.writer.claim import ready_count
 
     if ready_count(ctx) > 0:
         return True

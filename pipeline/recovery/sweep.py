@@ -14,8 +14,10 @@ from datetime import timedelta
 
 import redis
 from redis.typing import EncodableT, FieldT
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
+from pipeline import app
+from pipeline.app import TaskName
 from pipeline.contacts.resolve import push_backlog
 from pipeline.context import (
     USAGE_BASE_PREFIX,
@@ -29,8 +31,10 @@ from pipeline.context import (
 )
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, Tenant, utcnow
-from pipeline.recovery.deadletters import record_dead_letter
-from pipeline.writer.write import paused_for
+from pipeline.operations.pauses import paused_for
+from pipeline.recovery.deadletters import mirror_dead_letter_queue, record_dead_letter
+from pipeline.webhooks.inbox import resend_unsent_events
+from pipeline.writer.claim import release_due_retries
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +54,6 @@ class SweepResult:
     # Contact details or numbers Xero still lacks (e.g. a customer edited in Cin7 with no new
     # invoice): only a writer sends them, so the sweep wakes one.
     contacts_to_push: int = 0
-
-
-def release_due_retries(ctx: TenantContext) -> int:
-    """Documents whose retry time has come go back to `ready`."""
-    with ctx.sessions() as session, session.begin():
-        result = session.execute(
-            update(SyncDocument)
-            .where(
-                SyncDocument.tenant_id == ctx.tenant_pk,
-                SyncDocument.state == DocumentState.RETRY,
-                SyncDocument.next_attempt_at <= utcnow(),
-            )
-            .values(state=DocumentState.READY, next_attempt_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
 
 
 # Xero forgets a refresh token unused for 60 days; warn with ten days to spare.
@@ -218,3 +206,28 @@ def sweep(ctx: TenantContext) -> SweepResult:
             result.reclaimed,
         )
     return result
+
+
+def sweep_message(ctx: TenantContext) -> dict[str, int]:
+    """What a sweep message does: heal the ledger, re-send what it found, mirror the dead letters."""
+    result = sweep(ctx)
+    for sale_id in result.sales:
+        app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+    for doc_id in result.to_map:
+        app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, doc_id)
+    if result.to_write or result.released or result.contacts_to_push:
+        app.send(TaskName.WRITE_DOCUMENT, ctx.tenant_key, result.to_write[0] if result.to_write else None)
+    unsent_events = resend_unsent_events(ctx)
+    for event_id in unsent_events:
+        app.send(TaskName.WEBHOOK_EVENT, ctx.tenant_key, event_id)
+    with ctx.sessions() as session:
+        open_letters = mirror_dead_letter_queue(session, ctx.tenant_pk)
+    return {
+        "sales": len(result.sales),
+        "map": len(result.to_map),
+        "write": len(result.to_write),
+        "contacts_to_push": result.contacts_to_push,
+        "reclaimed": result.reclaimed,
+        "webhook_events": len(unsent_events),
+        "dead_letters": open_letters,
+    }

@@ -130,8 +130,8 @@ def in_process(
     def capture(task: Any, *args: Any, countdown: float | None = None) -> None:
         state.sent.append(Sent(str(task), args, countdown))
 
-    for module in (pipeline.app, tasks.sync):
-        monkeypatch.setattr(module, "send", capture)
+    # Every stage enqueues through pipeline.app.send: one patch catches every message.
+    monkeypatch.setattr(pipeline.app, "send", capture)
     tasks.sync.poll.run(state.ctx.tenant_key)
     try:
         yield state

@@ -17,7 +17,7 @@ from xero_python.api_client.serializer import serialize
 from mappings import Cin7Customer, Cin7Sale, canonical_json, load_rules, map_invoice
 from pipeline.ledger.models import DocumentState, SyncDocument
 from pipeline.standins.generator import format_timestamp, generate
-from pipeline.writer.write import split_by_size
+from pipeline.writer.batches import split_by_size
 from pipeline.xero.client import to_sdk
 from tests.pipeline.conftest import Pipeline
 

@@ -13,7 +13,9 @@ import pytest
 import tasks.sync
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import DocumentState
-from pipeline.writer import write as documents
+from pipeline.mapping import document
+from pipeline.operations.pauses import TenantPaused
+from pipeline.policy import MAX_COUNTDOWN_SECONDS
 from tests.pipeline.inprocess import MAX_ATTEMPTS, InProcess, WorkerDied, die, first_sale
 
 pytestmark = pytest.mark.pipeline
@@ -49,13 +51,13 @@ def test_a_retryable_failure_while_mapping_goes_on_as_a_map_message_with_a_count
     def unavailable(*_args: Any, **_kwargs: Any) -> bool:
         raise SyncError(ErrorClass.TRANSIENT, "Xero's chart of accounts could not be read", api="xero", retry_after=2)
 
-    monkeypatch.setattr(documents, "map_document", unavailable)
+    monkeypatch.setattr(document, "map_document", unavailable)
     result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, first_sale(inproc))
 
     assert set(result["invoices"].values()) == {"retry"}
     maps = [m for m in inproc.sent if m.task == "cin7xero.map_document"]
     assert len(maps) == len(result["invoices"])
-    assert all(m.countdown is not None and 2 <= m.countdown <= tasks.sync.MAX_COUNTDOWN_SECONDS for m in maps)
+    assert all(m.countdown is not None and 2 <= m.countdown <= MAX_COUNTDOWN_SECONDS for m in maps)
     assert inproc.messages("cin7xero.write_document") == []
     assert inproc.letters() == []
     assert all(doc.state == DocumentState.PENDING for doc in inproc.documents())
@@ -66,9 +68,9 @@ def test_a_tenant_pause_while_mapping_waits_without_counting(
     inproc: InProcess, monkeypatch: pytest.MonkeyPatch, pause: float, sends: bool
 ) -> None:
     def paused(*_args: Any, **_kwargs: Any) -> bool:
-        raise documents.TenantPaused("tenant paused (day limit); mapping waits", retry_after=pause)
+        raise TenantPaused("tenant paused (day limit); mapping waits", retry_after=pause)
 
-    monkeypatch.setattr(documents, "map_document", paused)
+    monkeypatch.setattr(document, "map_document", paused)
     sale_id = first_sale(inproc)
     for _ in range(MAX_ATTEMPTS + 2):
         result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)
@@ -91,7 +93,7 @@ def test_a_mapping_that_keeps_killing_the_fetch_worker_becomes_a_poison_dead_let
     sale_id = first_sale(inproc)
     died = 0
     with monkeypatch.context() as patched:
-        patched.setattr(documents, "map_document", die)
+        patched.setattr(document, "map_document", die)
         while True:
             try:
                 result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)

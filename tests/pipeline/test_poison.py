@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import select
 
 import tasks.sync
-from pipeline.discovery import poll as discovery
+from pipeline.discovery import fetch
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState
-from pipeline.writer import write as documents
+from pipeline.mapping import document
+from pipeline.operations.pauses import TenantPaused
 from tests.pipeline.inprocess import MAX_ATTEMPTS, InProcess, deliver, die, first_sale
 
 pytestmark = pytest.mark.pipeline
@@ -27,11 +28,11 @@ def test_a_sale_whose_fetch_keeps_killing_workers_becomes_a_poison_dead_letter(
 ) -> None:
     sale_id = first_sale(inproc)
     with monkeypatch.context() as patched:
-        patched.setattr(discovery, "fetch_sale", die)
+        patched.setattr(fetch, "fetch_sale", die)
         for _ in range(MAX_ATTEMPTS):
             assert not deliver(tasks.sync.fetch_sale.run, inproc.ctx.tenant_key, sale_id)
     calls: list[str] = []
-    monkeypatch.setattr(discovery, "fetch_sale", lambda _ctx, sid: calls.append(sid) or [])
+    monkeypatch.setattr(fetch, "fetch_sale", lambda _ctx, sid: calls.append(sid) or [])
     assert deliver(tasks.sync.fetch_sale.run, inproc.ctx.tenant_key, sale_id)
 
     assert calls == []  # the poison delivery does not try again
@@ -47,7 +48,7 @@ def test_a_sale_whose_fetch_keeps_killing_workers_becomes_a_poison_dead_letter(
 def test_a_finished_fetch_resets_its_sales_count(inproc: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     sale_id = first_sale(inproc)
     with monkeypatch.context() as patched:
-        patched.setattr(discovery, "fetch_sale", die)
+        patched.setattr(fetch, "fetch_sale", die)
         for _ in range(MAX_ATTEMPTS - 1):
             assert not deliver(tasks.sync.fetch_sale.run, inproc.ctx.tenant_key, sale_id)
     assert inproc.redis_count("sale", sale_id) == (MAX_ATTEMPTS - 1 if inproc.uses_redis else 0)
@@ -58,7 +59,7 @@ def test_a_finished_fetch_resets_its_sales_count(inproc: InProcess, monkeypatch:
 
 def _fetched_document(p: InProcess, monkeypatch: pytest.MonkeyPatch) -> int:
     """Fetch the first sale without mapping it; return its first pending document."""
-    fetched = discovery.fetch_sale(p.ctx, first_sale(p))
+    fetched = fetch.fetch_sale(p.ctx, first_sale(p))
     assert fetched and fetched[0].needs_map
     return fetched[0].doc_id
 
@@ -68,7 +69,7 @@ def test_a_document_whose_mapping_keeps_killing_workers_becomes_a_poison_dead_le
 ) -> None:
     doc_id = _fetched_document(inproc, monkeypatch)
     with monkeypatch.context() as patched:
-        patched.setattr(documents, "map_document", die)
+        patched.setattr(document, "map_document", die)
         for _ in range(MAX_ATTEMPTS):
             assert not deliver(tasks.sync.map_document.run, inproc.ctx.tenant_key, doc_id)
         assert tasks.sync.map_document.run(inproc.ctx.tenant_key, doc_id) is False
@@ -85,10 +86,10 @@ def test_deliveries_that_only_waited_for_a_tenant_pause_do_not_count(
     doc_id = _fetched_document(inproc, monkeypatch)
 
     def paused(*_args: Any, **_kwargs: Any) -> bool:
-        raise documents.TenantPaused("tenant paused (day limit); mapping waits", retry_after=30.0)
+        raise TenantPaused("tenant paused (day limit); mapping waits", retry_after=30.0)
 
     with monkeypatch.context() as patched:
-        patched.setattr(documents, "map_document", paused)
+        patched.setattr(document, "map_document", paused)
         for _ in range(MAX_ATTEMPTS + 3):
             assert tasks.sync.map_document.run(inproc.ctx.tenant_key, doc_id) is False
     assert inproc.letters() == []
@@ -98,7 +99,7 @@ def test_deliveries_that_only_waited_for_a_tenant_pause_do_not_count(
 
     # ...while deliveries that died still do, and a finished map resets them.
     with monkeypatch.context() as patched:
-        patched.setattr(documents, "map_document", die)
+        patched.setattr(document, "map_document", die)
         for _ in range(MAX_ATTEMPTS - 1):
             assert not deliver(tasks.sync.map_document.run, inproc.ctx.tenant_key, doc_id)
     if inproc.uses_redis:

@@ -1,0 +1,93 @@
+"""The document-kind interface, written from what the mapping stage and the writer call today.
+
+The ledger's natural key is (tenant, source, kind, parent document id, document id); everything a
+stage does differently for an invoice, a credit note or a bill goes through these methods, so that a
+new kind is one module, not edits across the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from mappings import Cin7Customer, Cin7Sale, InvoiceAction, MappingRules
+from pipeline.xero.client import ElementResult, XeroClient
+
+
+@dataclass(frozen=True)
+class MappedDocument:
+    """What the mapping decided for one document: the action, and the payload when one is sent."""
+
+    action: InvoiceAction
+    payload: dict[str, Any] | None
+    # The document's Cin7 status as the mapping read it (VOIDED when it vanished from its parent).
+    cin7_status: str
+
+
+class DocumentKind(Protocol):
+    """One kind of Cin7 document and the Xero document it becomes."""
+
+    #: The ledger's `kind` value.
+    name: str
+    #: Xero's name for the collection, e.g. "Invoices" (request envelopes, log lines).
+    collection: str
+    #: The field that carries the Xero id in a payload, e.g. "InvoiceID".
+    id_field: str
+
+    def plan(
+        self,
+        sale: Cin7Sale,
+        task_id: str,
+        *,
+        cin7_status: str | None,
+        customer: Cin7Customer | None,
+        rules: MappingRules,
+        valid_accounts: frozenset[str] | None,
+        synced: bool,
+        xero_status: str | None,
+        synced_hash: str | None,
+    ) -> MappedDocument:
+        """Map the document and decide the action (raises mappings.MappingError naming the problem)."""
+        ...
+
+    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
+        """The payload that voids or deletes the Xero document."""
+        ...
+
+    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
+        """The planned update or void, checked again against the document as Xero holds it now."""
+        ...
+
+    def create(self, xero: XeroClient, body: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """Create many in one call (PUT: a retry never makes a second one)."""
+        ...
+
+    def update(self, xero: XeroClient, body: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """Update, void or delete many in one call."""
+        ...
+
+    def find_by_numbers(self, xero: XeroClient, numbers: Sequence[str]) -> list[dict[str, Any]]:
+        """Xero's documents of this kind with these numbers: the lookup after a lost answer."""
+        ...
+
+    def find_by_ids(self, xero: XeroClient, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Xero's documents of this kind with these ids, as they are now."""
+        ...
+
+    def number(self, data: dict[str, Any]) -> str | None:
+        """The document number in a Xero payload or answer."""
+        ...
+
+    def xero_id(self, data: dict[str, Any]) -> str | None:
+        """The Xero id in an answer."""
+        ...
+
+    def adoptable(self, found: dict[str, Any], contact_id: str | None) -> bool:
+        """A Xero document with our number is ours (same type and contact): adopt it, do not create."""
+        ...
+
+    def totals(self, data: dict[str, Any]) -> dict[str, Decimal]:
+        """The totals reconciliation compares (and the ledger keeps) for a Xero document."""
+        ...

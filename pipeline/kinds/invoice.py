@@ -1,0 +1,121 @@
+"""The sale invoice: a Cin7 Core sale invoice becomes one Xero ACCREC invoice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from mappings import (
+    Cin7Customer,
+    Cin7InvoiceStatus,
+    Cin7Sale,
+    InvoiceAction,
+    MappingRules,
+    XeroInvoiceStatus,
+    content_hash,
+    decide_invoice_action,
+    map_invoice,
+    recheck_invoice_action,
+    void_payload,
+)
+from pipeline.kinds.base import MappedDocument
+from pipeline.xero.client import ElementResult, XeroClient
+
+TOTAL_FIELDS = ("SubTotal", "TotalTax", "Total")
+
+
+def _xero_status(value: str | None) -> XeroInvoiceStatus | None:
+    try:
+        return XeroInvoiceStatus(str(value).upper()) if value else None
+    except ValueError:
+        return None
+
+
+class InvoiceKind:
+    """Sale invoices (`Invoices[]` of a Cin7 sale, keyed by TaskID) as Xero ACCREC invoices."""
+
+    name = "invoice"
+    collection = "Invoices"
+    id_field = "InvoiceID"
+
+    def plan(
+        self,
+        sale: Cin7Sale,
+        task_id: str,
+        *,
+        cin7_status: str | None,
+        customer: Cin7Customer | None,
+        rules: MappingRules,
+        valid_accounts: frozenset[str] | None,
+        synced: bool,
+        xero_status: str | None,
+        synced_hash: str | None,
+    ) -> MappedDocument:
+        """Map the invoice (when Cin7 has it authorised or paid) and decide create/update/void/skip."""
+        invoice = sale.invoice_by_task_id(task_id)
+        # An invoice gone from its sale (Cin7 "Undo") counts as voided.
+        status = "VOIDED" if invoice is None else (cin7_status or "NOT AVAILABLE")
+        payload: dict[str, Any] | None = None
+        if invoice is not None and Cin7InvoiceStatus.parse(status) in (
+            Cin7InvoiceStatus.AUTHORISED,
+            Cin7InvoiceStatus.PAID,
+        ):
+            payload = map_invoice(
+                sale, invoice, customer=customer, rules=rules, valid_accounts=valid_accounts
+            ).to_json()
+        action = decide_invoice_action(
+            status,
+            synced=synced,
+            xero_status=_xero_status(xero_status),
+            xero_amount_paid=None,
+            content_changed=payload is not None and content_hash(payload) != synced_hash,
+        )
+        return MappedDocument(action, payload, status)
+
+    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
+        """Only InvoiceID, InvoiceNumber and the new Status."""
+        return void_payload(xero_id, number, action).to_json()
+
+    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
+        """Paid or credited in Xero since the mapping: a conflict; voided there already: nothing to do."""
+        paid = Decimal(str(current.get("AmountPaid") or 0)) + Decimal(str(current.get("AmountCredited") or 0))
+        return recheck_invoice_action(action, _xero_status(current.get("Status")), paid)
+
+    def create(self, xero: XeroClient, body: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """`PUT /Invoices`."""
+        return xero.create_invoices(body, idempotency_key)
+
+    def update(self, xero: XeroClient, body: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """`POST /Invoices`."""
+        return xero.update_invoices(body, idempotency_key)
+
+    def find_by_numbers(self, xero: XeroClient, numbers: Sequence[str]) -> list[dict[str, Any]]:
+        """Our invoices only: an ACCPAY bill may carry the same number."""
+        return [inv for inv in xero.get_invoices(numbers=numbers) if str(inv.get("Type", "")).upper() == "ACCREC"]
+
+    def find_by_ids(self, xero: XeroClient, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """`GET /Invoices?IDs=`."""
+        return xero.get_invoices(ids=ids)
+
+    def number(self, data: dict[str, Any]) -> str | None:
+        """`InvoiceNumber`."""
+        value = data.get("InvoiceNumber")
+        return str(value) if value else None
+
+    def xero_id(self, data: dict[str, Any]) -> str | None:
+        """`InvoiceID`."""
+        value = data.get(self.id_field)
+        return str(value) if value else None
+
+    def adoptable(self, found: dict[str, Any], contact_id: str | None) -> bool:
+        """An existing Xero invoice with our number is ours if it is an ACCREC for the same contact."""
+        contact = (found.get("Contact") or {}).get("ContactID")
+        return str(found.get("Type", "ACCREC")).upper() == "ACCREC" and (contact_id is None or contact == contact_id)
+
+    def totals(self, data: dict[str, Any]) -> dict[str, Decimal]:
+        """SubTotal, TotalTax and Total."""
+        return {key: Decimal(str(data.get(key) or 0)) for key in TOTAL_FIELDS}
+
+
+INVOICE = InvoiceKind()

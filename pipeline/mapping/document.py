@@ -1,0 +1,121 @@
+"""Map one pending ledger document to its Xero payload and decide what the write will do.
+
+The mapping itself is pure (`mappings/`); this reads the snapshot and the customer from the ledger,
+asks the document's kind to map it, and records the payload, its hash and the action on the row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from mappings import (
+    Cin7Customer,
+    Cin7Sale,
+    InvoiceAction,
+    MappingError,
+    XeroInvoiceStatus,
+    content_hash,
+)
+from pipeline.context import TenantContext
+from pipeline.errors import ErrorClass
+from pipeline.kinds import kind_of
+from pipeline.ledger.models import (
+    CustomerRecord,
+    DocumentState,
+    SaleRecord,
+    SyncDocument,
+    utcnow,
+)
+from pipeline.mapping.accounts import valid_account_codes
+from pipeline.recovery.deadletters import record_dead_letter, resolve_dead_letters
+
+
+def map_document(ctx: TenantContext, doc_id: int) -> bool:
+    """Map one pending document to its Xero payload; True when it is now ready to write."""
+    accounts = valid_account_codes(ctx)
+    with ctx.sessions() as session, session.begin():
+        doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
+        if doc is None or doc.state != DocumentState.PENDING:
+            return False  # a duplicate message, or already handled
+        sale_record = session.scalar(
+            select(SaleRecord).where(SaleRecord.tenant_id == doc.tenant_id, SaleRecord.sale_id == doc.sale_id)
+        )
+        if sale_record is None or sale_record.snapshot is None:
+            return False
+        sale = Cin7Sale.model_validate(sale_record.snapshot)
+        customer_record = session.scalar(
+            select(CustomerRecord).where(
+                CustomerRecord.tenant_id == doc.tenant_id, CustomerRecord.customer_id == (sale.customer_id or "")
+            )
+        )
+        customer = Cin7Customer.model_validate(customer_record.snapshot) if customer_record else None
+        kind = kind_of(doc.kind)
+        try:
+            mapped = kind.plan(
+                sale,
+                doc.task_id,
+                cin7_status=doc.cin7_status,
+                customer=customer,
+                rules=ctx.rules,
+                valid_accounts=accounts,
+                synced=doc.xero_id is not None,
+                xero_status=doc.xero_status,
+                synced_hash=doc.synced_hash,
+            )
+        except MappingError as exc:
+            doc.attempts += 1
+            record_dead_letter(
+                session,
+                doc,
+                stage="map",
+                error_class=ErrorClass.MAPPING,
+                messages=[p.message for p in exc.problems],
+                payload=None,
+            )
+            doc.mapped_source_hash = doc.source_hash
+            return False
+        cin7_status = mapped.cin7_status
+        if cin7_status != (doc.cin7_status or "NOT AVAILABLE"):
+            # The invoice disappeared from the sale (Cin7 "Undo"): it is recorded as voided.
+            doc.cin7_status = cin7_status
+        action = mapped.action
+        payload = mapped.payload
+        payload_hash = content_hash(payload) if payload is not None else None
+        doc.mapped_source_hash = doc.source_hash
+        doc.error_class = None
+        # The map task counted this delivery in `attempts` to catch messages that kill workers; the
+        # mapping finished, so the write starts its own count from zero.
+        doc.attempts = 0
+        match action:
+            case InvoiceAction.SKIP:
+                doc.state = DocumentState.IGNORED
+                doc.action = None
+                # e.g. a dead-lettered invoice that was then voided in Cin7: nothing needs a person now.
+                resolve_dead_letters(session, doc)
+                return False
+            case InvoiceAction.NOTHING:
+                doc.state = (
+                    DocumentState.VOIDED
+                    if doc.xero_status in (XeroInvoiceStatus.VOIDED, XeroInvoiceStatus.DELETED)
+                    else DocumentState.SYNCED
+                )
+                doc.action = None
+                return False
+            case InvoiceAction.CONFLICT:
+                doc.state = DocumentState.CONFLICT
+                doc.error_class = ErrorClass.CONFLICT.value
+                doc.last_error = f"Xero invoice is {doc.xero_status}; the Cin7 change ({cin7_status}) was not applied"
+                return False
+            case InvoiceAction.CREATE | InvoiceAction.UPDATE:
+                assert payload is not None and payload_hash is not None
+                doc.payload = payload
+                doc.payload_hash = payload_hash
+                doc.action = action.value
+            case InvoiceAction.VOID | InvoiceAction.DELETE:
+                assert doc.xero_id is not None
+                doc.payload = kind.void_payload(doc.xero_id, doc.document_number or "", action)
+                doc.payload_hash = content_hash(doc.payload)
+                doc.action = action.value
+        doc.state = DocumentState.READY
+        doc.enqueued_at = utcnow()
+        return True

@@ -1,0 +1,28 @@
+"""Cin7 Core's webhook event types: the ones the sync subscribes to and acts on."""
+
+from __future__ import annotations
+
+import re
+
+SALE_EVENT_TYPES: tuple[str, ...] = (
+    "Sale/OrderAuthorised",
+    "Sale/InvoiceAuthorised",
+    "Sale/CreditNoteAuthorised",
+    "Sale/Voided",
+    "Sale/Undo",
+    "Sale/PartialPaymentReceived",
+    "Sale/FullPaymentReceived",
+)
+
+
+CUSTOMER_EVENT_TYPES: tuple[str, ...] = ("Customer/Updated",)
+
+
+# What `register` subscribes to, and what the task acts on; everything else is recorded as ignored.
+HANDLED_EVENT_TYPES: tuple[str, ...] = SALE_EVENT_TYPES + CUSTOMER_EVENT_TYPES
+
+
+def normalise_event_type(value: str) -> str:
+    """Loose form of an event type: case-, space- and spelling-insensitive (`Authorized` == `Authorised`)."""
+    lowered = re.sub(r"[\s_\-.]", "", value.strip().lower())
+    return lowered.replace("authorized", "authorised")

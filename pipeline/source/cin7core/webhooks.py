@@ -1,0 +1,222 @@
+"""Cin7 Core's webhook API, and the registrar that creates, updates or reactivates our subscriptions.
+
+Running it again changes nothing: each subscription is compared with what we want first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+
+from pipeline.errors import ErrorClass, SyncError, classify_cin7_response, transport_error
+from pipeline.ratelimit import limiter_for
+from pipeline.settings import Settings
+from pipeline.source.cin7core.events import HANDLED_EVENT_TYPES, normalise_event_type
+
+
+def auth_configured(settings: Settings) -> bool:
+    """True when a bearer token or a basic user and password is configured."""
+    token = settings.cin7_webhook_token.get_secret_value()
+    return bool(token) or bool(settings.cin7_webhook_user and settings.cin7_webhook_password.get_secret_value())
+
+
+class Cin7WebhooksClient:
+    """Cin7's `webhooks` endpoint (GET/POST/PUT), with the same auth headers and throttle handling as Cin7Client."""
+
+    def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
+        self._settings = settings
+        self._base = settings.cin7_api_url.rstrip("/")
+        self._session = session or requests.Session()
+        self._session.headers.update(
+            {
+                "api-auth-accountid": settings.cin7_account_id,
+                "api-auth-applicationkey": settings.cin7_application_key.get_secret_value(),
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
+        )
+        self._limiter = limiter_for(settings.redis_url)
+        self._limit_key = f"cin7:{settings.cin7_account_id}"
+
+    def _call(self, method: str, body: Mapping[str, Any] | None = None) -> Any:
+        attempts = 0
+        while True:
+            # Registration shares the per-application 60 calls a minute with the running sync.
+            self._limiter.acquire(
+                self._limit_key,
+                self._settings.cin7_calls_per_minute,
+                60.0,
+                burst=self._settings.cin7_burst_calls,
+            )
+            try:
+                response = self._session.request(
+                    method, f"{self._base}/webhooks", data=json.dumps(body) if body else None, timeout=(5, 60)
+                )
+            except requests.RequestException as exc:
+                raise transport_error("cin7", exc) from exc
+            error = self._error_for(response)
+            if error is None:
+                return response.json() if response.content else None
+            if error.error_class is ErrorClass.RATE_LIMITED and attempts < self._settings.cin7_max_throttle_retries:
+                attempts += 1
+                time.sleep(error.retry_after or self._settings.cin7_throttle_wait_seconds)
+                continue
+            raise error
+
+    def _error_for(self, response: requests.Response) -> SyncError | None:
+        wait = self._settings.cin7_throttle_wait_seconds
+        if response.status_code != 200:
+            return classify_cin7_response(response.status_code, response.content, throttle_wait=wait)
+        if "json" not in response.headers.get("Content-Type", "").lower():
+            return SyncError(ErrorClass.VALIDATION, f"Cin7 returned non-JSON for {response.url}", api="cin7")
+        body = response.json()
+        if isinstance(body, list) and body and isinstance(body[0], dict) and "ErrorCode" in body[0]:
+            return classify_cin7_response(200, response.content, throttle_wait=wait)
+        if isinstance(body, dict) and "ErrorCode" in body and "Exception" in body:
+            return classify_cin7_response(200, response.content, throttle_wait=wait)
+        return None
+
+    @staticmethod
+    def _hooks(body: Any) -> list[dict[str, Any]]:
+        hooks = body.get("Webhooks") if isinstance(body, dict) else body
+        return [dict(h) for h in hooks or [] if isinstance(h, dict)]
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every webhook subscription of the account."""
+        return self._hooks(self._call("GET"))
+
+    def create(self, hook: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a new subscription; returns it as Cin7 stored it."""
+        created = self._hooks(self._call("POST", hook))
+        return created[0] if created else dict(hook)
+
+    def update(self, hook: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT a subscription (by its `ID`); returns it as Cin7 stored it."""
+        updated = self._hooks(self._call("PUT", hook))
+        return updated[0] if updated else dict(hook)
+
+
+RegistrationAction = Literal["created", "updated", "reactivated", "unchanged", "failed", "inactive (not ours)"]
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """One row of what `register` did."""
+
+    event_type: str
+    action: RegistrationAction
+    webhook_id: str | None
+    url: str
+    detail: str = ""
+
+
+def desired_subscription(settings: Settings, event_type: str, url: str) -> dict[str, Any]:
+    """The subscription we want for one event type: bearer auth when a token is set, else basic."""
+    hook: dict[str, Any] = {
+        "Type": event_type,
+        "Name": f"cin7xero {event_type}",
+        "IsActive": True,
+        "ExternalURL": url,
+        "ExternalHeaders": [],
+    }
+    token = settings.cin7_webhook_token.get_secret_value()
+    if token:
+        hook.update(
+            ExternalAuthorizationType="bearerauth",
+            ExternalBearerToken=token,
+            ExternalUserName=None,
+            ExternalPassword=None,
+        )
+    else:
+        hook.update(
+            ExternalAuthorizationType="basicauth",
+            ExternalUserName=settings.cin7_webhook_user,
+            ExternalPassword=settings.cin7_webhook_password.get_secret_value(),
+            ExternalBearerToken=None,
+        )
+    return hook
+
+
+def _same_url(a: Any, b: str) -> bool:
+    return isinstance(a, str) and a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+
+
+def _secret_differs(current: Any, wanted: Any) -> bool:
+    # Cin7 may mask stored secrets when listing; only a value we can read counts as different.
+    if current in (None, "") or (isinstance(current, str) and set(current) <= {"*"}):
+        return False
+    return bool(current != wanted)
+
+
+def _differences(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    changed: list[str] = []
+    if str(current.get("ExternalAuthorizationType") or "").lower() != wanted["ExternalAuthorizationType"]:
+        changed.append("ExternalAuthorizationType")
+    if wanted["ExternalAuthorizationType"] == "bearerauth":
+        if _secret_differs(current.get("ExternalBearerToken"), wanted["ExternalBearerToken"]):
+            changed.append("ExternalBearerToken")
+    else:
+        if (current.get("ExternalUserName") or "") != wanted["ExternalUserName"]:
+            changed.append("ExternalUserName")
+        if _secret_differs(current.get("ExternalPassword"), wanted["ExternalPassword"]):
+            changed.append("ExternalPassword")
+    if current.get("ExternalURL") != wanted["ExternalURL"]:
+        changed.append("ExternalURL")
+    return changed
+
+
+def register_webhooks(
+    settings: Settings,
+    url: str,
+    *,
+    client: Cin7WebhooksClient | None = None,
+    event_types: Iterable[str] = HANDLED_EVENT_TYPES,
+    force: bool = False,
+) -> list[RegistrationResult]:
+    """Create or update our subscriptions (one per handled type, pointing at `url`); idempotent.
+
+    An existing subscription is ours when its type matches (loosely) and its URL is `url`. A
+    deactivated one (Cin7 gives up after 6 failed deliveries) is reactivated. Inactive
+    subscriptions of other URLs for the same types are reported, not touched.
+    """
+    if not auth_configured(settings):
+        raise ValueError("set CIN7_WEBHOOK_TOKEN (or CIN7_WEBHOOK_USER and CIN7_WEBHOOK_PASSWORD) before registering")
+    client = client or Cin7WebhooksClient(settings)
+    existing = client.list()
+    results: list[RegistrationResult] = []
+    for event_type in event_types:
+        wanted = desired_subscription(settings, event_type, url)
+        same_type = [
+            h for h in existing if normalise_event_type(str(h.get("Type") or "")) == normalise_event_type(event_type)
+        ]
+        ours = [h for h in same_type if _same_url(h.get("ExternalURL"), url)]
+        for other in same_type:
+            if other not in ours and other.get("IsActive") is False:
+                results.append(
+                    RegistrationResult(
+                        event_type, "inactive (not ours)", other.get("ID"), str(other.get("ExternalURL"))
+                    )
+                )
+        try:
+            if not ours:
+                created = client.create(wanted)
+                results.append(RegistrationResult(event_type, "created", created.get("ID"), url))
+                continue
+            current = ours[0]
+            inactive = current.get("IsActive") is False
+            changed = _differences(current, wanted)
+            if not inactive and not changed and not force:
+                results.append(RegistrationResult(event_type, "unchanged", current.get("ID"), url))
+                continue
+            client.update({**current, **wanted, "ID": current.get("ID"), "Name": current.get("Name") or wanted["Name"]})
+            action: RegistrationAction = "reactivated" if inactive else "updated"
+            detail = "was deactivated by Cin7" if inactive else ", ".join(changed) or "forced"
+            results.append(RegistrationResult(event_type, action, current.get("ID"), url, detail))
+        except SyncError as exc:
+            results.append(RegistrationResult(event_type, "failed", None, url, exc.message))
+    return results
