@@ -9,7 +9,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
-from pipeline.reconcile.run import parse_day, run_reconciliation
+from pipeline.reconcile.run import run_reconciliation
+from pipeline.reconcile.window import parse_day
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from mappings import Cin7Sale
+from pipeline.reconcile.compare import compare, split_cin7, summarise, total_differences
 from pipeline.reconcile.report import build_report, render_csv, render_html, write_report_files
-from pipeline.reconcile.run import (
+from pipeline.reconcile.rows import (
     Cin7Elsewhere,
     Cin7InvoiceRow,
     Finding,
@@ -23,15 +24,11 @@ from pipeline.reconcile.run import (
     LedgerView,
     XeroInvoiceRow,
     cin7_invoice_rows,
-    compare,
     number_shape,
     parse_xero_date,
-    resolve_window,
-    split_cin7,
-    summarise,
-    total_differences,
     xero_invoice_row,
 )
+from pipeline.reconcile.window import resolve_window
 
 D = Decimal
 CUSTOMER = "c0000000-0000-0000-0000-000000000001"

@@ -12,17 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.reconcile.compare import compare, summarise
 from pipeline.reconcile.report import build_report, write_report_files
-from pipeline.reconcile.run import (
-    Cin7InvoiceRow,
-    Finding,
-    Kind,
-    LedgerDoc,
-    LedgerView,
-    XeroInvoiceRow,
-    compare,
-    summarise,
-)
+from pipeline.reconcile.rows import Cin7InvoiceRow, Finding, Kind, LedgerDoc, LedgerView, XeroInvoiceRow
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\"> O'Brien & Sons"

@@ -18,7 +18,7 @@ console = Console()
 
 
 def _day(value: str | None, option: str) -> date | None:
-    from pipeline.reconcile.run import parse_day
+    from pipeline.reconcile.window import parse_day
 
     try:
         return parse_day(value)
@@ -44,7 +44,8 @@ def reconcile(
 ) -> None:
     """Compare every Cin7 sale invoice dated in the window with Xero; write an HTML, CSV and JSON report."""
     from pipeline.context import tenant_context
-    from pipeline.reconcile.run import KIND_LABELS, Kind, run_reconciliation
+    from pipeline.reconcile.rows import KIND_LABELS, Kind
+    from pipeline.reconcile.run import run_reconciliation
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     first, last = _day(since, "--since"), _day(until, "--until")

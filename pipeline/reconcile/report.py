@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.reconcile.run import KIND_LABELS
+from pipeline.reconcile.rows import KIND_LABELS
 
 REPORT_FILES = {"html": "report.html", "csv": "report.csv", "json": "report.json"}
 

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from pipeline.app import TaskName, send
 from pipeline.cli.reconcile import reconcile as reconcile_command
 from pipeline.ledger.models import AlertState, DocumentState, ReconciliationRun
-from pipeline.reconcile.run import Finding, ReconcileResult, run_reconciliation
+from pipeline.reconcile.rows import Finding
+from pipeline.reconcile.run import ReconcileResult, run_reconciliation
 from pipeline.standins.generator import InvoiceExpectation, edit_invoice, void_invoice
 from tests.pipeline.conftest import Pipeline
 

@@ -1,0 +1,319 @@
+"""The pure comparison of Cin7's invoices with Xero's: findings and their summary, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pipeline.ledger.models import (
+    DocumentState,
+)
+from pipeline.reconcile.rows import (
+    CENT,
+    CIN7_COMPARED,
+    CIN7_LIVE,
+    HEALABLE_STATES,
+    IN_FLIGHT,
+    ROUNDING_TOLERANCE,
+    Cin7Elsewhere,
+    Cin7InvoiceRow,
+    Finding,
+    Kind,
+    LedgerDoc,
+    LedgerView,
+    XeroInvoiceRow,
+    normalise_number,
+    number_shape,
+)
+
+# An invoice can be dated after the sale was last touched (a forward-dated invoice): the saleList pass
+# starts this much before the window so that such sales are still read.
+FORWARD_DATED_MARGIN = timedelta(days=31)
+
+
+def in_window(day: date | None, start: date, end: date) -> bool:
+    """`start <= day < end` (end exclusive)."""
+    return day is not None and start <= day < end
+
+
+def split_cin7(rows: Iterable[Cin7InvoiceRow], start: date, end: date) -> tuple[list[Cin7InvoiceRow], Cin7Elsewhere]:
+    """Compared invoices (AUTHORISED/PAID/VOIDED dated in the window) and the rest, which only make numbers known."""
+    compared: list[Cin7InvoiceRow] = []
+    numbers: set[str] = set()
+    tasks: set[tuple[str, str]] = set()
+    for row in rows:
+        if row.status in CIN7_COMPARED and in_window(row.date, start, end):
+            compared.append(row)
+        else:
+            if row.number:
+                numbers.add(normalise_number(row.number))
+            tasks.add((row.sale_id, row.task_id))
+    return compared, Cin7Elsewhere(frozenset(numbers), frozenset(tasks))
+
+
+def total_differences(cin7: Cin7InvoiceRow, xero: XeroInvoiceRow) -> dict[str, Decimal]:
+    """Xero minus Cin7, to the cent, for each of SubTotal/TotalTax/Total that differs."""
+    differences = {}
+    for name, ours, theirs in (
+        ("SubTotal", cin7.subtotal, xero.subtotal),
+        ("TotalTax", cin7.tax, xero.tax),
+        ("Total", cin7.total, xero.total),
+    ):
+        difference = (theirs - ours).quantize(CENT)
+        if difference != 0:
+            differences[name] = difference
+    return differences
+
+
+def _fmt_differences(differences: Mapping[str, Decimal]) -> str:
+    return ", ".join(f"{name} {value:+}" for name, value in differences.items())
+
+
+def _known(doc: LedgerDoc | None, sale_id: str, ledger: LedgerView) -> str | None:
+    if doc is not None and doc.dead_letter_id is not None:
+        return f"dead letter {doc.dead_letter_id}"
+    if doc is not None and doc.state == DocumentState.DEAD.value:
+        return "dead letter (closed without retry)"
+    if sale_id in ledger.dead_sales:
+        return f"dead letter {ledger.dead_sales[sale_id]}"
+    if doc is not None and doc.state in IN_FLIGHT:
+        return f"sync in progress ({doc.state})"
+    return None
+
+
+def _healable(doc: LedgerDoc | None, known: str | None) -> bool:
+    """The sync can fix it: nothing dead or in flight, and the ledger believes the row is done."""
+    if known is not None:
+        return False
+    return doc is None or doc.state in HEALABLE_STATES
+
+
+def compare(
+    cin7: Sequence[Cin7InvoiceRow],
+    xero: Sequence[XeroInvoiceRow],
+    ledger: LedgerView,
+    *,
+    xero_outside: Sequence[XeroInvoiceRow] = (),
+    cin7_elsewhere: Cin7Elsewhere | None = None,
+    shapes: Collection[str] | None = None,
+) -> list[Finding]:
+    """Every discrepancy between Cin7's invoices in the window and Xero's.
+
+    `cin7`: Cin7 invoices dated in the window (AUTHORISED, PAID, VOIDED). `xero`: Xero ACCREC invoices
+    dated in the window. `xero_outside`: Xero invoices found for those Cin7 invoices outside the window
+    (by number or ledger link); they are compared but never reported as unknown. `cin7_elsewhere`: Cin7
+    invoices not compared (other dates, drafts), so that a Xero invoice carrying one is not "unknown".
+    `shapes`: shapes of Cin7's invoice numbers (default: those of `cin7`) - a Xero invoice whose number
+    has one of them, or which the ledger links, carries our reference.
+    """
+    elsewhere = cin7_elsewhere or Cin7Elsewhere()
+    known_shapes = set(shapes) if shapes is not None else {number_shape(row.number) for row in cin7 if row.number}
+    findings: list[Finding] = []
+    by_id: dict[str, XeroInvoiceRow] = {}
+    for row in [*xero, *xero_outside]:
+        by_id.setdefault(row.invoice_id, row)
+    by_number: dict[str, list[XeroInvoiceRow]] = {}
+    for row in by_id.values():
+        if row.number:
+            by_number.setdefault(normalise_number(row.number), []).append(row)
+    linked = ledger.by_xero_id()
+    cin7_by_number = {normalise_number(row.number): row for row in cin7 if row.number}
+    claimed: set[str] = set()
+
+    # The same number twice in Xero, when the number is ours (Xero's own numbering is not our business).
+    duplicate_numbers: set[str] = set()
+    for number, rows in by_number.items():
+        ours = (
+            number in cin7_by_number
+            or number in elsewhere.numbers
+            or number_shape(rows[0].number) in known_shapes
+            or any(row.invoice_id in linked for row in rows)
+        )
+        if len(rows) < 2 or not ours:
+            continue
+        duplicate_numbers.add(number)
+        owner = cin7_by_number.get(number)
+        doc = ledger.documents.get((owner.sale_id, owner.task_id)) if owner else None
+        findings.append(
+            Finding(
+                Kind.DUPLICATE,
+                f"invoice number {rows[0].number} is used by {len(rows)} Xero invoices",
+                cin7=owner,
+                xero=tuple(sorted(rows, key=lambda r: r.invoice_id)),
+                doc_id=doc.doc_id if doc else None,
+            )
+        )
+
+    for invoice in cin7:
+        doc = ledger.documents.get((invoice.sale_id, invoice.task_id))
+        number = normalise_number(invoice.number)
+        candidates: dict[str, XeroInvoiceRow] = {row.invoice_id: row for row in by_number.get(number, [])}
+        linked_row = by_id.get(doc.xero_id.lower()) if doc is not None and doc.xero_id else None
+        if linked_row is not None:
+            candidates[linked_row.invoice_id] = linked_row
+        claimed.update(candidates)
+        doc_id = doc.doc_id if doc else None
+        if len(candidates) > 1 and number not in duplicate_numbers:
+            findings.append(
+                Finding(
+                    Kind.DUPLICATE,
+                    f"{len(candidates)} Xero invoices belong to Cin7 invoice {invoice.number} "
+                    "(one by its number, one by the ledger's link)",
+                    cin7=invoice,
+                    xero=tuple(sorted(candidates.values(), key=lambda r: r.invoice_id)),
+                    doc_id=doc_id,
+                )
+            )
+        # The one to compare: the ledger's link, else a live one with the number.
+        primary = linked_row or next(
+            iter(sorted(candidates.values(), key=lambda r: (not r.live, r.invoice_id))),
+            None,
+        )
+        known = _known(doc, invoice.sale_id, ledger)
+        if primary is None:
+            if invoice.status in CIN7_LIVE:
+                findings.append(
+                    Finding(
+                        Kind.MISSING_IN_XERO,
+                        f"Cin7 invoice {invoice.number} ({invoice.status}) has no Xero invoice"
+                        + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
+                        cin7=invoice,
+                        known=known,
+                        healable=_healable(doc, known),
+                        doc_id=doc_id,
+                    )
+                )
+            continue
+        findings.extend(_compare_pair(invoice, primary, doc, known, ledger))
+
+    # Xero invoices carrying our reference that no Cin7 invoice accounts for.
+    all_cin7_numbers = set(cin7_by_number) | set(elsewhere.numbers)
+    all_cin7_tasks = {(row.sale_id, row.task_id) for row in cin7} | set(elsewhere.tasks)
+    for row in xero:
+        if row.invoice_id in claimed or not row.live:
+            continue
+        doc = linked.get(row.invoice_id)
+        if doc is not None and (doc.sale_id, doc.task_id) in all_cin7_tasks:
+            continue
+        if row.number and normalise_number(row.number) in all_cin7_numbers:
+            continue
+        ours = doc is not None or (bool(row.number) and number_shape(row.number) in known_shapes)
+        if not ours:
+            continue
+        reason = "the ledger links it to a Cin7 invoice that no longer exists" if doc else "it has a Cin7 number"
+        findings.append(
+            Finding(
+                Kind.UNKNOWN_IN_XERO,
+                f"Xero invoice {row.number or row.invoice_id} ({row.status}) is unknown to Cin7; {reason}",
+                xero=(row,),
+                doc_id=doc.doc_id if doc else None,
+            )
+        )
+    return findings
+
+
+def _compare_pair(
+    invoice: Cin7InvoiceRow, xero: XeroInvoiceRow, doc: LedgerDoc | None, known: str | None, ledger: LedgerView
+) -> list[Finding]:
+    findings: list[Finding] = []
+    doc_id = doc.doc_id if doc else None
+    differences = total_differences(invoice, xero)
+    conflict = doc is not None and doc.state == DocumentState.CONFLICT.value
+    if invoice.status == "VOIDED":
+        if xero.live:
+            paid_note = " and paid/credited there" if xero.paid else ""
+            findings.append(
+                Finding(
+                    Kind.STATUS,
+                    f"voided in Cin7 but {xero.status} in Xero{paid_note}",
+                    cin7=invoice,
+                    xero=(xero,),
+                    known=known,
+                    healable=not xero.paid and not conflict and _healable(doc, known),
+                    doc_id=doc_id,
+                )
+            )
+        return findings
+    if not xero.live:
+        findings.append(
+            Finding(
+                Kind.STATUS,
+                f"{invoice.status} in Cin7 but {xero.status} in Xero",
+                cin7=invoice,
+                xero=(xero,),
+                difference=differences,
+                known=known,
+                doc_id=doc_id,
+            )
+        )
+        return findings
+    if conflict or (differences and xero.paid):
+        what = f"totals differ ({_fmt_differences(differences)})" if differences else "changed"
+        findings.append(
+            Finding(
+                Kind.STATUS,
+                f"paid in Xero ({xero.status}, {xero.amount_paid} paid/credited) but {what} in Cin7; "
+                "the sync does not change paid invoices",
+                cin7=invoice,
+                xero=(xero,),
+                difference=differences,
+                known="ledger conflict" if conflict else known,
+                doc_id=doc_id,
+            )
+        )
+    elif differences:
+        rounding = all(abs(value) <= ROUNDING_TOLERANCE for value in differences.values())
+        findings.append(
+            Finding(
+                Kind.ROUNDING if rounding else Kind.MISMATCH,
+                f"{'rounding' if rounding else 'totals'} differ: {_fmt_differences(differences)} (Xero - Cin7)",
+                cin7=invoice,
+                xero=(xero,),
+                difference=differences,
+                known=known,
+                healable=not rounding and doc is not None and doc.state == DocumentState.SYNCED.value,
+                doc_id=doc_id,
+            )
+        )
+    if invoice.date is not None and xero.date is not None and invoice.date != xero.date:
+        findings.append(
+            Finding(
+                Kind.DATE,
+                f"dated {invoice.date.isoformat()} in Cin7 but {xero.date.isoformat()} in Xero",
+                cin7=invoice,
+                xero=(xero,),
+                known=known,
+                healable=not xero.paid and doc is not None and doc.state == DocumentState.SYNCED.value,
+                doc_id=doc_id,
+            )
+        )
+    link = ledger.contact_links.get((invoice.customer_id or "").lower())
+    if link is not None and xero.contact_id is not None and link.lower() != xero.contact_id:
+        findings.append(
+            Finding(
+                Kind.CONTACT,
+                f"Xero invoice is on contact {xero.contact_name or xero.contact_id} ({xero.contact_id}); "
+                f"the ledger links Cin7 customer {invoice.customer} to Xero contact {link}",
+                cin7=invoice,
+                xero=(xero,),
+                known=known,
+                doc_id=doc_id,
+            )
+        )
+    return findings
+
+
+def summarise(findings: Sequence[Finding]) -> dict[str, Any]:
+    """Counts per kind (every kind present, zeros included) and of known/healable/healed findings."""
+    counts = {kind.value: 0 for kind in Kind}
+    for finding in findings:
+        counts[finding.kind.value] += 1
+    return {
+        "total": len(findings),
+        "counts": counts,
+        "known": sum(1 for f in findings if f.known),
+        "healable": sum(1 for f in findings if f.healable),
+        "healed": sum(1 for f in findings if f.healed),
+    }

@@ -1,0 +1,235 @@
+"""Gathering both sides: Xero's invoices in pages (yielding to sync writes), Cin7's sales, the ledger's view."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from mappings import Cin7Sale, Cin7SaleListRow
+from pipeline.context import TenantContext
+from pipeline.errors import SyncError
+from pipeline.ledger.models import (
+    ContactLink,
+    DeadLetter,
+    SaleRecord,
+    SaleState,
+    SyncDocument,
+    Tenant,
+    utcnow,
+)
+from pipeline.reconcile.compare import FORWARD_DATED_MARGIN
+from pipeline.reconcile.rows import (
+    Cin7InvoiceRow,
+    LedgerDoc,
+    LedgerView,
+    XeroInvoiceRow,
+    cin7_invoice_rows,
+    normalise_number,
+    xero_invoice_row,
+)
+from pipeline.reconcile.window import Window
+
+XERO_PAGE_SIZE = 1000
+
+
+# Ledger IN (...) lists are chunked below PostgreSQL's comfortable parameter counts.
+_IN_CHUNK = 500
+
+
+def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
+def _writer_busy(ctx: TenantContext) -> bool:
+    from pipeline.writer.claim import ready_count
+
+    if ready_count(ctx) > 0:
+        return True
+    with ctx.sessions() as session:
+        tenant = session.get(Tenant, ctx.tenant_pk)
+        until = tenant.write_lease_until if tenant is not None else None
+    return until is not None and until > utcnow()
+
+
+def yield_to_writers(ctx: TenantContext, max_wait: float, *, interval: float = 0.5) -> float:
+    """Wait (at most `max_wait` seconds) while the sync has writes queued or a writer holds the lease.
+
+    Reconciliation reads share Xero's per-tenant minute with the writer; a report can be late, an
+    invoice should not be. Returns the seconds waited.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < max_wait and _writer_busy(ctx):
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
+def read_xero_window(ctx: TenantContext, window: Window, *, yield_seconds: float) -> list[XeroInvoiceRow]:
+    """Every ACCREC invoice dated in the window, a page of 1000 at a time."""
+    rows: list[XeroInvoiceRow] = []
+    page = 1
+    where = window.xero_where()
+    while True:
+        yield_to_writers(ctx, yield_seconds)
+        batch = ctx.xero.get_invoices(where=where, page=page)
+        rows.extend(xero_invoice_row(data) for data in batch if str(data.get("Type", "ACCREC")).upper() == "ACCREC")
+        if len(batch) < XERO_PAGE_SIZE:
+            return rows
+        page += 1
+
+
+@dataclass
+class Cin7Read:
+    """What one pass over Cin7 produced."""
+
+    rows: list[Cin7InvoiceRow] = field(default_factory=list)
+    sales_read: set[str] = field(default_factory=set)
+    listed: int = 0
+    fetched: int = 0
+    from_snapshot: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def read_cin7_window(ctx: TenantContext, window: Window) -> Cin7Read:
+    """Every invoice of every sale updated since shortly before the window.
+
+    One saleList pass; a sale's detail comes from the ledger's snapshot when the listed `Updated` is
+    the one the ledger last fetched, and from `sale?ID=` otherwise. Nothing is written to the ledger:
+    the sync's own poll decides what to re-fetch.
+    """
+    result = Cin7Read()
+    since = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC) - FORWARD_DATED_MARGIN
+    for page in ctx.cin7.iter_sale_pages(since):
+        listed: dict[str, Cin7SaleListRow] = {}
+        for raw in page:
+            try:
+                row = Cin7SaleListRow.model_validate(raw)
+            except ValidationError as exc:
+                result.errors.append(f"unreadable saleList row {raw.get('SaleID')}: {exc.errors()[0]['msg']}")
+                continue
+            listed[row.sale_id] = row
+        result.listed += len(listed)
+        with ctx.sessions() as session:
+            records = {
+                record.sale_id: record
+                for record in session.scalars(
+                    select(SaleRecord).where(
+                        SaleRecord.tenant_id == ctx.tenant_pk, SaleRecord.sale_id.in_(list(listed))
+                    )
+                )
+            }
+        for sale_id, row in listed.items():
+            record = records.get(sale_id)
+            detail: dict[str, Any] | None = None
+            if (
+                record is not None
+                and record.snapshot is not None
+                and record.state == SaleState.FETCHED
+                and row.updated is not None
+                and record.listed_updated == row.updated
+            ):
+                detail = dict(record.snapshot)
+                result.from_snapshot += 1
+            else:
+                try:
+                    detail = ctx.cin7.get_sale(sale_id)
+                except SyncError as error:
+                    result.errors.append(f"Cin7 sale {sale_id} ({row.order_number}) could not be read: {error.message}")
+                    continue
+                result.fetched += 1
+            try:
+                sale = Cin7Sale.model_validate(detail)
+            except ValidationError as exc:
+                result.errors.append(f"Cin7 sale {sale_id} does not parse: {exc.errors()[0]['msg']}")
+                continue
+            result.sales_read.add(sale.id)
+            result.rows.extend(cin7_invoice_rows(sale))
+    return result
+
+
+def load_ledger_view(
+    ctx: TenantContext,
+    sale_ids: Collection[str],
+    xero_ids: Collection[str],
+    numbers: Collection[str],
+    customer_ids: Collection[str] = (),
+) -> LedgerView:
+    """Ledger documents of these sales, or linked to these Xero invoices, or with these numbers; open
+    dead letters; and the contact links of these customers (and of the documents' customers)."""
+    view = LedgerView()
+    docs: dict[int, SyncDocument] = {}
+    with ctx.sessions() as session:
+        base = select(SyncDocument).where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.kind == "invoice")
+        for chunk in _chunks(sorted(sale_ids)):
+            docs.update({d.id: d for d in session.scalars(base.where(SyncDocument.sale_id.in_(chunk)))})
+        for chunk in _chunks(sorted(xero_ids)):
+            docs.update({d.id: d for d in session.scalars(base.where(SyncDocument.xero_id.in_(chunk)))})
+        for chunk in _chunks(sorted(numbers)):
+            docs.update({d.id: d for d in session.scalars(base.where(SyncDocument.document_number.in_(chunk)))})
+        letters: dict[int, int] = {}
+        dead_sales: dict[str, int] = {}
+        for letter in session.scalars(
+            select(DeadLetter).where(DeadLetter.tenant_id == ctx.tenant_pk, DeadLetter.resolved_at.is_(None))
+        ):
+            if letter.document_id is not None:
+                letters[letter.document_id] = letter.id
+            elif letter.sale_id:
+                dead_sales[letter.sale_id.lower()] = letter.id
+        customers = {c.lower() for c in customer_ids} | {d.customer_id.lower() for d in docs.values() if d.customer_id}
+        for chunk in _chunks(sorted(customers)):
+            for link in session.scalars(
+                select(ContactLink).where(
+                    ContactLink.tenant_id == ctx.tenant_pk, ContactLink.cin7_customer_id.in_(chunk)
+                )
+            ):
+                view.contact_links[link.cin7_customer_id.lower()] = link.xero_contact_id.lower()
+    for doc in docs.values():
+        view.documents[(doc.sale_id.lower(), doc.task_id.lower())] = LedgerDoc(
+            doc_id=doc.id,
+            sale_id=doc.sale_id.lower(),
+            task_id=doc.task_id.lower(),
+            number=doc.document_number,
+            state=str(doc.state),
+            xero_id=doc.xero_id.lower() if doc.xero_id else None,
+            dead_letter_id=letters.get(doc.id),
+        )
+    view.dead_sales = dead_sales
+    return view
+
+
+def lookup_outside(
+    ctx: TenantContext,
+    cin7: Sequence[Cin7InvoiceRow],
+    xero: Sequence[XeroInvoiceRow],
+    ledger: LedgerView,
+    *,
+    yield_seconds: float,
+) -> list[XeroInvoiceRow]:
+    """Xero invoices outside the window for Cin7 invoices the window's read did not find."""
+    seen_numbers = {normalise_number(row.number) for row in xero if row.number}
+    seen_ids = {row.invoice_id for row in xero}
+    numbers: list[str] = []
+    ids: list[str] = []
+    for invoice in cin7:
+        doc = ledger.documents.get((invoice.sale_id, invoice.task_id))
+        if doc is not None and doc.xero_id and doc.xero_id not in seen_ids:
+            ids.append(doc.xero_id)
+        if invoice.number and normalise_number(invoice.number) not in seen_numbers:
+            numbers.append(invoice.number)
+    found: dict[str, XeroInvoiceRow] = {}
+    for values, key in ((sorted(set(numbers)), "numbers"), (sorted(set(ids)), "ids")):
+        for chunk in _chunks(values, 40):
+            yield_to_writers(ctx, yield_seconds)
+            invoices = ctx.xero.get_invoices(numbers=chunk) if key == "numbers" else ctx.xero.get_invoices(ids=chunk)
+            for data in invoices:
+                if str(data.get("Type", "ACCREC")).upper() != "ACCREC":
+                    continue
+                row = xero_invoice_row(data)
+                found[row.invoice_id] = row
+    return [row for row in found.values() if row.invoice_id not in seen_ids]
