@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
-from pipeline.operations.alerts import flush_alerts
+from pipeline.operations.alert_flush import flush_alerts
 
 
 # Safe to redeliver: what is due was claimed in the ledger before sending, so a second run finds

@@ -21,7 +21,8 @@ from sqlalchemy import select, update
 from pipeline.context import TenantContext, tenant_context
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import AlertState, DeadLetter, utcnow
-from pipeline.operations.alerts import flush_alerts, note_problem, note_recovery
+from pipeline.operations.alert_flush import flush_alerts
+from pipeline.operations.alerts import note_problem, note_recovery
 from pipeline.runtime import reload_runtime
 
 WINDOW = 600.0

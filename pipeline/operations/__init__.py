@@ -1,0 +1,1 @@
+"""Running it: alerts, tenant pauses and the status an operator reads."""

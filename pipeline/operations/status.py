@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipeline.contacts.resolve import push_backlog
+from pipeline.contacts.push import push_backlog
 from pipeline.context import (
     TenantContext,
     UsageCounts,

@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 
 from pipeline import app
 from pipeline.app import TaskName
-from pipeline.contacts.resolve import push_backlog
+from pipeline.contacts.push import push_backlog
 from pipeline.context import (
     USAGE_BASE_PREFIX,
     TenantContext,

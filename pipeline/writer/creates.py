@@ -16,11 +16,8 @@ from mappings import (
     InvoiceAction,
     normalise_name,
 )
-from pipeline.contacts.resolve import (
-    ContactResult,
-    InlineContact,
-    link_inline,
-)
+from pipeline.contacts.inline import InlineContact, link_inline
+from pipeline.contacts.resolve import ContactResult
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
 from pipeline.idempotency import idempotency_key
@@ -199,7 +196,8 @@ def _adopt_found(
 
 def _link_named_contact(ctx: TenantContext, doc: SyncDocument, contact: dict[str, Any]) -> str | None:
     """Link the document's customer to the contact its invoice is on, if that contact has the name
-    the create sent and is no other customer's; its ContactID, or None."""
+    the create sent and is no other customer's; its ContactID, or None.
+    """
     if not (doc.customer_id and doc.inline_contact_name and contact.get("ContactID")):
         return None
     if normalise_name(str(contact.get("Name") or "")) != normalise_name(doc.inline_contact_name):

@@ -19,13 +19,8 @@ from mappings import (
 )
 from pipeline import app
 from pipeline.app import TaskName
-from pipeline.contacts.resolve import (
-    PUSH_BATCH,
-    ContactResult,
-    ensure_contacts,
-    push_backlog,
-    push_contacts,
-)
+from pipeline.contacts.push import PUSH_BATCH, push_backlog, push_contacts
+from pipeline.contacts.resolve import ContactResult, ensure_contacts
 from pipeline.context import TenantContext
 from pipeline.errors import SyncError
 from pipeline.kinds import DocumentKind, kind_of

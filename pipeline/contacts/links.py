@@ -1,0 +1,35 @@
+"""The ledger's links from Cin7 customers to Xero contacts: writing them (the first writer wins) and the
+hash of the customer a link records, which tells a push whether the customer changed since.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from mappings import Cin7Customer, content_hash
+from pipeline.context import TenantContext
+from pipeline.ledger.models import ContactLink
+from pipeline.ledger.ops import insert_ignore
+
+
+def customer_source_hash(customer: Cin7Customer) -> str:
+    """The hash of the customer as Cin7 has it, recorded on its link when made and when pushed."""
+    return content_hash(customer.model_dump(mode="json"))
+
+
+def insert_links(ctx: TenantContext, rows: list[dict[str, Any]], contact_ids: dict[str, str]) -> None:
+    """Insert these links unless the customer has one; `contact_ids` gets each customer's ContactID."""
+    if not rows:
+        return
+    with ctx.sessions() as session, session.begin():
+        insert_ignore(session, ContactLink, rows, ["tenant_id", "cin7_customer_id"])
+        # Re-read: if another worker linked the same customer first, its link wins everywhere.
+        for link in session.scalars(
+            select(ContactLink).where(
+                ContactLink.tenant_id == ctx.tenant_pk,
+                ContactLink.cin7_customer_id.in_([row["cin7_customer_id"] for row in rows]),
+            )
+        ):
+            contact_ids[link.cin7_customer_id] = link.xero_contact_id

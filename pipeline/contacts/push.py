@@ -1,0 +1,219 @@
+"""Pushes: what an invoice could not carry, sent in batches of 50 when the invoice queue is quiet.
+
+Contacts we created get every detail (ContactNumber included), and again whenever Cin7 changes the
+customer; adopted contacts get our ContactNumber only, their details are the bookkeeper's.
+`push_backlog` says how many links wait and for how long.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import and_, case, func, or_, select
+
+from mappings import Cin7Customer, MappingError, map_contact, normalise_name
+from pipeline.contacts.cache import cache_contacts
+from pipeline.contacts.links import customer_source_hash
+from pipeline.context import TenantContext
+from pipeline.errors import ErrorClass, SyncError
+from pipeline.idempotency import idempotency_key
+from pipeline.ledger.models import ContactLink, CustomerRecord, XeroContactCache, utcnow
+from pipeline.operations import alerts
+from pipeline.policy import pauses_tenant, retryable
+
+log = logging.getLogger(__name__)
+
+CREATED_KINDS = ("created", "created_inline")
+PUSH_BATCH = 50
+
+
+@dataclass
+class PushOutcome:
+    """What one push round did."""
+
+    pushed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+
+
+def _push_filter(ctx: TenantContext) -> Any:
+    # Never pushed, or a contact we created whose Cin7 customer changed since (LastModifiedOn moved).
+    return and_(
+        ContactLink.tenant_id == ctx.tenant_pk,
+        or_(
+            ContactLink.pushed_at.is_(None),
+            and_(
+                ContactLink.linked_by.in_(CREATED_KINDS),
+                CustomerRecord.last_modified_on.is_not(None),
+                or_(
+                    ContactLink.pushed_modified_on.is_(None),
+                    CustomerRecord.last_modified_on != ContactLink.pushed_modified_on,
+                ),
+            ),
+        ),
+    )
+
+
+def _push_join() -> Any:
+    return and_(
+        CustomerRecord.tenant_id == ContactLink.tenant_id, CustomerRecord.customer_id == ContactLink.cin7_customer_id
+    )
+
+
+def push_backlog(ctx: TenantContext) -> tuple[int, float]:
+    """(links whose contact may lack something of ours, seconds the oldest of them has waited).
+
+    Some turn out unchanged and cost no call. A link waits from when it was made (never pushed) or
+    from when its customer was last stored (an edit).
+    """
+    waiting_since = case((ContactLink.pushed_at.is_(None), ContactLink.created_at), else_=CustomerRecord.fetched_at)
+    with ctx.sessions() as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(waiting_since))
+            .select_from(ContactLink)
+            .join(CustomerRecord, _push_join())
+            .where(_push_filter(ctx))
+        ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
+
+
+def _push_name(link: ContactLink, customer: Cin7Customer, taken: set[str]) -> str:
+    """The name to send: Cin7's when it changed and is free in Xero, else the one Xero has."""
+    wanted = (customer.name or "").strip()
+    if wanted and normalise_name(wanted) != normalise_name(link.xero_name) and normalise_name(wanted) not in taken:
+        return wanted
+    return link.xero_name
+
+
+def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome:
+    """Send one batch of contact details and ContactNumbers Xero lacks from us (one POST /Contacts).
+
+    Contacts we created get every detail, and again whenever Cin7 changes the customer; adopted
+    contacts get our ContactNumber only. A rejected element keeps its reason on the link and raises
+    one alert; it is tried again when the customer next changes in Cin7. A whole failed call raises
+    SyncError and leaves every link as it was.
+    """
+    outcome = PushOutcome()
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(ContactLink, CustomerRecord.snapshot, CustomerRecord.last_modified_on)
+            .join(CustomerRecord, _push_join())
+            .where(_push_filter(ctx))
+            .order_by(ContactLink.id)
+            .limit(limit)
+        ).all()
+    if not rows:
+        return outcome
+    customers: dict[int, Cin7Customer] = {}
+    bad: dict[int, str] = {}
+    for link, snapshot, _modified in rows:
+        try:
+            customers[link.id] = Cin7Customer.model_validate(snapshot)
+        except ValidationError as exc:
+            bad[link.id] = f"Cin7 customer {link.cin7_customer_id} does not parse: {exc}"
+    names = [n for n in (normalise_name(c.name or "") for c in customers.values()) if n]
+    with ctx.sessions() as session:
+        taken = {
+            str(row.name_key)
+            for row in session.scalars(
+                select(XeroContactCache).where(
+                    XeroContactCache.tenant_id == ctx.tenant_pk, XeroContactCache.name_key.in_(names)
+                )
+            )
+        }
+    body: list[dict[str, Any]] = []
+    sent: list[tuple[ContactLink, str]] = []
+    unchanged: set[int] = set()
+    for link, _snapshot, _modified in rows:
+        customer = customers.get(link.id)
+        if customer is None:
+            continue
+        source_hash = customer_source_hash(customer)
+        if link.linked_by not in CREATED_KINDS:
+            body.append({"ContactID": link.xero_contact_id, "ContactNumber": customer.id})
+        elif link.pushed_at is not None and link.pushed_source_hash == source_hash:
+            unchanged.add(link.id)
+            continue
+        else:
+            try:
+                payload = map_contact(customer, name=_push_name(link, customer, taken)).to_json()
+            except MappingError as exc:
+                bad[link.id] = "; ".join(p.message for p in exc.problems)
+                continue
+            body.append({**payload, "ContactID": link.xero_contact_id})
+        sent.append((link, source_hash))
+    try:
+        elements = (
+            ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)) if body else []
+        )
+    except SyncError as refused:
+        if retryable(refused.error_class) or pauses_tenant(refused.error_class):
+            raise
+        # Refused as a whole, for good: every contact in the call keeps the reason and waits for its
+        # customer's next change, rather than costing a call at every sweep and never settling.
+        for link, _ in sent:
+            bad[link.id] = f"Xero refused the contact update: {refused.message}"
+        elements, sent = [], []
+    retry_body: list[dict[str, Any]] = []
+    retry_sent: list[tuple[ContactLink, str]] = []
+    results: dict[int, tuple[str, dict[str, Any] | None, str | None]] = {}
+    for (link, source_hash), payload, element in zip(sent, body, elements, strict=False):
+        if element.ok:
+            results[link.id] = (source_hash, element.data, None)
+            continue
+        text = " ".join(element.messages)
+        lowered = text.lower()
+        if "currency" in lowered and "DefaultCurrency" in payload:
+            # Xero refuses a currency the organisation has not enabled; the rest is still wanted.
+            retry_body.append({k: v for k, v in payload.items() if k != "DefaultCurrency"})
+            retry_sent.append((link, source_hash))
+        elif "name" in lowered and "unique" in lowered and payload.get("Name") != link.xero_name:
+            retry_body.append({**payload, "Name": link.xero_name})
+            retry_sent.append((link, source_hash))
+        else:
+            results[link.id] = (source_hash, None, text)
+    if retry_body:
+        again = ctx.xero.update_contacts(retry_body, idempotency_key(ctx.tenant_key, "POST /Contacts", retry_body))
+        for (link, source_hash), element in zip(retry_sent, again, strict=False):
+            results[link.id] = (source_hash, element.data if element.ok else None, " ".join(element.messages) or None)
+    now = utcnow()
+    cache_contacts(ctx, [data for _, data, _ in results.values() if data is not None])
+    with ctx.sessions() as session, session.begin():
+        for link, _snapshot, modified in rows:
+            row = session.get(ContactLink, link.id)
+            if row is None:
+                continue
+            if link.id not in bad and link.id not in results and link.id not in unchanged:
+                continue  # no element came back for it: try again next round
+            row.pushed_modified_on = modified
+            if link.id in bad:
+                row.pushed_at, row.push_error = now, bad[link.id][:4000]
+                outcome.failed += 1
+                alerts.note_problem(session, ctx.tenant_pk, ErrorClass.VALIDATION, f"contact push: {bad[link.id]}")
+                continue
+            if link.id in unchanged:
+                row.pushed_at = now
+                outcome.unchanged += 1
+                continue
+            source_hash, data, error = results[link.id]
+            row.pushed_at, row.pushed_source_hash = now, source_hash
+            if data is not None:
+                row.push_error = None
+                row.xero_name = str(data.get("Name") or row.xero_name)[:255]
+                outcome.pushed += 1
+            else:
+                row.push_error = (error or "Xero returned no result for this contact")[:4000]
+                outcome.failed += 1
+                log.warning(
+                    "contact %s for customer %s not updated: %s", row.xero_contact_id, row.cin7_customer_id, error
+                )
+                alerts.note_problem(session, ctx.tenant_pk, ErrorClass.VALIDATION, f"contact push: {row.push_error}")
+    return outcome
