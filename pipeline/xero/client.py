@@ -33,6 +33,7 @@ from xero_python.exceptions import ApiException
 from xero_python.exceptions.http_status_exceptions import HTTPStatusException
 
 from pipeline.errors import ErrorClass, SyncError, classify_xero_response, transport_error
+from pipeline.http import send
 from pipeline.ratelimit import RateLimiter, RateLimitTimeout
 from pipeline.settings import Settings
 from pipeline.xero.auth import XeroTokenManager
@@ -150,6 +151,8 @@ class XeroClient:
         self._local = threading.local()
         # Consecutive responses that said the minute was nearly spent (drives the growing hold).
         self._low_readings = 0
+        # Calls outside the SDK (/connections) go through pipeline.http's send loop on this session.
+        self._http = requests.Session()
 
     def __repr__(self) -> str:
         return f"XeroClient(tenant={self.tenant_id!r})"
@@ -195,7 +198,8 @@ class XeroClient:
 
     def reserve_slot(self) -> None:
         """Take the next call's slot now (the writer waits for it before it forms a batch, so that rows
-        keep arriving while it waits and the batch it then claims is as full as the wait allows)."""
+        keep arriving while it waits and the batch it then claims is as full as the wait allows).
+        """
         if not getattr(self._local, "reserved", False):
             self.take_slot()
             self._local.reserved = True
@@ -291,20 +295,22 @@ class XeroClient:
         for attempt in range(2):
             token = self._tokens.current()
             try:
-                response = requests.get(
+                response = send(
+                    self._http,
+                    "GET",
                     self._settings.xero_connections_url,
-                    headers={"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"},
+                    api="xero",
+                    classify=_connections_error,
+                    on_call=lambda status: self._record("GET /connections", status),
                     timeout=(5, 30),
+                    headers={"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"},
                 )
-            except requests.RequestException as exc:
-                raise transport_error("xero", exc) from exc
-            self._record("GET /connections", response.status_code)
-            if response.status_code == 401 and attempt == 0:
-                self._tokens.invalidate()
-                continue
+            except SyncError as error:
+                if error.error_class is ErrorClass.AUTH and attempt == 0:
+                    self._tokens.invalidate()
+                    continue
+                raise
             break
-        if response.status_code != 200:
-            raise classify_xero_response(response.status_code, response.headers, response.content)
         connections = response.json()
         if not connections:
             raise SyncError(ErrorClass.CONFIGURATION, "no Xero organisation is connected", api="xero")
@@ -416,6 +422,12 @@ class XeroClient:
             idempotency_key=idempotency_key,
         )
         return _element_results(from_sdk(data).get("Contacts") or [])
+
+
+def _connections_error(response: requests.Response) -> SyncError | None:
+    if response.status_code == 200:
+        return None
+    return classify_xero_response(response.status_code, response.headers, response.content)
 
 
 def xero_string_literal(value: str) -> str:

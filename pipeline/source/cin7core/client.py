@@ -7,15 +7,15 @@ per-application limiter first, so that all workers together stay under Cin7's 60
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import requests
 
-from pipeline.errors import ErrorClass, SyncError, classify_cin7_response, transport_error
-from pipeline.ratelimit import RateLimiter, RateLimitTimeout
+from pipeline.errors import ErrorClass, SyncError, classify_cin7_response
+from pipeline.http import Limit, Throttling, send
+from pipeline.ratelimit import RateLimiter
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,44 @@ CIN7_MAX_PAGE_SIZE = 1000
 def format_cin7_datetime(value: datetime) -> str:
     """Cin7's ISO 8601 form for query parameters (UTC, milliseconds)."""
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def cin7_limit(settings: Settings, limiter: RateLimiter) -> Limit:
+    """Cin7's per-application budget, shared by the sync, webhook processing and registration."""
+    return Limit(
+        limiter, f"cin7:{settings.cin7_account_id}", settings.cin7_calls_per_minute, 60.0, settings.cin7_burst_calls
+    )
+
+
+def cin7_throttling(settings: Settings) -> Throttling:
+    """Cin7 sends no Retry-After: a fixed wait, a bounded number of times."""
+    return Throttling(settings.cin7_max_throttle_retries, settings.cin7_throttle_wait_seconds)
+
+
+def cin7_error(response: requests.Response, *, throttle_wait: float) -> SyncError | None:
+    """The classified error in a Cin7 answer, or None when it is a good one.
+
+    Cin7 answers some bad paths with a 200 HTML "Page not found", and some errors with a 200 JSON
+    body carrying an ErrorCode.
+    """
+    if response.status_code != 200:
+        if response.status_code == 204:
+            return None
+        return classify_cin7_response(response.status_code, response.content, throttle_wait=throttle_wait)
+    content_type = response.headers.get("Content-Type", "")
+    if "json" not in content_type.lower():
+        return SyncError(
+            ErrorClass.VALIDATION,
+            f"Cin7 returned non-JSON ({content_type or 'no content type'}) for {response.url}",
+            api="cin7",
+            status=200,
+        )
+    body = response.json()
+    if isinstance(body, list) and body and isinstance(body[0], dict) and "ErrorCode" in body[0]:
+        return classify_cin7_response(200, response.content, throttle_wait=throttle_wait)
+    if isinstance(body, dict) and "ErrorCode" in body and "Exception" in body:
+        return classify_cin7_response(200, response.content, throttle_wait=throttle_wait)
+    return None
 
 
 class Cin7Client:
@@ -54,68 +92,26 @@ class Cin7Client:
                 "Accept": "application/json",
             }
         )
-        self._limit_key = f"cin7:{settings.cin7_account_id}"
 
     def __repr__(self) -> str:
         return f"Cin7Client({self._base!r})"
 
     # --- transport ---------------------------------------------------------------------------------
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET with throttle handling: Cin7 sends 429 or 503 without Retry-After, so wait and retry."""
-        attempts = 0
-        while True:
-            try:
-                if self._limiter is not None:
-                    self._limiter.acquire(
-                        self._limit_key,
-                        self._settings.cin7_calls_per_minute,
-                        60.0,
-                        burst=self._settings.cin7_burst_calls,
-                    )
-                response = self._session.get(f"{self._base}/{path}", params=params, timeout=(5, 60))
-            except RateLimitTimeout as exc:
-                # Nothing was sent: the shared Cin7 budget is spent for now, which is a wait, not a failure.
-                raise SyncError(
-                    ErrorClass.RATE_LIMITED, str(exc), api="cin7", retry_after=self._settings.cin7_throttle_wait_seconds
-                ) from exc
-            except requests.RequestException as exc:
-                raise transport_error("cin7", exc) from exc
-            if self._on_call is not None:
-                self._on_call(path, response.status_code)
-            error = self._error_for(response)
-            if error is None:
-                return response.json() if response.content else None
-            if error.error_class is ErrorClass.RATE_LIMITED and attempts < self._settings.cin7_max_throttle_retries:
-                attempts += 1
-                wait = error.retry_after or self._settings.cin7_throttle_wait_seconds
-                if self._limiter is not None:
-                    self._limiter.penalise(self._limit_key, wait)
-                log.warning("cin7 throttled on %s, waiting %.1fs (attempt %d)", path, wait, attempts)
-                time.sleep(wait)
-                continue
-            raise error
-
-    def _error_for(self, response: requests.Response) -> SyncError | None:
-        wait = self._settings.cin7_throttle_wait_seconds
-        if response.status_code != 200:
-            if response.status_code == 204:
-                return None
-            return classify_cin7_response(response.status_code, response.content, throttle_wait=wait)
-        content_type = response.headers.get("Content-Type", "")
-        if "json" not in content_type.lower():
-            # Cin7 answers some bad paths with a 200 HTML "Page not found".
-            return SyncError(
-                ErrorClass.VALIDATION,
-                f"Cin7 returned non-JSON ({content_type or 'no content type'}) for {response.url}",
-                api="cin7",
-                status=200,
-            )
-        body = response.json()
-        if isinstance(body, list) and body and isinstance(body[0], dict) and "ErrorCode" in body[0]:
-            return classify_cin7_response(200, response.content, throttle_wait=wait)
-        if isinstance(body, dict) and "ErrorCode" in body and "Exception" in body:
-            return classify_cin7_response(200, response.content, throttle_wait=wait)
-        return None
+        """GET through the shared send loop: Cin7 sends 429 or 503 without Retry-After, so wait and retry."""
+        on_call = self._on_call
+        response = send(
+            self._session,
+            "GET",
+            f"{self._base}/{path}",
+            api="cin7",
+            classify=lambda answer: cin7_error(answer, throttle_wait=self._settings.cin7_throttle_wait_seconds),
+            limit=cin7_limit(self._settings, self._limiter) if self._limiter is not None else None,
+            throttling=cin7_throttling(self._settings),
+            on_call=(lambda status: on_call(path, status)) if on_call is not None else None,
+            params=params,
+        )
+        return response.json() if response.content else None
 
     # --- endpoints ---------------------------------------------------------------------------------
     def me(self) -> dict[str, Any]:
@@ -137,7 +133,7 @@ class Cin7Client:
             page += 1
 
     def iter_sale_pages(self, updated_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
-        """saleList pages at the largest page size, optionally from an UpdatedSince watermark."""
+        """SaleList pages at the largest page size, optionally from an UpdatedSince watermark."""
         params: dict[str, Any] = {}
         if updated_since is not None:
             params["UpdatedSince"] = format_cin7_datetime(updated_since)
@@ -151,7 +147,7 @@ class Cin7Client:
         return result
 
     def iter_customer_pages(self, modified_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
-        """customer pages at the largest page size, optionally from a ModifiedSince watermark."""
+        """Customer pages at the largest page size, optionally from a ModifiedSince watermark."""
         params: dict[str, Any] = {}
         if modified_since is not None:
             params["ModifiedSince"] = format_cin7_datetime(modified_since)

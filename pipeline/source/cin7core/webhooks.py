@@ -6,16 +6,17 @@ Running it again changes nothing: each subscription is compared with what we wan
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import requests
 
-from pipeline.errors import ErrorClass, SyncError, classify_cin7_response, transport_error
+from pipeline.errors import SyncError
+from pipeline.http import send
 from pipeline.ratelimit import limiter_for
 from pipeline.settings import Settings
+from pipeline.source.cin7core.client import cin7_error, cin7_limit, cin7_throttling
 from pipeline.source.cin7core.events import HANDLED_EVENT_TYPES, normalise_event_type
 
 
@@ -41,45 +42,20 @@ class Cin7WebhooksClient:
             }
         )
         self._limiter = limiter_for(settings.redis_url)
-        self._limit_key = f"cin7:{settings.cin7_account_id}"
 
     def _call(self, method: str, body: Mapping[str, Any] | None = None) -> Any:
-        attempts = 0
-        while True:
-            # Registration shares the per-application 60 calls a minute with the running sync.
-            self._limiter.acquire(
-                self._limit_key,
-                self._settings.cin7_calls_per_minute,
-                60.0,
-                burst=self._settings.cin7_burst_calls,
-            )
-            try:
-                response = self._session.request(
-                    method, f"{self._base}/webhooks", data=json.dumps(body) if body else None, timeout=(5, 60)
-                )
-            except requests.RequestException as exc:
-                raise transport_error("cin7", exc) from exc
-            error = self._error_for(response)
-            if error is None:
-                return response.json() if response.content else None
-            if error.error_class is ErrorClass.RATE_LIMITED and attempts < self._settings.cin7_max_throttle_retries:
-                attempts += 1
-                time.sleep(error.retry_after or self._settings.cin7_throttle_wait_seconds)
-                continue
-            raise error
-
-    def _error_for(self, response: requests.Response) -> SyncError | None:
-        wait = self._settings.cin7_throttle_wait_seconds
-        if response.status_code != 200:
-            return classify_cin7_response(response.status_code, response.content, throttle_wait=wait)
-        if "json" not in response.headers.get("Content-Type", "").lower():
-            return SyncError(ErrorClass.VALIDATION, f"Cin7 returned non-JSON for {response.url}", api="cin7")
-        body = response.json()
-        if isinstance(body, list) and body and isinstance(body[0], dict) and "ErrorCode" in body[0]:
-            return classify_cin7_response(200, response.content, throttle_wait=wait)
-        if isinstance(body, dict) and "ErrorCode" in body and "Exception" in body:
-            return classify_cin7_response(200, response.content, throttle_wait=wait)
-        return None
+        # Registration shares the per-application 60 calls a minute with the running sync.
+        response = send(
+            self._session,
+            method,
+            f"{self._base}/webhooks",
+            api="cin7",
+            classify=lambda answer: cin7_error(answer, throttle_wait=self._settings.cin7_throttle_wait_seconds),
+            limit=cin7_limit(self._settings, self._limiter),
+            throttling=cin7_throttling(self._settings),
+            data=json.dumps(body) if body else None,
+        )
+        return response.json() if response.content else None
 
     @staticmethod
     def _hooks(body: Any) -> list[dict[str, Any]]:
