@@ -1,0 +1,1 @@
+"""The Cin7 -> Xero sync: shared infrastructure at the top, one folder per stage below."""

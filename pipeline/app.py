@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +16,8 @@ from celery.schedules import crontab
 from celery.signals import worker_process_init
 from kombu import pools as kombu_pools
 from kombu.entity import Queue
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 from pipeline.settings import Settings, get_settings
 
@@ -152,3 +156,32 @@ def _fresh_connections_after_fork(**_: Any) -> None:
 def send(task: TaskName, *args: Any, countdown: float | None = None) -> None:
     """Enqueue a task by name on its queue (callers commit the ledger first)."""
     app.send_task(task.value, args=args, queue=TASK_QUEUES[task].value, countdown=countdown)
+
+
+# What a send raises when the broker is unreachable: callers that must answer quickly (the webhook
+# receiver) record the work in the ledger and let the sweep send it later.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuError, RedisError, OSError)
+_FAST_SEND_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.05, "interval_max": 0.05}
+
+
+def send_fast(task: TaskName, *args: Any) -> None:
+    """Enqueue a task, failing fast (not after Celery's default retries) when the broker is down."""
+    app.send_task(task.value, args=args, queue=TASK_QUEUES[task].value, retry=True, retry_policy=_FAST_SEND_RETRY)
+
+
+@contextmanager
+def embedded_worker(queues: tuple[QueueName, ...] = WORK_QUEUES, *, concurrency: int = 4) -> Iterator[None]:
+    """A real Celery worker (thread pool) inside this process, consuming `queues`: the demo's worker."""
+    from celery.contrib.testing.worker import start_worker
+
+    app.conf.update(task_queues=None)
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=concurrency,
+        perform_ping_check=False,
+        queues=[q.value for q in queues],
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ):
+        yield

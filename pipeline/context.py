@@ -164,6 +164,7 @@ class UsageRecorder:
         self._warned_at = 0.0
 
     def __call__(self, api: str, status: int) -> None:
+        """Count one call to `api` that Xero or Cin7 answered with `status` (429s counted apart)."""
         day = datetime.now(UTC).date().isoformat()
         limited = int(status == 429)
         if self._redis is not None:

@@ -1,0 +1,1 @@
+"""Celery tasks: each unpacks ids and calls one pipeline function."""

@@ -167,9 +167,7 @@ def demo_environment(workdir: Path, cin7: Cin7StandIn, xero: XeroStandIn) -> Ite
 
 def run_demo(*, sales: int, seed: int, workdir: Path | None, console: Console) -> bool:
     """Run the demo; True when every check held."""
-    from celery.contrib.testing.worker import start_worker
-
-    from pipeline.app import WORK_QUEUES, TaskName, app, send
+    from pipeline.app import TaskName, embedded_worker, send
     from pipeline.context import tenant_context
     from pipeline.ledger.migrate import upgrade
     from pipeline.operations.status import LedgerCounts, wait_until_settled
@@ -192,16 +190,7 @@ def run_demo(*, sales: int, seed: int, workdir: Path | None, console: Console) -
         with demo_environment(root, cin7, xero):
             upgrade(get_settings().database_url)
             ctx = tenant_context()
-            app.conf.update(task_queues=None)
-            with start_worker(
-                app,
-                pool="threads",
-                concurrency=4,
-                perform_ping_check=False,
-                queues=[q.value for q in WORK_QUEUES],
-                loglevel="WARNING",
-                shutdown_timeout=30,
-            ):
+            with embedded_worker():
 
                 def run_poll(label: str) -> LedgerCounts:
                     polls_before = _polls(ctx)

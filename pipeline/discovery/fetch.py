@@ -116,7 +116,8 @@ _SALE_SET = ("snapshot", "fetched_updated", "fetched_at", "state", "last_error",
 
 def _sale_upsert(session: Session, *, keep_order_number: bool) -> Any:
     """INSERT the sale row, or on conflict update what a fetch learns (and the order number, unless
-    the detail had no Order block: then the one saleList gave stays)."""
+    the detail had no Order block: then the one saleList gave stays).
+    """
     key = (session.get_bind().dialect.name, "sale", keep_order_number)
     statement = _statements.get(key)
     if statement is None:

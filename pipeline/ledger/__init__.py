@@ -1,0 +1,1 @@
+"""The PostgreSQL ledger: models, Alembic migrations and portable statements."""

@@ -1,0 +1,1 @@
+"""Reconciliation: compare Cin7 with Xero on a schedule and write a report a bookkeeper can read."""

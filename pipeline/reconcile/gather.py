@@ -161,7 +161,8 @@ def load_ledger_view(
     customer_ids: Collection[str] = (),
 ) -> LedgerView:
     """Ledger documents of these sales, or linked to these Xero invoices, or with these numbers; open
-    dead letters; and the contact links of these customers (and of the documents' customers)."""
+    dead letters; and the contact links of these customers (and of the documents' customers).
+    """
     view = LedgerView()
     docs: dict[int, SyncDocument] = {}
     with ctx.sessions() as session:

@@ -1,0 +1,1 @@
+"""Recovery: the sweep that heals lost messages, poison counting, and dead letters."""

@@ -1,0 +1,1 @@
+"""The Cin7 webhook receiver: events, auth, the durable inbox, processing, the HTTP server."""

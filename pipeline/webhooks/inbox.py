@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from kombu.exceptions import KombuError
-from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
 
 from pipeline.context import TenantContext
@@ -35,10 +33,6 @@ UNSENT_AFTER_SECONDS = 15.0
 
 
 # Celery's default publish retry waits ~0.6 s per failure; a webhook answer must not.
-_FAST_PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.05, "interval_max": 0.05}
-
-
-BROKER_ERRORS = (KombuError, RedisError, OSError)
 
 
 @dataclass(frozen=True)
@@ -90,15 +84,9 @@ def record_event(ctx: TenantContext, parsed: ParsedEvent, payload: Any) -> Recei
 
 def publish_event(tenant_key: str, event_id: int) -> None:
     """Send the event's task, failing fast (not after Celery's default retries) when the broker is down."""
-    from pipeline.app import TASK_QUEUES, TaskName, app
+    from pipeline.app import TaskName, send_fast
 
-    app.send_task(
-        TaskName.WEBHOOK_EVENT.value,
-        args=(tenant_key, event_id),
-        queue=TASK_QUEUES[TaskName.WEBHOOK_EVENT].value,
-        retry=True,
-        retry_policy=_FAST_PUBLISH_RETRY,
-    )
+    send_fast(TaskName.WEBHOOK_EVENT, tenant_key, event_id)
 
 
 def mark_enqueued(ctx: TenantContext, event_ids: Iterable[int]) -> None:

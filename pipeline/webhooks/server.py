@@ -28,12 +28,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
+from pipeline import app
 from pipeline.context import tenant_context
 from pipeline.settings import Settings, get_settings
 from pipeline.source.cin7core.webhooks import auth_configured
 from pipeline.webhooks.auth import is_authorised
 from pipeline.webhooks.events import EventState, parse_event
-from pipeline.webhooks.inbox import BROKER_ERRORS, Receipt, mark_enqueued, publish_event, record_event
+from pipeline.webhooks.inbox import Receipt, mark_enqueued, publish_event, record_event
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class WebhookReceiver:
                 return False
         try:
             publish_event(tenant_key, event_id)
-        except BROKER_ERRORS as exc:
+        except app.BROKER_ERRORS as exc:
             # Answer 200 anyway: the event is committed and the sweep sends it when the broker is back.
             log.warning("broker unavailable, webhook event %s left for the sweep: %s", event_id, exc)
             with self._lock:

@@ -63,20 +63,24 @@ def align_results(kind: DocumentKind, results: Sequence[Any], body: Sequence[dic
 
 
 def contact_id_for(payload: dict[str, Any], contacts: dict[str, str]) -> str | None:
+    """The ContactID the payload's customer is linked to, if any."""
     number = (payload.get("Contact") or {}).get("ContactNumber")
     return contacts.get(str(number).lower()) if number else None
 
 
 def customer_of(payload: dict[str, Any]) -> str | None:
+    """The Cin7 customer id a payload carries as its ContactNumber, lower-cased."""
     number = (payload.get("Contact") or {}).get("ContactNumber")
     return str(number).lower() if number else None
 
 
 def with_contact(payload: dict[str, Any], contact_id: str) -> dict[str, Any]:
+    """The payload pointed at an existing Xero contact by id."""
     return {**payload, "Contact": {"ContactID": contact_id}}
 
 
 def with_contact_name(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    """The payload naming its contact by Name alone (Xero finds or creates it)."""
     # Name alone: Xero finds the contact by name or creates it. ContactNumber stays out, since
     # sources disagree on whether an unknown number inside an invoice creates or fails.
     return {**payload, "Contact": {"Name": name}}

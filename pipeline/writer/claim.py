@@ -101,6 +101,7 @@ def acquire_lease(ctx: TenantContext) -> str | None:
 
 
 def renew_lease(ctx: TenantContext, owner: str) -> None:
+    """Extend the writer lease of `owner` (a no-op if it has lost it)."""
     with ctx.sessions() as session, session.begin():
         session.execute(
             update(Tenant)
@@ -111,6 +112,7 @@ def renew_lease(ctx: TenantContext, owner: str) -> None:
 
 
 def release_lease(ctx: TenantContext, owner: str) -> None:
+    """Give up the writer lease of `owner`."""
     with ctx.sessions() as session, session.begin():
         session.execute(
             update(Tenant)

@@ -56,6 +56,7 @@ def record_dead(
     payload: dict[str, Any] | None,
     outcome: WriteOutcome,
 ) -> None:
+    """Dead-letter one element Xero answered for (or that was never sent)."""
     with ctx.sessions() as session, session.begin():
         row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
         if row is None:
@@ -121,6 +122,7 @@ def _totals(data: dict[str, Any]) -> dict[str, str]:
 def record_synced(
     ctx: TenantContext, token: str, doc: SyncDocument, data: dict[str, Any], outcome: WriteOutcome
 ) -> None:
+    """Record one document Xero confirmed."""
     record_synced_all(ctx, token, [(doc, data)], outcome)
 
 
@@ -175,6 +177,7 @@ def record_synced_all(
 def record_conflict(
     ctx: TenantContext, token: str, doc: SyncDocument, status: str, paid: Decimal, outcome: WriteOutcome
 ) -> None:
+    """Record that Xero holds what the planned write must not overwrite (paid, credited, voided)."""
     with ctx.sessions() as session, session.begin():
         row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
         if row is None:

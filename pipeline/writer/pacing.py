@@ -78,6 +78,7 @@ def gather(ctx: TenantContext, batch_size: int) -> None:
 
 
 def mark_flushed(ctx: TenantContext) -> None:
+    """Note that a batch went now, for the tenant's even pacing."""
     now = time.time()
     _last_flush[(ctx.settings.database_url, ctx.tenant_pk)] = now
     client = shared_redis(ctx.settings)

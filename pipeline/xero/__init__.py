@@ -1,0 +1,1 @@
+"""The Xero side: the xero-python SDK client and OAuth tokens."""
