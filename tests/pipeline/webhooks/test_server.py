@@ -1,7 +1,7 @@
 """The Cin7 webhook receiver over real HTTP, with a real PostgreSQL ledger and a Redis broker.
 
 No worker runs here: these tests check what the receiver records and enqueues, and what the
-event handling does to the ledger. The end-to-end path is in tests/pipeline/test_webhooks_pipeline.py.
+event handling does to the ledger. The end-to-end path is in tests/pipeline/webhooks/test_process.py.
 """
 
 from __future__ import annotations

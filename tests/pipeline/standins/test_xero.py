@@ -943,7 +943,7 @@ def test_main_serves_in_the_foreground_until_sigterm() -> None:
         ],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     try:
         assert process.stdout is not None

@@ -12,7 +12,7 @@ from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DeadLetter
 from pipeline.operations.alerts import note_problem
 from tests.pipeline.conftest import Pipeline
-from tests.test_alerts import HttpSink
+from tests.pipeline.operations.test_alerts import HttpSink
 
 pytestmark = pytest.mark.pipeline
 

@@ -1,0 +1,70 @@
+"""``python -m pipeline.standins.xero``: run the Xero stand-in in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import threading
+from types import FrameType
+
+import pipeline.standins.xero as package
+from pipeline.standins.xero.server import XeroStandIn
+from pipeline.standins.xero.state import DEFAULT_TENANT_ID
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the stand-in in the foreground until SIGTERM/SIGINT; prints the URL once listening."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.standins.xero", description=package.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--client-id", default="standin-client")
+    parser.add_argument("--client-secret", default="standin-secret")
+    parser.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
+    parser.add_argument("--org-name", default="Demo Company (AU)")
+    parser.add_argument("--minute-limit", type=int, default=None)
+    parser.add_argument("--day-limit", type=int, default=None)
+    parser.add_argument("--concurrent-limit", type=int, default=None)
+    parser.add_argument("--window-seconds", type=float, default=60.0)
+    parser.add_argument("--day-window-seconds", type=float, default=86_400.0)
+    parser.add_argument("--idempotency-ttl-seconds", type=float, default=360.0)
+    parser.add_argument("--access-token-ttl-seconds", type=int, default=1800)
+    parser.add_argument("--refresh-grace-seconds", type=float, default=1800.0)
+    parser.add_argument("--period-lock-date", default="2020-06-30", help="YYYY-MM-DD, or 'none' for no lock date")
+    args = parser.parse_args(argv)
+    lock = None if args.period_lock_date.lower() == "none" else dt.date.fromisoformat(args.period_lock_date)
+    standin = XeroStandIn(
+        args.host,
+        args.port,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        tenant_id=args.tenant_id,
+        org_name=args.org_name,
+        minute_limit=args.minute_limit,
+        day_limit=args.day_limit,
+        concurrent_limit=args.concurrent_limit,
+        window_seconds=args.window_seconds,
+        day_window_seconds=args.day_window_seconds,
+        idempotency_ttl_seconds=args.idempotency_ttl_seconds,
+        access_token_ttl_seconds=args.access_token_ttl_seconds,
+        refresh_grace_seconds=args.refresh_grace_seconds,
+        period_lock_date=lock,
+    )
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    standin.start()
+    print(standin.url, flush=True)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        standin.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""The Xero stand-in's contacts: listing, reading, validating, writing and seeding them.
+
+``GET``/``PUT``/``POST /Contacts`` with Xero's uniqueness rules (active names, contact numbers) and
+``summarizeErrors`` element results, plus the in-process ``contacts()`` and ``seed_contacts()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.standins.xero.data import CURRENCIES, ms_datetime
+from pipeline.standins.xero.query import QueryMixin
+from pipeline.standins.xero.responses import Request, Response, not_found, validation_error
+from pipeline.standins.xero.schemas import (
+    ADDRESS_TYPES,
+    CONTACT_SCHEMA,
+    CONTACT_STATUSES,
+    CONTACT_SUMMARY_FIELDS,
+    CONTACT_TEXT_FIELDS,
+    PHONE_TYPES,
+)
+from pipeline.standins.xero.values import ZERO_GUID, Record, as_decimal, as_float, as_text, is_guid, jsonable, split_csv
+from pipeline.standins.xero.where import equality_hints, evaluate
+
+
+@dataclass(slots=True)
+class Claims:
+    """Names and numbers taken by earlier elements of an all-or-nothing batch not yet committed."""
+
+    contact_names: set[str] = field(default_factory=set)
+    contact_numbers: set[str] = field(default_factory=set)
+    invoice_numbers: set[tuple[str, str]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class ContactPlan:
+    existing_id: str | None
+    record: Record
+
+
+class ContactsMixin(QueryMixin):
+    """Contact endpoints and the contact indexes they keep (by number, active contacts by name)."""
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """All contacts (archived included) as Xero JSON; oldest update first."""
+        with self._lock:
+            return [self._render_contact(c, num=as_decimal) for c in self._contacts.values()]
+
+    def seed_contacts(self, contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert contacts without API validation beyond uniqueness (archived ones allowed)."""
+        with self._lock:
+            return [self._render_contact(self._seed_one_contact(c), num=as_decimal) for c in contacts]
+
+    def _seed_one_contact(self, seed: Mapping[str, Any]) -> Record:
+        contact_id = str(seed.get("ContactID") or uuid.uuid4()).lower()
+        record: Record = {
+            "ContactID": contact_id,
+            "ContactStatus": "ACTIVE",
+            "Addresses": {},
+            "Phones": {},
+            "IsSupplier": False,
+            "IsCustomer": False,
+            "ContactPersons": [],
+        }
+        existing_id = contact_id if contact_id in self._contacts else None
+        if existing_id is not None:
+            record = copy.deepcopy(self._contacts[existing_id])
+        errors = self._apply_contact_fields(record, seed, existing_id)
+        self._check_contact_uniqueness(record, existing_id, None, errors)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self._commit_contact(ContactPlan(existing_id, record))
+
+    def _find_contact(self, ref: str) -> Record | None:
+        if is_guid(ref):
+            return self._contacts.get(ref.lower())
+        contact_id = self._contact_by_number.get(ref.casefold())
+        return self._contacts.get(contact_id) if contact_id else None
+
+    @staticmethod
+    def _contact_field(record: Record, path: tuple[str, ...]) -> Any:
+        if len(path) != 1:
+            return None
+        name = path[0].lower()
+        for key in CONTACT_SCHEMA:
+            if key.lower() == name:
+                return record.get(key)
+        return None
+
+    def _render_contact(self, c: Record, *, num: Num, summary: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"ContactID": c["ContactID"], "ContactStatus": c["ContactStatus"]}
+        for key in CONTACT_SUMMARY_FIELDS if summary else CONTACT_TEXT_FIELDS:
+            if c.get(key) is not None:
+                out[key] = c[key]
+        out["UpdatedDateUTC"] = ms_datetime(c["UpdatedDateUTC"])
+        out["IsSupplier"] = c["IsSupplier"]
+        out["IsCustomer"] = c["IsCustomer"]
+        if summary:
+            out["HasValidationErrors"] = False
+            return out
+        addresses = dict(c["Addresses"])
+        for kind in ADDRESS_TYPES:
+            addresses.setdefault(kind, {"AddressType": kind})
+        phones = dict(c["Phones"])
+        for kind in ("DEFAULT", "DDI", "FAX", "MOBILE"):
+            phones.setdefault(kind, {"PhoneType": kind})
+        out["Addresses"] = [dict(a) for a in addresses.values()]
+        out["Phones"] = [dict(p) for p in phones.values()]
+        out["ContactGroups"] = []
+        out["ContactPersons"] = jsonable(c["ContactPersons"], num)
+        if c.get("PaymentTerms"):
+            out["PaymentTerms"] = jsonable(c["PaymentTerms"], num)
+        out["HasAttachments"] = False
+        out["HasValidationErrors"] = False
+        return out
+
+    def _list_contacts(self, request: Request) -> Response:
+        node = self._where(request, CONTACT_SCHEMA, "Contact")
+        include_archived = bool(request.flag("includeArchived"))
+        ids = {i.lower() for i in split_csv(request.query.get("ids"))}
+        hints = equality_hints(node) if node is not None else {}
+        candidates: set[str] | None = None
+
+        def narrow(found: Iterable[str]) -> None:
+            nonlocal candidates
+            found_set = set(found)
+            candidates = found_set if candidates is None else candidates & found_set
+
+        if ids:
+            narrow(i for i in ids if i in self._contacts)
+        if "contactid" in hints:
+            narrow([hints["contactid"].lower()] if hints["contactid"].lower() in self._contacts else [])
+        if "contactnumber" in hints:
+            found = self._contact_by_number.get(hints["contactnumber"].casefold())
+            narrow([found] if found else [])
+        if "name" in hints and not include_archived:
+            found = self._active_contact_by_name.get(hints["name"].strip().casefold())
+            narrow([found] if found else [])
+        since, newer = self._modified_since(request, self._contacts)
+        records: list[Record]
+        if candidates is not None:
+            records = sorted((self._contacts[i] for i in candidates), key=lambda r: r["_seq"])
+        elif newer is not None:
+            records = newer
+        else:
+            records = list(self._contacts.values())
+        term = (request.query.get("searchterm") or "").strip().casefold()
+        out: list[Record] = []
+        for c in records:
+            if not include_archived and c["ContactStatus"] == "ARCHIVED" and not ids:
+                continue
+            if since is not None and c["UpdatedDateUTC"] < since:
+                continue
+            if term and not any(
+                term in (c.get(k) or "").casefold()
+                for k in ("Name", "ContactNumber", "EmailAddress", "FirstName", "LastName")
+            ):
+                continue
+            if node is not None and not evaluate(node, functools.partial(self._contact_field, c)):
+                continue
+            out.append(c)
+        out = self._order(request, out, CONTACT_SCHEMA, "Contact", self._contact_field)
+        page, pagination = self._paginate(out, self._paging(request))
+        summary = bool(request.flag("summaryOnly"))
+        return self._envelope(
+            "Contacts", [self._render_contact(c, num=as_float, summary=summary) for c in page], pagination
+        )
+
+    def _get_contact(self, request: Request) -> Response:
+        contact = self._find_contact(request.segments[1])
+        if contact is None:
+            return not_found()
+        return self._envelope("Contacts", [self._render_contact(contact, num=as_float)])
+
+    def _apply_contact_fields(self, record: Record, elem: Mapping[str, Any], existing_id: str | None) -> list[str]:
+        errors: list[str] = []
+        for key in CONTACT_TEXT_FIELDS:
+            if key in elem:
+                value = as_text(elem[key])
+                record[key] = value.strip() if value is not None and key == "Name" else value
+        if "ContactStatus" in elem:
+            status = str(elem["ContactStatus"] or "ACTIVE").upper()
+            if status not in CONTACT_STATUSES:
+                errors.append(f"The ContactStatus '{elem['ContactStatus']}' is not valid.")
+            record["ContactStatus"] = status
+        if "Addresses" in elem:
+            for addr in elem["Addresses"] or []:
+                kind = str((addr or {}).get("AddressType") or "").upper()
+                if kind not in ADDRESS_TYPES:
+                    errors.append(f"The address type '{kind}' is not valid. Use POBOX or STREET.")
+                    continue
+                record["Addresses"][kind] = {k: v for k, v in addr.items() if v is not None} | {"AddressType": kind}
+        if "Phones" in elem:
+            for phone in elem["Phones"] or []:
+                kind = str((phone or {}).get("PhoneType") or "").upper()
+                if kind not in PHONE_TYPES:
+                    errors.append(f"The phone type '{kind}' is not valid.")
+                    continue
+                record["Phones"][kind] = {k: v for k, v in phone.items() if v is not None} | {"PhoneType": kind}
+        if "PaymentTerms" in elem:
+            record["PaymentTerms"] = copy.deepcopy(elem["PaymentTerms"]) or {}
+        if "ContactPersons" in elem:
+            record["ContactPersons"] = copy.deepcopy(elem["ContactPersons"]) or []
+        name = record.get("Name")
+        if not name:
+            errors.append(
+                "The contact name must be specified." if existing_id is None else "The contact name cannot be empty."
+            )
+        elif len(name) > 255:
+            errors.append("The contact name must be 255 characters or less.")
+        number = record.get("ContactNumber")
+        if number is not None and len(number) > 50:
+            errors.append("The Contact Number must be 50 characters or less.")
+        if record.get("AccountNumber") and len(record["AccountNumber"]) > 50:
+            errors.append("The Account Number must be 50 characters or less.")
+        email_address = record.get("EmailAddress")
+        if email_address is not None and len(email_address) > 255:
+            errors.append("The Email Address must be 255 characters or less.")
+        currency = record.get("DefaultCurrency")
+        if currency and currency not in CURRENCIES:
+            errors.append(f"The currency {currency} has not been enabled for this organisation.")
+        return errors
+
+    def _check_contact_uniqueness(
+        self, record: Record, existing_id: str | None, claims: Claims | None, errors: list[str]
+    ) -> None:
+        name = (record.get("Name") or "").casefold()
+        if name and record["ContactStatus"] == "ACTIVE":
+            holder = self._active_contact_by_name.get(name)
+            if (holder is not None and holder != existing_id) or (claims is not None and name in claims.contact_names):
+                errors.append(
+                    f"The contact name {record['Name']} is already assigned to another contact. "
+                    "The contact name must be unique across all active contacts."
+                )
+        number = (record.get("ContactNumber") or "").casefold()
+        if number:
+            holder = self._contact_by_number.get(number)
+            if (holder is not None and holder != existing_id) or (
+                claims is not None and number in claims.contact_numbers
+            ):
+                errors.append(
+                    f"The contact number {record['ContactNumber']} is already assigned to another contact. "
+                    "The contact number must be unique across all contacts."
+                )
+
+    def _prepare_contact(
+        self, elem: Any, method: str, path_contact: Record | None, claims: Claims | None
+    ) -> tuple[ContactPlan | None, list[str]]:
+        if not isinstance(elem, dict):
+            return None, ["A contact element must be a JSON object."]
+        existing = path_contact
+        given_id = as_text(elem.get("ContactID"))
+        if existing is None and given_id and given_id != ZERO_GUID:
+            existing = self._contacts.get(given_id.lower()) if is_guid(given_id) else None
+            if existing is None:
+                return None, [f"The contact with ContactID {given_id} could not be found."]
+            if method == "PUT":
+                return None, [f"A contact with ContactID {given_id} already exists. Use POST to update it."]
+        number = as_text(elem.get("ContactNumber"))
+        if existing is None and number and method == "POST":
+            existing = self._find_contact_by_number(number)
+        if existing is not None:
+            record = copy.deepcopy(existing)
+            existing_id: str | None = existing["ContactID"]
+        else:
+            record = {
+                "ContactID": None,
+                "ContactStatus": "ACTIVE",
+                "Addresses": {},
+                "Phones": {},
+                "IsSupplier": False,
+                "IsCustomer": False,
+                "ContactPersons": [],
+            }
+            existing_id = None
+        errors = self._apply_contact_fields(record, elem, existing_id)
+        self._check_contact_uniqueness(record, existing_id, claims, errors)
+        if errors:
+            return None, errors
+        return ContactPlan(existing_id, record), []
+
+    def _find_contact_by_number(self, number: str) -> Record | None:
+        contact_id = self._contact_by_number.get(number.casefold())
+        return self._contacts.get(contact_id) if contact_id else None
+
+    def _claim_contact(self, record: Record, claims: Claims) -> None:
+        if record.get("Name") and record["ContactStatus"] == "ACTIVE":
+            claims.contact_names.add(record["Name"].casefold())
+        if record.get("ContactNumber"):
+            claims.contact_numbers.add(record["ContactNumber"].casefold())
+
+    def _commit_contact(self, plan: ContactPlan) -> Record:
+        record = plan.record
+        if plan.existing_id is not None:
+            old = self._contacts[plan.existing_id]
+            old_name = (old.get("Name") or "").casefold()
+            if self._active_contact_by_name.get(old_name) == plan.existing_id:
+                del self._active_contact_by_name[old_name]
+            old_number = (old.get("ContactNumber") or "").casefold()
+            if old_number and self._contact_by_number.get(old_number) == plan.existing_id:
+                del self._contact_by_number[old_number]
+        else:
+            record["ContactID"] = record.get("ContactID") or str(uuid.uuid4())
+        if record.get("Name") and record["ContactStatus"] == "ACTIVE":
+            self._active_contact_by_name[record["Name"].casefold()] = record["ContactID"]
+        if record.get("ContactNumber"):
+            self._contact_by_number[record["ContactNumber"].casefold()] = record["ContactID"]
+        self._touch(self._contacts, record, "ContactID")
+        return record
+
+    def _contact_error_echo(self, elem: Any, errors: list[str]) -> dict[str, Any]:
+        echo: dict[str, Any] = jsonable(dict(elem), as_float) if isinstance(elem, dict) else {}
+        if not echo.get("ContactID"):
+            echo["ContactID"] = ZERO_GUID
+        echo["HasErrors"] = True
+        echo["HasValidationErrors"] = True
+        echo["StatusAttributeString"] = "ERROR"
+        echo["ValidationErrors"] = [{"Message": m} for m in errors]
+        return echo
+
+    def _write_contacts(self, request: Request) -> Response:
+        path_contact: Record | None = None
+        if len(request.segments) == 2:
+            path_contact = self._find_contact(request.segments[1])
+            if path_contact is None:
+                return not_found()
+        items = self._json_body(request, "Contacts", "Contact")
+        if path_contact is not None:
+            items = items[:1]
+        summarize = request.flag("summarizeErrors") is not False
+        if not summarize:
+            results: list[dict[str, Any]] = []
+            for elem in items:
+                plan, errors = self._prepare_contact(elem, request.method, path_contact, None)
+                if plan is None:
+                    results.append(self._contact_error_echo(elem, errors))
+                    continue
+                record = self._commit_contact(plan)
+                results.append(self._render_contact(record, num=as_float) | {"StatusAttributeString": "OK"})
+            return self._envelope("Contacts", results)
+        claims = Claims()
+        plans: list[ContactPlan] = []
+        failures: list[dict[str, Any]] = []
+        for elem in items:
+            plan, errors = self._prepare_contact(elem, request.method, path_contact, claims)
+            if plan is None:
+                failures.append(self._contact_error_echo(elem, errors))
+            else:
+                self._claim_contact(plan.record, claims)
+                plans.append(plan)
+        if failures:
+            return validation_error("A validation exception occurred", failures)
+        committed = [self._commit_contact(plan) for plan in plans]
+        return self._envelope("Contacts", [self._render_contact(c, num=as_float) for c in committed])
+
+    # ----------------------------------------------------------------------------------- invoices

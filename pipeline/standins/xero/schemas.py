@@ -1,0 +1,97 @@
+"""What Xero's contacts and invoices may hold: their types, statuses and fields, and the field specs.
+
+The field specs (``CONTACT_SCHEMA``, ``INVOICE_SCHEMA``) tell the ``where`` and ``order`` parser which
+fields exist and of what type; the tuples list the values the endpoints accept.
+"""
+
+from __future__ import annotations
+
+from pipeline.standins.xero.where import FieldSpec
+
+INVOICE_TYPES = ("ACCREC", "ACCPAY")
+INVOICE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
+STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    "DRAFT": frozenset({"SUBMITTED", "AUTHORISED", "DELETED"}),
+    "SUBMITTED": frozenset({"AUTHORISED", "DRAFT", "DELETED"}),
+    "AUTHORISED": frozenset({"VOIDED"}),
+}
+LINE_AMOUNT_TYPES = {"exclusive": "Exclusive", "inclusive": "Inclusive", "notax": "NoTax"}
+CONTACT_STATUSES = ("ACTIVE", "ARCHIVED", "GDPRREQUEST")
+ADDRESS_TYPES = ("POBOX", "STREET")
+PHONE_TYPES = ("DEFAULT", "DDI", "FAX", "MOBILE", "OFFICE")
+CONTACT_TEXT_FIELDS = (
+    "ContactNumber",
+    "AccountNumber",
+    "Name",
+    "FirstName",
+    "LastName",
+    "EmailAddress",
+    "CompanyNumber",
+    "BankAccountDetails",
+    "TaxNumber",
+    "AccountsReceivableTaxType",
+    "AccountsPayableTaxType",
+    "Website",
+    "SalesDefaultAccountCode",
+    "PurchasesDefaultAccountCode",
+    "DefaultCurrency",
+    "XeroNetworkKey",
+)
+CONTACT_SUMMARY_FIELDS = (
+    "ContactNumber",
+    "AccountNumber",
+    "Name",
+    "FirstName",
+    "LastName",
+    "EmailAddress",
+    "CompanyNumber",
+    "TaxNumber",
+    "DefaultCurrency",
+)
+
+
+CONTACT_SCHEMA: FieldSpec = {
+    "ContactID": "guid",
+    "ContactNumber": "string",
+    "AccountNumber": "string",
+    "ContactStatus": "string",
+    "Name": "string",
+    "FirstName": "string",
+    "LastName": "string",
+    "EmailAddress": "string",
+    "CompanyNumber": "string",
+    "TaxNumber": "string",
+    "Website": "string",
+    "DefaultCurrency": "string",
+    "IsSupplier": "bool",
+    "IsCustomer": "bool",
+    "UpdatedDateUTC": "datetime",
+}
+INVOICE_SCHEMA: FieldSpec = {
+    "InvoiceID": "guid",
+    "Type": "string",
+    "InvoiceNumber": "string",
+    "Reference": "string",
+    "Status": "string",
+    "Date": "date",
+    "DueDate": "date",
+    "UpdatedDateUTC": "datetime",
+    "FullyPaidOnDate": "date",
+    "CurrencyCode": "string",
+    "CurrencyRate": "number",
+    "LineAmountTypes": "string",
+    "SubTotal": "number",
+    "TotalTax": "number",
+    "Total": "number",
+    "AmountDue": "number",
+    "AmountPaid": "number",
+    "AmountCredited": "number",
+    "SentToContact": "bool",
+    "IsDiscounted": "bool",
+    "HasAttachments": "bool",
+    "Url": "string",
+    "Contact": CONTACT_SCHEMA,
+}
+
+Num = Callable[[Decimal], Any]
+Record = dict[str, Any]
