@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.standins.cin7 import Cin7StandIn
     from pipeline.standins.generator import generate
     from pipeline.standins.xero import XeroStandIn
-    from pipeline.standins.xero_data import parse_ms_datetime
+    from pipeline.standins.xero.data import parse_ms_datetime
 
     n_sales = int(args.rate * args.duration)
     database = f"cin7xero_bench_{uuid.uuid4().hex[:10]}"

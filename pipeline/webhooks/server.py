@@ -1,4 +1,4 @@
-"""Cin7 Core webhooks: the receiver, the event handling behind it, and the subscription registrar.
+"""The webhook receiver over HTTP: the server and its handler for `POST /webhooks/cin7` and `GET /healthz`.
 
 Cin7 signs nothing; it sends the credential configured on the subscription (bearer token or basic
 auth). The receiver checks it in constant time, records the thin payload in the ledger's inbox
@@ -40,20 +40,6 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/cin7"
 HEALTH_PATH = "/healthz"
-
-# --- event types ------------------------------------------------------------------------------------
-
-
-# --- authentication ---------------------------------------------------------------------------------
-
-
-# --- the inbox --------------------------------------------------------------------------------------
-
-
-# --- processing (the task) --------------------------------------------------------------------------
-
-
-# --- the HTTP service -------------------------------------------------------------------------------
 
 
 class _Reject(Exception):
@@ -385,6 +371,3 @@ class WebhookServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-# --- registration in Cin7 ---------------------------------------------------------------------------

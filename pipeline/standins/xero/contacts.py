@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import functools
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from pipeline.standins.xero.batches import BatchWriteMixin, Claims, failed_element
 from pipeline.standins.xero.data import CURRENCIES, ms_datetime
-from pipeline.standins.xero.query import QueryMixin
-from pipeline.standins.xero.responses import Request, Response, not_found, validation_error
+from pipeline.standins.xero.query import Candidates
+from pipeline.standins.xero.responses import Request, Response, not_found
 from pipeline.standins.xero.schemas import (
     ADDRESS_TYPES,
     CONTACT_SCHEMA,
@@ -24,27 +25,49 @@ from pipeline.standins.xero.schemas import (
     CONTACT_TEXT_FIELDS,
     PHONE_TYPES,
 )
-from pipeline.standins.xero.values import ZERO_GUID, Record, as_decimal, as_float, as_text, is_guid, jsonable, split_csv
+from pipeline.standins.xero.values import (
+    ZERO_GUID,
+    Num,
+    Record,
+    as_decimal,
+    as_float,
+    as_text,
+    is_guid,
+    jsonable,
+    split_csv,
+)
 from pipeline.standins.xero.where import equality_hints, evaluate
 
 
 @dataclass(slots=True)
-class Claims:
-    """Names and numbers taken by earlier elements of an all-or-nothing batch not yet committed."""
-
-    contact_names: set[str] = field(default_factory=set)
-    contact_numbers: set[str] = field(default_factory=set)
-    invoice_numbers: set[tuple[str, str]] = field(default_factory=set)
-
-
-@dataclass(slots=True)
 class ContactPlan:
+    """A validated contact element: the record to store and the contact it replaces (``None`` for a new one)."""
+
     existing_id: str | None
     record: Record
 
 
-class ContactsMixin(QueryMixin):
+def new_contact_record(contact_id: str | None) -> Record:
+    """A contact not yet given any fields (``ContactID`` ``None``: one is assigned on commit)."""
+    return {
+        "ContactID": contact_id,
+        "ContactStatus": "ACTIVE",
+        "Addresses": {},
+        "Phones": {},
+        "IsSupplier": False,
+        "IsCustomer": False,
+        "ContactPersons": [],
+    }
+
+
+class ContactsMixin(BatchWriteMixin):
     """Contact endpoints and the contact indexes they keep (by number, active contacts by name)."""
+
+    def _clear_state(self) -> None:
+        # Cleared state starts with the seed contacts again (at construction and on every reset()).
+        super()._clear_state()
+        for seed in self._seed_contacts:
+            self._seed_one_contact(seed)
 
     def contacts(self) -> list[dict[str, Any]]:
         """All contacts (archived included) as Xero JSON; oldest update first."""
@@ -58,15 +81,7 @@ class ContactsMixin(QueryMixin):
 
     def _seed_one_contact(self, seed: Mapping[str, Any]) -> Record:
         contact_id = str(seed.get("ContactID") or uuid.uuid4()).lower()
-        record: Record = {
-            "ContactID": contact_id,
-            "ContactStatus": "ACTIVE",
-            "Addresses": {},
-            "Phones": {},
-            "IsSupplier": False,
-            "IsCustomer": False,
-            "ContactPersons": [],
-        }
+        record = new_contact_record(contact_id)
         existing_id = contact_id if contact_id in self._contacts else None
         if existing_id is not None:
             record = copy.deepcopy(self._contacts[existing_id])
@@ -124,31 +139,19 @@ class ContactsMixin(QueryMixin):
         include_archived = bool(request.flag("includeArchived"))
         ids = {i.lower() for i in split_csv(request.query.get("ids"))}
         hints = equality_hints(node) if node is not None else {}
-        candidates: set[str] | None = None
-
-        def narrow(found: Iterable[str]) -> None:
-            nonlocal candidates
-            found_set = set(found)
-            candidates = found_set if candidates is None else candidates & found_set
-
+        candidates = Candidates()
         if ids:
-            narrow(i for i in ids if i in self._contacts)
+            candidates.narrow(i for i in ids if i in self._contacts)
         if "contactid" in hints:
-            narrow([hints["contactid"].lower()] if hints["contactid"].lower() in self._contacts else [])
+            candidates.narrow([hints["contactid"].lower()] if hints["contactid"].lower() in self._contacts else [])
         if "contactnumber" in hints:
             found = self._contact_by_number.get(hints["contactnumber"].casefold())
-            narrow([found] if found else [])
+            candidates.narrow([found] if found else [])
         if "name" in hints and not include_archived:
             found = self._active_contact_by_name.get(hints["name"].strip().casefold())
-            narrow([found] if found else [])
+            candidates.narrow([found] if found else [])
         since, newer = self._modified_since(request, self._contacts)
-        records: list[Record]
-        if candidates is not None:
-            records = sorted((self._contacts[i] for i in candidates), key=lambda r: r["_seq"])
-        elif newer is not None:
-            records = newer
-        else:
-            records = list(self._contacts.values())
+        records = self._records_to_scan(self._contacts, candidates, newer)
         term = (request.query.get("searchterm") or "").strip().casefold()
         out: list[Record] = []
         for c in records:
@@ -268,15 +271,7 @@ class ContactsMixin(QueryMixin):
             record = copy.deepcopy(existing)
             existing_id: str | None = existing["ContactID"]
         else:
-            record = {
-                "ContactID": None,
-                "ContactStatus": "ACTIVE",
-                "Addresses": {},
-                "Phones": {},
-                "IsSupplier": False,
-                "IsCustomer": False,
-                "ContactPersons": [],
-            }
+            record = new_contact_record(None)
             existing_id = None
         errors = self._apply_contact_fields(record, elem, existing_id)
         self._check_contact_uniqueness(record, existing_id, claims, errors)
@@ -315,13 +310,7 @@ class ContactsMixin(QueryMixin):
 
     def _contact_error_echo(self, elem: Any, errors: list[str]) -> dict[str, Any]:
         echo: dict[str, Any] = jsonable(dict(elem), as_float) if isinstance(elem, dict) else {}
-        if not echo.get("ContactID"):
-            echo["ContactID"] = ZERO_GUID
-        echo["HasErrors"] = True
-        echo["HasValidationErrors"] = True
-        echo["StatusAttributeString"] = "ERROR"
-        echo["ValidationErrors"] = [{"Message": m} for m in errors]
-        return echo
+        return failed_element(echo, "ContactID", errors, validation_flag=True)
 
     def _write_contacts(self, request: Request) -> Response:
         path_contact: Record | None = None
@@ -329,33 +318,14 @@ class ContactsMixin(QueryMixin):
             path_contact = self._find_contact(request.segments[1])
             if path_contact is None:
                 return not_found()
-        items = self._json_body(request, "Contacts", "Contact")
-        if path_contact is not None:
-            items = items[:1]
-        summarize = request.flag("summarizeErrors") is not False
-        if not summarize:
-            results: list[dict[str, Any]] = []
-            for elem in items:
-                plan, errors = self._prepare_contact(elem, request.method, path_contact, None)
-                if plan is None:
-                    results.append(self._contact_error_echo(elem, errors))
-                    continue
-                record = self._commit_contact(plan)
-                results.append(self._render_contact(record, num=as_float) | {"StatusAttributeString": "OK"})
-            return self._envelope("Contacts", results)
-        claims = Claims()
-        plans: list[ContactPlan] = []
-        failures: list[dict[str, Any]] = []
-        for elem in items:
-            plan, errors = self._prepare_contact(elem, request.method, path_contact, claims)
-            if plan is None:
-                failures.append(self._contact_error_echo(elem, errors))
-            else:
-                self._claim_contact(plan.record, claims)
-                plans.append(plan)
-        if failures:
-            return validation_error("A validation exception occurred", failures)
-        committed = [self._commit_contact(plan) for plan in plans]
-        return self._envelope("Contacts", [self._render_contact(c, num=as_float) for c in committed])
-
-    # ----------------------------------------------------------------------------------- invoices
+        items = self._batch_items(request, "Contacts", "Contact", path_contact)
+        return self._write_batch(
+            request,
+            "Contacts",
+            items,
+            lambda elem, claims: self._prepare_contact(elem, request.method, path_contact, claims),
+            lambda plan, claims: self._claim_contact(plan.record, claims),
+            self._commit_contact,
+            lambda record: self._render_contact(record, num=as_float),
+            self._contact_error_echo,
+        )

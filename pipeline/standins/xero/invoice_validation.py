@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from pipeline.standins.xero.contacts import Claims, ContactsMixin
+from pipeline.standins.xero.batches import Claims
+from pipeline.standins.xero.contacts import ContactsMixin, new_contact_record
 from pipeline.standins.xero.data import (
     ACCOUNTS,
     CURRENCIES,
@@ -29,6 +30,8 @@ from pipeline.standins.xero.values import ZERO_GUID, Record, as_text, is_guid, u
 
 @dataclass(slots=True)
 class InvoicePlan:
+    """A validated invoice element: the record to store, the invoice it replaces, and a contact to create first."""
+
     existing_id: str | None
     record: Record
     new_contact: Record | None = None
@@ -60,16 +63,8 @@ class InvoiceValidationMixin(ContactsMixin):
             found = self._active_contact_by_name.get(name.casefold())
             contact = self._contacts.get(found) if found else None
         if contact is None:
-            new: Record = {
-                "ContactID": None,
-                "ContactStatus": "ACTIVE",
-                "Addresses": {},
-                "Phones": {},
-                "IsSupplier": False,
-                "IsCustomer": False,
-                "ContactPersons": [],
-                "Name": name,
-            }
+            new = new_contact_record(None)
+            new["Name"] = name
             if number:
                 new["ContactNumber"] = number
             new_errors = self._apply_contact_fields(new, {}, None)

@@ -12,13 +12,14 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from pipeline.standins.xero.contacts import Claims, ContactPlan
+from pipeline.standins.xero.batches import Claims, failed_element
+from pipeline.standins.xero.contacts import ContactPlan
 from pipeline.standins.xero.data import ACCOUNTS, ms_date, ms_datetime, parse_input_date
 from pipeline.standins.xero.invoice_validation import InvoicePlan, InvoiceValidationMixin
-from pipeline.standins.xero.responses import Request, Response, not_found, validation_error
+from pipeline.standins.xero.query import Candidates
+from pipeline.standins.xero.responses import Request, Response, not_found
 from pipeline.standins.xero.schemas import INVOICE_SCHEMA, INVOICE_TYPES
 from pipeline.standins.xero.values import (
-    ZERO_GUID,
     Num,
     Record,
     as_decimal,
@@ -172,37 +173,25 @@ class InvoicesMixin(InvoiceValidationMixin):
     def _list_invoices(self, request: Request) -> Response:
         node = self._where(request, INVOICE_SCHEMA, "Invoice")
         hints = equality_hints(node) if node is not None else {}
-        candidates: set[str] | None = None
-
-        def narrow(found: Iterable[str]) -> None:
-            nonlocal candidates
-            found_set = set(found)
-            candidates = found_set if candidates is None else candidates & found_set
-
+        candidates = Candidates()
         ids = [i.lower() for i in split_csv(request.query.get("ids"))]
         if ids:
-            narrow(i for i in ids if i in self._invoices)
+            candidates.narrow(i for i in ids if i in self._invoices)
         if "invoiceid" in hints:
-            narrow(i for i in [hints["invoiceid"].lower()] if i in self._invoices)
+            candidates.narrow(i for i in [hints["invoiceid"].lower()] if i in self._invoices)
         numbers = split_csv(request.query.get("invoicenumbers"))
         if "invoicenumber" in hints:
-            narrow(self._ids_for_numbers([hints["invoicenumber"]]))
+            candidates.narrow(self._ids_for_numbers([hints["invoicenumber"]]))
         if numbers:
-            narrow(self._ids_for_numbers(numbers))
+            candidates.narrow(self._ids_for_numbers(numbers))
         contact_ids = [c.lower() for c in split_csv(request.query.get("contactids"))]
         if "contact.contactid" in hints:
-            narrow(self._invoices_by_contact.get(hints["contact.contactid"].lower(), set()))
+            candidates.narrow(self._invoices_by_contact.get(hints["contact.contactid"].lower(), set()))
         if contact_ids:
-            narrow(i for c in contact_ids for i in self._invoices_by_contact.get(c, ()))
+            candidates.narrow(i for c in contact_ids for i in self._invoices_by_contact.get(c, ()))
         statuses = {s.upper() for s in split_csv(request.query.get("statuses"))}
         since, newer = self._modified_since(request, self._invoices)
-        records: list[Record]
-        if candidates is not None:
-            records = sorted((self._invoices[i] for i in candidates), key=lambda r: r["_seq"])
-        elif newer is not None:
-            records = newer
-        else:
-            records = list(self._invoices.values())
+        records = self._records_to_scan(self._invoices, candidates, newer)
         term = (request.query.get("searchterm") or "").strip().casefold()
         out: list[Record] = []
         for inv in records:
@@ -297,12 +286,7 @@ class InvoicesMixin(InvoiceValidationMixin):
                         continue
                 else:
                     echo[key] = jsonable(value, as_float)
-        if not echo.get("InvoiceID"):
-            echo["InvoiceID"] = ZERO_GUID
-        echo["HasErrors"] = True
-        echo["StatusAttributeString"] = "ERROR"
-        echo["ValidationErrors"] = [{"Message": m} for m in errors]
-        return echo
+        return failed_element(echo, "InvoiceID", errors, validation_flag=False)
 
     def _write_invoices(self, request: Request) -> Response:
         path_invoice: Record | None = None
@@ -310,34 +294,15 @@ class InvoicesMixin(InvoiceValidationMixin):
             path_invoice = self._find_invoice(request.segments[1])
             if path_invoice is None:
                 return not_found()
-        items = self._json_body(request, "Invoices", "Invoice")
-        if path_invoice is not None:
-            items = items[:1]
+        items = self._batch_items(request, "Invoices", "Invoice", path_invoice)
         unitdp4 = (request.query.get("unitdp") or "").strip() == "4"
-        summarize = request.flag("summarizeErrors") is not False
-        if not summarize:
-            results: list[dict[str, Any]] = []
-            for elem in items:
-                plan, errors = self._prepare_invoice(elem, request.method, path_invoice, unitdp4, None)
-                if plan is None:
-                    results.append(self._invoice_error_echo(elem, errors))
-                    continue
-                record = self._commit_invoice(plan)
-                results.append(self._render_invoice(record, lines=True, num=as_float) | {"StatusAttributeString": "OK"})
-            return self._envelope("Invoices", results)
-        claims = Claims()
-        plans: list[InvoicePlan] = []
-        failures: list[dict[str, Any]] = []
-        for elem in items:
-            plan, errors = self._prepare_invoice(elem, request.method, path_invoice, unitdp4, claims)
-            if plan is None:
-                failures.append(self._invoice_error_echo(elem, errors))
-            else:
-                self._claim_invoice(plan, claims)
-                plans.append(plan)
-        if failures:
-            return validation_error("A validation exception occurred", failures)
-        committed = [self._commit_invoice(plan) for plan in plans]
-        return self._envelope("Invoices", [self._render_invoice(i, lines=True, num=as_float) for i in committed])
-
-    # ------------------------------------------------------------------------------------ history
+        return self._write_batch(
+            request,
+            "Invoices",
+            items,
+            lambda elem, claims: self._prepare_invoice(elem, request.method, path_invoice, unitdp4, claims),
+            self._claim_invoice,
+            self._commit_invoice,
+            lambda record: self._render_invoice(record, lines=True, num=as_float),
+            self._invoice_error_echo,
+        )

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,18 @@ from pipeline.standins.xero.values import Record, parse_http_date, utc_now
 from pipeline.standins.xero.where import FieldSpec, Node, WhereError, parse_where
 
 PROVIDER_NAME = "cin7xero standin"
+
+
+class Candidates:
+    """The IDs that index lookups (``IDs=``, equalities in ``where``) narrow a listing to; ``None``: not narrowed."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] | None = None
+
+    def narrow(self, found: Iterable[str]) -> None:
+        """Keep only the IDs also in ``found``."""
+        found_set = set(found)
+        self.ids = found_set if self.ids is None else self.ids & found_set
 
 
 class QueryMixin(XeroState):
@@ -133,6 +145,15 @@ class QueryMixin(XeroState):
             present.sort(key=sort_key, reverse=descending)
             ordered = present + missing
         return ordered
+
+    @staticmethod
+    def _records_to_scan(table: dict[str, Record], candidates: Candidates, newer: list[Record] | None) -> list[Record]:
+        # The narrowest start for a listing's filters, in UpdatedDateUTC order.
+        if candidates.ids is not None:
+            return sorted((table[i] for i in candidates.ids), key=lambda r: r["_seq"])
+        if newer is not None:
+            return newer
+        return list(table.values())
 
     def _modified_since(
         self, request: Request, table: dict[str, Record]

@@ -19,11 +19,15 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 class Headers(Protocol):
     """What the stand-in needs from request headers (``http.client.HTTPMessage`` or a dict)."""
 
-    def get(self, name: str, /) -> str | None: ...
+    def get(self, name: str, /) -> str | None:
+        """The header's value, or ``None``."""
+        ...
 
 
 @dataclass(slots=True)
 class Response:
+    """One HTTP response; ``drop`` closes the connection without sending it (an injected fault)."""
+
     status: int
     headers: list[tuple[str, str]]
     body: bytes
@@ -31,19 +35,23 @@ class Response:
 
 
 def json_response(status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """A compact JSON response."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return Response(status, [("Content-Type", JSON_TYPE), *headers], body)
 
 
 def text_response(status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """A plain-text response."""
     return Response(status, [("Content-Type", TEXT_TYPE), *headers], text.encode("utf-8"))
 
 
 def not_found() -> Response:
+    """Xero's plain-text 404."""
     return text_response(404, NOT_FOUND_TEXT)
 
 
 def validation_error(message: str, elements: list[Any] | None = None) -> Response:
+    """Xero's 400 ``ValidationException``, with the failing ``Elements`` when given."""
     payload: dict[str, Any] = {"ErrorNumber": 10, "Type": "ValidationException", "Message": message}
     if elements is not None:
         payload["Elements"] = elements
@@ -51,15 +59,19 @@ def validation_error(message: str, elements: list[Any] | None = None) -> Respons
 
 
 def query_error(message: str) -> Response:
+    """Xero's 400 ``QueryParseException`` for a bad ``where`` or ``order``."""
     return json_response(400, {"ErrorNumber": 16, "Type": "QueryParseException", "Message": message})
 
 
 def oauth_error(status: int, error: str) -> Response:
+    """An OAuth 2.0 error response (``invalid_client``, ``invalid_grant`` ...)."""
     return json_response(status, {"error": error}, [("Cache-Control", "no-store")])
 
 
 @dataclass(slots=True)
 class Request:
+    """One API request as the endpoints see it: path segments, query keys in lower case, the raw body."""
+
     method: str
     segments: list[str]
     query: dict[str, str]
@@ -68,6 +80,7 @@ class Request:
     target: str
 
     def flag(self, name: str) -> bool | None:
+        """A boolean query parameter (``summarizeErrors``, ``includeArchived`` ...); ``None`` when absent."""
         value = self.query.get(name.lower())
         if value is None:
             return None

@@ -37,17 +37,19 @@ CONTACT_TEXT_FIELDS = (
     "DefaultCurrency",
     "XeroNetworkKey",
 )
-CONTACT_SUMMARY_FIELDS = (
-    "ContactNumber",
-    "AccountNumber",
-    "Name",
-    "FirstName",
-    "LastName",
-    "EmailAddress",
-    "CompanyNumber",
-    "TaxNumber",
-    "DefaultCurrency",
+# The text fields a ``summaryOnly`` listing leaves out; the others it shows, in the same order.
+_DETAIL_ONLY_FIELDS = frozenset(
+    {
+        "BankAccountDetails",
+        "AccountsReceivableTaxType",
+        "AccountsPayableTaxType",
+        "Website",
+        "SalesDefaultAccountCode",
+        "PurchasesDefaultAccountCode",
+        "XeroNetworkKey",
+    }
 )
+CONTACT_SUMMARY_FIELDS = tuple(key for key in CONTACT_TEXT_FIELDS if key not in _DETAIL_ONLY_FIELDS)
 
 
 CONTACT_SCHEMA: FieldSpec = {
@@ -92,6 +94,3 @@ INVOICE_SCHEMA: FieldSpec = {
     "Url": "string",
     "Contact": CONTACT_SCHEMA,
 }
-
-Num = Callable[[Decimal], Any]
-Record = dict[str, Any]

@@ -11,10 +11,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from pipeline.standins.serving import QuietHandler, StandInServer
 from pipeline.standins.xero.admin import AdminMixin
 from pipeline.standins.xero.history import HistoryMixin
 from pipeline.standins.xero.limits import LimitsMixin
@@ -34,19 +33,12 @@ from pipeline.standins.xero.state import API_PREFIX
 MAX_BODY_BYTES = int(3.5 * 1024 * 1024)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(StandInServer["XeroStandIn"]):
     request_queue_size = 256
-    standin: XeroStandIn
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(QuietHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence per-request logging; the benchmark would otherwise spend its time on stderr."""
 
     def _read_body(self) -> tuple[bytes, bool]:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -112,6 +104,7 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
 
     Limits of ``None`` mean unlimited. ``refresh_grace_seconds`` is how long a rotated refresh token keeps
     working (Xero: 30 minutes). Seed contacts may carry ``ContactStatus: "ARCHIVED"`` and a ``ContactID``.
+    The constructor and the store are ``XeroState``'s; each mixin serves one part of the API.
     """
 
     def start(self) -> XeroStandIn:

@@ -24,6 +24,8 @@ API_PREFIX = "/api.xro/2.0"
 
 @dataclass(slots=True)
 class AccessToken:
+    """An issued access token; ``family`` links it to a refresh-token chain (``None`` for client credentials)."""
+
     expires_at: float
     family: str | None
     client_id: str
@@ -31,6 +33,8 @@ class AccessToken:
 
 @dataclass(slots=True)
 class RefreshToken:
+    """An issued refresh token; ``superseded_at`` is when it was rotated (it still works for the grace period)."""
+
     family: str
     client_id: str
     scope: str
@@ -40,6 +44,8 @@ class RefreshToken:
 
 @dataclass(slots=True)
 class AuthCode:
+    """An authorization code awaiting exchange at the token endpoint."""
+
     client_id: str
     redirect_uri: str
     scope: str
@@ -48,6 +54,8 @@ class AuthCode:
 
 @dataclass(slots=True)
 class IdempotencyEntry:
+    """The response stored for an ``Idempotency-Key``, and the request it must match to be replayed."""
+
     method: str
     target: str
     body_hash: str
@@ -57,6 +65,8 @@ class IdempotencyEntry:
 
 @dataclass(slots=True)
 class Faults:
+    """The faults armed by ``set_faults()`` (deadlines on the monotonic clock, counters of calls to fault)."""
+
     outage_until: float = 0.0
     offline_until: float = 0.0
     rate_limit_next: int = 0
@@ -66,6 +76,7 @@ class Faults:
     latency_seconds: float = 0.0
 
     def describe(self, now: float) -> dict[str, Any]:
+        """The armed faults as ``set_faults()`` takes them (seconds left rather than deadlines)."""
         return {
             "outage_seconds": max(0.0, self.outage_until - now),
             "offline_seconds": max(0.0, self.offline_until - now),

@@ -15,26 +15,32 @@ from typing import Any
 
 from pipeline.standins.xero.data import ms_date, ms_datetime
 
-
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 
 
-def as_float(value: Decimal) -> float:
+#: How a rendering writes amounts: ``as_float`` for the HTTP API, ``as_decimal`` for in-process access.
+Num = Callable[[Decimal], Any]
+#: A stored contact, invoice, line or history record, keyed by its Xero field names.
+Record = dict[str, Any]
 
 
 def as_float(value: Decimal) -> float:
+    """An amount as a JSON number, as the HTTP API writes it."""
     return float(value)
 
 
 def as_decimal(value: Decimal) -> Decimal:
+    """An amount kept as it is, as in-process access returns it."""
     return value
 
 
 def utc_now() -> dt.datetime:
+    """The current time, timezone-aware in UTC."""
     return dt.datetime.now(dt.UTC)
 
 
 def is_guid(text: str) -> bool:
+    """Whether ``text`` is a GUID in its 36-character form (else it may be a number or a name)."""
     try:
         uuid.UUID(text)
     except ValueError:
@@ -43,18 +49,21 @@ def is_guid(text: str) -> bool:
 
 
 def split_csv(value: str | None) -> list[str]:
+    """The items of a comma-separated query parameter (``IDs``, ``Statuses`` ...), quotes stripped."""
     if not value:
         return []
     return [part.strip().strip('"') for part in value.split(",") if part.strip()]
 
 
 def as_text(value: Any) -> str | None:
+    """A request field as text (``None`` stays ``None``)."""
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
 
 
 def jsonable(value: Any, num: Num) -> Any:
+    """A stored value as Xero JSON: amounts through ``num``, dates and datetimes as MS-JSON dates."""
     if isinstance(value, Decimal):
         return num(value)
     if isinstance(value, dict):

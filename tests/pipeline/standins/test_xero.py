@@ -45,8 +45,8 @@ from xero_python.exceptions import (
 )
 
 from pipeline.standins.xero import XeroStandIn
-from pipeline.standins.xero_data import parse_ms_datetime
-from pipeline.standins.xero_where import FieldSpec, WhereError, evaluate, parse_where
+from pipeline.standins.xero.data import parse_ms_datetime
+from pipeline.standins.xero.where import FieldSpec, WhereError, evaluate, parse_where
 
 SPEC = Path("/work/shared/specs/xero-openapi/xero_accounting.normalised.yaml")
 CLIENT_ID = "standin-client"

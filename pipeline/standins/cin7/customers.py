@@ -1,0 +1,31 @@
+"""The Cin7 stand-in's customers endpoint: ``GET customer`` with its filters and paging."""
+
+from __future__ import annotations
+
+from pipeline.standins.cin7.query import QueryMixin
+from pipeline.standins.cin7.responses import Response, json_response
+from pipeline.standins.generator import parse_timestamp
+
+
+class CustomersMixin(QueryMixin):
+    """The customer list."""
+
+    def _customer_list(self, query: dict[str, str], body: bytes) -> Response:
+        page, limit = self._paging(query)
+        since = self._since(query, "ModifiedSince")
+        wanted_id = (query.get("id") or "").strip().lower()
+        name = (query.get("name") or "").strip().lower()
+        include_deprecated = (query.get("includedeprecated") or "").strip().lower() == "true"
+        with self._lock:
+            customers = list(self._customers.values())
+        if wanted_id:
+            customers = [c for c in customers if str(c["ID"]).lower() == wanted_id]
+        if name:
+            customers = [c for c in customers if name in str(c.get("Name") or "").lower()]
+        if since is not None:
+            customers = [c for c in customers if parse_timestamp(str(c["LastModifiedOn"])) >= since]
+        if not include_deprecated:
+            customers = [c for c in customers if str(c.get("Status") or "").lower() != "deprecated"]
+        customers.sort(key=lambda c: (str(c.get("Name") or "").strip().lower(), str(c["ID"])))
+        chunk = customers[(page - 1) * limit : page * limit]
+        return json_response(200, {"Total": len(customers), "Page": page, "CustomerList": chunk})

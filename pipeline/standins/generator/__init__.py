@@ -1,0 +1,49 @@
+"""Seeded, deterministic Cin7 Core data for the stand-ins, the benchmarks and the end-to-end tests.
+
+Everything here is pure: no I/O, no clock (``now`` is an argument), no global random state. The same
+``seed``, ``n_sales`` and ``now`` always give an identical :class:`Dataset`.
+
+Amounts follow the shared conventions (``docs/conventions-for-helpers.md``) exactly: every amount is a
+``Decimal``; line ``Total`` is ``round_half_up(Quantity * Price * (1 - Discount/100), 2)``; line ``Tax`` and
+the invoice totals depend on the sale's ``TaxCalculation``. :func:`recompute_invoice_totals` is the one
+implementation of those rules and is used for generation and for edits alike.
+
+Deliberately awkward data, always present:
+
+* customer names ``O'Brien & Sons``, ``Zoë's "Best" Café``, ``Ngā Tamariki Ltd``, ``Kauri Timber Co`` with
+  trailing spaces (the consumer must trim), and ``Smith Trading`` held by two different customers;
+* e-mails with an apostrophe (``o'brien@example.com``) and with mixed case;
+* groups of several sales sharing the exact same ``Updated`` millisecond (tests the poll overlap);
+* ~10% foreign-currency sales (NZD, USD), ~5% of sales with two invoices, ~3% DRAFT and ~3% VOIDED invoices.
+
+Hostile cases (``hostile=True``), each on its own single-invoice AUTHORISED sale, roughly 1.5% of sales each
+and at least one each when ``n_sales >= 10``:
+
+* a line with TaxRule ``Zero Rated Imports`` (unknown to the mapping rules) -> ``dead_mapping``;
+* a line with Account ``999`` (not in the Xero chart) -> ``dead_mapping``;
+* a sale in ``JPY`` (not enabled in Xero; from a dedicated JPY customer) -> ``dead_xero``;
+* an invoice dated 2019-05-10 (before Xero's period lock date 2020-06-30) -> ``dead_xero``.
+"""
+
+from pipeline.standins.generator.dataset import Dataset, generate
+from pipeline.standins.generator.expectations import InvoiceExpectation
+from pipeline.standins.generator.tables import LOCK_DATE, TAX_RULES, UNKNOWN_ACCOUNT, UNKNOWN_TAX_RULE
+from pipeline.standins.generator.totals import edit_invoice, recompute_invoice_totals, sale_list_row, void_invoice
+from pipeline.standins.generator.values import format_date, format_timestamp, parse_timestamp
+
+__all__ = [
+    "LOCK_DATE",
+    "TAX_RULES",
+    "UNKNOWN_ACCOUNT",
+    "UNKNOWN_TAX_RULE",
+    "Dataset",
+    "InvoiceExpectation",
+    "edit_invoice",
+    "format_date",
+    "format_timestamp",
+    "generate",
+    "parse_timestamp",
+    "recompute_invoice_totals",
+    "sale_list_row",
+    "void_invoice",
+]
