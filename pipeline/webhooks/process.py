@@ -17,7 +17,7 @@ from pipeline.discovery.poll import store_customers
 from pipeline.errors import SyncError
 from pipeline.ledger.models import SaleRecord, SaleState, SyncDocument, WebhookEvent, utcnow
 from pipeline.ledger.ops import insert_ignore
-from pipeline.policy import MAX_COUNTDOWN_SECONDS, Next, decide_for
+from pipeline.policy import Next, decide_for
 from pipeline.webhooks.events import EventState, ci_get, event_kind, guid_or_none
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def event_message(ctx: TenantContext, event_id: int, *, retries: int) -> tuple[d
         outcome = process_event(ctx, event_id)
     except SyncError as error:
         decision = decide_for(error, retries + 1, ctx.settings, pauses_tenant=False)
-        if decision.next is Next.COUNTDOWN or (decision.retries and decision.delay <= MAX_COUNTDOWN_SECONDS):
+        if decision.next is Next.COUNTDOWN:
             return {"event": event_id, "state": "retry"}, decision.delay
         log.warning("webhook event %s failed: %s", event_id, error.message)
         mark_event_failed(ctx, event_id, error.message)

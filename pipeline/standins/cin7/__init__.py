@@ -1,6 +1,6 @@
 """A Cin7 Core ExternalApi v2 stand-in: a real HTTP server (standard library only) with Cin7's quirks.
 
-What it imitates (see ``/work/shared/reference/cin7-core.md``):
+What it imitates, from Cin7 Core's published API documentation:
 
 * paths and query parameter names are case-insensitive; auth is the ``api-auth-accountid`` and
   ``api-auth-applicationkey`` headers, and bad credentials give **403**;

@@ -48,7 +48,8 @@ from pipeline.standins.xero import XeroStandIn
 from pipeline.standins.xero.data import parse_ms_datetime
 from pipeline.standins.xero.where import FieldSpec, WhereError, evaluate, parse_where
 
-SPEC = Path("/work/shared/specs/xero-openapi/xero_accounting.normalised.yaml")
+# Vendored (MIT): tests read nothing outside the repository.
+SPEC = Path(__file__).resolve().parents[2] / "fixtures" / "xero-openapi" / "xero_accounting.normalised.yaml"
 CLIENT_ID = "standin-client"
 CLIENT_SECRET = "standin-secret"
 
