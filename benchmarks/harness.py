@@ -17,10 +17,12 @@ from pathlib import Path
 import psycopg
 import redis
 
+from pipeline.db import reset_engines
 from pipeline.ledger.migrate import upgrade
 from pipeline.standins.cin7 import Cin7StandIn
+from pipeline.standins.env import standin_env
 from pipeline.standins.xero import XeroStandIn
-from tests.conftest import WorkerPool
+from pipeline.workerpool import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -43,8 +45,6 @@ def fresh_database() -> Iterator[str]:
         upgrade(url)
         yield url
     finally:
-        from pipeline.db import reset_engines
-
         reset_engines()
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -105,22 +105,11 @@ def pipeline_env(
     `xero_window`: the seconds the Xero stand-in counts as a minute, or None when it does not limit.
     """
     return {
+        **standin_env(database_url, redis_url, redis_url, cin7, xero),
         **xero_limit_env(xero_window),
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": redis_url,
-        "REDIS_URL": redis_url,
-        "CIN7_API_URL": cin7.api_url,
-        "CIN7_ACCOUNT_ID": cin7.account_id,
-        "CIN7_APPLICATION_KEY": cin7.application_key,
-        "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
         "CIN7_THROTTLE_WAIT_SECONDS": "1",
         # Unthrottled Cin7: the figures are about our throughput and Xero's limit.
         "CIN7_CALLS_PER_MINUTE": "1000000",
-        "XERO_API_URL": xero.api_url,
-        "XERO_TOKEN_URL": xero.token_url,
-        "XERO_CONNECTIONS_URL": xero.connections_url,
-        "XERO_CLIENT_ID": xero.client_id,
-        "XERO_CLIENT_SECRET": xero.client_secret,
         "XERO_BATCH_WAIT_SECONDS": str(batch_wait),
         "RETRY_BASE_SECONDS": "0.5",
         "RETRY_CAP_SECONDS": "4",

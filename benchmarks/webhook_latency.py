@@ -39,6 +39,19 @@ import redis
 import requests
 from sqlalchemy import select
 
+from benchmarks.harness import xero_limit_env
+from pipeline.app import app
+from pipeline.context import tenant_context
+from pipeline.db import reset_engines
+from pipeline.ledger.migrate import upgrade
+from pipeline.ledger.models import WebhookEvent
+from pipeline.runtime import reload_runtime
+from pipeline.standins.cin7 import Cin7StandIn
+from pipeline.standins.generator import generate
+from pipeline.standins.xero import XeroStandIn
+from pipeline.standins.xero.data import parse_ms_datetime
+from pipeline.webhooks.server import WebhookServer
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -84,7 +97,6 @@ def _start_worker(
 
 def _wait_ready(count: int, timeout: float = 60) -> None:
     # Workers log at WARNING here; readiness is seen through the broker instead.
-    from pipeline.app import app
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,14 +121,6 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks.harness import xero_limit_env
-    from pipeline.ledger.migrate import upgrade
-    from pipeline.ledger.models import WebhookEvent
-    from pipeline.runtime import reload_runtime
-    from pipeline.standins.cin7 import Cin7StandIn
-    from pipeline.standins.generator import generate
-    from pipeline.standins.xero import XeroStandIn
-    from pipeline.standins.xero.data import parse_ms_datetime
 
     n_sales = int(args.rate * args.duration)
     database = f"cin7xero_bench_{uuid.uuid4().hex[:10]}"
@@ -151,7 +155,6 @@ def run(args: argparse.Namespace) -> int:
     upgrade(database_url)
     processes: list[subprocess.Popen[bytes]] = []
     logdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
-    from pipeline.webhooks.server import WebhookServer
 
     server: WebhookServer | None = None
     try:
@@ -215,7 +218,6 @@ def run(args: argparse.Namespace) -> int:
             if len(seen) == len(expected):
                 break
             time.sleep(0.2)
-        from pipeline.context import tenant_context
 
         ctx = tenant_context()
         with ctx.sessions() as session:
@@ -255,7 +257,6 @@ def run(args: argparse.Namespace) -> int:
         _stop(processes)
         cin7.stop()
         xero.stop()
-        from pipeline.db import reset_engines
 
         reset_engines()
         if args.keep_db:

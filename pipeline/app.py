@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
 from celery.signals import worker_process_init
 from kombu import pools as kombu_pools
@@ -19,6 +20,7 @@ from kombu.entity import Queue
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from pipeline.db import reset_engines
 from pipeline.settings import Settings, get_settings
 
 
@@ -148,7 +150,6 @@ def reconfigure(settings: Settings) -> None:
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's database sockets.
-    from pipeline.db import reset_engines
 
     reset_engines()
 
@@ -172,8 +173,6 @@ def send_fast(task: TaskName, *args: Any) -> None:
 @contextmanager
 def embedded_worker(queues: tuple[QueueName, ...] = WORK_QUEUES, *, concurrency: int = 4) -> Iterator[None]:
     """A real Celery worker (thread pool) inside this process, consuming `queues`: the demo's worker."""
-    from celery.contrib.testing.worker import start_worker
-
     app.conf.update(task_queues=None)
     with start_worker(
         app,

@@ -108,48 +108,10 @@ def classify_xero_response(status: int, headers: Mapping[str, str] | None, body:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     parsed = _parse_json(text)
     if status == 429:
-        problem = (_header(headers, "X-Rate-Limit-Problem") or "").strip().lower()
-        wait = _retry_after(headers)
-        if problem == "day":
-            return SyncError(
-                ErrorClass.DAY_LIMIT,
-                "Xero daily call limit reached",
-                api="xero",
-                status=status,
-                retry_after=wait if wait is not None else DAY_LIMIT_DEFAULT_WAIT,
-            )
-        return SyncError(
-            ErrorClass.RATE_LIMITED,
-            f"Xero rate limit ({problem or 'unspecified'})",
-            api="xero",
-            status=status,
-            retry_after=wait if wait is not None else DEFAULT_RATE_LIMIT_WAIT,
-        )
-    if status == 401:
-        detail = parsed.get("Detail") if isinstance(parsed, Mapping) else text[:200]
-        return SyncError(ErrorClass.AUTH, f"Xero rejected the access token: {detail}", api="xero", status=status)
-    if status == 403:
-        detail = parsed.get("Detail") if isinstance(parsed, Mapping) else text[:200]
-        return SyncError(
-            ErrorClass.CONFIGURATION,
-            f"Xero refused access ({detail}): check the tenant id, the app's scopes and the connection",
-            api="xero",
-            status=status,
-        )
-    if status == 400 and isinstance(parsed, Mapping) and parsed.get("error") == "invalid_grant":
-        return SyncError(
-            ErrorClass.CONFIGURATION,
-            "Xero refused the refresh token (invalid_grant): reconnect with `cin7xero xero connect`",
-            api="xero",
-            status=status,
-        )
-    if status == 400 and isinstance(parsed, Mapping) and parsed.get("error") == "invalid_client":
-        return SyncError(
-            ErrorClass.CONFIGURATION,
-            "Xero refused the client id/secret (invalid_client)",
-            api="xero",
-            status=status,
-        )
+        return _xero_rate_limited(headers)
+    refused = _xero_credentials_refused(status, parsed, text)
+    if refused is not None:
+        return refused
     if status in (400, 409, 422):
         messages = xero_validation_messages(parsed) or [text[:500] or f"HTTP {status}"]
         if any("idempotency key" in m.lower() for m in messages):
@@ -176,6 +138,56 @@ def classify_xero_response(status: int, headers: Mapping[str, str] | None, body:
     if status == 404:
         return SyncError(ErrorClass.VALIDATION, f"Xero: not found ({text[:200]})", api="xero", status=status)
     return SyncError(ErrorClass.VALIDATION, f"Xero HTTP {status}: {text[:300]}", api="xero", status=status)
+
+
+def _xero_rate_limited(headers: Mapping[str, str] | None) -> SyncError:
+    problem = (_header(headers, "X-Rate-Limit-Problem") or "").strip().lower()
+    wait = _retry_after(headers)
+    if problem == "day":
+        return SyncError(
+            ErrorClass.DAY_LIMIT,
+            "Xero daily call limit reached",
+            api="xero",
+            status=429,
+            retry_after=wait if wait is not None else DAY_LIMIT_DEFAULT_WAIT,
+        )
+    return SyncError(
+        ErrorClass.RATE_LIMITED,
+        f"Xero rate limit ({problem or 'unspecified'})",
+        api="xero",
+        status=429,
+        retry_after=wait if wait is not None else DEFAULT_RATE_LIMIT_WAIT,
+    )
+
+
+def _xero_credentials_refused(status: int, parsed: Any, text: str) -> SyncError | None:
+    """The token, the connection or the app's credentials refused: the operator must act."""
+    if status == 401:
+        detail = parsed.get("Detail") if isinstance(parsed, Mapping) else text[:200]
+        return SyncError(ErrorClass.AUTH, f"Xero rejected the access token: {detail}", api="xero", status=status)
+    if status == 403:
+        detail = parsed.get("Detail") if isinstance(parsed, Mapping) else text[:200]
+        return SyncError(
+            ErrorClass.CONFIGURATION,
+            f"Xero refused access ({detail}): check the tenant id, the app's scopes and the connection",
+            api="xero",
+            status=status,
+        )
+    if status == 400 and isinstance(parsed, Mapping) and parsed.get("error") == "invalid_grant":
+        return SyncError(
+            ErrorClass.CONFIGURATION,
+            "Xero refused the refresh token (invalid_grant): reconnect with `cin7xero xero connect`",
+            api="xero",
+            status=status,
+        )
+    if status == 400 and isinstance(parsed, Mapping) and parsed.get("error") == "invalid_client":
+        return SyncError(
+            ErrorClass.CONFIGURATION,
+            "Xero refused the client id/secret (invalid_client)",
+            api="xero",
+            status=status,
+        )
+    return None
 
 
 def classify_cin7_response(status: int, body: str | bytes | None, *, throttle_wait: float) -> SyncError:

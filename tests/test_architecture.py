@@ -43,6 +43,7 @@ SHARED = (
     "pipeline.policy",
     "pipeline.ratelimit",
     "pipeline.runtime",
+    "pipeline.workerpool",
     "pipeline.settings",
     "pipeline.source.base",
     "pipeline.source.cin7core.client",

@@ -8,7 +8,8 @@ customer; adopted contacts get our ContactNumber only, their details are the boo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -93,6 +94,20 @@ def _push_name(link: ContactLink, customer: Cin7Customer, taken: set[str]) -> st
     return link.xero_name
 
 
+@dataclass
+class _Round:
+    """One push round's links and what became of each (keyed by link id)."""
+
+    rows: list[Any]
+    customers: dict[int, Cin7Customer] = field(default_factory=dict)
+    bad: dict[int, str] = field(default_factory=dict)
+    unchanged: set[int] = field(default_factory=set)
+    body: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[tuple[ContactLink, str]] = field(default_factory=list)
+    # link id -> (source hash, Xero's contact or None, Xero's refusal)
+    results: dict[int, tuple[str, dict[str, Any] | None, str | None]] = field(default_factory=dict)
+
+
 def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome:
     """Send one batch of contact details and ContactNumbers Xero lacks from us (one POST /Contacts).
 
@@ -101,7 +116,6 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
     one alert; it is tried again when the customer next changes in Cin7. A whole failed call raises
     SyncError and leaves every link as it was.
     """
-    outcome = PushOutcome()
     with ctx.sessions() as session:
         rows = session.execute(
             select(ContactLink, CustomerRecord.snapshot, CustomerRecord.last_modified_on)
@@ -111,17 +125,27 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
             .limit(limit)
         ).all()
     if not rows:
-        return outcome
-    customers: dict[int, Cin7Customer] = {}
-    bad: dict[int, str] = {}
-    for link, snapshot, _modified in rows:
+        return PushOutcome()
+    batch = _Round(rows=list(rows))
+    _parse_customers(batch)
+    _build_body(batch, _taken_names(ctx, batch.customers.values()))
+    _send(ctx, batch)
+    cache_contacts(ctx, [data for _, data, _ in batch.results.values() if data is not None])
+    return _record(ctx, batch)
+
+
+def _parse_customers(batch: _Round) -> None:
+    for link, snapshot, _modified in batch.rows:
         try:
-            customers[link.id] = Cin7Customer.model_validate(snapshot)
+            batch.customers[link.id] = Cin7Customer.model_validate(snapshot)
         except ValidationError as exc:
-            bad[link.id] = f"Cin7 customer {link.cin7_customer_id} does not parse: {exc}"
-    names = [n for n in (normalise_name(c.name or "") for c in customers.values()) if n]
+            batch.bad[link.id] = f"Cin7 customer {link.cin7_customer_id} does not parse: {exc}"
+
+
+def _taken_names(ctx: TenantContext, customers: Iterable[Cin7Customer]) -> set[str]:
+    names = [n for n in (normalise_name(c.name or "") for c in customers) if n]
     with ctx.sessions() as session:
-        taken = {
+        return {
             str(row.name_key)
             for row in session.scalars(
                 select(XeroContactCache).where(
@@ -129,81 +153,98 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
                 )
             )
         }
-    body: list[dict[str, Any]] = []
-    sent: list[tuple[ContactLink, str]] = []
-    unchanged: set[int] = set()
-    for link, _snapshot, _modified in rows:
-        customer = customers.get(link.id)
+
+
+def _build_body(batch: _Round, taken: set[str]) -> None:
+    for link, _snapshot, _modified in batch.rows:
+        customer = batch.customers.get(link.id)
         if customer is None:
             continue
         source_hash = customer_source_hash(customer)
         if link.linked_by not in CREATED_KINDS:
-            body.append({"ContactID": link.xero_contact_id, "ContactNumber": customer.id})
+            batch.body.append({"ContactID": link.xero_contact_id, "ContactNumber": customer.id})
         elif link.pushed_at is not None and link.pushed_source_hash == source_hash:
-            unchanged.add(link.id)
+            batch.unchanged.add(link.id)
             continue
         else:
             try:
                 payload = map_contact(customer, name=_push_name(link, customer, taken)).to_json()
             except MappingError as exc:
-                bad[link.id] = "; ".join(p.message for p in exc.problems)
+                batch.bad[link.id] = "; ".join(p.message for p in exc.problems)
                 continue
-            body.append({**payload, "ContactID": link.xero_contact_id})
-        sent.append((link, source_hash))
+            batch.body.append({**payload, "ContactID": link.xero_contact_id})
+        batch.sent.append((link, source_hash))
+
+
+def _send(ctx: TenantContext, batch: _Round) -> None:
+    if not batch.body:
+        return
     try:
-        elements = (
-            ctx.xero.update_contacts(body, idempotency_key(ctx.tenant_key, "POST /Contacts", body)) if body else []
-        )
+        elements = ctx.xero.update_contacts(batch.body, idempotency_key(ctx.tenant_key, "POST /Contacts", batch.body))
     except SyncError as refused:
         if retryable(refused.error_class) or pauses_tenant(refused.error_class):
             raise
         # Refused as a whole, for good: every contact in the call keeps the reason and waits for its
         # customer's next change, rather than costing a call at every sweep and never settling.
-        for link, _ in sent:
-            bad[link.id] = f"Xero refused the contact update: {refused.message}"
-        elements, sent = [], []
+        for link, _ in batch.sent:
+            batch.bad[link.id] = f"Xero refused the contact update: {refused.message}"
+        return
     retry_body: list[dict[str, Any]] = []
     retry_sent: list[tuple[ContactLink, str]] = []
-    results: dict[int, tuple[str, dict[str, Any] | None, str | None]] = {}
-    for (link, source_hash), payload, element in zip(sent, body, elements, strict=False):
+    for (link, source_hash), payload, element in zip(batch.sent, batch.body, elements, strict=False):
         if element.ok:
-            results[link.id] = (source_hash, element.data, None)
+            batch.results[link.id] = (source_hash, element.data, None)
             continue
         text = " ".join(element.messages)
-        lowered = text.lower()
-        if "currency" in lowered and "DefaultCurrency" in payload:
-            # Xero refuses a currency the organisation has not enabled; the rest is still wanted.
-            retry_body.append({k: v for k, v in payload.items() if k != "DefaultCurrency"})
-            retry_sent.append((link, source_hash))
-        elif "name" in lowered and "unique" in lowered and payload.get("Name") != link.xero_name:
-            retry_body.append({**payload, "Name": link.xero_name})
-            retry_sent.append((link, source_hash))
+        retry = _without_refused_field(link, payload, text.lower())
+        if retry is None:
+            batch.results[link.id] = (source_hash, None, text)
         else:
-            results[link.id] = (source_hash, None, text)
+            retry_body.append(retry)
+            retry_sent.append((link, source_hash))
     if retry_body:
         again = ctx.xero.update_contacts(retry_body, idempotency_key(ctx.tenant_key, "POST /Contacts", retry_body))
         for (link, source_hash), element in zip(retry_sent, again, strict=False):
-            results[link.id] = (source_hash, element.data if element.ok else None, " ".join(element.messages) or None)
+            batch.results[link.id] = (
+                source_hash,
+                element.data if element.ok else None,
+                " ".join(element.messages) or None,
+            )
+
+
+def _without_refused_field(link: ContactLink, payload: dict[str, Any], refusal: str) -> dict[str, Any] | None:
+    """The payload again without what Xero refused, when the rest is still wanted; else None."""
+    if "currency" in refusal and "DefaultCurrency" in payload:
+        # Xero refuses a currency the organisation has not enabled.
+        return {k: v for k, v in payload.items() if k != "DefaultCurrency"}
+    if "name" in refusal and "unique" in refusal and payload.get("Name") != link.xero_name:
+        return {**payload, "Name": link.xero_name}
+    return None
+
+
+def _record(ctx: TenantContext, batch: _Round) -> PushOutcome:
+    outcome = PushOutcome()
     now = utcnow()
-    cache_contacts(ctx, [data for _, data, _ in results.values() if data is not None])
     with ctx.sessions() as session, session.begin():
-        for link, _snapshot, modified in rows:
+        for link, _snapshot, modified in batch.rows:
             row = session.get(ContactLink, link.id)
             if row is None:
                 continue
-            if link.id not in bad and link.id not in results and link.id not in unchanged:
+            if link.id not in batch.bad and link.id not in batch.results and link.id not in batch.unchanged:
                 continue  # no element came back for it: try again next round
             row.pushed_modified_on = modified
-            if link.id in bad:
-                row.pushed_at, row.push_error = now, bad[link.id][:4000]
+            if link.id in batch.bad:
+                row.pushed_at, row.push_error = now, batch.bad[link.id][:4000]
                 outcome.failed += 1
-                alerts.note_problem(session, ctx.tenant_pk, ErrorClass.VALIDATION, f"contact push: {bad[link.id]}")
+                alerts.note_problem(
+                    session, ctx.tenant_pk, ErrorClass.VALIDATION, f"contact push: {batch.bad[link.id]}"
+                )
                 continue
-            if link.id in unchanged:
+            if link.id in batch.unchanged:
                 row.pushed_at = now
                 outcome.unchanged += 1
                 continue
-            source_hash, data, error = results[link.id]
+            source_hash, data, error = batch.results[link.id]
             row.pushed_at, row.pushed_source_hash = now, source_hash
             if data is not None:
                 row.push_error = None

@@ -301,76 +301,100 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> li
     for _ in range(MAX_NAME_ATTEMPTS):
         if not pending:
             return adopted
-        body: list[dict[str, Any]] = []
-        sendable: list[_Plan] = []
-        for plan in pending:
-            try:
-                payload = map_contact(plan.customer, name=plan.name).to_json()
-                if plan.without_currency:
-                    payload.pop("DefaultCurrency", None)
-                body.append(payload)
-                sendable.append(plan)
-            except MappingError as exc:
-                result.failures[plan.customer.id] = SyncError(
-                    ErrorClass.MAPPING, str(exc), messages=[p.message for p in exc.problems]
-                )
+        body, sendable = _create_body(pending, result)
         if not body:
             return adopted
         elements = ctx.xero.create_contacts(body, idempotency_key(ctx.tenant_key, "PUT /Contacts", body))
-        retry: list[_Plan] = []
-        lost_race: list[_Plan] = []
-        name_taken: list[_Plan] = []
-        for plan, element in zip(sendable, elements, strict=False):
-            if element.ok:
-                plan.contact_id = str(element.data.get("ContactID"))
-                continue
-            text = " ".join(element.messages).lower()
-            if "currency" in text and not plan.without_currency:
-                plan.without_currency = True
-                retry.append(plan)
-            elif "contact number" in text or "contactnumber" in text:
-                lost_race.append(plan)  # another worker created this customer's contact just now
-            elif ("name" in text and "unique" in text) or "already assigned" in text:
-                name_taken.append(plan)
-            else:
-                result.failures[plan.customer.id] = SyncError(
-                    ErrorClass.VALIDATION, "; ".join(element.messages), api="xero", messages=element.messages
-                )
+        retry, lost_race, name_taken = _sort_refusals(sendable, elements, result)
         cache_contacts(ctx, [element.data for element in elements if element.ok])
         if name_taken:
-            # A contact newer than our cache holds the name: search Xero for it, adopt it when it is
-            # this customer's by the usual order, otherwise take the next readable variant.
-            found = _lookup(ctx, [p.customer for p in name_taken])
-            cache_contacts(ctx, found)
-            claimed = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in found])
-            for plan in name_taken:
-                again = _plan({plan.customer.id: plan.customer}, found, claimed, result, _reserved_names(ctx))
-                if again and again[0].contact_id is not None:
-                    plan.contact_id, plan.linked_by = again[0].contact_id, again[0].linked_by
-                    plan.name = again[0].name
-                    adopted.append(plan)
-                elif plan.customer.id not in result.failures:
-                    plan.name_attempt += 1
-                    plan.name = contact_name_variant(plan.customer.name, plan.customer.id, plan.name_attempt)
-                    plan.name_note = "Xero already has an active contact with this customer's name"
-                    retry.append(plan)
+            _adopt_or_rename(ctx, name_taken, result, adopted, retry)
         if lost_race:
-            found = _lookup(ctx, [p.customer for p in lost_race])
-            cache_contacts(ctx, found)
-            for plan in lost_race:
-                match = next((c for c in found if str(c.get("ContactNumber") or "").lower() == plan.customer.id), None)
-                if match is not None:
-                    plan.contact_id = str(match["ContactID"])
-                    plan.linked_by = "adopted_number"
-                    plan.name = str(match.get("Name") or plan.name)
-                else:
-                    retry.append(plan)
+            _adopt_by_number(ctx, lost_race, retry)
         pending = retry
     for plan in pending:
         result.failures[plan.customer.id] = SyncError(
             ErrorClass.VALIDATION, f"could not find a unique Xero name for {plan.customer.name!r}", api="xero"
         )
     return adopted
+
+
+def _create_body(pending: list[_Plan], result: ContactResult) -> tuple[list[dict[str, Any]], list[_Plan]]:
+    body: list[dict[str, Any]] = []
+    sendable: list[_Plan] = []
+    for plan in pending:
+        try:
+            payload = map_contact(plan.customer, name=plan.name).to_json()
+        except MappingError as exc:
+            result.failures[plan.customer.id] = SyncError(
+                ErrorClass.MAPPING, str(exc), messages=[p.message for p in exc.problems]
+            )
+            continue
+        if plan.without_currency:
+            payload.pop("DefaultCurrency", None)
+        body.append(payload)
+        sendable.append(plan)
+    return body, sendable
+
+
+def _sort_refusals(
+    sendable: list[_Plan], elements: Sequence[Any], result: ContactResult
+) -> tuple[list[_Plan], list[_Plan], list[_Plan]]:
+    """Each created element's plan: linked, or (retry, lost the race for its number, name taken), or failed."""
+    retry: list[_Plan] = []
+    lost_race: list[_Plan] = []
+    name_taken: list[_Plan] = []
+    for plan, element in zip(sendable, elements, strict=False):
+        if element.ok:
+            plan.contact_id = str(element.data.get("ContactID"))
+            continue
+        text = " ".join(element.messages).lower()
+        if "currency" in text and not plan.without_currency:
+            plan.without_currency = True
+            retry.append(plan)
+        elif "contact number" in text or "contactnumber" in text:
+            lost_race.append(plan)  # another worker created this customer's contact just now
+        elif ("name" in text and "unique" in text) or "already assigned" in text:
+            name_taken.append(plan)
+        else:
+            result.failures[plan.customer.id] = SyncError(
+                ErrorClass.VALIDATION, "; ".join(element.messages), api="xero", messages=element.messages
+            )
+    return retry, lost_race, name_taken
+
+
+def _adopt_or_rename(
+    ctx: TenantContext, name_taken: list[_Plan], result: ContactResult, adopted: list[_Plan], retry: list[_Plan]
+) -> None:
+    # A contact newer than our cache holds the name: search Xero for it, adopt it when it is this
+    # customer's by the usual order, otherwise take the next readable variant.
+    found = _lookup(ctx, [p.customer for p in name_taken])
+    cache_contacts(ctx, found)
+    claimed = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in found])
+    for plan in name_taken:
+        again = _plan({plan.customer.id: plan.customer}, found, claimed, result, _reserved_names(ctx))
+        if again and again[0].contact_id is not None:
+            plan.contact_id, plan.linked_by = again[0].contact_id, again[0].linked_by
+            plan.name = again[0].name
+            adopted.append(plan)
+        elif plan.customer.id not in result.failures:
+            plan.name_attempt += 1
+            plan.name = contact_name_variant(plan.customer.name, plan.customer.id, plan.name_attempt)
+            plan.name_note = "Xero already has an active contact with this customer's name"
+            retry.append(plan)
+
+
+def _adopt_by_number(ctx: TenantContext, lost_race: list[_Plan], retry: list[_Plan]) -> None:
+    found = _lookup(ctx, [p.customer for p in lost_race])
+    cache_contacts(ctx, found)
+    for plan in lost_race:
+        match = next((c for c in found if str(c.get("ContactNumber") or "").lower() == plan.customer.id), None)
+        if match is None:
+            retry.append(plan)
+            continue
+        plan.contact_id = str(match["ContactID"])
+        plan.linked_by = "adopted_number"
+        plan.name = str(match.get("Name") or plan.name)
 
 
 def _link(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:

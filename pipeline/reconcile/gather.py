@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +23,6 @@ from pipeline.ledger.models import (
     Tenant,
     utcnow,
 )
-from pipeline.reconcile.compare import FORWARD_DATED_MARGIN
 from pipeline.reconcile.rows import (
     Cin7InvoiceRow,
     LedgerDoc,
@@ -34,8 +33,12 @@ from pipeline.reconcile.rows import (
     xero_invoice_row,
 )
 from pipeline.reconcile.window import Window
+from pipeline.writer.claim import ready_count
 
 XERO_PAGE_SIZE = 1000
+# An invoice can be dated after the sale was last touched (a forward-dated invoice): the saleList pass
+# starts this much before the window so that such sales are still read.
+FORWARD_DATED_MARGIN = timedelta(days=31)
 
 
 # Ledger IN (...) lists are chunked below PostgreSQL's comfortable parameter counts.
@@ -48,7 +51,6 @@ def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterator[list[str]]
 
 
 def _writer_busy(ctx: TenantContext) -> bool:
-    from pipeline.writer.claim import ready_count
 
     if ready_count(ctx) > 0:
         return True

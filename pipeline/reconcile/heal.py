@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
+from pipeline import app
+from pipeline.app import TaskName
 from pipeline.context import TenantContext
 from pipeline.ledger.models import (
     DocumentState,
@@ -54,10 +56,8 @@ def heal(ctx: TenantContext, findings: Sequence[Finding]) -> list[str]:
             if finding.cin7.sale_id not in sale_ids:
                 sale_ids.append(finding.cin7.sale_id)
     if sale_ids:
-        from pipeline.app import TaskName, send
-
         for sale_id in sale_ids:
-            send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+            app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
         log.info(
             "reconciliation healed %d findings: %d sales sent to fetch", sum(f.healed for f in findings), len(sale_ids)
         )

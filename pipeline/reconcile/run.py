@@ -23,9 +23,11 @@ from pipeline.ledger.models import (
     ReconciliationRun,
     utcnow,
 )
+from pipeline.operations.alerts import note_problem
 from pipeline.reconcile.compare import compare, split_cin7, summarise
 from pipeline.reconcile.gather import load_ledger_view, lookup_outside, read_cin7_window, read_xero_window
 from pipeline.reconcile.heal import heal
+from pipeline.reconcile.report import build_report, write_report_files
 from pipeline.reconcile.rows import KIND_LABELS, Cin7Elsewhere, Finding, Kind, normalise_number, number_shape
 from pipeline.reconcile.window import Window, resolve_window
 
@@ -57,11 +59,6 @@ def _alert(ctx: TenantContext, result: ReconcileResult) -> None:
     total = int(result.summary["total"])
     if total == 0:
         return
-    try:
-        from pipeline.operations.alerts import note_problem
-    except ImportError:
-        log.warning("pipeline.operations.alerts is not available: no alert for %d discrepancies", total)
-        return
     counts = ", ".join(
         f"{count} {KIND_LABELS[Kind(kind)].lower()}" for kind, count in result.summary["counts"].items() if count
     )
@@ -84,8 +81,6 @@ def run_reconciliation(
     today: date | None = None,
 ) -> ReconcileResult:
     """Compare Cin7 and Xero over the window, record the run and its report, alert, and heal if asked."""
-    from pipeline.reconcile.report import build_report, write_report_files
-
     window = resolve_window(since, until, ctx.settings.reconcile_lookback_days, today or utcnow().date())
     with ctx.sessions() as session, session.begin():
         run = ReconciliationRun(

@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from pipeline import app
+from pipeline.app import TaskName
 from pipeline.context import TenantContext
 from pipeline.ledger.models import WebhookEvent, utcnow
 from pipeline.ledger.ops import dialect_insert
@@ -84,9 +86,7 @@ def record_event(ctx: TenantContext, parsed: ParsedEvent, payload: Any) -> Recei
 
 def publish_event(tenant_key: str, event_id: int) -> None:
     """Send the event's task, failing fast (not after Celery's default retries) when the broker is down."""
-    from pipeline.app import TaskName, send_fast
-
-    send_fast(TaskName.WEBHOOK_EVENT, tenant_key, event_id)
+    app.send_fast(TaskName.WEBHOOK_EVENT, tenant_key, event_id)
 
 
 def mark_enqueued(ctx: TenantContext, event_ids: Iterable[int]) -> None:

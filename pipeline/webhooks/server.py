@@ -30,6 +30,7 @@ from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from pipeline import app
 from pipeline.context import tenant_context
+from pipeline.db import engine_for
 from pipeline.settings import Settings, get_settings
 from pipeline.source.cin7core.webhooks import auth_configured
 from pipeline.webhooks.auth import is_authorised
@@ -53,8 +54,6 @@ class _Reject(Exception):
 
 def health(settings: Settings | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
     """`(200, {"status": "ok"})` when the ledger answers `SELECT 1`, else 503."""
-    from pipeline.db import engine_for
-
     settings = settings or get_settings()
     try:
         with engine_for(settings.database_url).connect() as connection:
@@ -186,7 +185,9 @@ class _Handler(BaseHTTPRequestHandler):
         settings = get_settings()
         if not auth_configured(settings) or not is_authorised(self.headers.get("Authorization"), settings):
             return _Reject(HTTPStatus.UNAUTHORIZED, "unauthorised"), 0
-        limit = settings.webhook_max_body_bytes
+        return self._check_framing(settings.webhook_max_body_bytes)
+
+    def _check_framing(self, limit: int) -> tuple[_Reject, int] | None:
         transfer = (self.headers.get("Transfer-Encoding") or "").strip().lower()
         length_header = self.headers.get("Content-Length")
         if transfer:
@@ -200,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             length = int(length_header.strip())
         except ValueError:
-            return _Reject(HTTPStatus.BAD_REQUEST, "invalid Content-Length"), 0
+            length = -1
         if length < 0:
             return _Reject(HTTPStatus.BAD_REQUEST, "invalid Content-Length"), 0
         if length > limit:

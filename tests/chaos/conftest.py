@@ -33,8 +33,10 @@ from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import generate
 from pipeline.standins.xero import XeroStandIn
-from tests.conftest import POSTGRES_URL, WorkerPool
-from tests.pipeline.conftest import Pipeline, pipeline_env
+from pipeline.workerpool import WorkerPool
+from tests.conftest import POSTGRES_URL
+from tests.pipeline.conftest import Pipeline
+from tests.pipeline.environment import pipeline_env
 
 pytestmark = pytest.mark.pipeline
 

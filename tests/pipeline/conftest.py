@@ -21,7 +21,9 @@ from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import Dataset, generate
 from pipeline.standins.xero import XeroStandIn
-from tests.conftest import WorkerPool
+from pipeline.workerpool import WorkerPool
+from tests.pipeline.environment import pipeline_env
+from tests.pipeline.inprocess import MAX_ATTEMPTS, in_process
 
 pytestmark = pytest.mark.pipeline
 
@@ -83,37 +85,6 @@ class Pipeline:
         return sum(n for name, n in by_endpoint.items() if name.split(" ")[0] in ("PUT", "POST"))
 
 
-def pipeline_env(database_url: str, redis_url: str, cin7: Cin7StandIn, xero: XeroStandIn) -> dict[str, str]:
-    """Settings for workers and for this process, pointing at this test's services."""
-    return {
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": redis_url,
-        "REDIS_URL": redis_url,
-        "CIN7_API_URL": cin7.api_url,
-        "CIN7_ACCOUNT_ID": cin7.account_id,
-        "CIN7_APPLICATION_KEY": cin7.application_key,
-        "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
-        "CIN7_THROTTLE_WAIT_SECONDS": "1",
-        # The stand-in is unthrottled unless a test says otherwise; real Cin7 allows 60 a minute.
-        "CIN7_CALLS_PER_MINUTE": "100000",
-        "XERO_API_URL": xero.api_url,
-        "XERO_TOKEN_URL": xero.token_url,
-        "XERO_CONNECTIONS_URL": xero.connections_url,
-        "XERO_CLIENT_ID": xero.client_id,
-        "XERO_CLIENT_SECRET": xero.client_secret,
-        "XERO_BATCH_WAIT_SECONDS": "0.1",
-        "CONTACT_PUSH_QUIET_SECONDS": "0.5",
-        "RETRY_BASE_SECONDS": "0.5",
-        "RETRY_CAP_SECONDS": "4",
-        "STUCK_AFTER_SECONDS": "20",
-        # The sweep runs often so that a lost message is healed within a test's patience; the poll
-        # interval is long so that tests decide when Cin7 is read.
-        "SWEEP_INTERVAL_SECONDS": "3",
-        "POLL_INTERVAL_SECONDS": "3600",
-        "TOKEN_ENCRYPTION_KEY": "",
-    }
-
-
 @pytest.fixture
 def make_pipeline(
     database_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -159,8 +130,6 @@ def inproc(
 ) -> Iterator[Any]:
     """A polled tenant (every sale discovered, nothing fetched) whose tasks run in this process,
     counting deliveries in Redis or in the ledger (tests.pipeline.inprocess.InProcess)."""
-    # Imported here: inprocess builds on this module's pipeline_env.
-    from tests.pipeline.inprocess import MAX_ATTEMPTS, in_process
 
     yield from in_process(
         request.param == "redis", database_url, redis_url, monkeypatch, max_attempts=MAX_ATTEMPTS, sales=6

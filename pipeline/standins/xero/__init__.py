@@ -10,6 +10,6 @@ Run it in the foreground with ``python -m pipeline.standins.xero --port 8080``.
 """
 
 from pipeline.standins.xero.server import XeroStandIn
-from pipeline.standins.xero.state import DEFAULT_TENANT_ID
+from pipeline.standins.xero.state import DEFAULT_TENANT_ID, XeroOptions
 
-__all__ = ["DEFAULT_TENANT_ID", "XeroStandIn"]
+__all__ = ["DEFAULT_TENANT_ID", "XeroOptions", "XeroStandIn"]

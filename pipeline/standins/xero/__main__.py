@@ -10,7 +10,7 @@ from types import FrameType
 
 import pipeline.standins.xero as package
 from pipeline.standins.xero.server import XeroStandIn
-from pipeline.standins.xero.state import DEFAULT_TENANT_ID
+from pipeline.standins.xero.state import DEFAULT_TENANT_ID, XeroOptions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--period-lock-date", default="2020-06-30", help="YYYY-MM-DD, or 'none' for no lock date")
     args = parser.parse_args(argv)
     lock = None if args.period_lock_date.lower() == "none" else dt.date.fromisoformat(args.period_lock_date)
-    standin = XeroStandIn(
-        args.host,
-        args.port,
+    options = XeroOptions(
         client_id=args.client_id,
         client_secret=args.client_secret,
         tenant_id=args.tenant_id,
@@ -50,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         refresh_grace_seconds=args.refresh_grace_seconds,
         period_lock_date=lock,
     )
+    standin = XeroStandIn(args.host, args.port, options=options)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

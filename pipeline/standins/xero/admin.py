@@ -7,7 +7,9 @@ over HTTP from another process.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 from urllib.parse import unquote
 
 from pipeline.standins.xero.invoices import InvoicesMixin
@@ -15,53 +17,77 @@ from pipeline.standins.xero.limits import LimitsMixin
 from pipeline.standins.xero.responses import Response, json_response, not_found
 from pipeline.standins.xero.values import Num, jsonable
 
+#: Admin views give amounts as exact decimal strings, not as the floats the API sends.
+_NUM: Num = str
+
 
 class AdminMixin(InvoicesMixin, LimitsMixin):
     """``/_standin/`` requests."""
 
     def _admin(self, method: str, path: str, body: bytes) -> Response:
         parts = [unquote(p) for p in path.split("/") if p][1:]
-        num: Num = str
         try:
             payload = json.loads(body, parse_float=Decimal) if body.strip() else None
         except ValueError:
             return json_response(400, {"error": "invalid JSON"})
-        key = (method, tuple(p.lower() for p in parts))
-        if key == ("GET", ("invoices",)):
-            with self._lock:
-                items = [self._render_invoice(i, lines=True, num=num) for i in self._invoices.values()]
-            return json_response(200, items)
-        if key == ("GET", ("contacts",)):
-            with self._lock:
-                contacts = [self._render_contact(c, num=num) for c in self._contacts.values()]
-            return json_response(200, contacts)
-        if key == ("GET", ("stats",)):
-            return json_response(200, self.stats())
-        if key == ("POST", ("reset",)):
-            self.reset()
-            return json_response(200, {"ok": True})
-        if key in (("POST", ("faults",)), ("GET", ("faults",))):
-            if method == "POST":
-                try:
-                    self.set_faults(**(payload or {}))
-                except (TypeError, ValueError) as exc:
-                    return json_response(400, {"error": str(exc)})
-            return json_response(200, {"ok": True, "faults": self.faults()})
-        if key == ("POST", ("contacts",)):
-            seeds = payload.get("Contacts") if isinstance(payload, dict) else payload
-            if not isinstance(seeds, list):
-                return json_response(400, {"error": "expected a list of contacts"})
-            try:
-                created = self.seed_contacts(seeds)
-            except ValueError as exc:
-                return json_response(400, {"error": str(exc)})
-            return json_response(200, jsonable(created, num))
+        routes: dict[tuple[str, tuple[str, ...]], Callable[[Any], Response]] = {
+            ("GET", ("invoices",)): self._admin_invoices,
+            ("GET", ("contacts",)): self._admin_contacts,
+            ("GET", ("stats",)): self._admin_stats,
+            ("POST", ("reset",)): self._admin_reset,
+            ("GET", ("faults",)): self._admin_faults,
+            ("POST", ("faults",)): self._admin_set_faults,
+            ("POST", ("contacts",)): self._admin_seed_contacts,
+        }
+        handler = routes.get((method, tuple(p.lower() for p in parts)))
+        if handler is not None:
+            return handler(payload)
         if method == "POST" and len(parts) == 3 and parts[0].lower() == "invoices" and parts[2].lower() == "pay":
-            try:
-                paid = self.pay_invoice(parts[1])
-            except KeyError:
-                return not_found()
-            except ValueError as exc:
-                return json_response(400, {"error": str(exc)})
-            return json_response(200, jsonable(paid, num))
+            return self._admin_pay(parts[1])
         return not_found()
+
+    def _admin_invoices(self, _payload: Any) -> Response:
+        with self._lock:
+            items = [self._render_invoice(i, lines=True, num=_NUM) for i in self._invoices.values()]
+        return json_response(200, items)
+
+    def _admin_contacts(self, _payload: Any) -> Response:
+        with self._lock:
+            contacts = [self._render_contact(c, num=_NUM) for c in self._contacts.values()]
+        return json_response(200, contacts)
+
+    def _admin_stats(self, _payload: Any) -> Response:
+        return json_response(200, self.stats())
+
+    def _admin_reset(self, _payload: Any) -> Response:
+        self.reset()
+        return json_response(200, {"ok": True})
+
+    def _admin_faults(self, _payload: Any) -> Response:
+        return json_response(200, {"ok": True, "faults": self.faults()})
+
+    def _admin_set_faults(self, payload: Any) -> Response:
+        try:
+            self.set_faults(**(payload or {}))
+        except (TypeError, ValueError) as exc:
+            return json_response(400, {"error": str(exc)})
+        return self._admin_faults(payload)
+
+    def _admin_seed_contacts(self, payload: Any) -> Response:
+        seeds = payload.get("Contacts") if isinstance(payload, dict) else payload
+        if not isinstance(seeds, list):
+            return json_response(400, {"error": "expected a list of contacts"})
+        try:
+            created = self.seed_contacts(seeds)
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, jsonable(created, _NUM))
+
+    def _admin_pay(self, invoice_id: str) -> Response:
+        try:
+            paid = self.pay_invoice(invoice_id)
+        except KeyError:
+            return not_found()
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
+        return json_response(200, jsonable(paid, _NUM))

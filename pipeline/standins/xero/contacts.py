@@ -182,51 +182,8 @@ class ContactsMixin(BatchWriteMixin):
 
     def _apply_contact_fields(self, record: Record, elem: Mapping[str, Any], existing_id: str | None) -> list[str]:
         errors: list[str] = []
-        for key in CONTACT_TEXT_FIELDS:
-            if key in elem:
-                value = as_text(elem[key])
-                record[key] = value.strip() if value is not None and key == "Name" else value
-        if "ContactStatus" in elem:
-            status = str(elem["ContactStatus"] or "ACTIVE").upper()
-            if status not in CONTACT_STATUSES:
-                errors.append(f"The ContactStatus '{elem['ContactStatus']}' is not valid.")
-            record["ContactStatus"] = status
-        if "Addresses" in elem:
-            for addr in elem["Addresses"] or []:
-                kind = str((addr or {}).get("AddressType") or "").upper()
-                if kind not in ADDRESS_TYPES:
-                    errors.append(f"The address type '{kind}' is not valid. Use POBOX or STREET.")
-                    continue
-                record["Addresses"][kind] = {k: v for k, v in addr.items() if v is not None} | {"AddressType": kind}
-        if "Phones" in elem:
-            for phone in elem["Phones"] or []:
-                kind = str((phone or {}).get("PhoneType") or "").upper()
-                if kind not in PHONE_TYPES:
-                    errors.append(f"The phone type '{kind}' is not valid.")
-                    continue
-                record["Phones"][kind] = {k: v for k, v in phone.items() if v is not None} | {"PhoneType": kind}
-        if "PaymentTerms" in elem:
-            record["PaymentTerms"] = copy.deepcopy(elem["PaymentTerms"]) or {}
-        if "ContactPersons" in elem:
-            record["ContactPersons"] = copy.deepcopy(elem["ContactPersons"]) or []
-        name = record.get("Name")
-        if not name:
-            errors.append(
-                "The contact name must be specified." if existing_id is None else "The contact name cannot be empty."
-            )
-        elif len(name) > 255:
-            errors.append("The contact name must be 255 characters or less.")
-        number = record.get("ContactNumber")
-        if number is not None and len(number) > 50:
-            errors.append("The Contact Number must be 50 characters or less.")
-        if record.get("AccountNumber") and len(record["AccountNumber"]) > 50:
-            errors.append("The Account Number must be 50 characters or less.")
-        email_address = record.get("EmailAddress")
-        if email_address is not None and len(email_address) > 255:
-            errors.append("The Email Address must be 255 characters or less.")
-        currency = record.get("DefaultCurrency")
-        if currency and currency not in CURRENCIES:
-            errors.append(f"The currency {currency} has not been enabled for this organisation.")
+        _apply_contact_input(record, elem, errors)
+        _check_contact_lengths(record, existing_id, errors)
         return errors
 
     def _check_contact_uniqueness(
@@ -329,3 +286,59 @@ class ContactsMixin(BatchWriteMixin):
             lambda record: self._render_contact(record, num=as_float),
             self._contact_error_echo,
         )
+
+
+def _apply_contact_input(record: Record, elem: Mapping[str, Any], errors: list[str]) -> None:
+    """Copy the element's fields onto ``record``; addresses and phones merge by type into the stored ones."""
+    for key in CONTACT_TEXT_FIELDS:
+        if key in elem:
+            value = as_text(elem[key])
+            record[key] = value.strip() if value is not None and key == "Name" else value
+    if "ContactStatus" in elem:
+        status = str(elem["ContactStatus"] or "ACTIVE").upper()
+        if status not in CONTACT_STATUSES:
+            errors.append(f"The ContactStatus '{elem['ContactStatus']}' is not valid.")
+        record["ContactStatus"] = status
+    if "Addresses" in elem:
+        invalid = "The address type '{kind}' is not valid. Use POBOX or STREET."
+        _merge_typed(record["Addresses"], elem["Addresses"], "AddressType", ADDRESS_TYPES, invalid, errors)
+    if "Phones" in elem:
+        invalid = "The phone type '{kind}' is not valid."
+        _merge_typed(record["Phones"], elem["Phones"], "PhoneType", PHONE_TYPES, invalid, errors)
+    if "PaymentTerms" in elem:
+        record["PaymentTerms"] = copy.deepcopy(elem["PaymentTerms"]) or {}
+    if "ContactPersons" in elem:
+        record["ContactPersons"] = copy.deepcopy(elem["ContactPersons"]) or []
+
+
+def _merge_typed(
+    target: dict[str, Any], items: Any, type_key: str, allowed: tuple[str, ...], invalid: str, errors: list[str]
+) -> None:
+    """Store each item under its upper-cased ``type_key``; ``invalid`` is formatted with the rejected ``kind``."""
+    for item in items or []:
+        kind = str((item or {}).get(type_key) or "").upper()
+        if kind not in allowed:
+            errors.append(invalid.format(kind=kind))
+            continue
+        target[kind] = {k: v for k, v in item.items() if v is not None} | {type_key: kind}
+
+
+def _check_contact_lengths(record: Record, existing_id: str | None, errors: list[str]) -> None:
+    name = record.get("Name")
+    if not name:
+        errors.append(
+            "The contact name must be specified." if existing_id is None else "The contact name cannot be empty."
+        )
+    elif len(name) > 255:
+        errors.append("The contact name must be 255 characters or less.")
+    number = record.get("ContactNumber")
+    if number is not None and len(number) > 50:
+        errors.append("The Contact Number must be 50 characters or less.")
+    if record.get("AccountNumber") and len(record["AccountNumber"]) > 50:
+        errors.append("The Account Number must be 50 characters or less.")
+    email_address = record.get("EmailAddress")
+    if email_address is not None and len(email_address) > 255:
+        errors.append("The Email Address must be 255 characters or less.")
+    currency = record.get("DefaultCurrency")
+    if currency and currency not in CURRENCIES:
+        errors.append(f"The currency {currency} has not been enabled for this organisation.")

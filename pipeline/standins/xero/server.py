@@ -102,8 +102,9 @@ class _Handler(QuietHandler):
 class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, LimitsMixin):
     """A fake Xero (Accounting API + OAuth 2.0) served over real HTTP from a daemon thread.
 
-    Limits of ``None`` mean unlimited. ``refresh_grace_seconds`` is how long a rotated refresh token keeps
-    working (Xero: 30 minutes). Seed contacts may carry ``ContactStatus: "ARCHIVED"`` and a ``ContactID``.
+    Its settings are ``XeroOptions``, given as ``options=`` or field by field as keyword arguments; limits of
+    ``None`` mean unlimited, and Xero keeps a rotated refresh token working for 30 minutes. Seed contacts may
+    carry ``ContactStatus: "ARCHIVED"`` and a ``ContactID``.
     The constructor and the store are ``XeroState``'s; each mixin serves one part of the API.
     """
 
@@ -204,45 +205,13 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
         with self._lock:
             self._calls += 1
             self._by_endpoint[endpoint] += 1
-            if self._faults.outage_until > now:
-                # No Retry-After: Xero's 503s are not documented to carry one (and urllib3 would then
-                # silently retry GET/PUT on the client's behalf).
-                return text_response(503, "The service is currently unavailable"), False
-            if self._faults.offline_until > now:
-                return text_response(503, "The Organisation is offline"), False
-            problem = self._bearer_problem(headers)
-            if problem is not None:
-                return problem, False
-            tenant = (headers.get("xero-tenant-id") or "").strip().lower()
-            if (tenant and tenant != self.tenant_id.lower()) or not self._connected:
-                return json_response(
-                    403,
-                    {
-                        "Type": None,
-                        "Title": "Forbidden",
-                        "Status": 403,
-                        "Detail": "AuthenticationUnsuccessful",
-                        "Instance": str(uuid.uuid4()),
-                        "Extensions": {},
-                    },
-                ), False
+            refusal = self._refusal(headers, now)
+            if refusal is not None:
+                return refusal, False
             self._in_flight += 1
-            limited = self._rate_check(now)
-            if limited is not None:
-                return limited, True
-            if self._faults.server_error_next > 0:
-                self._faults.server_error_next -= 1
-                return json_response(
-                    500,
-                    {
-                        "ErrorNumber": 500,
-                        "Type": "UnknownErrorException",
-                        "Message": "An error occurred in Xero. Check the API Status "
-                        "page http://status.developer.xero.com for current "
-                        "service status.",
-                    },
-                    self._rate_headers(),
-                ), True
+            failure = self._slot_failure(now)
+            if failure is not None:
+                return failure, True
             latency = self._faults.latency_seconds
         if too_large:
             return text_response(413, "The request was too large"), True
@@ -252,24 +221,75 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
         for key, value in parse_qsl(query, keep_blank_values=True):
             params[key.lower()] = value
         request = Request(method, segments, params, headers, body, f"{subpath}?{query}")
-        idem_key = headers.get("Idempotency-Key") if method in ("PUT", "POST", "PATCH") else None
         with self._lock:
-            if idem_key is not None:
-                replay = self._idempotency_lookup(idem_key, request)
-                if replay is not None:
-                    return replay, True
-            if handler is None:
-                response = not_found()
-            else:
-                try:
-                    response = handler(request)
-                except BadRequest as exc:
-                    response = exc.response
-            response.headers.extend(self._rate_headers())
-            if idem_key is not None and response.status < 500:
-                self._idempotency_store(idem_key, request, response)
-            if method in ("PUT", "POST") and handler is not None and self._faults.drop_response_after_commit_next > 0:
-                self._faults.drop_response_after_commit_next -= 1
-                self._dropped += 1
-                return Response(0, [], b"", drop=True), True
-            return response, True
+            return self._dispatch(request, handler), True
+
+    def _refusal(self, headers: Headers, now: float) -> Response | None:
+        """The answer to a call turned away before it takes a concurrency slot (caller holds the lock)."""
+        if self._faults.outage_until > now:
+            # No Retry-After: Xero's 503s are not documented to carry one (and urllib3 would then
+            # silently retry GET/PUT on the client's behalf).
+            return text_response(503, "The service is currently unavailable")
+        if self._faults.offline_until > now:
+            return text_response(503, "The Organisation is offline")
+        problem = self._bearer_problem(headers)
+        if problem is not None:
+            return problem
+        tenant = (headers.get("xero-tenant-id") or "").strip().lower()
+        if (tenant and tenant != self.tenant_id.lower()) or not self._connected:
+            return json_response(
+                403,
+                {
+                    "Type": None,
+                    "Title": "Forbidden",
+                    "Status": 403,
+                    "Detail": "AuthenticationUnsuccessful",
+                    "Instance": str(uuid.uuid4()),
+                    "Extensions": {},
+                },
+            )
+        return None
+
+    def _slot_failure(self, now: float) -> Response | None:
+        """A rate limit or an injected 500 for a call that holds its concurrency slot (caller holds the lock)."""
+        limited = self._rate_check(now)
+        if limited is not None:
+            return limited
+        if self._faults.server_error_next > 0:
+            self._faults.server_error_next -= 1
+            return json_response(
+                500,
+                {
+                    "ErrorNumber": 500,
+                    "Type": "UnknownErrorException",
+                    "Message": "An error occurred in Xero. Check the API Status "
+                    "page http://status.developer.xero.com for current "
+                    "service status.",
+                },
+                self._rate_headers(),
+            )
+        return None
+
+    def _dispatch(self, request: Request, handler: Callable[[Request], Response] | None) -> Response:
+        """Run the endpoint or replay its stored answer, with the rate headers added (caller holds the lock)."""
+        method = request.method
+        idem_key = request.headers.get("Idempotency-Key") if method in ("PUT", "POST", "PATCH") else None
+        if idem_key is not None:
+            replay = self._idempotency_lookup(idem_key, request)
+            if replay is not None:
+                return replay
+        if handler is None:
+            response = not_found()
+        else:
+            try:
+                response = handler(request)
+            except BadRequest as exc:
+                response = exc.response
+        response.headers.extend(self._rate_headers())
+        if idem_key is not None and response.status < 500:
+            self._idempotency_store(idem_key, request, response)
+        if method in ("PUT", "POST") and handler is not None and self._faults.drop_response_after_commit_next > 0:
+            self._faults.drop_response_after_commit_next -= 1
+            self._dropped += 1
+            return Response(0, [], b"", drop=True)
+        return response

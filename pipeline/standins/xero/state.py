@@ -11,9 +11,9 @@ import datetime as dt
 import threading
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pipeline.standins.xero.responses import Response
 from pipeline.standins.xero.values import Record, utc_now
@@ -88,49 +88,83 @@ class Faults:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class XeroOptions:
+    """How a Xero stand-in behaves: its credentials and organisation, its limits, and its token lifetimes.
+
+    Limits of ``None`` mean unlimited; ``window_seconds`` and ``day_window_seconds`` are the spans of the
+    minute and day limits. ``refresh_grace_seconds`` is how long a rotated refresh token keeps working.
+    """
+
+    client_id: str = "standin-client"
+    client_secret: str = "standin-secret"  # noqa: S105 - a fake's published test credential
+    tenant_id: str = DEFAULT_TENANT_ID
+    org_name: str = "Demo Company (AU)"
+    minute_limit: int | None = None
+    day_limit: int | None = None
+    concurrent_limit: int | None = None
+    window_seconds: float = 60.0
+    day_window_seconds: float = 86_400.0
+    idempotency_ttl_seconds: float = 360.0
+    access_token_ttl_seconds: int = 1800
+    refresh_grace_seconds: float = 1800.0
+    period_lock_date: dt.date | None = dt.date(2020, 6, 30)
+
+
+class XeroOptionFields(TypedDict, total=False):
+    """``XeroOptions`` fields passed one by one as keyword arguments, e.g. ``XeroStandIn(minute_limit=3)``."""
+
+    client_id: str
+    client_secret: str
+    tenant_id: str
+    org_name: str
+    minute_limit: int | None
+    day_limit: int | None
+    concurrent_limit: int | None
+    window_seconds: float
+    day_window_seconds: float
+    idempotency_ttl_seconds: float
+    access_token_ttl_seconds: int
+    refresh_grace_seconds: float
+    period_lock_date: dt.date | None
+
+
 class XeroState:
-    """Settings and in-memory state of one Xero stand-in (see ``XeroStandIn`` for what the options mean)."""
+    """Settings and in-memory state of one Xero stand-in (see ``XeroStandIn`` for what the options mean).
+
+    Options come as ``options=XeroOptions(...)``, as keyword arguments, or both (keywords win).
+    """
 
     def __init__(
         self,
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        client_id: str = "standin-client",
-        client_secret: str = "standin-secret",  # noqa: S107 - a fake's published test credential
-        tenant_id: str = DEFAULT_TENANT_ID,
-        org_name: str = "Demo Company (AU)",
-        minute_limit: int | None = None,
-        day_limit: int | None = None,
-        concurrent_limit: int | None = None,
-        window_seconds: float = 60.0,
-        day_window_seconds: float = 86_400.0,
-        idempotency_ttl_seconds: float = 360.0,
-        access_token_ttl_seconds: int = 1800,
-        refresh_grace_seconds: float = 1800.0,
-        period_lock_date: dt.date | None = dt.date(2020, 6, 30),
+        options: XeroOptions | None = None,
         seed_contacts: list[dict[str, Any]] | None = None,
+        **fields: Unpack[XeroOptionFields],
     ) -> None:
+        opts = replace(options or XeroOptions(), **fields)
         self.host = host
         self.port = port
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.tenant_id = tenant_id
-        self.org_name = org_name
-        self.minute_limit = minute_limit
-        self.day_limit = day_limit
-        self.concurrent_limit = concurrent_limit
-        self.window_seconds = window_seconds
-        self.day_window_seconds = day_window_seconds
-        self.idempotency_ttl_seconds = idempotency_ttl_seconds
-        self.access_token_ttl_seconds = access_token_ttl_seconds
-        self.refresh_grace_seconds = refresh_grace_seconds
-        self.period_lock_date = period_lock_date
+        self.client_id = opts.client_id
+        self.client_secret = opts.client_secret
+        self.tenant_id = opts.tenant_id
+        self.org_name = opts.org_name
+        self.minute_limit = opts.minute_limit
+        self.day_limit = opts.day_limit
+        self.concurrent_limit = opts.concurrent_limit
+        self.window_seconds = opts.window_seconds
+        self.day_window_seconds = opts.day_window_seconds
+        self.idempotency_ttl_seconds = opts.idempotency_ttl_seconds
+        self.access_token_ttl_seconds = opts.access_token_ttl_seconds
+        self.refresh_grace_seconds = opts.refresh_grace_seconds
+        self.period_lock_date = opts.period_lock_date
         self._seed_contacts = copy.deepcopy(seed_contacts or [])
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._org_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-standin-org:{tenant_id}"))
+        self._org_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-standin-org:{opts.tenant_id}"))
         self._connection_id = str(uuid.uuid4())
         self._auth_event_id = str(uuid.uuid4())
         self._created = utc_now().replace(microsecond=0)

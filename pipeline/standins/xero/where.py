@@ -17,6 +17,7 @@ String comparisons are case-insensitive, as in Xero (its store collates case-ins
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -115,6 +116,9 @@ class BoolOp:
 Node = Compare | Truthy | Not | BoolOp
 
 
+_PUNCTUATION = {"(": "LPAREN", ")": "RPAREN", ",": "COMMA", ".": "DOT"}
+
+
 def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     i = 0
@@ -124,58 +128,70 @@ def _tokenize(text: str) -> list[_Token]:
         if ch.isspace():
             i += 1
             continue
-        start = i
         if ch == '"':
-            i += 1
-            out: list[str] = []
-            while True:
-                if i >= n:
-                    raise WhereError(f"Unterminated string literal at position {start}")
-                c = text[i]
-                if c == "\\" and i + 1 < n and text[i + 1] in '"\\':
-                    out.append(text[i + 1])
-                    i += 2
-                    continue
-                if c == '"':
-                    i += 1
-                    break
-                out.append(c)
-                i += 1
-            tokens.append(_Token("STRING", text[start:i], start, "".join(out)))
-            continue
-        if ch.isdigit() or (ch == "-" and i + 1 < n and text[i + 1].isdigit()):
-            i += 1
-            while i < n and (text[i].isdigit() or text[i] == "."):
-                i += 1
-            raw = text[start:i]
-            try:
-                num = Decimal(raw)
-            except InvalidOperation as exc:
-                raise WhereError(f"Invalid number '{raw}' at position {start}") from exc
-            tokens.append(_Token("NUMBER", raw, start, num))
-            continue
-        if ch.isalpha() or ch == "_":
-            while i < n and (text[i].isalnum() or text[i] == "_"):
-                i += 1
-            tokens.append(_Token("IDENT", text[start:i], start))
-            continue
-        two = text[i : i + 2]
-        if two in ("==", "!=", ">=", "<=", "&&", "||", "<>"):
-            tokens.append(_Token("OP", "!=" if two == "<>" else two, start))
-            i += 2
-            continue
-        if ch in "<>!=":
-            tokens.append(_Token("OP", "==" if ch == "=" else ch, start))
-            i += 1
-            continue
-        simple = {"(": "LPAREN", ")": "RPAREN", ",": "COMMA", ".": "DOT"}
-        if ch in simple:
-            tokens.append(_Token(simple[ch], ch, start))
-            i += 1
-            continue
-        raise WhereError(f"Syntax error '{ch}' at position {start}")
+            token, i = _read_string(text, i)
+        elif ch.isdigit() or (ch == "-" and i + 1 < n and text[i + 1].isdigit()):
+            token, i = _read_number(text, i)
+        elif ch.isalpha() or ch == "_":
+            token, i = _read_identifier(text, i)
+        else:
+            token, i = _read_symbol(text, i)
+        tokens.append(token)
     tokens.append(_Token("EOF", "", n))
     return tokens
+
+
+def _read_string(text: str, start: int) -> tuple[_Token, int]:
+    n = len(text)
+    i = start + 1
+    out: list[str] = []
+    while True:
+        if i >= n:
+            raise WhereError(f"Unterminated string literal at position {start}")
+        c = text[i]
+        if c == "\\" and i + 1 < n and text[i + 1] in '"\\':
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            i += 1
+            break
+        out.append(c)
+        i += 1
+    return _Token("STRING", text[start:i], start, "".join(out)), i
+
+
+def _read_number(text: str, start: int) -> tuple[_Token, int]:
+    n = len(text)
+    i = start + 1
+    while i < n and (text[i].isdigit() or text[i] == "."):
+        i += 1
+    raw = text[start:i]
+    try:
+        num = Decimal(raw)
+    except InvalidOperation as exc:
+        raise WhereError(f"Invalid number '{raw}' at position {start}") from exc
+    return _Token("NUMBER", raw, start, num), i
+
+
+def _read_identifier(text: str, start: int) -> tuple[_Token, int]:
+    n = len(text)
+    i = start
+    while i < n and (text[i].isalnum() or text[i] == "_"):
+        i += 1
+    return _Token("IDENT", text[start:i], start), i
+
+
+def _read_symbol(text: str, start: int) -> tuple[_Token, int]:
+    ch = text[start]
+    two = text[start : start + 2]
+    if two in ("==", "!=", ">=", "<=", "&&", "||", "<>"):
+        return _Token("OP", "!=" if two == "<>" else two, start), start + 2
+    if ch in "<>!=":
+        return _Token("OP", "==" if ch == "=" else ch, start), start + 1
+    if ch in _PUNCTUATION:
+        return _Token(_PUNCTUATION[ch], ch, start), start + 1
+    raise WhereError(f"Syntax error '{ch}' at position {start}")
 
 
 class _Parser:
@@ -391,6 +407,14 @@ def parse_where(text: str, schema: FieldSpec, entity: str) -> Node:
 Getter = Callable[[tuple[str, ...]], Any]
 
 
+_STRING_TRANSFORMS: dict[str, Callable[[str], str]] = {"ToLower": str.lower, "ToUpper": str.upper, "Trim": str.strip}
+_STRING_PREDICATES: dict[str, Callable[[str, str], bool]] = {
+    "Contains": lambda haystack, needle: needle in haystack,
+    "StartsWith": str.startswith,
+    "EndsWith": str.endswith,
+}
+
+
 def _value(operand: Operand, getter: Getter) -> Any:
     if isinstance(operand, Literal):
         return operand.value
@@ -400,21 +424,14 @@ def _value(operand: Operand, getter: Getter) -> Any:
     if target is None:
         return None
     text = str(target)
-    if operand.method == "ToLower":
-        return text.lower()
-    if operand.method == "ToUpper":
-        return text.upper()
-    if operand.method == "Trim":
-        return text.strip()
+    transform = _STRING_TRANSFORMS.get(operand.method)
+    if transform is not None:
+        return transform(text)
     arg = _value(operand.args[0], getter)
     if arg is None:
         return False
-    haystack, needle = text.casefold(), str(arg).casefold()
-    if operand.method == "Contains":
-        return needle in haystack
-    if operand.method == "StartsWith":
-        return haystack.startswith(needle)
-    return haystack.endswith(needle)
+    predicate: Callable[[str, str], bool] = _STRING_PREDICATES.get(operand.method, str.endswith)
+    return predicate(text.casefold(), str(arg).casefold())
 
 
 def _normalise(value: Any) -> Any:
@@ -429,6 +446,16 @@ def _normalise(value: Any) -> Any:
     return value
 
 
+_COMPARATORS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
 def _compare(left: Any, op: str, right: Any) -> bool:
     if left is None or right is None:
         if op == "==":
@@ -438,17 +465,7 @@ def _compare(left: Any, op: str, right: Any) -> bool:
         return False
     a, b = _normalise(left), _normalise(right)
     try:
-        if op == "==":
-            return bool(a == b)
-        if op == "!=":
-            return bool(a != b)
-        if op == ">":
-            return bool(a > b)
-        if op == ">=":
-            return bool(a >= b)
-        if op == "<":
-            return bool(a < b)
-        return bool(a <= b)
+        return bool(_COMPARATORS.get(op, operator.le)(a, b))
     except TypeError:
         return False
 

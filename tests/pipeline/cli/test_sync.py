@@ -23,7 +23,7 @@ import requests
 
 from pipeline.standins.cin7 import DEFAULT_ACCOUNT_ID, DEFAULT_APPLICATION_KEY
 from pipeline.standins.generator import generate
-from tests.conftest import ROOT, WorkerPool
+from pipeline.workerpool import ROOT, WorkerPool
 
 pytestmark = pytest.mark.pipeline
 

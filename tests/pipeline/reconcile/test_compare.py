@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -358,7 +358,6 @@ def test_the_window_defaults_to_the_lookback_and_includes_until() -> None:
 
 
 def _report(findings: list[Finding]) -> dict[str, object]:
-    from datetime import UTC, datetime
 
     summary = summarise(findings) | {"cin7_invoices": 3, "xero_invoices": 3, "errors": []}
     return build_report(

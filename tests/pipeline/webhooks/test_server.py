@@ -21,9 +21,11 @@ import requests
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from pipeline.cli.webhooks import webhooks_app
 from pipeline.context import TenantContext, tenant_context
 from pipeline.ledger.models import CustomerRecord, SaleRecord, SaleState, WebhookEvent
 from pipeline.runtime import reload_runtime
+from pipeline.settings import get_settings
 from pipeline.source.cin7core.events import HANDLED_EVENT_TYPES
 from pipeline.source.cin7core.webhooks import Cin7WebhooksClient, register_webhooks
 from pipeline.standins.cin7 import Cin7StandIn
@@ -359,7 +361,6 @@ def test_the_receiver_refuses_to_start_without_credentials(
     base_env: dict[str, str], configure: Callable[..., None]
 ) -> None:
     configure(**{**base_env, "CIN7_WEBHOOK_TOKEN": "", "CIN7_WEBHOOK_USER": "", "CIN7_WEBHOOK_PASSWORD": ""})
-    from pipeline.cli.webhooks import webhooks_app
 
     with pytest.raises(ValueError, match="unauthenticated"):
         WebhookServer()
@@ -448,7 +449,6 @@ def test_register_creates_then_changes_nothing_then_reactivates_what_cin7_deacti
             CIN7_ACCOUNT_ID=cin7.account_id,
             CIN7_APPLICATION_KEY=cin7.application_key,
         )
-        from pipeline.settings import get_settings
 
         settings = get_settings()
         first = register_webhooks(settings, url)
@@ -473,7 +473,6 @@ def test_register_creates_then_changes_nothing_then_reactivates_what_cin7_deacti
 def test_register_from_the_command_line_prints_what_it_did(
     base_env: dict[str, str], configure: Callable[..., None]
 ) -> None:
-    from pipeline.cli.webhooks import webhooks_app
 
     with Cin7StandIn() as cin7:
         configure(
