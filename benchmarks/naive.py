@@ -21,7 +21,10 @@ from typing import Any
 
 import requests
 
-from mappings import Cin7Customer, Cin7Sale, MappingError, load_rules, map_contact, map_invoice
+from mappings import Cin7Customer, Cin7Sale, MappingError, OrgReference, load_rules, map_contact, map_invoice
+
+# No Xero to read reference data from: only the rounding line needs an account.
+ROUNDING_ONLY = OrgReference(rounding_account="860")
 
 SYNCABLE = ("AUTHORISED", "AUTHORIZED", "PAID")
 CIN7_PAGE_SIZE = 1000
@@ -173,7 +176,7 @@ def run_naive(config: NaiveConfig) -> NaiveResult:
             continue
         for invoice in invoices:
             try:
-                payload = map_invoice(sale, invoice, customer=customer, rules=rules, valid_accounts=None).to_json()
+                payload = map_invoice(sale, invoice, customer=customer, rules=rules, reference=ROUNDING_ONLY).to_json()
             except MappingError as exc:
                 result.failed += 1
                 result.errors.append(str(exc)[:300])

@@ -7,6 +7,7 @@ from .cin7core import (
     Cin7AdditionalCharge,
     Cin7Address,
     Cin7Customer,
+    Cin7CustomerChange,
     Cin7CustomerContact,
     Cin7Invoice,
     Cin7InvoiceStatus,
@@ -14,13 +15,17 @@ from .cin7core import (
     Cin7Order,
     Cin7Payment,
     Cin7Sale,
+    Cin7SaleChange,
     Cin7SaleListRow,
+    Cin7TaxRule,
     parse_cin7_datetime,
     parse_decimal,
 )
 from .contact import contact_name_variant, map_contact
 from .errors import MappingError, MappingProblem
 from .invoice import InvoiceAction, decide_invoice_action, map_invoice, recheck_invoice_action, void_payload
+from .reference import OrgReference, tax_rule_key
+from .rounding import Cin7Totals, totals_in_xero
 from .rules import DEFAULT_RULES_PATH, MappingRules, load_rules
 from .terms import due_date_from_terms, parse_terms, xero_payment_terms
 from .util import canonical_json, content_hash, normalise_email, normalise_name, round_half_up
@@ -49,6 +54,7 @@ __all__ = [
     "Cin7AdditionalCharge",
     "Cin7Address",
     "Cin7Customer",
+    "Cin7CustomerChange",
     "Cin7CustomerContact",
     "Cin7Invoice",
     "Cin7InvoiceStatus",
@@ -56,12 +62,16 @@ __all__ = [
     "Cin7Order",
     "Cin7Payment",
     "Cin7Sale",
+    "Cin7SaleChange",
     "Cin7SaleListRow",
+    "Cin7TaxRule",
+    "Cin7Totals",
     "InvoiceAction",
     "LineAmountTypes",
     "MappingError",
     "MappingProblem",
     "MappingRules",
+    "OrgReference",
     "PaymentTermType",
     "Totals",
     "XeroAddress",
@@ -92,6 +102,8 @@ __all__ = [
     "parse_terms",
     "recheck_invoice_action",
     "round_half_up",
+    "tax_rule_key",
+    "totals_in_xero",
     "void_payload",
     "xero_payment_terms",
     "xero_totals",

@@ -20,6 +20,7 @@ __all__ = [
     "Cin7AdditionalCharge",
     "Cin7Address",
     "Cin7Customer",
+    "Cin7CustomerChange",
     "Cin7CustomerContact",
     "Cin7Invoice",
     "Cin7InvoiceStatus",
@@ -27,7 +28,9 @@ __all__ = [
     "Cin7Order",
     "Cin7Payment",
     "Cin7Sale",
+    "Cin7SaleChange",
     "Cin7SaleListRow",
+    "Cin7TaxRule",
     "parse_cin7_datetime",
     "parse_decimal",
 ]
@@ -86,15 +89,17 @@ def parse_cin7_datetime(value: object) -> datetime | None:
     text = value.strip()
     if not text:
         return None
-    match = _DMY.match(text)
-    if match:
-        day, month, year = (int(part) for part in match.groups())
-        return datetime(year, month, day, tzinfo=UTC)
+    # OverflowError too: a year-1 timestamp with a positive offset has no UTC time; pydantic reports
+    # only ValueErrors as a field's problem, anything else would escape as a crash.
     try:
+        match = _DMY.match(text)
+        if match:
+            day, month, year = (int(part) for part in match.groups())
+            return datetime(year, month, day, tzinfo=UTC)
         parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"unrecognised Cin7 timestamp {value!r}") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_decimal(value: object) -> Decimal | None:
@@ -245,6 +250,18 @@ class Cin7Customer(_Cin7Model):
         return self.contacts[0] if self.contacts else None
 
 
+# --- reference -----------------------------------------------------------------------------------------
+
+
+class Cin7TaxRule(_Cin7Model):
+    """A row of ``ref/tax``: a user-named tax rule and its percentage (a number or a string)."""
+
+    id: Guid = Field(default=None, alias="ID")
+    name: str
+    tax_percent: OptionalAmount = None
+    is_active: bool = True
+
+
 # --- sales ---------------------------------------------------------------------------------------------
 
 
@@ -350,6 +367,21 @@ class Cin7Sale(_Cin7Model):
         """The invoice with this TaskID (compared case-insensitively), if any."""
         wanted = task_id.strip().lower()
         return next((inv for inv in self.invoices if inv.task_id == wanted), None)
+
+
+class Cin7CustomerChange(_Cin7Model):
+    """What the customer poll reads of a ``customer`` row: which customer, and when it last changed."""
+
+    id: Annotated[str, BeforeValidator(_guid)] = Field(alias="ID")
+    last_modified_on: Cin7DateTime = None
+
+
+class Cin7SaleChange(_Cin7Model):
+    """What the poll reads of a ``saleList`` row: which sale, its number, and when it last changed."""
+
+    sale_id: Annotated[str, BeforeValidator(_guid)] = Field(alias="SaleID")
+    order_number: str | None = None
+    updated: Cin7DateTime = None
 
 
 class Cin7SaleListRow(_Cin7Model):

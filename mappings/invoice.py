@@ -1,31 +1,27 @@
 """Cin7 sale invoices -> Xero ACCREC invoices, and what to do with each one.
 
-The mapping is exact or it fails: every line's LineAmount and TaxAmount are Cin7's own, and the totals Xero
-will compute are checked against Cin7's header totals to the cent. A difference is a MappingError naming
-both values; it is never absorbed by a rounding line.
+Lines go at Xero's precision (`mappings.lines`), their tax checked against the Cin7 rule's rate and the
+Xero tax type's; when Xero's rounding of them leaves the totals a few cents from Cin7's, one rounding line
+makes them equal to the cent (`mappings.rounding`). A larger difference is a MappingError naming it.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import assert_never
 
-from .cin7core import Cin7AdditionalCharge, Cin7Customer, Cin7Invoice, Cin7InvoiceStatus, Cin7Line, Cin7Sale
+from .cin7core import Cin7Customer, Cin7Invoice, Cin7InvoiceStatus, Cin7Sale
+from .currency import xero_currency_rate
 from .errors import MappingError, MappingProblem
+from .lines import DESCRIPTION_MAX, LineContext, map_lines
+from .reference import OrgReference
+from .rounding import Cin7Totals, rounding_line
 from .rules import MappingRules
 from .terms import due_date_from_terms
-from .util import CENT, clean_text, decimal_to_str
-from .xero import (
-    LineAmountTypes,
-    XeroContactRef,
-    XeroInvoice,
-    XeroInvoiceStatus,
-    XeroLineItem,
-    XeroTaxType,
-    expected_line_amount,
-    xero_totals,
-)
+from .util import clean_text
+from .xero import LineAmountTypes, XeroContactRef, XeroInvoice, XeroInvoiceStatus, xero_totals
 
 __all__ = [
     "DESCRIPTION_MAX",
@@ -35,10 +31,10 @@ __all__ = [
     "void_payload",
 ]
 
-DESCRIPTION_MAX = 4000
 INVOICE_NUMBER_MAX = 255
-_NO_DESCRIPTION = "(no description)"
-_UNIT_DP = Decimal("0.0001")
+# Xero's documents are dated within these years; a date outside them is a typing error in Cin7.
+MIN_DATE = date(1900, 1, 1)
+MAX_DATE = date(2098, 12, 31)
 
 
 class InvoiceAction(StrEnum):
@@ -163,219 +159,56 @@ def void_payload(invoice_id: str, invoice_number: str, action: InvoiceAction) ->
 # --- map_invoice ---------------------------------------------------------------------------------------
 
 
-def _fmt(value: Decimal) -> str:
-    """Amounts in messages: at least cents, so "14.00" reads as money, but never hide extra places."""
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > -2:
-        value = value.quantize(CENT)
-    return decimal_to_str(value)
-
-
-def _cents(value: Decimal) -> Decimal:
-    """Money as sent: exactly two places when that loses nothing, else unchanged (and reported)."""
-    quantized = value.quantize(CENT)
-    return quantized if quantized == value else value
-
-
-def _line_description(rules: MappingRules, line: Cin7Line | Cin7AdditionalCharge) -> str:
-    if isinstance(line, Cin7Line):
-        text = rules.describe(sku=line.sku, name=line.name)
-        comment = (line.comment or "").strip()
-        if comment:
-            text = f"{text}\n{comment}" if text else comment
-    else:
-        text = (line.description or "").strip()
-    # Xero rejects an empty Description; its limit is 4000 and a cut description harms nobody.
-    return (text or _NO_DESCRIPTION)[:DESCRIPTION_MAX]
-
-
-def _line_label(number: int, line: Cin7Line | Cin7AdditionalCharge) -> str:
-    if isinstance(line, Cin7Line):
-        ident = (line.sku or "").strip() or (line.name or "").strip()
-        return f"line {number} (SKU {ident})" if ident else f"line {number}"
-    desc = (line.description or "").strip()
-    return f"line {number} (charge {desc})" if desc else f"line {number} (additional charge)"
-
-
-def _map_line(
-    number: int,
-    line: Cin7Line | Cin7AdditionalCharge,
-    *,
-    sale: Cin7Sale,
-    customer: Cin7Customer | None,
-    rules: MappingRules,
-    valid_accounts: frozenset[str] | None,
-    problems: list[MappingProblem],
-) -> XeroLineItem:
-    label = _line_label(number, line)
-    where = f" on {label}"
-    field = f"Lines[{number}]"
-
-    tax_type: XeroTaxType | None = None
-    try:
-        tax_type = rules.tax_type_for(clean_text(line.tax_rule) or clean_text(sale.tax_rule) or "", where=where)
-    except MappingError as exc:
-        problems.append(MappingProblem(f"{field}.TaxRule", exc.value, exc.message))
-
-    account_code: str | None = None
-    fallback = (customer.revenue_account if customer is not None else None) or rules.default_revenue_account
-    try:
-        account_code = rules.account_for(line.account, fallback=fallback, valid_accounts=valid_accounts, where=where)
-    except MappingError as exc:
-        problems.append(MappingProblem(f"{field}.Account", exc.value, exc.message))
-
-    if line.price != line.price.quantize(_UNIT_DP):
-        problems.append(
-            MappingProblem(
-                f"{field}.Price",
-                _fmt(line.price),
-                f"price {_fmt(line.price)}{where} has more than 4 decimal places; Xero keeps at most 4",
-            )
-        )
-    if not Decimal(0) <= line.discount <= Decimal(100):
-        problems.append(
-            MappingProblem(
-                f"{field}.Discount",
-                _fmt(line.discount),
-                f"discount {_fmt(line.discount)}%{where} is not a percentage between 0 and 100",
-            )
-        )
-
-    if line.tax != line.tax.quantize(CENT):
-        problems.append(
-            MappingProblem(
-                f"{field}.Tax",
-                _fmt(line.tax),
-                f"Cin7 line tax {_fmt(line.tax)}{where} is not a whole number of cents; Xero would round it",
-            )
-        )
-
-    discount_rate = line.discount if line.discount != 0 else None
-    expected = expected_line_amount(line.quantity, line.price, discount_rate)
-    if expected != line.total:
-        problems.append(
-            MappingProblem(
-                f"{field}.Total",
-                _fmt(line.total),
-                f"Cin7 line total {_fmt(line.total)}{where} differs from Xero's line amount {_fmt(expected)} "
-                f"(= {_fmt(line.quantity)} x {_fmt(line.price)}"
-                + (f" less {_fmt(line.discount)}%" if discount_rate is not None else "")
-                + ", rounded to the cent); fix the line in Cin7",
-            )
-        )
-
-    return XeroLineItem(
-        description=_line_description(rules, line),
-        quantity=line.quantity,
-        unit_amount=line.price,
-        discount_rate=discount_rate,
-        account_code=account_code,
-        tax_type=tax_type,
-        tax_amount=_cents(line.tax),
-        line_amount=_cents(line.total),
-    )
-
-
 def map_invoice(
     sale: Cin7Sale,
     invoice: Cin7Invoice,
     *,
     customer: Cin7Customer | None,
     rules: MappingRules,
-    valid_accounts: frozenset[str] | None,
+    reference: OrgReference,
 ) -> XeroInvoice:
     """The Xero ACCREC payload for one invoice of a Cin7 sale.
 
     The contact is referenced by ContactNumber = Cin7 CustomerID (the pipeline swaps in the Xero ContactID).
-    Every problem found (unknown tax rule, unknown account, unknown terms, a line or header total that Xero
-    would compute differently, ...) is collected and raised together as one MappingError.
+    Every problem found (unknown tax rule or account, a tax rate that differs between Cin7 and Xero, a
+    suspicious currency rate, totals that differ by more than rounding, ...) is collected and raised
+    together as one MappingError.
     """
     problems: list[MappingProblem] = []
-
-    invoice_number = clean_text(invoice.invoice_number)
-    if invoice_number is None:
-        problems.append(MappingProblem("InvoiceNumber", None, "the Cin7 invoice has no InvoiceNumber"))
-    elif len(invoice_number) > INVOICE_NUMBER_MAX:
-        problems.append(
-            MappingProblem(
-                "InvoiceNumber",
-                invoice_number,
-                f"invoice number {invoice_number!r} is {len(invoice_number)} characters; "
-                f"Xero allows {INVOICE_NUMBER_MAX}",
-            )
-        )
-
+    invoice_number = _invoice_number(invoice, problems)
+    document = f"invoice {invoice_number}" if invoice_number else f"an invoice of sale {sale.id}"
     customer_id = clean_text(sale.customer_id)
-    contact: XeroContactRef | None = None
     if customer_id is None:
         problems.append(MappingProblem("CustomerID", None, f"Cin7 sale {sale.id} has no CustomerID"))
-    else:
-        contact = XeroContactRef(contact_number=customer_id)
-
-    reference = clean_text(sale.customer_reference) or (
-        clean_text(sale.order.sale_order_number) if sale.order is not None else None
-    )
-
-    line_amount_types: LineAmountTypes | None = None
-    match sale.tax_calculation:
-        case "INCLUSIVE":
-            line_amount_types = LineAmountTypes.INCLUSIVE
-        case "EXCLUSIVE":
-            line_amount_types = LineAmountTypes.EXCLUSIVE
-        case other:
-            problems.append(
-                MappingProblem(
-                    "TaxCalculation",
-                    other,
-                    f"unknown Cin7 TaxCalculation {other!r} on sale {sale.id}: expected Inclusive or Exclusive",
-                )
-            )
-
-    invoice_day = invoice.invoice_date.date() if invoice.invoice_date is not None else None
-    due_day = invoice.invoice_due_date.date() if invoice.invoice_due_date is not None else None
-    if invoice_day is None:
-        problems.append(MappingProblem("InvoiceDate", None, f"invoice {invoice_number} has no InvoiceDate"))
-    elif due_day is None:
-        terms = clean_text(sale.terms) or (customer.payment_term if customer is not None else None)
-        try:
-            due_day = due_date_from_terms(invoice_day, terms)
-        except MappingError as exc:
-            problems.append(MappingProblem("Terms", exc.value, f"{exc.message} (invoice {invoice_number})"))
-
+    line_amount_types = _line_amount_types(sale, problems)
+    invoice_day, due_day = _dates(sale, invoice, customer, document, problems)
     currency = sale.customer_currency or sale.base_currency
-    currency_rate: Decimal | None = None
-    if currency is not None and sale.base_currency is not None and currency != sale.base_currency:
-        rate = invoice.currency_conversion_rate or sale.currency_rate
-        if rate is not None and rate < 0:
-            problems.append(
-                MappingProblem("CurrencyRate", _fmt(rate), f"currency rate {_fmt(rate)} on sale {sale.id} is negative")
-            )
-        elif rate:
-            currency_rate = rate
-
-    sources: list[Cin7Line | Cin7AdditionalCharge] = [*invoice.lines, *invoice.additional_charges]
-    line_items: list[XeroLineItem] = []
-    for number, line in enumerate(sources, start=1):
-        if line.quantity == 0 and line.total == 0:
-            continue
-        line_items.append(
-            _map_line(
-                number,
-                line,
-                sale=sale,
-                customer=customer,
-                rules=rules,
-                valid_accounts=valid_accounts,
-                problems=problems,
-            )
-        )
-    if not line_items:
-        problems.append(MappingProblem("Lines", None, f"invoice {invoice_number} has no lines to send"))
-
-    payload = XeroInvoice(
-        contact=contact,
-        invoice_number=invoice_number[:INVOICE_NUMBER_MAX] if invoice_number else None,
+    rate_field = "CurrencyConversionRate" if invoice.currency_conversion_rate is not None else "CurrencyRate"
+    currency_rate, rate_problem = xero_currency_rate(
+        invoice.currency_conversion_rate if invoice.currency_conversion_rate is not None else sale.currency_rate,
+        currency=currency,
+        base_currency=sale.base_currency,
+        document=document,
+        field=rate_field,
+    )
+    if rate_problem is not None:
+        problems.append(rate_problem)
+    context = LineContext(
+        document=document,
+        default_tax_rule=sale.tax_rule,
+        fallback_account=(customer.revenue_account if customer is not None else None) or rules.default_revenue_account,
+        rules=rules,
         reference=reference,
+        tax_inclusive=None if line_amount_types is None else line_amount_types is LineAmountTypes.INCLUSIVE,
+    )
+    line_items = map_lines([*invoice.lines, *invoice.additional_charges], context, problems)
+    if not line_items:
+        problems.append(MappingProblem("Lines", None, f"{document} has no lines to send"))
+    payload = XeroInvoice(
+        contact=XeroContactRef(contact_number=customer_id) if customer_id else None,
+        invoice_number=invoice_number,
+        reference=clean_text(sale.customer_reference)
+        or (clean_text(sale.order.sale_order_number) if sale.order is not None else None),
         date=invoice_day,
         due_date=due_day,
         status=XeroInvoiceStatus(rules.invoice_status),
@@ -384,24 +217,95 @@ def map_invoice(
         currency_rate=currency_rate,
         line_items=line_items,
     )
-
-    if line_amount_types is not None:
-        totals = xero_totals(payload)
-        for name, xero_value, cin7_value in (
-            ("SubTotal", totals.subtotal, invoice.total_before_tax),
-            ("TotalTax", totals.total_tax, invoice.tax),
-            ("Total", totals.total, invoice.total),
-        ):
-            if xero_value != cin7_value:
-                problems.append(
-                    MappingProblem(
-                        name,
-                        _fmt(cin7_value),
-                        f"invoice {invoice_number}: Xero would show {name} {_fmt(xero_value)} but Cin7 says "
-                        f"{_fmt(cin7_value)}; the invoice is not sent rather than adjusted",
-                    )
-                )
-
+    if line_amount_types is not None and not problems:
+        payload = _with_rounding(payload, invoice, line_amount_types, rules, reference, document, problems)
     if problems:
         raise MappingError.from_problems(problems)
     return payload
+
+
+def _invoice_number(invoice: Cin7Invoice, problems: list[MappingProblem]) -> str | None:
+    number = clean_text(invoice.invoice_number)
+    if number is None:
+        problems.append(MappingProblem("InvoiceNumber", None, "the Cin7 invoice has no InvoiceNumber"))
+    elif len(number) > INVOICE_NUMBER_MAX:
+        problems.append(
+            MappingProblem(
+                "InvoiceNumber",
+                number,
+                f"invoice number {number!r} is {len(number)} characters; Xero allows {INVOICE_NUMBER_MAX}",
+            )
+        )
+        return number[:INVOICE_NUMBER_MAX]
+    return number
+
+
+def _line_amount_types(sale: Cin7Sale, problems: list[MappingProblem]) -> LineAmountTypes | None:
+    match sale.tax_calculation:
+        case "INCLUSIVE":
+            return LineAmountTypes.INCLUSIVE
+        case "EXCLUSIVE":
+            return LineAmountTypes.EXCLUSIVE
+        case other:
+            problems.append(
+                MappingProblem(
+                    "TaxCalculation",
+                    other,
+                    f"unknown Cin7 TaxCalculation {other!r} on sale {sale.id}: expected Inclusive or Exclusive",
+                )
+            )
+            return None
+
+
+def _dates(
+    sale: Cin7Sale,
+    invoice: Cin7Invoice,
+    customer: Cin7Customer | None,
+    document: str,
+    problems: list[MappingProblem],
+) -> tuple[date | None, date | None]:
+    invoice_day = invoice.invoice_date.date() if invoice.invoice_date is not None else None
+    due_day = invoice.invoice_due_date.date() if invoice.invoice_due_date is not None else None
+    for name, day in (("InvoiceDate", invoice_day), ("InvoiceDueDate", due_day)):
+        if day is not None and not MIN_DATE <= day <= MAX_DATE:
+            problems.append(
+                MappingProblem(
+                    name,
+                    day.isoformat(),
+                    f"{document}: {name} {day.isoformat()} is outside {MIN_DATE.year}-{MAX_DATE.year}",
+                )
+            )
+    if invoice_day is None:
+        problems.append(MappingProblem("InvoiceDate", None, f"{document} has no InvoiceDate"))
+    elif due_day is None:
+        terms = clean_text(sale.terms) or (customer.payment_term if customer is not None else None)
+        try:
+            due_day = due_date_from_terms(invoice_day, terms)
+        except MappingError as exc:
+            problems.append(MappingProblem("Terms", exc.value, f"{exc.message} ({document})"))
+    return invoice_day, due_day
+
+
+def _with_rounding(
+    payload: XeroInvoice,
+    invoice: Cin7Invoice,
+    amount_types: LineAmountTypes,
+    rules: MappingRules,
+    reference: OrgReference,
+    document: str,
+    problems: list[MappingProblem],
+) -> XeroInvoice:
+    lines = list(payload.line_items or [])
+    extra, found = rounding_line(
+        xero_totals(payload),
+        Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total),
+        lines,
+        amount_types=amount_types,
+        rules=rules,
+        reference=reference,
+        document=document,
+    )
+    problems.extend(found)
+    if extra is None:
+        return payload
+    return payload.model_copy(update={"line_items": [*lines, extra]})

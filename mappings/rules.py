@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -55,6 +56,15 @@ class MappingRules(BaseModel):
     default_revenue_account: str = "200"
     invoice_status: Literal["AUTHORISED", "DRAFT"] = "AUTHORISED"
     description_template: str = "{sku} {name}"
+    # The rounding line's account; None: the organisation's Rounding account (SystemAccount ROUNDING).
+    rounding_account: str | None = None
+    # The largest difference between Cin7's totals and Xero's that a rounding line may absorb.
+    max_rounding_difference: Decimal = Decimal("0.05")
+
+    @property
+    def rounding_tax_type(self) -> XeroTaxType:
+        """The untaxed type a rounding line carries: BAS Excluded in Australia, No GST in New Zealand."""
+        return XeroTaxType.BASEXCLUDED if self.region == "AU" else XeroTaxType.NONE
 
     @field_validator("tax_types", mode="before")
     @classmethod
@@ -74,6 +84,18 @@ class MappingRules(BaseModel):
             if key in seen:
                 raise ValueError(f"tax rules {seen[key]!r} and {name!r} are the same name ignoring case/spaces")
             seen[key] = name
+        return value
+
+    @field_validator("rounding_account")
+    @classmethod
+    def _blank_rounding_account_is_none(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
+
+    @field_validator("max_rounding_difference")
+    @classmethod
+    def _sensible_rounding(cls, value: Decimal) -> Decimal:
+        if not Decimal(0) <= value <= Decimal(1):
+            raise ValueError(f"max_rounding_difference {value} must be between 0 and 1 (a few cents)")
         return value
 
     @field_validator("account_codes")

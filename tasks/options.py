@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 # Our own counts (the ledger, and Redis for deliveries), not Celery's, bound attempts at Cin7/Xero;
-# these retries cover the database itself being briefly unreachable.
+# these retries cover the database itself being briefly unreachable. A value the database refuses
+# (DataError, IntegrityError) or a statement it cannot run fails the same way every time: no retry.
 DB_RETRY: dict[str, Any] = {
     "autoretry_for": (OperationalError, DBAPIError),
+    "dont_autoretry_for": (DataError, IntegrityError, ProgrammingError),
     "retry_backoff": 2,
     "retry_backoff_max": 60,
     "retry_jitter": True,

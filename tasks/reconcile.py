@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
     name=TaskName.RECONCILE.value,
     acks_late=False,
     autoretry_for=(OperationalError, DBAPIError),
+    dont_autoretry_for=(DataError, IntegrityError, ProgrammingError),
     retry_backoff=30,
     retry_backoff_max=600,
     max_retries=3,

@@ -24,9 +24,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
+from mappings import Cin7Totals, totals_in_xero
 from pipeline.ledger.models import DeadLetter, DocumentState, SyncDocument
 from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
+from pipeline.standins.env import standin_env
 from pipeline.standins.generator import Dataset, edit_invoice, generate, void_invoice
 from pipeline.standins.xero import XeroStandIn
 
@@ -42,6 +44,10 @@ class Verification:
     def ok(self) -> bool:
         """True when every promise held."""
         return not self.problems
+
+
+def _amount(value: Any) -> Decimal:
+    return Decimal(str(value))
 
 
 def _money(value: Any) -> Decimal:
@@ -75,46 +81,12 @@ def verify(
     current = expected_invoices(dataset, cin7)
     contacts_by_id = {str(c.get("ContactID")): c for c in xero.contacts()}
     for expectation in dataset.expectations:
-        number = expectation.invoice_number
-        found = by_number.get(number, [])
-        cin7_invoice = current.get(number, {})
-        status = str(cin7_invoice.get("Status", "")).upper()
         result.checked += 1
-        if len(found) > 1:
-            result.problems.append(f"{number}: {len(found)} invoices in Xero")
-            continue
-        if expectation.outcome in ("dead_mapping", "dead_xero"):
-            if found:
-                result.problems.append(f"{number}: expected a dead letter ({expectation.reason}) but Xero has it")
-            elif not dead_reasons.get(number):
-                result.problems.append(f"{number}: no dead letter for {expectation.reason}")
-            continue
-        if status == "VOIDED":
-            if found and str(found[0].get("Status")) not in ("VOIDED", "DELETED") and number not in conflicts:
-                result.problems.append(f"{number}: voided in Cin7, {found[0].get('Status')} in Xero")
-            continue
-        if status in ("DRAFT", "NOT AVAILABLE") or expectation.outcome == "ignored":
-            if found:
-                result.problems.append(f"{number}: a {status or 'skipped'} invoice reached Xero")
-            continue
-        if not found:
-            result.problems.append(f"{number}: missing in Xero ({dead_reasons.get(number)})")
-            continue
-        if number in conflicts:
-            continue
-        xero_invoice = found[0]
-        want = (_money(cin7_invoice["TotalBeforeTax"]), _money(cin7_invoice["Tax"]), _money(cin7_invoice["Total"]))
-        got = (_money(xero_invoice["SubTotal"]), _money(xero_invoice["TotalTax"]), _money(xero_invoice["Total"]))
-        if want != got:
-            result.problems.append(f"{number}: Cin7 totals {want} but Xero {got}")
-        # On its customer's contact, which by now carries the Cin7 CustomerID as its ContactNumber.
-        customer_id = str(cin7.sale(expectation.sale_id).get("CustomerID") or "").lower()
-        contact = contacts_by_id.get(str((xero_invoice.get("Contact") or {}).get("ContactID")), {})
-        if customer_id and str(contact.get("ContactNumber") or "").lower() != customer_id:
-            result.problems.append(
-                f"{number}: on Xero contact {contact.get('Name')!r} numbered {contact.get('ContactNumber')!r}, "
-                f"not on Cin7 customer {customer_id}'s"
-            )
+        found = by_number.get(expectation.invoice_number, [])
+        conflict = expectation.invoice_number in conflicts
+        problem = _check_invoice(expectation, found, current, cin7, contacts_by_id, dead_reasons, conflict=conflict)
+        if problem is not None:
+            result.problems.append(problem)
     contacts_per_customer: dict[str, int] = {}
     for contact in xero.contacts():
         number = str(contact.get("ContactNumber") or "").lower()
@@ -130,22 +102,9 @@ def verify(
 def demo_environment(workdir: Path, cin7: Cin7StandIn, xero: XeroStandIn) -> Iterator[None]:
     """Point settings at SQLite, the in-memory broker and the stand-ins, then restore the environment."""
     overrides = {
-        "DATABASE_URL": f"sqlite:///{workdir / 'ledger.db'}",
-        "CELERY_BROKER_URL": "memory://localhost/",
-        "REDIS_URL": "",
-        "CIN7_API_URL": cin7.api_url,
-        "CIN7_ACCOUNT_ID": cin7.account_id,
-        "CIN7_APPLICATION_KEY": cin7.application_key,
-        "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
-        # The stand-in does not throttle; against real Cin7 the default 60 a minute applies.
-        "CIN7_CALLS_PER_MINUTE": "100000",
+        **standin_env(f"sqlite:///{workdir / 'ledger.db'}", "memory://localhost/", "", cin7, xero),
         # Xero's 60-call minute still applies, compressed to 6 s so the demo shows it without a long wait.
         "XERO_RATE_WINDOW_SECONDS": "6",
-        "XERO_API_URL": xero.api_url,
-        "XERO_TOKEN_URL": xero.token_url,
-        "XERO_CONNECTIONS_URL": xero.connections_url,
-        "XERO_CLIENT_ID": xero.client_id,
-        "XERO_CLIENT_SECRET": xero.client_secret,
         "XERO_BATCH_WAIT_SECONDS": "0.2",
         "CONTACT_PUSH_QUIET_SECONDS": "1",
         "RETRY_BASE_SECONDS": "0.5",
@@ -230,9 +189,7 @@ def run_demo(*, sales: int, seed: int, workdir: Path | None, console: Console) -
             conflicts_recorded = _conflicts(ctx)
         _print_results(
             console,
-            first,
-            second,
-            third,
+            (first, second, third),
             changes,
             rerun_writes,
             verification,
@@ -301,6 +258,87 @@ def _invoice(cin7: Cin7StandIn, sale_id: str, task_id: str) -> dict[str, Any]:
     return {}
 
 
+def _check_invoice(
+    expectation: Any,
+    found: list[dict[str, Any]],
+    current: dict[str, dict[str, Any]],
+    cin7: Cin7StandIn,
+    contacts_by_id: dict[str, dict[str, Any]],
+    dead_reasons: dict[str, list[str]],
+    *,
+    conflict: bool,
+) -> str | None:
+    """What is wrong with one expected invoice in Xero, or None (a conflict's differences are expected)."""
+    number = expectation.invoice_number
+    cin7_invoice = current.get(number, {})
+    status = str(cin7_invoice.get("Status", "")).upper()
+    if len(found) > 1:
+        return f"{number}: {len(found)} invoices in Xero"
+    if expectation.outcome in ("dead_mapping", "dead_xero", "ignored") or status in (
+        "VOIDED",
+        "DRAFT",
+        "NOT AVAILABLE",
+    ):
+        return _check_not_synced(expectation, status, found, dead_reasons, conflict=conflict)
+    if not found:
+        return f"{number}: missing in Xero ({dead_reasons.get(number)})"
+    if conflict:
+        return None
+    xero_invoice = found[0]
+    # Xero must show Cin7's Tax and Total to the cent, and the subtotal between them.
+    cin7_totals = Cin7Totals(
+        subtotal=_amount(cin7_invoice["TotalBeforeTax"]),
+        tax=_amount(cin7_invoice["Tax"]),
+        total=_amount(cin7_invoice["Total"]),
+    )
+    should = totals_in_xero(cin7_totals)
+    want = (should.subtotal, should.total_tax, should.total)
+    got = (_money(xero_invoice["SubTotal"]), _money(xero_invoice["TotalTax"]), _money(xero_invoice["Total"]))
+    if want != got:
+        return f"{number}: Cin7 totals {want} but Xero {got}"
+    rate_problem = _check_rate(number, cin7.sale(expectation.sale_id), cin7_invoice, xero_invoice)
+    if rate_problem is not None:
+        return rate_problem
+    # On its customer's contact, which by now carries the Cin7 CustomerID as its ContactNumber.
+    customer_id = str(cin7.sale(expectation.sale_id).get("CustomerID") or "").lower()
+    contact = contacts_by_id.get(str((xero_invoice.get("Contact") or {}).get("ContactID")), {})
+    if customer_id and str(contact.get("ContactNumber") or "").lower() != customer_id:
+        return (
+            f"{number}: on Xero contact {contact.get('Name')!r} numbered {contact.get('ContactNumber')!r}, "
+            f"not on Cin7 customer {customer_id}'s"
+        )
+    return None
+
+
+def _check_rate(
+    number: str, sale: dict[str, Any], cin7_invoice: dict[str, Any], xero_invoice: dict[str, Any]
+) -> str | None:
+    """A foreign invoice carries Xero's rate, the inverse of Cin7's (AUD per unit against units per AUD)."""
+    if not sale.get("CustomerCurrency") or sale.get("CustomerCurrency") == sale.get("BaseCurrency"):
+        return None
+    cin7_rate = Decimal(str(cin7_invoice.get("CurrencyConversionRate") or sale.get("CurrencyRate")))
+    xero_rate = Decimal(str(xero_invoice.get("CurrencyRate") or 0))
+    if abs(cin7_rate * xero_rate - 1) > Decimal("0.0001"):
+        return f"{number}: Xero's currency rate {xero_rate} is not the inverse of Cin7's {cin7_rate}"
+    return None
+
+
+def _check_not_synced(
+    expectation: Any, status: str, found: list[dict[str, Any]], dead_reasons: dict[str, list[str]], *, conflict: bool
+) -> str | None:
+    """An invoice that must be a dead letter, voided in Xero, or absent from it."""
+    number = expectation.invoice_number
+    if expectation.outcome in ("dead_mapping", "dead_xero"):
+        if found:
+            return f"{number}: expected a dead letter ({expectation.reason}) but Xero has it"
+        return None if dead_reasons.get(number) else f"{number}: no dead letter for {expectation.reason}"
+    if status == "VOIDED":
+        if found and str(found[0].get("Status")) not in ("VOIDED", "DELETED") and not conflict:
+            return f"{number}: voided in Cin7, {found[0].get('Status')} in Xero"
+        return None
+    return f"{number}: a {status or 'skipped'} invoice reached Xero" if found else None
+
+
 def _dead_reasons(ctx: Any) -> dict[str, list[str]]:
     with ctx.sessions() as session:
         return {
@@ -316,9 +354,7 @@ def _conflicts(ctx: Any) -> int:
 
 def _print_results(
     console: Console,
-    first: Any,
-    second: Any,
-    third: Any,
+    rounds: tuple[Any, Any, Any],
     changes: dict[str, Any],
     rerun_writes: int,
     verification: Verification,
@@ -327,6 +363,7 @@ def _print_results(
     seconds: float,
     invoices: int,
 ) -> None:
+    first, second, third = rounds
     table = Table(title="cin7xero demo summary")
     table.add_column("")
     table.add_column("first sync", justify="right")

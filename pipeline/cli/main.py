@@ -158,9 +158,11 @@ def _print_summary(before: LedgerCounts, after: LedgerCounts) -> None:
 def status() -> None:
     """Counts of ledger documents by state, open dead letters, API calls used."""
     from pipeline.context import tenant_context
-    from pipeline.operations.status import ledger_counts
+    from pipeline.operations.status import ledger_counts, live_window
 
-    counts = ledger_counts(tenant_context())
+    ctx = tenant_context()
+    counts = ledger_counts(ctx)
+    console.print(f"live sync: {live_window(ctx).describe()}")
     table = Table(title=f"ledger: tenant {get_settings().tenant_key}")
     table.add_column("state")
     table.add_column("documents", justify="right")

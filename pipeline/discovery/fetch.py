@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from mappings import Cin7Sale, content_hash
 from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
+from pipeline.discovery.rows import validation_reasons
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import (
     CustomerRecord,
@@ -31,6 +32,7 @@ from pipeline.ledger.ops import dialect_insert
 from pipeline.operations import alerts
 from pipeline.policy import Next, counts_as_attempt, decide_for, pause_seconds
 from pipeline.recovery.deadletters import record_sale_dead_letter
+from pipeline.source.cin7core.client import Cin7Client
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,14 @@ def fetch_sale(ctx: TenantContext, sale_id: str) -> list[FetchedInvoice]:
     try:
         sale = Cin7Sale.model_validate(detail)
     except ValidationError as exc:
-        raise SyncError(ErrorClass.MAPPING, f"Cin7 sale {sale_id} does not parse: {exc}", api="cin7") from exc
+        reasons = "; ".join(validation_reasons(exc))
+        raise SyncError(ErrorClass.MAPPING, f"Cin7 sale {sale_id} does not parse: {reasons}", api="cin7") from exc
+    unstorable = _unstorable_text(sale)
+    if unstorable:
+        # Refused here, by name, rather than by the database as a DataError for the whole transaction.
+        raise SyncError(
+            ErrorClass.MAPPING, f"Cin7 sale {sale_id} cannot be recorded: {'; '.join(unstorable)}", api="cin7"
+        )
     with ctx.sessions() as session, session.begin():
         customer_row = _customer_snapshot(session, ctx.tenant_pk, sale.customer_id)
         if customer_row is not None or not sale.customer_id:
@@ -99,6 +108,29 @@ def fetch_sale(ctx: TenantContext, sale_id: str) -> list[FetchedInvoice]:
         if customer_row is not None:
             store_customers(session, ctx.tenant_pk, [customer_row])
         return record_fetched_sale(session, ctx.tenant_pk, sale_id, detail, sale, customer_row)
+
+
+def _unstorable_text(sale: Cin7Sale) -> list[str]:
+    """The sale's fields that the ledger's columns cannot hold (too long, or a NUL character)."""
+    fields: list[tuple[str, str | None, int]] = [
+        ("CustomerID", sale.customer_id, 64),
+        ("Order.SaleOrderNumber", sale.order.sale_order_number if sale.order is not None else None, 64),
+    ]
+    for index, invoice in enumerate(sale.invoices):
+        fields += [
+            (f"Invoices[{index}].TaskID", invoice.task_id, 64),
+            (f"Invoices[{index}].InvoiceNumber", invoice.invoice_number, 255),
+            (f"Invoices[{index}].Status", str(invoice.status) if invoice.status is not None else None, 24),
+        ]
+    problems = []
+    for name, value, limit in fields:
+        if value is None:
+            continue
+        if "\x00" in value:
+            problems.append(f"{name} contains a NUL character")
+        elif len(value) > limit:
+            problems.append(f"{name} is {len(value)} characters, more than the ledger's {limit}")
+    return problems
 
 
 def _customer_snapshot(session: Session, tenant_pk: int, customer_id: str | None) -> dict[str, Any] | None:
@@ -136,7 +168,7 @@ def _document_insert(session: Session) -> Any:
     if statement is None:
         statement = _statements[key] = (
             dialect_insert(session, SyncDocument)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "kind", "sale_id", "task_id"])
+            .on_conflict_do_nothing(index_elements=["tenant_id", "source", "kind", "sale_id", "task_id"])
             .returning(SyncDocument.task_id, SyncDocument.id)
         )
     return statement
@@ -157,7 +189,7 @@ def record_fetched_sale(
         "sale_id": sale_id,
         "discovered_at": now,
         "attempts": 0,
-        "source": "cin7core",
+        "source": Cin7Client.name,
         "snapshot": detail,
         "fetched_updated": sale.last_modified_on,
         "fetched_at": now,
@@ -190,6 +222,7 @@ def record_fetched_sale(
         [
             {
                 "tenant_id": tenant_pk,
+                "source": Cin7Client.name,
                 "kind": "invoice",
                 "sale_id": sale.id,
                 "task_id": task_id,

@@ -15,8 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mappings import Cin7SaleListRow, parse_cin7_datetime
+from mappings import Cin7CustomerChange, Cin7SaleChange, parse_cin7_datetime
+from pipeline import app
+from pipeline.app import TaskName
 from pipeline.context import TenantContext
+from pipeline.discovery.rows import RejectedRow, parse_rows
+from pipeline.errors import ErrorClass
 from pipeline.ledger.models import (
     CustomerRecord,
     PollCursor,
@@ -25,11 +29,18 @@ from pipeline.ledger.models import (
     utcnow,
 )
 from pipeline.ledger.ops import insert_ignore
+from pipeline.operations.alerts import note_problem
+from pipeline.recovery.deadletters import record_row_dead_letter, resolve_row_dead_letters
 
 log = logging.getLogger(__name__)
 
 SALES_STREAM = "sales"
 CUSTOMERS_STREAM = "customers"
+# Ledger columns that list rows fill: longer text would fail the insert, for the whole page.
+SALE_TEXT_LIMITS = {"SaleID": 64, "OrderNumber": 64}
+CUSTOMER_TEXT_LIMITS = {"ID": 64}
+# Clocks differ a little; a row stamped this far past ours is in the future.
+FUTURE_SKEW = timedelta(minutes=5)
 
 
 def _cursor(session: Session, tenant_pk: int, stream: str) -> PollCursor:
@@ -54,10 +65,16 @@ class PollResult:
     changed_sale_ids: list[str] = field(default_factory=list)
     customers: int = 0
     watermark: datetime | None = None
+    #: Rows that could not be read, each now a dead letter.
+    rejected: int = 0
 
 
 def poll_customers(ctx: TenantContext) -> int:
-    """Refresh customer snapshots changed since the last read, a page of up to 1000 at a time."""
+    """Refresh customer snapshots changed since the last read, a page of up to 1000 at a time.
+
+    Each row is read on its own: one that has no ID or an unreadable LastModifiedOn becomes a dead
+    letter and the others are stored, so one bad customer never stops sales from being polled.
+    """
     with ctx.sessions() as session, session.begin():
         cursor = _cursor(session, ctx.tenant_pk, CUSTOMERS_STREAM)
         since = (
@@ -66,19 +83,51 @@ def poll_customers(ctx: TenantContext) -> int:
     seen = 0
     newest = since
     for page in ctx.cin7.iter_customer_pages(since):
+        changes, rejected = parse_rows(
+            page, Cin7CustomerChange, id_field="ID", number_field="Name", text_limits=CUSTOMER_TEXT_LIMITS
+        )
+        good = [row for row in page if isinstance(row, dict) and str(row.get("ID") or "").lower() in _ids(changes)]
         with ctx.sessions() as session, session.begin():
-            store_customers(session, ctx.tenant_pk, page)
-        seen += len(page)
-        for row in page:
-            modified = parse_cin7_datetime(row.get("LastModifiedOn"))
-            if modified is not None and (newest is None or modified > newest):
-                newest = modified
+            store_customers(session, ctx.tenant_pk, good)
+            resolve_row_dead_letters(session, ctx.tenant_pk, "customer", sorted(_ids(changes)))
+            _reject(session, ctx, "customer", rejected)
+        seen += len(good)
+        for change in changes:
+            if change.last_modified_on is not None and (newest is None or change.last_modified_on > newest):
+                newest = change.last_modified_on
     with ctx.sessions() as session, session.begin():
         cursor = _cursor(session, ctx.tenant_pk, CUSTOMERS_STREAM)
+        newest = _capped(ctx, newest)
         if newest is not None and (cursor.watermark is None or newest > cursor.watermark):
             cursor.watermark = newest
         cursor.last_polled_at = utcnow()
     return seen
+
+
+def _ids(changes: Sequence[Cin7CustomerChange]) -> set[str]:
+    return {change.id for change in changes}
+
+
+def _capped(ctx: TenantContext, newest: datetime | None) -> datetime | None:
+    """The watermark never passes now minus the overlap: a row stamped in the future must not blind
+    every later poll to what changes before that date.
+    """
+    if newest is None:
+        return None
+    return min(newest, utcnow() - timedelta(seconds=ctx.settings.cin7_poll_overlap_seconds))
+
+
+def _reject(session: Session, ctx: TenantContext, kind: str, rejected: Sequence[RejectedRow]) -> None:
+    for row in rejected:
+        record_row_dead_letter(
+            session,
+            ctx.tenant_pk,
+            kind=kind,
+            record_id=row.record_id.lower() if row.record_id else None,
+            number=row.number,
+            reasons=row.reasons,
+            row=row.raw,
+        )
 
 
 def store_customers(session: Session, tenant_pk: int, rows: Iterable[dict[str, Any]]) -> None:
@@ -131,24 +180,31 @@ def poll_sales(ctx: TenantContext) -> PollResult:
             # Rows sharing the watermark's timestamp may still be committing in Cin7 as we read.
             since = cursor.watermark - timedelta(seconds=ctx.settings.cin7_poll_overlap_seconds)
     newest: datetime | None = None
-    from pipeline.app import TaskName, send
-
     for page in ctx.cin7.iter_sale_pages(since):
-        rows = [Cin7SaleListRow.model_validate(row) for row in page]
-        result.listed += len(rows)
+        rows, rejected = parse_rows(
+            page, Cin7SaleChange, id_field="SaleID", number_field="OrderNumber", text_limits=SALE_TEXT_LIMITS
+        )
+        result.listed += len(page)
         with ctx.sessions() as session, session.begin():
             changed = record_listed_sales(session, ctx.tenant_pk, rows)
+            _reject(session, ctx, "sale", rejected)
+            resolve_row_dead_letters(session, ctx.tenant_pk, "sale", [row.sale_id for row in rows])
+            _note_future_rows(session, ctx, [row for row in rows if row.sale_id in set(changed)])
         for row in rows:
             if row.updated is not None and (newest is None or row.updated > newest):
                 newest = row.updated
         for sale_id in changed:
-            send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+            app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
         result.changed_sale_ids.extend(changed)
+        result.rejected += len(rejected)
         if changed:
             with ctx.sessions() as session, session.begin():
                 mark_sales_enqueued(session, ctx.tenant_pk, changed)
     with ctx.sessions() as session, session.begin():
         cursor = _cursor(session, ctx.tenant_pk, SALES_STREAM)
+        if cursor.covers_from is None:
+            cursor.covers_from = since
+        newest = _capped(ctx, newest)
         if newest is not None and (cursor.watermark is None or newest > cursor.watermark):
             cursor.watermark = newest
         cursor.last_polled_at = utcnow()
@@ -156,7 +212,22 @@ def poll_sales(ctx: TenantContext) -> PollResult:
     return result
 
 
-def record_listed_sales(session: Session, tenant_pk: int, rows: Sequence[Cin7SaleListRow]) -> list[str]:
+def _note_future_rows(session: Session, ctx: TenantContext, rows: Sequence[Cin7SaleChange]) -> None:
+    """A sale stamped after now is still fetched; the operator hears of it once (the first time it is new)."""
+    now = utcnow()
+    for row in rows:
+        if row.updated is not None and row.updated > now + FUTURE_SKEW:
+            log.warning("Cin7 sale %s is stamped %s, in the future", row.order_number or row.sale_id, row.updated)
+            note_problem(
+                session,
+                ctx.tenant_pk,
+                ErrorClass.MAPPING,
+                f"Cin7 sale {row.order_number or row.sale_id} was last changed {row.updated.isoformat()}, in the "
+                "future: it is synced, and the poll watermark stays at the present",
+            )
+
+
+def record_listed_sales(session: Session, tenant_pk: int, rows: Sequence[Cin7SaleChange]) -> list[str]:
     """Insert new sales and flag changed ones; return the ids whose detail must be read."""
     by_id = {row.sale_id: row for row in rows if row.sale_id}
     if not by_id:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from mappings import Cin7Customer, Cin7Sale, InvoiceAction, MappingRules
+from mappings import Cin7Customer, Cin7Sale, InvoiceAction, MappingRules, OrgReference
 from pipeline.xero.client import ElementResult, XeroClient
 
 
@@ -44,7 +44,7 @@ class DocumentKind(Protocol):
         cin7_status: str | None,
         customer: Cin7Customer | None,
         rules: MappingRules,
-        valid_accounts: frozenset[str] | None,
+        reference: OrgReference,
         synced: bool,
         xero_status: str | None,
         synced_hash: str | None,

@@ -12,6 +12,7 @@ from mappings import (
     Cin7Sale,
     InvoiceAction,
     MappingRules,
+    OrgReference,
     XeroInvoiceStatus,
     content_hash,
     decide_invoice_action,
@@ -47,7 +48,7 @@ class InvoiceKind:
         cin7_status: str | None,
         customer: Cin7Customer | None,
         rules: MappingRules,
-        valid_accounts: frozenset[str] | None,
+        reference: OrgReference,
         synced: bool,
         xero_status: str | None,
         synced_hash: str | None,
@@ -61,9 +62,7 @@ class InvoiceKind:
             Cin7InvoiceStatus.AUTHORISED,
             Cin7InvoiceStatus.PAID,
         ):
-            payload = map_invoice(
-                sale, invoice, customer=customer, rules=rules, valid_accounts=valid_accounts
-            ).to_json()
+            payload = map_invoice(sale, invoice, customer=customer, rules=rules, reference=reference).to_json()
         action = decide_invoice_action(
             status,
             synced=synced,

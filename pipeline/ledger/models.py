@@ -102,9 +102,10 @@ class Tenant(Base):
     # Writes for this tenant are held until then (day limit reached, credentials revoked, ...).
     paused_until: Mapped[datetime | None]
     pause_reason: Mapped[str | None] = mapped_column(Text)
-    # Xero's chart of accounts, cached: the mapping rejects account codes Xero does not have.
-    account_codes: Mapped[list[Any] | None]
-    accounts_fetched_at: Mapped[datetime | None]
+    # What the mapping checks documents against (pipeline.mapping.reference): Xero's active account codes
+    # and Rounding account, its tax rates, Cin7's tax rules. Cached: it changes hourly at most.
+    reference: Mapped[dict[str, Any] | None]
+    reference_fetched_at: Mapped[datetime | None]
     # One writer drains a tenant's ready documents at a time, so that writes coalesce into full
     # batches; the lease expires on its own if that writer dies.
     write_lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -157,19 +158,21 @@ class CustomerRecord(Base):
 class SyncDocument(Base):
     """One Cin7 document (today: a sale invoice) and the Xero document it became.
 
-    Natural key: (tenant, kind, sale id, task id). `source_hash` is the Cin7 content we last read;
+    Natural key: (tenant, source, kind, sale id, task id). `source_hash` is the Cin7 content we last read;
     `payload_hash` the Xero payload mapped from it; `synced_hash` the payload Xero confirmed.
     """
 
     __tablename__ = "sync_documents"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "kind", "sale_id", "task_id", name="uq_sync_documents_natural_key"),
+        UniqueConstraint("tenant_id", "source", "kind", "sale_id", "task_id", name="uq_sync_documents_natural_key"),
         Index("ix_sync_documents_state", "tenant_id", "state"),
         Index("ix_sync_documents_number", "tenant_id", "kind", "document_number"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    # The Source that read it (`Source.name`): ids are unique only within one source.
+    source: Mapped[str] = mapped_column(String(24), default="cin7core", server_default="cin7core")
     kind: Mapped[str] = mapped_column(String(24), default="invoice")
     sale_id: Mapped[str] = mapped_column(String(64))
     task_id: Mapped[str] = mapped_column(String(64))
@@ -247,6 +250,9 @@ class PollCursor(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     stream: Mapped[str] = mapped_column(String(32))
     watermark: Mapped[datetime | None]
+    # Where the first poll started reading (now minus CIN7_INITIAL_LOOKBACK_DAYS): the live sync covers
+    # what changed since then.
+    covers_from: Mapped[datetime | None]
     last_polled_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

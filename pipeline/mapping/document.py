@@ -26,13 +26,13 @@ from pipeline.ledger.models import (
     SyncDocument,
     utcnow,
 )
-from pipeline.mapping.accounts import valid_account_codes
+from pipeline.mapping.reference import org_reference
 from pipeline.recovery.deadletters import record_dead_letter, resolve_dead_letters
 
 
 def map_document(ctx: TenantContext, doc_id: int) -> bool:
     """Map one pending document to its Xero payload; True when it is now ready to write."""
-    accounts = valid_account_codes(ctx)
+    reference = org_reference(ctx)
     with ctx.sessions() as session, session.begin():
         doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
         if doc is None or doc.state != DocumentState.PENDING:
@@ -57,7 +57,7 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
                 cin7_status=doc.cin7_status,
                 customer=customer,
                 rules=ctx.rules,
-                valid_accounts=accounts,
+                reference=reference,
                 synced=doc.xero_id is not None,
                 xero_status=doc.xero_status,
                 synced_hash=doc.synced_hash,

@@ -1,93 +1,150 @@
-"""Xero's chart of accounts, cached for the mapping: it rejects account codes Xero does not have."""
+"""What the mapping checks documents against, read from Xero and Cin7 and cached for the tenant.
+
+Xero's active account codes and its Rounding account (`GET /Accounts`), its tax rates (`GET /TaxRates`)
+and Cin7's tax rules (`ref/tax`) become one `mappings.OrgReference`: three calls an hour per tenant, not
+three per document.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from pydantic import ValidationError
+
+from mappings import Cin7TaxRule, OrgReference, tax_rule_key
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass, SyncError
-from pipeline.ledger.models import (
-    Tenant,
-    utcnow,
-)
+from pipeline.ledger.models import Tenant, utcnow
 from pipeline.operations.pauses import TenantPaused, paused_for
 
 log = logging.getLogger(__name__)
 
-ACCOUNTS_TTL = timedelta(hours=1)
+REFERENCE_TTL = timedelta(hours=1)
+# After a failed read, mapping tasks wait this long before anyone asks again.
+REFERENCE_RETRY_AFTER = timedelta(seconds=5)
+# Each process keeps the tenant's reference this long before it reads the tenant row again: one mapping
+# per order would otherwise pay a ledger round trip for data that changes hourly at most.
+REFERENCE_PROCESS_TTL_SECONDS = 30.0
+
+_process_cache: dict[tuple[str, int], tuple[float, OrgReference]] = {}
 
 
-# After a failed read of the chart of accounts, mapping tasks wait this long before anyone asks again.
-ACCOUNTS_RETRY_AFTER = timedelta(seconds=5)
-
-
-# Each process keeps the tenant's codes this long before it reads the tenant row again: one mapping
-# per order would otherwise pay a ledger round trip for a list that changes hourly at most.
-ACCOUNTS_PROCESS_TTL_SECONDS = 30.0
-
-
-_process_accounts: dict[tuple[str, int], tuple[float, frozenset[str]]] = {}
-
-
-def valid_account_codes(ctx: TenantContext) -> frozenset[str] | None:
-    """Xero's active account codes: cached in the process briefly, and on the tenant row for an hour."""
+def org_reference(ctx: TenantContext) -> OrgReference:
+    """The tenant's reference data: cached in the process briefly, and on the tenant row for an hour."""
     key = (ctx.settings.database_url, ctx.tenant_pk)
-    cached_here = _process_accounts.get(key)
-    if cached_here is not None and time.monotonic() - cached_here[0] < ACCOUNTS_PROCESS_TTL_SECONDS:
+    cached_here = _process_cache.get(key)
+    if cached_here is not None and time.monotonic() - cached_here[0] < REFERENCE_PROCESS_TTL_SECONDS:
         return cached_here[1]
-    codes = _tenant_account_codes(ctx)
-    if codes is not None:
-        _process_accounts[key] = (time.monotonic(), codes)
-    return codes
+    reference = as_reference(_tenant_reference(ctx))
+    _process_cache[key] = (time.monotonic(), reference)
+    return reference
 
 
-def _tenant_account_codes(ctx: TenantContext) -> frozenset[str] | None:
-    """Xero's active account codes, cached on the tenant row for an hour.
+def forget_process_reference() -> None:
+    """Drop this process's copies (tests that change what Xero or Cin7 hold)."""
+    _process_cache.clear()
 
-    A failed read is remembered for ACCOUNTS_RETRY_AFTER (`accounts_fetched_at` set with no codes, or
-    a stale list kept a little longer): otherwise, on a cold cache during a Xero outage, every
+
+def as_reference(stored: dict[str, Any]) -> OrgReference:
+    """The cached JSON as the mapping's OrgReference."""
+    return OrgReference(
+        account_codes=frozenset(stored.get("accounts") or ()),
+        rounding_account=stored.get("rounding_account"),
+        xero_tax_rates={k: Decimal(v) for k, v in (stored.get("xero_tax_rates") or {}).items()},
+        cin7_tax_rules={k: Decimal(v) for k, v in (stored.get("cin7_tax_rules") or {}).items()},
+    )
+
+
+def _tenant_reference(ctx: TenantContext) -> dict[str, Any]:
+    """The reference JSON, cached on the tenant row for an hour.
+
+    A failed read is remembered for REFERENCE_RETRY_AFTER (`reference_fetched_at` set with nothing
+    stored, or a stale copy kept a little longer): otherwise, on a cold cache during an outage, every
     mapping task would call Xero again and again, and spend the tenant's minute limit doing it.
     """
     now = utcnow()
     with ctx.sessions() as session:
         tenant = session.get(Tenant, ctx.tenant_pk)
         assert tenant is not None
-        fetched_at = tenant.accounts_fetched_at
-        cached = tenant.account_codes
+        fetched_at = tenant.reference_fetched_at
+        cached = tenant.reference
         paused_reason = tenant.pause_reason
-    if cached is not None and fetched_at is not None and now - fetched_at < ACCOUNTS_TTL:
-        return frozenset(str(code) for code in cached)
+    if cached is not None and fetched_at is not None and now - fetched_at < REFERENCE_TTL:
+        return cached
     left = paused_for(ctx)
     if left is not None:
-        # No Xero calls while paused: an hour-old chart is better than spending a parked tenant's calls.
+        # No calls while paused: an hour-old copy is better than spending a parked tenant's calls.
         if cached is not None:
-            return frozenset(str(code) for code in cached)
+            return cached
         raise TenantPaused(f"tenant paused ({paused_reason}); mapping waits", retry_after=left)
-    if cached is None and fetched_at is not None and now - fetched_at < ACCOUNTS_RETRY_AFTER:
-        wait = (fetched_at + ACCOUNTS_RETRY_AFTER - now).total_seconds()
+    if cached is None and fetched_at is not None and now - fetched_at < REFERENCE_RETRY_AFTER:
+        wait = (fetched_at + REFERENCE_RETRY_AFTER - now).total_seconds()
         raise SyncError(
-            ErrorClass.TRANSIENT, "Xero's chart of accounts could not be read just now", api="xero", retry_after=wait
+            ErrorClass.TRANSIENT,
+            "Xero's accounts and tax rates or Cin7's tax rules could not be read just now",
+            retry_after=wait,
         )
     try:
-        accounts = ctx.xero.get_accounts()
+        fresh = read_reference(ctx)
     except SyncError:
-        with ctx.sessions() as session, session.begin():
-            tenant = session.get(Tenant, ctx.tenant_pk)
-            assert tenant is not None
-            # Stale codes stay usable a little longer; without any, the failure itself is remembered.
-            tenant.accounts_fetched_at = (now - ACCOUNTS_TTL + ACCOUNTS_RETRY_AFTER) if cached is not None else now
+        _remember_failure(ctx, now, stale=cached is not None)
         if cached is not None:
-            log.warning("xero chart of accounts unavailable; mapping with the list from %s", fetched_at)
-            return frozenset(str(code) for code in cached)
+            log.warning("reference data unavailable; mapping with the copy from %s", fetched_at)
+            return cached
         raise
-    codes = sorted(
-        str(a["Code"]) for a in accounts if a.get("Code") and str(a.get("Status", "ACTIVE")).upper() == "ACTIVE"
-    )
     with ctx.sessions() as session, session.begin():
         tenant = session.get(Tenant, ctx.tenant_pk)
         assert tenant is not None
-        tenant.account_codes = codes
-        tenant.accounts_fetched_at = utcnow()
-    return frozenset(codes)
+        tenant.reference = fresh
+        tenant.reference_fetched_at = utcnow()
+    return fresh
+
+
+def _remember_failure(ctx: TenantContext, now: datetime, *, stale: bool) -> None:
+    with ctx.sessions() as session, session.begin():
+        tenant = session.get(Tenant, ctx.tenant_pk)
+        assert tenant is not None
+        # A stale copy stays usable a little longer; without one, the failure itself is remembered.
+        tenant.reference_fetched_at = (now - REFERENCE_TTL + REFERENCE_RETRY_AFTER) if stale else now
+
+
+def read_reference(ctx: TenantContext) -> dict[str, Any]:
+    """Read Xero's accounts and tax rates and Cin7's tax rules now, as the JSON the tenant row caches."""
+    accounts = [a for a in ctx.xero.get_accounts() if str(a.get("Status", "ACTIVE")).upper() == "ACTIVE"]
+    rounding = next(
+        (str(a["Code"]) for a in accounts if a.get("Code") and str(a.get("SystemAccount") or "").upper() == "ROUNDING"),
+        None,
+    )
+    rates: dict[str, str] = {}
+    for rate in ctx.xero.get_tax_rates():
+        if str(rate.get("Status", "ACTIVE")).upper() == "ACTIVE" and rate.get("TaxType"):
+            rates[str(rate["TaxType"])] = _percent(rate.get("EffectiveRate"), f"Xero tax rate {rate['TaxType']}")
+    rules: dict[str, str] = {}
+    for row in ctx.cin7.tax_rules():
+        try:
+            rule = Cin7TaxRule.model_validate(row)
+        except ValidationError as exc:
+            # One unreadable rule must not stop every sale: lines naming it go unchecked against Cin7's
+            # rate (Xero's still applies), and the operator hears of it.
+            log.warning("Cin7 tax rule %r does not parse: %s", row.get("Name"), exc)
+            continue
+        if rule.tax_percent is not None:
+            rules[tax_rule_key(rule.name)] = format(rule.tax_percent.normalize(), "f")
+    return {
+        "accounts": sorted(str(a["Code"]) for a in accounts if a.get("Code")),
+        "rounding_account": rounding,
+        "xero_tax_rates": rates,
+        "cin7_tax_rules": rules,
+    }
+
+
+def _percent(value: object, what: str) -> str:
+    try:
+        # Floats through str, so 12.5 stays 12.5; "10", not "1E+1", in the cached JSON.
+        return format(Decimal(str(value)).normalize(), "f")
+    except (InvalidOperation, ValueError) as exc:
+        raise SyncError(ErrorClass.VALIDATION, f"{what} has no readable EffectiveRate ({value!r})") from exc

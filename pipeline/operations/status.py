@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import redis
 from sqlalchemy import func, select
@@ -21,10 +22,12 @@ from pipeline.context import (
     usage_applied,
     usage_keys,
 )
+from pipeline.discovery.poll import SALES_STREAM
 from pipeline.ledger.models import (
     IN_FLIGHT_STATES,
     DeadLetter,
     DocumentState,
+    PollCursor,
     SaleRecord,
     SaleState,
     SyncDocument,
@@ -92,6 +95,45 @@ def ledger_counts(ctx: TenantContext) -> LedgerCounts:
     counts.xero_calls, counts.xero_rate_limited = usage.get("xero", (0, 0))
     counts.cin7_calls = usage.get("cin7", (0, 0))[0]
     return counts
+
+
+@dataclass(frozen=True)
+class LiveWindow:
+    """What the live sync reads: sales changed since `covers_from`, read up to `watermark`."""
+
+    lookback_days: int
+    covers_from: datetime | None
+    watermark: datetime | None
+    last_polled_at: datetime | None
+
+    def describe(self) -> str:
+        """One line for `cin7xero status`."""
+        if self.last_polled_at is None:
+            return (
+                f"not polled yet: the first poll reads sales changed in the last {self.lookback_days} days "
+                "(CIN7_INITIAL_LOOKBACK_DAYS), nothing older"
+            )
+        start = (
+            f"since {self.covers_from:%Y-%m-%d %H:%M} UTC"
+            if self.covers_from is not None
+            else "since before this ledger recorded its start"
+        )
+        seen = f"read up to {self.watermark:%Y-%m-%d %H:%M} UTC" if self.watermark else "no sale seen yet"
+        return f"sales changed {start}; {seen}; last poll {self.last_polled_at:%Y-%m-%d %H:%M} UTC"
+
+
+def live_window(ctx: TenantContext) -> LiveWindow:
+    """The window of Cin7 sales the live sync covers, from the sales poll's cursor."""
+    with ctx.sessions() as session:
+        cursor = session.scalar(
+            select(PollCursor).where(PollCursor.tenant_id == ctx.tenant_pk, PollCursor.stream == SALES_STREAM)
+        )
+    return LiveWindow(
+        lookback_days=ctx.settings.cin7_initial_lookback_days,
+        covers_from=cursor.covers_from if cursor else None,
+        watermark=cursor.watermark if cursor else None,
+        last_polled_at=cursor.last_polled_at if cursor else None,
+    )
 
 
 # A fold that finishes between our two Redis reads makes us read again; more than this many in a row

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from mappings import Cin7Totals, totals_in_xero
 from pipeline.ledger.models import (
     DocumentState,
 )
@@ -27,10 +29,6 @@ from pipeline.reconcile.rows import (
     normalise_number,
     number_shape,
 )
-
-# An invoice can be dated after the sale was last touched (a forward-dated invoice): the saleList pass
-# starts this much before the window so that such sales are still read.
-FORWARD_DATED_MARGIN = timedelta(days=31)
 
 
 def in_window(day: date | None, start: date, end: date) -> bool:
@@ -54,12 +52,13 @@ def split_cin7(rows: Iterable[Cin7InvoiceRow], start: date, end: date) -> tuple[
 
 
 def total_differences(cin7: Cin7InvoiceRow, xero: XeroInvoiceRow) -> dict[str, Decimal]:
-    """Xero minus Cin7, to the cent, for each of SubTotal/TotalTax/Total that differs."""
+    """Xero minus what it must show for Cin7's invoice (`mappings.totals_in_xero`), for each that differs."""
     differences = {}
+    want = totals_in_xero(Cin7Totals(subtotal=cin7.subtotal, tax=cin7.tax, total=cin7.total))
     for name, ours, theirs in (
-        ("SubTotal", cin7.subtotal, xero.subtotal),
-        ("TotalTax", cin7.tax, xero.tax),
-        ("Total", cin7.total, xero.total),
+        ("SubTotal", want.subtotal, xero.subtotal),
+        ("TotalTax", want.total_tax, xero.tax),
+        ("Total", want.total, xero.total),
     ):
         difference = (theirs - ours).quantize(CENT)
         if difference != 0:
@@ -90,6 +89,27 @@ def _healable(doc: LedgerDoc | None, known: str | None) -> bool:
     return doc is None or doc.state in HEALABLE_STATES
 
 
+@dataclass
+class _XeroIndex:
+    """Xero's invoices looked up every way the comparison needs."""
+
+    by_id: dict[str, XeroInvoiceRow]
+    by_number: dict[str, list[XeroInvoiceRow]]
+    linked: dict[str, LedgerDoc]
+    cin7_by_number: dict[str, Cin7InvoiceRow]
+    known_shapes: set[str]
+    elsewhere: Cin7Elsewhere
+
+    def ours(self, number: str, rows: Sequence[XeroInvoiceRow]) -> bool:
+        """The number is one of ours (Xero's own numbering is not our business)."""
+        return (
+            number in self.cin7_by_number
+            or number in self.elsewhere.numbers
+            or number_shape(rows[0].number) in self.known_shapes
+            or any(row.invoice_id in self.linked for row in rows)
+        )
+
+
 def compare(
     cin7: Sequence[Cin7InvoiceRow],
     xero: Sequence[XeroInvoiceRow],
@@ -108,9 +128,6 @@ def compare(
     `shapes`: shapes of Cin7's invoice numbers (default: those of `cin7`) - a Xero invoice whose number
     has one of them, or which the ledger links, carries our reference.
     """
-    elsewhere = cin7_elsewhere or Cin7Elsewhere()
-    known_shapes = set(shapes) if shapes is not None else {number_shape(row.number) for row in cin7 if row.number}
-    findings: list[Finding] = []
     by_id: dict[str, XeroInvoiceRow] = {}
     for row in [*xero, *xero_outside]:
         by_id.setdefault(row.invoice_id, row)
@@ -118,23 +135,31 @@ def compare(
     for row in by_id.values():
         if row.number:
             by_number.setdefault(normalise_number(row.number), []).append(row)
-    linked = ledger.by_xero_id()
-    cin7_by_number = {normalise_number(row.number): row for row in cin7 if row.number}
+    index = _XeroIndex(
+        by_id=by_id,
+        by_number=by_number,
+        linked=ledger.by_xero_id(),
+        cin7_by_number={normalise_number(row.number): row for row in cin7 if row.number},
+        known_shapes=set(shapes) if shapes is not None else {number_shape(row.number) for row in cin7 if row.number},
+        elsewhere=cin7_elsewhere or Cin7Elsewhere(),
+    )
+    findings, duplicate_numbers = _duplicate_numbers(index, ledger)
     claimed: set[str] = set()
+    for invoice in cin7:
+        findings.extend(_compare_invoice(invoice, index, ledger, duplicate_numbers, claimed))
+    findings.extend(_unknown_in_xero(cin7, xero, index, claimed))
+    return findings
 
-    # The same number twice in Xero, when the number is ours (Xero's own numbering is not our business).
-    duplicate_numbers: set[str] = set()
-    for number, rows in by_number.items():
-        ours = (
-            number in cin7_by_number
-            or number in elsewhere.numbers
-            or number_shape(rows[0].number) in known_shapes
-            or any(row.invoice_id in linked for row in rows)
-        )
-        if len(rows) < 2 or not ours:
+
+def _duplicate_numbers(index: _XeroIndex, ledger: LedgerView) -> tuple[list[Finding], set[str]]:
+    """The same number of ours twice in Xero."""
+    findings: list[Finding] = []
+    duplicates: set[str] = set()
+    for number, rows in index.by_number.items():
+        if len(rows) < 2 or not index.ours(number, rows):
             continue
-        duplicate_numbers.add(number)
-        owner = cin7_by_number.get(number)
+        duplicates.add(number)
+        owner = index.cin7_by_number.get(number)
         doc = ledger.documents.get((owner.sale_id, owner.task_id)) if owner else None
         findings.append(
             Finding(
@@ -145,61 +170,68 @@ def compare(
                 doc_id=doc.doc_id if doc else None,
             )
         )
+    return findings, duplicates
 
-    for invoice in cin7:
-        doc = ledger.documents.get((invoice.sale_id, invoice.task_id))
-        number = normalise_number(invoice.number)
-        candidates: dict[str, XeroInvoiceRow] = {row.invoice_id: row for row in by_number.get(number, [])}
-        linked_row = by_id.get(doc.xero_id.lower()) if doc is not None and doc.xero_id else None
-        if linked_row is not None:
-            candidates[linked_row.invoice_id] = linked_row
-        claimed.update(candidates)
-        doc_id = doc.doc_id if doc else None
-        if len(candidates) > 1 and number not in duplicate_numbers:
-            findings.append(
-                Finding(
-                    Kind.DUPLICATE,
-                    f"{len(candidates)} Xero invoices belong to Cin7 invoice {invoice.number} "
-                    "(one by its number, one by the ledger's link)",
-                    cin7=invoice,
-                    xero=tuple(sorted(candidates.values(), key=lambda r: r.invoice_id)),
-                    doc_id=doc_id,
-                )
+
+def _compare_invoice(
+    invoice: Cin7InvoiceRow, index: _XeroIndex, ledger: LedgerView, duplicate_numbers: set[str], claimed: set[str]
+) -> list[Finding]:
+    doc = ledger.documents.get((invoice.sale_id, invoice.task_id))
+    number = normalise_number(invoice.number)
+    candidates: dict[str, XeroInvoiceRow] = {row.invoice_id: row for row in index.by_number.get(number, [])}
+    linked_row = index.by_id.get(doc.xero_id.lower()) if doc is not None and doc.xero_id else None
+    if linked_row is not None:
+        candidates[linked_row.invoice_id] = linked_row
+    claimed.update(candidates)
+    doc_id = doc.doc_id if doc else None
+    findings: list[Finding] = []
+    if len(candidates) > 1 and number not in duplicate_numbers:
+        findings.append(
+            Finding(
+                Kind.DUPLICATE,
+                f"{len(candidates)} Xero invoices belong to Cin7 invoice {invoice.number} "
+                "(one by its number, one by the ledger's link)",
+                cin7=invoice,
+                xero=tuple(sorted(candidates.values(), key=lambda r: r.invoice_id)),
+                doc_id=doc_id,
             )
-        # The one to compare: the ledger's link, else a live one with the number.
-        primary = linked_row or next(
-            iter(sorted(candidates.values(), key=lambda r: (not r.live, r.invoice_id))),
-            None,
         )
-        known = _known(doc, invoice.sale_id, ledger)
-        if primary is None:
-            if invoice.status in CIN7_LIVE:
-                findings.append(
-                    Finding(
-                        Kind.MISSING_IN_XERO,
-                        f"Cin7 invoice {invoice.number} ({invoice.status}) has no Xero invoice"
-                        + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
-                        cin7=invoice,
-                        known=known,
-                        healable=_healable(doc, known),
-                        doc_id=doc_id,
-                    )
-                )
-            continue
-        findings.extend(_compare_pair(invoice, primary, doc, known, ledger))
+    # The one to compare: the ledger's link, else a live one with the number.
+    primary = linked_row or next(iter(sorted(candidates.values(), key=lambda r: (not r.live, r.invoice_id))), None)
+    known = _known(doc, invoice.sale_id, ledger)
+    if primary is not None:
+        return [*findings, *_compare_pair(invoice, primary, doc, known, ledger)]
+    if invoice.status in CIN7_LIVE:
+        findings.append(
+            Finding(
+                Kind.MISSING_IN_XERO,
+                f"Cin7 invoice {invoice.number} ({invoice.status}) has no Xero invoice"
+                + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
+                cin7=invoice,
+                known=known,
+                healable=_healable(doc, known),
+                doc_id=doc_id,
+            )
+        )
+    return findings
 
-    # Xero invoices carrying our reference that no Cin7 invoice accounts for.
-    all_cin7_numbers = set(cin7_by_number) | set(elsewhere.numbers)
-    all_cin7_tasks = {(row.sale_id, row.task_id) for row in cin7} | set(elsewhere.tasks)
+
+def _unknown_in_xero(
+    cin7: Sequence[Cin7InvoiceRow], xero: Sequence[XeroInvoiceRow], index: _XeroIndex, claimed: set[str]
+) -> list[Finding]:
+    """Xero invoices carrying our reference that no Cin7 invoice accounts for."""
+    all_cin7_numbers = set(index.cin7_by_number) | set(index.elsewhere.numbers)
+    all_cin7_tasks = {(row.sale_id, row.task_id) for row in cin7} | set(index.elsewhere.tasks)
+    findings: list[Finding] = []
     for row in xero:
         if row.invoice_id in claimed or not row.live:
             continue
-        doc = linked.get(row.invoice_id)
+        doc = index.linked.get(row.invoice_id)
         if doc is not None and (doc.sale_id, doc.task_id) in all_cin7_tasks:
             continue
         if row.number and normalise_number(row.number) in all_cin7_numbers:
             continue
-        ours = doc is not None or (bool(row.number) and number_shape(row.number) in known_shapes)
+        ours = doc is not None or (bool(row.number) and number_shape(row.number) in index.known_shapes)
         if not ours:
             continue
         reason = "the ledger links it to a Cin7 invoice that no longer exists" if doc else "it has a Cin7 number"

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mappings import content_hash
+from pipeline.app import QueueName, TaskName, app
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DeadLetter, DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
 from pipeline.operations.alerts import note_problem
@@ -105,6 +107,72 @@ def record_sale_dead_letter(
         session, sale.tenant_id, error_class, f"sale {sale.order_number or sale.sale_id}: {'; '.join(messages)}"
     )
     return letter
+
+
+def record_row_dead_letter(
+    session: Session,
+    tenant_pk: int,
+    *,
+    kind: str,
+    record_id: str | None,
+    number: str | None,
+    reasons: Sequence[str],
+    row: dict[str, Any],
+) -> DeadLetter:
+    """A row of a Cin7 list page that the poll could not read (`kind` "sale" or "customer").
+
+    One open letter per record id (or, for a row without one, per content), so that the overlap of
+    the next poll, which reads the row again, updates the letter rather than adding another.
+    """
+    label = number or record_id or "without an id"
+    key = record_id if record_id is not None else f"row:{content_hash(row)[:32]}"
+    letter = session.scalar(
+        select(DeadLetter).where(
+            DeadLetter.tenant_id == tenant_pk,
+            DeadLetter.kind == kind,
+            DeadLetter.stage == "poll",
+            DeadLetter.sale_id == key,
+            DeadLetter.resolved_at.is_(None),
+        )
+    )
+    now = utcnow()
+    messages = [f"Cin7 {kind} {label} cannot be read: {reason}" for reason in reasons]
+    if letter is not None:
+        letter.document_number, letter.messages, letter.payload, letter.last_failed_at = number, messages, row, now
+        return letter
+    letter = DeadLetter(
+        tenant_id=tenant_pk,
+        kind=kind,
+        sale_id=key,
+        document_number=number,
+        stage="poll",
+        error_class=ErrorClass.MAPPING.value,
+        messages=messages,
+        payload=row,
+        attempts=0,
+        first_failed_at=now,
+        last_failed_at=now,
+    )
+    session.add(letter)
+    note_problem(session, tenant_pk, ErrorClass.MAPPING, f"Cin7 {kind} {label}: {'; '.join(reasons)}")
+    log.warning("dead letter: Cin7 %s %s unreadable in its list: %s", kind, label, "; ".join(reasons)[:500])
+    return letter
+
+
+def resolve_row_dead_letters(session: Session, tenant_pk: int, kind: str, record_ids: Sequence[str]) -> None:
+    """Rows read cleanly at last (fixed in Cin7): close their poll letters."""
+    if not record_ids:
+        return
+    for letter in session.scalars(
+        select(DeadLetter).where(
+            DeadLetter.tenant_id == tenant_pk,
+            DeadLetter.kind == kind,
+            DeadLetter.stage == "poll",
+            DeadLetter.sale_id.in_(list(record_ids)),
+            DeadLetter.resolved_at.is_(None),
+        )
+    ):
+        letter.resolved_at = utcnow()
 
 
 def resolve_dead_letters(session: Session, doc: SyncDocument) -> None:
@@ -202,6 +270,10 @@ def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list
         select(DeadLetter).where(DeadLetter.tenant_id == tenant_pk, DeadLetter.id.in_(list(letter_ids)))
     ):
         letter.requeued_at = utcnow()
+        if letter.kind == "customer" or (letter.sale_id or "").startswith("row:"):
+            # Nothing to fetch: a customer, or a list row without an id, is read again by the next poll
+            # once it is fixed in Cin7 (and its letter is then closed).
+            continue
         if letter.document_id is not None:
             doc = session.get(SyncDocument, letter.document_id)
             if doc is not None and doc.state == DocumentState.DEAD:
@@ -228,8 +300,6 @@ def mirror_dead_letter_queue(session: Session, tenant_pk: int) -> int:
     The ledger is the record; the queue is a view that nobody consumes. When the counts differ the
     queue is rebuilt from the ledger. Returns the number of open letters.
     """
-    from pipeline.app import QueueName, TaskName, app
-
     letters = list_dead_letters(session, tenant_pk)
     with app.connection_for_write() as connection:
         channel = connection.default_channel

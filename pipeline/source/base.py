@@ -33,3 +33,7 @@ class Source(Protocol):
     def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         """One customer, or None when the source does not know it."""
         ...
+
+    def tax_rules(self) -> list[dict[str, Any]]:
+        """Every tax rule the account defines, with its rate (the mapping checks Xero's rates against them)."""
+        ...

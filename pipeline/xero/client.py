@@ -12,6 +12,7 @@ remaining-calls headers to slow down before a 429, and turns every failure into 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -258,8 +259,6 @@ class XeroClient:
         headers = dict(getattr(exc, "headers", None) or {})
         body = getattr(exc, "body", None)
         if body is None and getattr(exc, "error_data", None) is not None:
-            import json
-
             body = json.dumps(exc.error_data)
         if status == 0 and isinstance(exc, HTTPStatusException):
             status = 500
@@ -320,6 +319,11 @@ class XeroClient:
         """The chart of accounts."""
         data = self._call("GET /Accounts", self._api().get_accounts)
         return list(from_sdk(data).get("Accounts") or [])
+
+    def get_tax_rates(self) -> list[dict[str, Any]]:
+        """The organisation's tax rates with their EffectiveRate."""
+        data = self._call("GET /TaxRates", self._api().get_tax_rates)
+        return list(from_sdk(data).get("TaxRates") or [])
 
     def get_invoices(
         self,

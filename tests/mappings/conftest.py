@@ -13,7 +13,7 @@ from mappings import Cin7Customer, Cin7Sale, MappingRules, load_rules
 FIXTURES = Path(__file__).with_name("fixtures")
 
 # Revenue accounts of the AU chart used everywhere (conventions file).
-REVENUE_ACCOUNTS = frozenset({"200", "260"})
+REVENUE_ACCOUNTS = frozenset({"200", "260", "860"})
 
 
 def load_json(name: str) -> dict[str, Any]:

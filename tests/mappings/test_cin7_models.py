@@ -110,7 +110,7 @@ def test_sale_guids_are_lower_cased_and_enums_upper_cased(exclusive_sale_json: d
 
 def test_sale_detail_parses_order_invoice_payments_and_credit_notes(inclusive_sale: Cin7Sale) -> None:
     assert inclusive_sale.customer_currency == "USD"
-    assert inclusive_sale.currency_rate == Decimal("0.6523")
+    assert inclusive_sale.currency_rate == Decimal("1.5331")
     assert inclusive_sale.order is not None and inclusive_sale.order.sale_order_number == "SO-00101"
     invoice = inclusive_sale.invoices[0]
     assert invoice.status is Cin7InvoiceStatus.PAID

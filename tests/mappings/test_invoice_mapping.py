@@ -14,6 +14,7 @@ from mappings import (
     LineAmountTypes,
     MappingError,
     MappingRules,
+    OrgReference,
     XeroInvoice,
     XeroTaxType,
     map_invoice,
@@ -28,8 +29,10 @@ def _map(
     rules: MappingRules,
     customer: Cin7Customer | None = None,
     valid_accounts: frozenset[str] | None = REVENUE_ACCOUNTS,
+    reference: OrgReference | None = None,
 ) -> XeroInvoice:
-    return map_invoice(sale, sale.invoices[0], customer=customer, rules=rules, valid_accounts=valid_accounts)
+    reference = reference or OrgReference(account_codes=valid_accounts, rounding_account="860")
+    return map_invoice(sale, sale.invoices[0], customer=customer, rules=rules, reference=reference)
 
 
 def _error(sale_json: dict[str, Any], rules: MappingRules) -> MappingError:
@@ -187,7 +190,7 @@ def test_unknown_tax_rule_raises_mapping_error_naming_the_rule(
     assert error.value == "Zero Rated Imports"
     assert error.field == "Lines[2].TaxRule"
     assert error.message == (
-        "unknown Cin7 tax rule 'Zero Rated Imports' on line 2 (SKU CAKE-12): "
+        "unknown Cin7 tax rule 'Zero Rated Imports' on line 2 (SKU CAKE-12) of invoice INV-00039: "
         "add it to the tax_types table in the rules file"
     )
     assert "Zero Rated Imports" in str(error)
@@ -263,18 +266,41 @@ def test_description_is_never_empty_and_at_most_4000_characters(
     assert items[1].description.startswith("CAKE-12 Birthday Cake\nxxx")
 
 
-def test_foreign_currency_invoice_carries_the_invoice_conversion_rate(
+def test_foreign_currency_rate_is_inverted_from_cin7s_direction_to_xeros(
     inclusive_sale: Cin7Sale, rules: MappingRules
 ) -> None:
+    # An AUD company selling in USD: Cin7 says 1.4493 AUD for one USD; Xero wants USD for one AUD.
     body = _map(inclusive_sale, rules).to_json()
     assert body["CurrencyCode"] == "USD"
-    assert body["CurrencyRate"] == "0.6531"
+    assert body["CurrencyRate"] == "0.689988"
 
 
 def test_foreign_currency_falls_back_to_the_sale_rate(inclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
     inclusive_sale_json["Invoices"][0]["CurrencyConversionRate"] = None
     body = _map(Cin7Sale.model_validate(inclusive_sale_json), rules).to_json()
-    assert body["CurrencyRate"] == "0.6523"
+    assert body["CurrencyRate"] == "0.652273"  # 1 / 1.5331
+
+
+@pytest.mark.parametrize(
+    ("rate", "shown"), [(None, "no currency rate"), (0, "rate 0"), (1, "rate 1"), (-1.2, "rate -1.2")]
+)
+def test_a_suspicious_foreign_rate_is_a_mapping_problem_naming_it(
+    inclusive_sale_json: dict[str, Any], rules: MappingRules, rate: float | None, shown: str
+) -> None:
+    inclusive_sale_json["Invoices"][0]["CurrencyConversionRate"] = rate
+    inclusive_sale_json["CurrencyRate"] = rate
+    error = _error(inclusive_sale_json, rules)
+    assert error.field in ("CurrencyConversionRate", "CurrencyRate")
+    assert "invoice INV-00101 is in USD (base AUD)" in error.message
+    assert shown in error.message
+
+
+def test_a_base_currency_invoice_with_a_rate_other_than_one_is_a_mapping_problem(
+    exclusive_sale_json: dict[str, Any], rules: MappingRules
+) -> None:
+    exclusive_sale_json["Invoices"][0]["CurrencyConversionRate"] = 1.45
+    error = _error(exclusive_sale_json, rules)
+    assert (error.field, error.value) == ("CurrencyConversionRate", "1.45")
 
 
 def test_base_currency_invoice_has_no_currency_rate(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:
@@ -331,30 +357,115 @@ def test_unknown_tax_calculation_is_a_mapping_error(exclusive_sale_json: dict[st
     assert error.value == "COMPOUND"
 
 
-def test_cin7_header_total_off_by_a_cent_raises_and_is_never_adjusted(
+def test_cin7_header_a_cent_from_the_lines_gets_one_rounding_line(
     exclusive_sale_json: dict[str, Any], rules: MappingRules
 ) -> None:
     invoice = exclusive_sale_json["Invoices"][0]
     invoice["Tax"] = 14.01
     invoice["Total"] = 209.02
-    error = _error(exclusive_sale_json, rules)
-    fields = {p.field: p for p in error.problems}
-    assert set(fields) == {"TotalTax", "Total"}
-    assert "14.00" in fields["TotalTax"].message and "14.01" in fields["TotalTax"].message
-    assert "209.01" in fields["Total"].message and "209.02" in fields["Total"].message
+    payload = _map(Cin7Sale.model_validate(exclusive_sale_json), rules)
+    totals = xero_totals(payload)
+    assert (totals.subtotal, totals.total_tax, totals.total) == (Decimal("195.01"), Decimal("14.01"), Decimal("209.02"))
+    rounding = (payload.line_items or [])[-1]
+    assert (rounding.description, rounding.account_code) == ("Rounding", "860")
+    assert (rounding.line_amount, rounding.tax_amount) == (Decimal("0.00"), Decimal("0.01"))
+    # The cent of tax goes with the tax type that carries the tax, so the BAS shows Cin7's GST.
+    assert rounding.tax_type is XeroTaxType.OUTPUT
 
 
-def test_cin7_line_total_off_by_a_cent_raises_naming_both_values(
+def test_four_dp_lines_are_sent_at_two_and_a_rounding_line_matches_all_three_totals(
     exclusive_sale_json: dict[str, Any], rules: MappingRules
 ) -> None:
     invoice = exclusive_sale_json["Invoices"][0]
-    invoice["Lines"][1]["Total"] = 69.96  # half-down rounding of 69.965
-    invoice["TotalBeforeTax"] = 195.00
-    invoice["Total"] = 209.00
+    # Three 4-dp lines whose 2-dp roundings add up to 2 cents less than Cin7's own subtotal.
+    line = {
+        "Name": "Part",
+        "Quantity": 1,
+        "Price": "10.0049",
+        "Discount": 0,
+        "Tax": "1.0005",
+        "Total": "10.0049",
+        "TaxRule": "GST on Income",
+        "Account": "200",
+    }
+    invoice["Lines"] = [{**line, "SKU": f"P{i}"} for i in range(3)]
+    invoice["AdditionalCharges"] = []
+    invoice.update({"TotalBeforeTax": "30.0147", "Tax": "3.0015", "Total": "33.0162"})
+    payload = _map(Cin7Sale.model_validate(exclusive_sale_json), rules)
+    items = payload.line_items or []
+    assert [(i.line_amount, i.tax_amount) for i in items[:3]] == [(Decimal("10.00"), Decimal("1.00"))] * 3
+    totals = xero_totals(payload)
+    assert (totals.subtotal, totals.total_tax, totals.total) == (Decimal("30.02"), Decimal("3.00"), Decimal("33.02"))
+    assert (items[3].description, items[3].line_amount, items[3].tax_type) == (
+        "Rounding",
+        Decimal("0.02"),
+        XeroTaxType.BASEXCLUDED,
+    )
+
+
+def test_totals_further_apart_than_rounding_are_a_mapping_problem(
+    exclusive_sale_json: dict[str, Any], rules: MappingRules
+) -> None:
+    invoice = exclusive_sale_json["Invoices"][0]
+    invoice["TotalBeforeTax"] = 195.11
+    invoice["Total"] = 209.11
+    error = _error(exclusive_sale_json, rules)
+    fields = {p.field: p for p in error.problems}
+    assert set(fields) == {"SubTotal", "Total"}
+    assert "195.01" in fields["SubTotal"].message and "195.11" in fields["SubTotal"].message
+    assert "max_rounding_difference 0.05" in fields["SubTotal"].message
+
+
+def test_a_rounding_line_needs_a_rounding_account(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
+    invoice = exclusive_sale_json["Invoices"][0]
+    invoice["Tax"] = 14.01
+    invoice["Total"] = 209.02
+    sale = Cin7Sale.model_validate(exclusive_sale_json)
+    with pytest.raises(MappingError) as info:
+        _map(sale, rules, reference=OrgReference(account_codes=REVENUE_ACCOUNTS))
+    assert info.value.field == "RoundingAccount"
+    assert "set rounding_account in the rules file" in info.value.message
+    own = rules.model_copy(update={"rounding_account": "270"})
+    with pytest.raises(MappingError) as info:
+        _map(sale, own, reference=OrgReference(account_codes=REVENUE_ACCOUNTS, rounding_account="860"))
+    assert (info.value.field, info.value.value) == ("RoundingAccount", "270")
+
+
+def test_cin7_line_total_more_than_a_cent_from_its_product_names_both_values(
+    exclusive_sale_json: dict[str, Any], rules: MappingRules
+) -> None:
+    invoice = exclusive_sale_json["Invoices"][0]
+    invoice["Lines"][1]["Total"] = 69.95  # 69.965 by quantity x price
+    invoice["TotalBeforeTax"] = 194.99
+    invoice["Total"] = 208.99
     error = _error(exclusive_sale_json, rules)
     assert [p.field for p in error.problems] == ["Lines[2].Total"]
-    assert "69.96" in error.message
+    assert "69.95" in error.message
     assert "69.97" in error.message
+
+
+def test_quantity_with_more_than_four_decimals_is_a_mapping_problem(
+    exclusive_sale_json: dict[str, Any], rules: MappingRules
+) -> None:
+    exclusive_sale_json["Invoices"][0]["Lines"][0]["Quantity"] = "1.00001"
+    error = _error(exclusive_sale_json, rules)
+    assert any(p.field == "Lines[1].Quantity" and p.value == "1.00001" for p in error.problems)
+
+
+@pytest.mark.parametrize(("field", "value"), [("Price", "1e25"), ("Quantity", "-2e12"), ("Tax", "0.00000000001")])
+def test_absurd_amounts_are_a_mapping_problem_naming_the_field(
+    exclusive_sale_json: dict[str, Any], rules: MappingRules, field: str, value: str
+) -> None:
+    exclusive_sale_json["Invoices"][0]["Lines"][0][field] = value
+    error = _error(exclusive_sale_json, rules)
+    assert any(p.field == f"Lines[1].{field}" for p in error.problems), error.problems
+
+
+def test_a_date_out_of_range_is_a_mapping_problem(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
+    exclusive_sale_json["Invoices"][0]["InvoiceDate"] = "2099-03-01T00:00:00"
+    error = _error(exclusive_sale_json, rules)
+    assert error.field == "InvoiceDate"
+    assert "2099-03-01" in error.message
 
 
 def test_price_with_more_than_four_decimals_is_reported(
@@ -365,10 +476,10 @@ def test_price_with_more_than_four_decimals_is_reported(
     assert any(p.field == "Lines[1].Price" and p.value == "12.34561" for p in error.problems)
 
 
-def test_line_tax_that_is_not_whole_cents_is_reported(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
+def test_four_dp_line_tax_is_sent_at_two(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
     exclusive_sale_json["Invoices"][0]["Lines"][0]["Tax"] = "3.7040"
-    error = _error(exclusive_sale_json, rules)
-    assert (error.problems[0].field, error.problems[0].value) == ("Lines[1].Tax", "3.7040")
+    items = _map(Cin7Sale.model_validate(exclusive_sale_json), rules).line_items or []
+    assert items[0].tax_amount == Decimal("3.70")
 
 
 def test_money_is_sent_with_exactly_two_decimal_places(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from mappings import Cin7Sale, MappingRules, load_rules, map_invoice, round_half_up, xero_totals
+from mappings import Cin7Sale, MappingRules, OrgReference, load_rules, map_invoice, round_half_up, xero_totals
+
+REFERENCE = OrgReference(account_codes=frozenset({"200", "260", "860"}), rounding_account="860")
 
 RATES = {
     "GST on Income": Decimal("0.10"),
@@ -67,7 +69,7 @@ def _sale(rng: random.Random, index: int) -> tuple[dict[str, Any], bool]:
         "CustomerID": "74de0528-3f1b-4c2d-8e9a-0b1c2d3e4f50",
         "BaseCurrency": "AUD",
         "CustomerCurrency": rng.choice(["USD", "NZD", "GBP", "EUR"]) if foreign else "AUD",
-        "CurrencyRate": "0.6523" if foreign else 1,
+        "CurrencyRate": "1.5331" if foreign else 1,
         "TaxRule": "GST on Income",
         "TaxCalculation": "Inclusive" if inclusive else "Exclusive",
         "Terms": rng.choice(["30 days", "Due on receipt", "20th of following month", "End of month"]),
@@ -103,7 +105,11 @@ def test_two_hundred_random_invoices_have_xero_totals_equal_to_cin7s(default_rul
         sale = Cin7Sale.model_validate(raw)
         invoice = sale.invoices[0]
         payload = map_invoice(
-            sale, invoice, customer=None, rules=default_rules, valid_accounts=frozenset({"200", "260"})
+            sale,
+            invoice,
+            customer=None,
+            rules=default_rules,
+            reference=REFERENCE,
         )
         totals = xero_totals(payload)
         assert (totals.subtotal, totals.total_tax, totals.total) == (

@@ -23,7 +23,7 @@ from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import Dataset, generate
 from pipeline.standins.xero import XeroStandIn
-from tests.pipeline.conftest import pipeline_env
+from tests.pipeline.environment import pipeline_env
 
 # What the in-process tenant allows before a delivery is poison: small, so tests reach it quickly.
 MAX_ATTEMPTS = 3
@@ -63,6 +63,8 @@ class InProcess:
     ctx: TenantContext
     uses_redis: bool
     dataset: Dataset
+    cin7: Cin7StandIn
+    xero: XeroStandIn
     sent: list[Sent] = field(default_factory=list)
 
     def messages(self, task: str) -> list[tuple[Any, ...]]:
@@ -125,7 +127,7 @@ def in_process(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reload_runtime()
-    state = InProcess(tenant_context(), uses_redis=uses_redis, dataset=dataset)
+    state = InProcess(tenant_context(), uses_redis=uses_redis, dataset=dataset, cin7=cin7, xero=xero)
 
     def capture(task: Any, *args: Any, countdown: float | None = None) -> None:
         state.sent.append(Sent(str(task), args, countdown))

@@ -153,6 +153,10 @@ class Cin7Client:
             params["ModifiedSince"] = format_cin7_datetime(modified_since)
         yield from self._paged("customer", "CustomerList", params)
 
+    def tax_rules(self) -> list[dict[str, Any]]:
+        """Every tax rule with its percentage, inactive ones too (old documents still name them)."""
+        return [row for page in self._paged("ref/tax", "TaxRuleList", {}) for row in page]
+
     def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         """One customer (Cin7 answers `?ID=` with a one-row list)."""
         body = self._get("customer", {"ID": customer_id}) or {}

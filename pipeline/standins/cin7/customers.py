@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from pipeline.standins.cin7.query import QueryMixin
 from pipeline.standins.cin7.responses import Response, json_response
 from pipeline.standins.generator import parse_timestamp
+
+
+def _modified_since(customer: dict[str, Any], since: datetime) -> bool:
+    # A hostile stamp (a test's) is served on every read rather than crash the stand-in.
+    try:
+        return parse_timestamp(str(customer["LastModifiedOn"])) >= since
+    except (KeyError, ValueError, OverflowError):
+        return True
 
 
 class CustomersMixin(QueryMixin):
@@ -23,7 +34,7 @@ class CustomersMixin(QueryMixin):
         if name:
             customers = [c for c in customers if name in str(c.get("Name") or "").lower()]
         if since is not None:
-            customers = [c for c in customers if parse_timestamp(str(c["LastModifiedOn"])) >= since]
+            customers = [c for c in customers if _modified_since(c, since)]
         if not include_deprecated:
             customers = [c for c in customers if str(c.get("Status") or "").lower() != "deprecated"]
         customers.sort(key=lambda c: (str(c.get("Name") or "").strip().lower(), str(c["ID"])))

@@ -51,7 +51,7 @@ class SalesMixin(QueryMixin):
             return error_response(400, "ID is required")
         with self._lock:
             entry = self._sales.get(sale_id)
-            if entry is None:
+            if entry is None or not entry.detail:
                 return error_response(404, "Sale not found")
             if entry.encoded is None:
                 entry.encoded = dumps(entry.detail).encode("utf-8")

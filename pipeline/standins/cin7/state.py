@@ -95,6 +95,18 @@ class Cin7State:
         with self._lock:
             self._put_sale_locked(detail)
 
+    def put_list_row(self, row: dict[str, Any], *, updated: datetime) -> str:
+        """Serve `row` in ``saleList`` as it is, ordered at `updated`, with no detail behind it.
+
+        For hostile rows (no SaleID, text too long, unreadable stamps) that a real sale detail could not
+        produce; ``sale?ID=`` answers 404 for it. Returns the key it is stored under.
+        """
+        with self._lock:
+            key = str(row.get("SaleID") or f"raw-{len(self._sales)}").lower()
+            self._sales[key] = SaleEntry({}, copy.deepcopy(row), updated)
+            self._sorted = None
+            return key
+
     def put_customer(self, customer: dict[str, Any]) -> None:
         """Add or replace a customer (by ``ID``)."""
         with self._lock:

@@ -14,7 +14,8 @@ Deliberately awkward data, always present:
   trailing spaces (the consumer must trim), and ``Smith Trading`` held by two different customers;
 * e-mails with an apostrophe (``o'brien@example.com``) and with mixed case;
 * groups of several sales sharing the exact same ``Updated`` millisecond (tests the poll overlap);
-* ~10% foreign-currency sales (NZD, USD), ~5% of sales with two invoices, ~3% DRAFT and ~3% VOIDED invoices.
+* ~10% foreign-currency sales (NZD, USD) with Cin7's rate (AUD for one unit of the customer's currency),
+  ~5% of sales with two invoices, ~3% DRAFT and ~3% VOIDED invoices.
 
 Hostile cases (``hostile=True``), each on its own single-invoice AUTHORISED sale, roughly 1.5% of sales each
 and at least one each when ``n_sales >= 10``:
@@ -22,7 +23,11 @@ and at least one each when ``n_sales >= 10``:
 * a line with TaxRule ``Zero Rated Imports`` (unknown to the mapping rules) -> ``dead_mapping``;
 * a line with Account ``999`` (not in the Xero chart) -> ``dead_mapping``;
 * a sale in ``JPY`` (not enabled in Xero; from a dedicated JPY customer) -> ``dead_xero``;
-* an invoice dated 2019-05-10 (before Xero's period lock date 2020-06-30) -> ``dead_xero``.
+* an invoice dated 2019-05-10 (before Xero's period lock date 2020-06-30) -> ``dead_xero``;
+* prices, line totals, tax and invoice totals to 4 dp, as Cin7 keeps them -> ``synced``, with one rounding
+  line making Xero's 2-dp totals equal Cin7's to the cent;
+* a line with TaxRule ``Tax on Sales``, 0 % in Cin7 (``ref/tax``) but OUTPUT (10 %) in the default rules
+  -> ``dead_mapping``.
 """
 
 from pipeline.standins.generator.dataset import Dataset, generate

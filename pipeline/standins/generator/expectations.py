@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from pipeline.standins.generator.tables import LOCK_DATE, LOCKED_INVOICE_DATE, UNKNOWN_ACCOUNT, UNKNOWN_TAX_RULE
+from pipeline.standins.generator.tables import (
+    LOCK_DATE,
+    LOCKED_INVOICE_DATE,
+    UNKNOWN_ACCOUNT,
+    UNKNOWN_TAX_RULE,
+    ZERO_RATED_AS_GST_RULE,
+)
 
 Outcome = Literal["synced", "ignored", "dead_mapping", "dead_xero"]
 
@@ -40,6 +46,8 @@ def expected_outcome(kind: str, status: str, currency: str) -> tuple[Outcome, st
             return "dead_mapping", f"unknown tax rule '{UNKNOWN_TAX_RULE}'"
         case "unknown_account":
             return "dead_mapping", f"account '{UNKNOWN_ACCOUNT}' is not in the Xero chart of accounts"
+        case "zero_rate_as_gst":
+            return "dead_mapping", f"tax rule '{ZERO_RATED_AS_GST_RULE}' is 0% in Cin7 but maps to OUTPUT at 10%"
         case "jpy":
             return "dead_xero", f"currency {currency} not enabled in Xero"
         case "locked":

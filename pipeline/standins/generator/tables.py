@@ -10,6 +10,9 @@ from datetime import date
 from decimal import Decimal
 
 UNKNOWN_TAX_RULE = "Zero Rated Imports"
+# 0 % in this Cin7 account, but the default rules map it to OUTPUT (GST on Income, 10 %): the mapping must
+# refuse it rather than put GST-coded sales with no GST on the BAS.
+ZERO_RATED_AS_GST_RULE = "Tax on Sales"
 UNKNOWN_ACCOUNT = "999"
 LOCK_DATE = date(2020, 6, 30)
 LOCKED_INVOICE_DATE = date(2019, 5, 10)
@@ -21,15 +24,17 @@ TAX_RULES: dict[str, Decimal] = {
     "GST Free Exports": Decimal("0"),
     "BAS Excluded": Decimal("0"),
     UNKNOWN_TAX_RULE: Decimal("0"),
+    ZERO_RATED_AS_GST_RULE: Decimal("0"),
 }
 
 
-# Foreign units per 1 AUD, the convention used by Cin7's CurrencyRate and by the Xero stand-in.
+# Cin7's convention: AUD (the base) for ONE unit of the customer's currency. Xero's CurrencyRate is the
+# inverse (foreign units per AUD): about 1.0850 NZD, 0.6550 USD and 98.5 JPY for one AUD.
 RATES: dict[str, Decimal] = {
     "AUD": Decimal("1"),
-    "NZD": Decimal("1.0850"),
-    "USD": Decimal("0.6550"),
-    "JPY": Decimal("98.5000"),
+    "NZD": Decimal("0.9217"),
+    "USD": Decimal("1.5267"),
+    "JPY": Decimal("0.0102"),
 }
 
 PAYMENT_TERMS = ["30 days", "14 days", "Due on receipt", "20th of following month", "End of following month"]

@@ -9,20 +9,28 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pipeline.standins.generator.tables import TAX_RULES
 from pipeline.standins.generator.values import HUNDRED, ONE, ZERO, format_timestamp, round_cents, to_decimal
 
 
-def recompute_invoice_totals(invoice: dict[str, Any], tax_calculation: str, tax_rates: Mapping[str, Decimal]) -> None:
+def recompute_invoice_totals(
+    invoice: dict[str, Any], tax_calculation: str, tax_rates: Mapping[str, Decimal], *, places: int = 2
+) -> None:
     """Recompute in place every line's ``Total``/``Tax`` and the ``TotalBeforeTax``/``Tax``/``Total``.
 
     Works for an invoice and for a sale's ``Order`` alike (both have ``Lines`` and ``AdditionalCharges``).
-    Raises ``KeyError`` for a tax rule missing from ``tax_rates`` and ``ValueError`` for an unknown
-    ``tax_calculation``.
+    ``places`` is 2 for most, 4 for an invoice kept as Cin7 keeps amounts (to 4 dp), whose 2-dp lines in
+    Xero then need a rounding line. Raises ``KeyError`` for a tax rule missing from ``tax_rates`` and
+    ``ValueError`` for an unknown ``tax_calculation``.
     """
+    step = Decimal(1).scaleb(-places)
+
+    def rounded(value: Decimal) -> Decimal:
+        return round_cents(value) if places == 2 else value.quantize(step, rounding=ROUND_HALF_UP)
+
     inclusive = tax_calculation.strip().lower() == "inclusive"
     if not inclusive and tax_calculation.strip().lower() != "exclusive":
         raise ValueError(f"unknown TaxCalculation {tax_calculation!r}")
@@ -32,9 +40,9 @@ def recompute_invoice_totals(invoice: dict[str, Any], tax_calculation: str, tax_
         quantity = to_decimal(line["Quantity"])
         price = to_decimal(line["Price"])
         discount = to_decimal(line.get("Discount") or 0)
-        total = round_cents(quantity * price * (ONE - discount / HUNDRED))
+        total = rounded(quantity * price * (ONE - discount / HUNDRED))
         rate = tax_rates[line["TaxRule"]]
-        tax = round_cents(total * rate / (ONE + rate)) if inclusive else round_cents(total * rate)
+        tax = rounded(total * rate / (ONE + rate)) if inclusive else rounded(total * rate)
         line["Quantity"] = quantity
         line["Price"] = price
         line["Discount"] = discount

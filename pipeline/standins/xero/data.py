@@ -194,6 +194,7 @@ ACCOUNTS: dict[str, Account] = {
         Account("270", "Interest Income", "REVENUE", "REVENUE", "EXEMPTOUTPUT", True),
         Account("400", "Advertising", "EXPENSE", "EXPENSE", "INPUT", True),
         Account("610", "Accounts Receivable", "CURRENT", "ASSET", "BASEXCLUDED", False, system_account="DEBTORS"),
+        Account("860", "Rounding", "CURRLIAB", "LIABILITY", "BASEXCLUDED", True, system_account="ROUNDING"),
     )
 }
 

@@ -50,8 +50,11 @@ def test_requeue_after_fixing_the_rules_syncs_each_invoice_once(
     dry = _cli(p, "dlq", "requeue", "--error-class", "mapping", "--dry-run")
     assert dry.returncode == 0 and dry.stdout.count("would requeue") == len(letters)
 
-    # The operator maps the missing tax rule and the unknown account, then requeues.
-    rules.write_text('[tax_types]\n"Zero Rated Imports" = "EXEMPTOUTPUT"\n\n[account_codes]\n"999" = "260"\n')
+    # The operator maps the missing tax rule, the 0 % rule sent as GST and the unknown account, then requeues.
+    rules.write_text(
+        '[tax_types]\n"Zero Rated Imports" = "EXEMPTOUTPUT"\n"Tax on Sales" = "EXEMPTOUTPUT"\n\n'
+        '[account_codes]\n"999" = "260"\n'
+    )
     requeued = _cli(p, "dlq", "requeue", "--error-class", "mapping")
     assert requeued.returncode == 0, requeued.stderr
     p.poll_and_wait()

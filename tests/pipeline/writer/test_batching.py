@@ -14,12 +14,15 @@ from typing import Any
 import pytest
 from xero_python.api_client.serializer import serialize
 
-from mappings import Cin7Customer, Cin7Sale, canonical_json, load_rules, map_invoice
+from mappings import Cin7Customer, Cin7Sale, OrgReference, canonical_json, load_rules, map_invoice
 from pipeline.ledger.models import DocumentState, SyncDocument
 from pipeline.standins.generator import format_timestamp, generate
 from pipeline.writer.batches import split_by_size
 from pipeline.xero.client import to_sdk
 from tests.pipeline.conftest import Pipeline
+
+# No Xero to read reference data from: only the rounding line needs an account.
+ROUNDING_ONLY = OrgReference(rounding_account="860")
 
 pytestmark = pytest.mark.pipeline
 
@@ -231,7 +234,7 @@ def _realistic_payloads(count: int) -> list[dict[str, Any]]:
         customer = Cin7Customer.model_validate(json.loads(json.dumps(customers[raw["CustomerID"]], default=str)))
         for invoice in sale.invoices:
             if str(invoice.status).upper() in ("AUTHORISED", "PAID"):
-                payload = map_invoice(sale, invoice, customer=customer, rules=rules, valid_accounts=None).to_json()
+                payload = map_invoice(sale, invoice, customer=customer, rules=rules, reference=ROUNDING_ONLY).to_json()
                 payloads.append({**payload, "Contact": {"ContactID": str(uuid.UUID(int=len(payloads)))}})
     return payloads
 
