@@ -35,7 +35,8 @@ from pipeline.discovery.poll import store_customers
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
 from pipeline.ledger.models import ContactLink, CustomerRecord, SyncDocument, utcnow
-from pipeline.xero.client import xero_string_literal
+from pipeline.policy import pauses_tenant, retryable
+from pipeline.xero.client import quotable, xero_string_literal
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +99,62 @@ def _load_customers(ctx: TenantContext, ids: Sequence[str], result: ContactResul
     return customers
 
 
-def _lookup(ctx: TenantContext, customers: Sequence[Cin7Customer]) -> list[dict[str, Any]]:
-    """Candidate Xero contacts for these customers: one filtered read per chunk, archived included."""
+def _lookup(ctx: TenantContext, customers: Sequence[Cin7Customer], result: ContactResult) -> list[dict[str, Any]]:
+    """Candidate Xero contacts for these customers: one filtered read per chunk, archived included.
+
+    Text Xero's `where` cannot quote (a name with a double quote) is searched with searchTerm and
+    compared exactly. A chunk Xero refuses is asked again customer by customer, so that a refusal
+    fails that customer's invoices only (`result.failures`), never the whole batch.
+    """
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(customers), LOOKUP_CHUNK):
-        clauses: list[str] = []
-        for customer in customers[start : start + LOOKUP_CHUNK]:
-            clauses.append(f"ContactNumber=={xero_string_literal(customer.id)}")
-            email = (customer.primary_email or "").strip()
-            if email:
-                clauses.append(f"EmailAddress=={xero_string_literal(email)}")
-            if customer.name and customer.name.strip():
-                clauses.append(f"Name=={xero_string_literal(customer.name.strip())}")
-        for contact in ctx.xero.find_contacts(" OR ".join(clauses)):
+        chunk = customers[start : start + LOOKUP_CHUNK]
+        try:
+            contacts = _find(ctx, chunk)
+        except SyncError as refused:
+            if retryable(refused.error_class) or pauses_tenant(refused.error_class):
+                raise
+            contacts = _find_each(ctx, chunk, result)
+        for contact in contacts:
             found[str(contact.get("ContactID"))] = contact
     return list(found.values())
+
+
+def _find_each(ctx: TenantContext, customers: Sequence[Cin7Customer], result: ContactResult) -> list[dict[str, Any]]:
+    contacts: list[dict[str, Any]] = []
+    for customer in customers:
+        try:
+            contacts.extend(_find(ctx, [customer]))
+        except SyncError as refused:
+            if retryable(refused.error_class) or pauses_tenant(refused.error_class):
+                raise
+            result.failures[customer.id] = SyncError(
+                ErrorClass.VALIDATION,
+                f"Xero refused the contact lookup for customer {customer.id}: {refused.message}",
+                api="xero",
+            )
+    return contacts
+
+
+def _find(ctx: TenantContext, customers: Sequence[Cin7Customer]) -> list[dict[str, Any]]:
+    clauses: list[str] = []
+    unquotable: list[str] = []
+    for customer in customers:
+        if quotable(customer.id):
+            clauses.append(f"ContactNumber=={xero_string_literal(customer.id)}")
+        email = (customer.primary_email or "").strip()
+        if email and quotable(email):
+            clauses.append(f"EmailAddress=={xero_string_literal(email)}")
+        name = (customer.name or "").strip()
+        if name and quotable(name):
+            clauses.append(f"Name=={xero_string_literal(name)}")
+        elif name:
+            unquotable.append(name)
+    contacts = ctx.xero.find_contacts(" OR ".join(clauses)) if clauses else []
+    for name in unquotable:
+        wanted = normalise_name(name)
+        contacts.extend(c for c in ctx.xero.search_contacts(name) if normalise_name(str(c.get("Name") or "")) == wanted)
+    return contacts
 
 
 def _active(contact: dict[str, Any]) -> bool:
@@ -310,7 +352,7 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> li
         if name_taken:
             _adopt_or_rename(ctx, name_taken, result, adopted, retry)
         if lost_race:
-            _adopt_by_number(ctx, lost_race, retry)
+            _adopt_by_number(ctx, lost_race, retry, result)
         pending = retry
     for plan in pending:
         result.failures[plan.customer.id] = SyncError(
@@ -368,7 +410,7 @@ def _adopt_or_rename(
 ) -> None:
     # A contact newer than our cache holds the name: search Xero for it, adopt it when it is this
     # customer's by the usual order, otherwise take the next readable variant.
-    found = _lookup(ctx, [p.customer for p in name_taken])
+    found = _lookup(ctx, [p.customer for p in name_taken], result)
     cache_contacts(ctx, found)
     claimed = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in found])
     for plan in name_taken:
@@ -384,10 +426,12 @@ def _adopt_or_rename(
             retry.append(plan)
 
 
-def _adopt_by_number(ctx: TenantContext, lost_race: list[_Plan], retry: list[_Plan]) -> None:
-    found = _lookup(ctx, [p.customer for p in lost_race])
+def _adopt_by_number(ctx: TenantContext, lost_race: list[_Plan], retry: list[_Plan], result: ContactResult) -> None:
+    found = _lookup(ctx, [p.customer for p in lost_race], result)
     cache_contacts(ctx, found)
     for plan in lost_race:
+        if plan.customer.id in result.failures:
+            continue
         match = next((c for c in found if str(c.get("ContactNumber") or "").lower() == plan.customer.id), None)
         if match is None:
             retry.append(plan)

@@ -376,6 +376,13 @@ class XeroClient:
         data = self._call("GET /Contacts", self._api().get_contacts, where=where, include_archived=True)
         return list(from_sdk(data).get("Contacts") or [])
 
+    def search_contacts(self, term: str) -> list[dict[str, Any]]:
+        """Contacts whose name, number or e-mail contains `term` (Xero's searchTerm, case-insensitive),
+        archived ones included: for text a `where` filter cannot quote.
+        """
+        data = self._call("GET /Contacts", self._api().get_contacts, search_term=term, include_archived=True, page=1)
+        return list(from_sdk(data).get("Contacts") or [])
+
     # --- writes (always summarizeErrors=false, always an Idempotency-Key) --------------------------
     def create_invoices(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
         """PUT /Invoices: create only, so a duplicate InvoiceNumber can never become a second invoice."""
@@ -434,6 +441,16 @@ def _connections_error(response: requests.Response) -> SyncError | None:
     return classify_xero_response(response.status_code, response.headers, response.content)
 
 
+def quotable(value: str) -> bool:
+    """Whether Xero's `where` can hold this text: it has no escape for a double quote."""
+    return '"' not in value
+
+
 def xero_string_literal(value: str) -> str:
-    """A double-quoted Xero filter string: backslash and double quote escaped, everything else kept."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A double-quoted Xero filter string. Xero's `where` has no escapes: a backslash is itself and a quote
+    cannot be written (a backslash-escaped one is a 400 "Syntax error"), so such text is refused here;
+    look it up with `search_contacts` instead.
+    """
+    if not quotable(value):
+        raise ValueError(f"{value!r} contains a double quote, which a Xero where filter cannot hold")
+    return f'"{value}"'

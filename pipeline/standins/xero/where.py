@@ -149,10 +149,8 @@ def _read_string(text: str, start: int) -> tuple[_Token, int]:
         if i >= n:
             raise WhereError(f"Unterminated string literal at position {start}")
         c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] in '"\\':
-            out.append(text[i + 1])
-            i += 2
-            continue
+        # As real Xero: no escapes. A backslash is itself, and the first quote ends the string, so
+        # `Name=="a\"b"` is a syntax error (400 QueryParseException), not a name with a quote.
         if c == '"':
             i += 1
             break
