@@ -7,9 +7,11 @@ asks the document's kind to map it, and records the payload, its hash and the ac
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mappings import (
     Cin7Customer,
+    Cin7InvoiceStatus,
     Cin7Sale,
     InvoiceAction,
     MappingError,
@@ -27,6 +29,7 @@ from pipeline.ledger.models import (
     utcnow,
 )
 from pipeline.mapping.reference import org_reference
+from pipeline.operations.alerts import note_problem
 from pipeline.recovery.deadletters import record_dead_letter, resolve_dead_letters
 
 
@@ -37,18 +40,10 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
         doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
         if doc is None or doc.state != DocumentState.PENDING:
             return False  # a duplicate message, or already handled
-        sale_record = session.scalar(
-            select(SaleRecord).where(SaleRecord.tenant_id == doc.tenant_id, SaleRecord.sale_id == doc.sale_id)
-        )
-        if sale_record is None or sale_record.snapshot is None:
+        loaded = _sale_and_customer(session, doc)
+        if loaded is None:
             return False
-        sale = Cin7Sale.model_validate(sale_record.snapshot)
-        customer_record = session.scalar(
-            select(CustomerRecord).where(
-                CustomerRecord.tenant_id == doc.tenant_id, CustomerRecord.customer_id == (sale.customer_id or "")
-            )
-        )
-        customer = Cin7Customer.model_validate(customer_record.snapshot) if customer_record else None
+        sale, customer = loaded
         kind = kind_of(doc.kind)
         try:
             mapped = kind.plan(
@@ -90,6 +85,7 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
             case InvoiceAction.SKIP:
                 doc.state = DocumentState.IGNORED
                 doc.action = None
+                _note_unknown_status(session, doc)
                 # e.g. a dead-lettered invoice that was then voided in Cin7: nothing needs a person now.
                 resolve_dead_letters(session, doc)
                 return False
@@ -119,3 +115,34 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
         doc.state = DocumentState.READY
         doc.enqueued_at = utcnow()
         return True
+
+
+def _sale_and_customer(session: Session, doc: SyncDocument) -> tuple[Cin7Sale, Cin7Customer | None] | None:
+    """The document's sale snapshot and its customer's, or None when the sale was never fetched."""
+    sale_record = session.scalar(
+        select(SaleRecord).where(SaleRecord.tenant_id == doc.tenant_id, SaleRecord.sale_id == doc.sale_id)
+    )
+    if sale_record is None or sale_record.snapshot is None:
+        return None
+    sale = Cin7Sale.model_validate(sale_record.snapshot)
+    customer_record = session.scalar(
+        select(CustomerRecord).where(
+            CustomerRecord.tenant_id == doc.tenant_id, CustomerRecord.customer_id == (sale.customer_id or "")
+        )
+    )
+    return sale, Cin7Customer.model_validate(customer_record.snapshot) if customer_record else None
+
+
+def _note_unknown_status(session: Session, doc: SyncDocument) -> None:
+    """A status Cin7 added that we do not know is skipped on the record, with one alert, never in silence."""
+    status = doc.cin7_status
+    if not status or Cin7InvoiceStatus.parse(status) is not None:
+        return
+    doc.last_error = f"unknown Cin7 status {status!r}: not sent to Xero"
+    note_problem(
+        session,
+        doc.tenant_id,
+        ErrorClass.MAPPING,
+        f"{doc.kind} {doc.document_number}: unknown Cin7 status {status!r}; not sent to Xero "
+        "(reconciliation lists every such invoice)",
+    )

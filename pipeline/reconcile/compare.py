@@ -15,6 +15,7 @@ from pipeline.ledger.models import (
 from pipeline.reconcile.rows import (
     CENT,
     CIN7_COMPARED,
+    CIN7_KNOWN,
     CIN7_LIVE,
     HEALABLE_STATES,
     IN_FLIGHT,
@@ -34,6 +35,20 @@ from pipeline.reconcile.rows import (
 def in_window(day: date | None, start: date, end: date) -> bool:
     """`start <= day < end` (end exclusive)."""
     return day is not None and start <= day < end
+
+
+def unknown_statuses(rows: Iterable[Cin7InvoiceRow], start: date, end: date) -> list[Finding]:
+    """Cin7 invoices dated in the window whose status the sync does not know (so it sent nothing)."""
+    return [
+        Finding(
+            Kind.UNKNOWN_STATUS,
+            f"Cin7 invoice {row.number} has status {row.status!r}, which the sync does not know: nothing was "
+            "sent to Xero for it",
+            cin7=row,
+        )
+        for row in rows
+        if row.status not in CIN7_KNOWN and in_window(row.date, start, end)
+    ]
 
 
 def split_cin7(rows: Iterable[Cin7InvoiceRow], start: date, end: date) -> tuple[list[Cin7InvoiceRow], Cin7Elsewhere]:

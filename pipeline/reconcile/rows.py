@@ -23,6 +23,8 @@ CIN7_SALE_LINK = "https://inventory.dearsystems.com/Sale#{id}"
 
 CIN7_LIVE = frozenset({"AUTHORISED", "PAID"})
 CIN7_COMPARED = CIN7_LIVE | {"VOIDED"}
+# Every status the sync knows what to do with; Cin7 may add others, which are reported, never ignored.
+CIN7_KNOWN = CIN7_COMPARED | {"DRAFT", "NOT AVAILABLE"}
 
 ROUNDING_TOLERANCE = Decimal("0.05")
 
@@ -55,6 +57,7 @@ class Kind(enum.StrEnum):
     STATUS = "status"
     CONTACT = "contact"
     DATE = "date"
+    UNKNOWN_STATUS = "unknown_status"
 
 
 KIND_LABELS: dict[Kind, str] = {
@@ -66,6 +69,7 @@ KIND_LABELS: dict[Kind, str] = {
     Kind.STATUS: "Status differs",
     Kind.CONTACT: "Different contact",
     Kind.DATE: "Invoice date differs",
+    Kind.UNKNOWN_STATUS: "Unknown Cin7 status",
 }
 
 

@@ -24,7 +24,7 @@ from pipeline.ledger.models import (
     utcnow,
 )
 from pipeline.operations.alerts import note_problem
-from pipeline.reconcile.compare import compare, split_cin7, summarise
+from pipeline.reconcile.compare import compare, split_cin7, summarise, unknown_statuses
 from pipeline.reconcile.gather import load_ledger_view, lookup_outside, read_cin7_window, read_xero_window
 from pipeline.reconcile.heal import heal
 from pipeline.reconcile.report import build_report, write_report_files
@@ -118,6 +118,7 @@ def run_reconciliation(
     elsewhere = Cin7Elsewhere(elsewhere.numbers | unread_numbers, elsewhere.tasks | unread_tasks)
     outside = lookup_outside(ctx, compared, xero_rows, ledger, yield_seconds=yield_seconds)
     findings = compare(compared, xero_rows, ledger, xero_outside=outside, cin7_elsewhere=elsewhere, shapes=shapes)
+    findings.extend(unknown_statuses(cin7_read.rows, window.start, window.end))
     findings.sort(key=lambda f: (list(Kind).index(f.kind), f.number, f.cin7.sale_id if f.cin7 else ""))
     healed_sales = heal(ctx, findings) if heal_findings else []
 

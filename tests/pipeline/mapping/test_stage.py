@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 import tasks.sync
 from pipeline.errors import ErrorClass, SyncError
-from pipeline.ledger.models import DocumentState
+from pipeline.ledger.models import AlertState, DocumentState
 from pipeline.mapping import document
 from pipeline.operations.pauses import TenantPaused
 from pipeline.policy import MAX_COUNTDOWN_SECONDS
@@ -112,3 +113,22 @@ def test_a_mapping_that_keeps_killing_the_fetch_worker_becomes_a_poison_dead_let
     # The poison delivery finished: the next one finds nothing to do.
     again = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)
     assert set(again["invoices"].values()) == {"dead"}
+
+
+def test_an_unknown_cin7_status_is_recorded_and_alerted_never_skipped_in_silence(inproc: InProcess) -> None:
+    sale_id = first_sale(inproc)
+    sale = inproc.cin7.sale(sale_id)
+    sale["Invoices"][0]["Status"] = "CREDITED"
+    inproc.cin7.put_sale(sale)
+
+    result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)
+
+    number = sale["Invoices"][0]["InvoiceNumber"]
+    assert result["invoices"][number] == "ignored"
+    doc = next(d for d in inproc.documents() if d.document_number == number)
+    assert doc.state == DocumentState.IGNORED and doc.cin7_status == "CREDITED"
+    assert doc.last_error == "unknown Cin7 status 'CREDITED': not sent to Xero"
+    with inproc.ctx.sessions() as session:
+        alert = session.scalar(select(AlertState).where(AlertState.error_class == ErrorClass.MAPPING.value))
+    assert alert is not None and alert.pending_count == 1
+    assert any("unknown Cin7 status 'CREDITED'" in str(example) for example in alert.examples or [])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mappings import Cin7Sale
-from pipeline.reconcile.compare import compare, split_cin7, summarise, total_differences
+from pipeline.reconcile.compare import compare, split_cin7, summarise, total_differences, unknown_statuses
 from pipeline.reconcile.report import build_report, render_csv, render_html, write_report_files
 from pipeline.reconcile.rows import (
     Cin7Elsewhere,
@@ -290,8 +290,9 @@ def test_every_kind_at_once_is_counted_per_kind() -> None:
         xero_for(rows[6], date=date(2024, 5, 11)),  # date
         xero_for(cin7_row(50)),  # unknown
     ]
-    summary = summarise(compare(rows, xero, ledger_for(rows)))
-    assert summary["total"] == 8
+    credited = unknown_statuses([cin7_row(60, status="CREDITED")], date(2024, 5, 1), date(2024, 6, 1))
+    summary = summarise([*compare(rows, xero, ledger_for(rows)), *credited])
+    assert summary["total"] == 9
     assert all(count == 1 for count in summary["counts"].values()), summary["counts"]
 
 
@@ -404,3 +405,21 @@ def test_csv_and_json_hold_one_row_per_finding_with_exact_amounts(tmp_path: Path
     assert document["window"] == {"from": "2024-05-01", "until": "2024-05-31"}
     assert len(document["findings"]) == 2
     assert render_csv(_report([])).strip().split(",")[0] == "kind"
+
+
+def test_an_unknown_cin7_status_in_the_window_is_a_finding_never_silence() -> None:
+    rows = [cin7_row(1, status="CREDITED"), cin7_row(2), cin7_row(3, status="DRAFT"), cin7_row(4, status="X", day=28)]
+    findings = unknown_statuses(rows, date(2024, 5, 1), date(2024, 5, 20))
+    assert [(f.kind, f.cin7.number if f.cin7 else None) for f in findings] == [(Kind.UNKNOWN_STATUS, "INV-00001")]
+    assert "'CREDITED'" in findings[0].detail and "nothing was sent to Xero" in findings[0].detail
+    assert summarise(findings)["counts"][Kind.UNKNOWN_STATUS.value] == 1
+
+
+def test_totals_compare_against_what_xero_must_show_for_four_dp_cin7_totals() -> None:
+    row = replace(cin7_row(1), subtotal=D("100.0049"), tax=D("10.0005"), total=D("110.0054"))
+    # Xero shows Cin7's Tax and Total to the cent, 10.00 and 110.01, so its SubTotal is 100.01.
+    assert total_differences(row, xero_for(row, subtotal=D("100.01"), tax=D("10.00"), total=D("110.01"))) == {}
+    assert total_differences(row, xero_for(row, subtotal=D("100.00"), tax=D("10.00"), total=D("110.00"))) == {
+        "SubTotal": D("-0.01"),
+        "Total": D("-0.01"),
+    }

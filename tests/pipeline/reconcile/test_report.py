@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.reconcile.compare import compare, summarise
+from pipeline.reconcile.compare import compare, summarise, unknown_statuses
 from pipeline.reconcile.report import build_report, write_report_files
 from pipeline.reconcile.rows import Cin7InvoiceRow, Finding, Kind, LedgerDoc, LedgerView, XeroInvoiceRow
 
@@ -144,7 +144,8 @@ def _findings() -> list[Finding]:
         _xero(rows[6], date=date(2024, 5, 30)),
         _xero(_cin7(77)),
     ]
-    return compare(rows, xero, ledger)
+    credited = _cin7(9, status="CREDITED")
+    return [*compare(rows, xero, ledger), *unknown_statuses([credited], date(2024, 1, 1), date(2025, 1, 1))]
 
 
 def test_the_report_renders_in_chromium_with_its_summary_and_every_discrepancy(tmp_path: Path) -> None:
