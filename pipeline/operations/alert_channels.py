@@ -163,12 +163,12 @@ def channels_from_settings(settings: Settings) -> list[AlertChannel]:
     return channels
 
 
-def deliver(alert: Alert, channels: Sequence[AlertChannel]) -> int:
+def deliver(alert: Alert, channels: Sequence[AlertChannel]) -> list[str]:
     """Send one alert on every channel; a failing channel is logged and does not stop the others.
 
-    Returns how many channels delivered.
+    Returns the names of the channels that delivered.
     """
-    delivered = 0
+    delivered: list[str] = []
     for channel in channels:
         try:
             channel.send(alert)
@@ -179,5 +179,5 @@ def deliver(alert: Alert, channels: Sequence[AlertChannel]) -> int:
         except OSError as exc:
             log.error("alert channel %s failed: %s", channel.name, type(exc).__name__)
         else:
-            delivered += 1
+            delivered.append(channel.name)
     return delivered

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from pipeline.ledger.models import AlertState, DeadLetter, utcnow
 from pipeline.operations.alert_channels import AlertChannel, channels_from_settings, deliver
 from pipeline.operations.alert_message import Alert
-from pipeline.operations.alerts import DEAD_LETTER_CLASSES
+from pipeline.operations.alerts import DEAD_LETTER_CLASSES, MAX_EXAMPLES
 
 if TYPE_CHECKING:
     from pipeline.context import TenantContext
@@ -124,6 +124,9 @@ def flush_alerts(
     if not due:
         return due
     targets = list(channels) if channels is not None else channels_from_settings(ctx.settings)
+    # The log is a channel, but it tells nobody: when people's channels are configured, only they count.
+    people = {c.name for c in targets if c.name != "log"} or {c.name for c in targets}
+    undelivered: list[Alert] = []
     for alert in due:
         delivered = deliver(alert, targets)
         log.info(
@@ -131,7 +134,33 @@ def flush_alerts(
             alert.kind,
             alert.error_class,
             alert.tenant_key,
-            delivered,
+            len(delivered),
             len(targets),
         )
+        if people and not people & set(delivered):
+            undelivered.append(alert)
+    if undelivered:
+        with ctx.sessions() as session, session.begin():
+            for alert in undelivered:
+                _send_again(session, ctx.tenant_pk, alert)
     return due
+
+
+def _send_again(session: Session, tenant_pk: int, alert: Alert) -> None:
+    """Every channel failed: put the alert back so that the next flush sends it, not the next problem."""
+    state = session.scalar(
+        select(AlertState)
+        .where(AlertState.tenant_id == tenant_pk, AlertState.error_class == alert.error_class)
+        .with_for_update()
+    )
+    if state is None:
+        return
+    if alert.kind == "problem":
+        # Never sent: the count and examples are pending again, and the window starts over.
+        state.pending_count += alert.count
+        state.examples = [*alert.examples, *(state.examples or [])][:MAX_EXAMPLES]
+        state.last_sent_at = None
+    elif state.opened_at is not None and state.closed_at is not None:
+        # "Alerted, then recovered, recovery not yet sent" is what the next flush announces.
+        state.last_sent_at = state.opened_at
+    log.warning("alert %s/%s reached no channel; the next flush sends it again", alert.kind, alert.error_class)

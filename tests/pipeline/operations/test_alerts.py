@@ -331,3 +331,26 @@ def test_a_webhook_answering_500_does_not_stop_the_email_and_its_url_is_never_lo
     assert "alert channel slack failed: Slack webhook failed twice (HTTP 500)" in caplog.text
     assert "3 mapping errors" in caplog.text  # the log channel still logged it
     assert "hooksecretvalue" not in caplog.text
+
+
+def test_an_alert_that_reached_no_one_is_sent_again_at_the_next_flush(
+    ctx: TenantContext, slack: HttpSink, mail: tuple[MailRecorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack.status = 500
+    monkeypatch.setenv("ALERT_SMTP_PORT", "1")  # nothing listens there
+    reload_runtime()
+    dead_letters(ctx, ErrorClass.MAPPING, 3)
+
+    first = flush_alerts(tenant_context())
+    assert [(a.kind, a.count) for a in first] == [("problem", 3)]
+    assert mail[0].messages == []
+    state = alert_state(ctx, ErrorClass.MAPPING)
+    assert state.pending_count == 3 and state.last_sent_at is None
+
+    slack.status = 200
+    monkeypatch.setenv("ALERT_SMTP_PORT", str(mail[1]))
+    reload_runtime()
+    again = flush_alerts(tenant_context())
+    assert [(a.kind, a.count) for a in again] == [("problem", 3)]
+    assert len(mail[0].messages) == 1 and "3 mapping errors" in slack.texts()[-1]
+    assert flush_alerts(tenant_context()) == []  # delivered now: not a third time
