@@ -118,8 +118,10 @@ def record_row_dead_letter(
     number: str | None,
     reasons: Sequence[str],
     row: dict[str, Any],
+    stage: str = "poll",
 ) -> DeadLetter:
-    """A row of a Cin7 list page that the poll could not read (`kind` "sale" or "customer").
+    """A row of a Cin7 list page that the poll could not read (`kind` "sale" or "customer"), or (stage
+    "webhook") a customer event that kept failing.
 
     One open letter per record id (or, for a row without one, per content), so that the overlap of
     the next poll, which reads the row again, updates the letter rather than adding another.
@@ -130,13 +132,18 @@ def record_row_dead_letter(
         select(DeadLetter).where(
             DeadLetter.tenant_id == tenant_pk,
             DeadLetter.kind == kind,
-            DeadLetter.stage == "poll",
+            DeadLetter.stage == stage,
             DeadLetter.sale_id == key,
             DeadLetter.resolved_at.is_(None),
         )
     )
     now = utcnow()
-    messages = [f"Cin7 {kind} {label} cannot be read: {reason}" for reason in reasons]
+    # A row the poll could not read is bad data (mapping); an event that kept failing spent its attempts.
+    error_class = ErrorClass.MAPPING if stage == "poll" else ErrorClass.POISON
+    if stage == "poll":
+        messages = [f"Cin7 {kind} {label} cannot be read: {reason}" for reason in reasons]
+    else:
+        messages = list(reasons)
     if letter is not None:
         letter.document_number, letter.messages, letter.payload, letter.last_failed_at = number, messages, row, now
         return letter
@@ -145,8 +152,8 @@ def record_row_dead_letter(
         kind=kind,
         sale_id=key,
         document_number=number,
-        stage="poll",
-        error_class=ErrorClass.MAPPING.value,
+        stage=stage,
+        error_class=error_class.value,
         messages=messages,
         payload=row,
         attempts=0,
@@ -154,7 +161,7 @@ def record_row_dead_letter(
         last_failed_at=now,
     )
     session.add(letter)
-    note_problem(session, tenant_pk, ErrorClass.MAPPING, f"Cin7 {kind} {label}: {'; '.join(reasons)}")
+    note_problem(session, tenant_pk, error_class, f"Cin7 {kind} {label}: {'; '.join(reasons)}")
     log.warning("dead letter: Cin7 %s %s unreadable in its list: %s", kind, label, "; ".join(reasons)[:500])
     return letter
 
@@ -270,7 +277,7 @@ def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list
         select(DeadLetter).where(DeadLetter.tenant_id == tenant_pk, DeadLetter.id.in_(list(letter_ids)))
     ):
         letter.requeued_at = utcnow()
-        if letter.kind == "customer" or (letter.sale_id or "").startswith("row:"):
+        if letter.kind == "customer" or (letter.sale_id or "").startswith(("row:", "event:")):
             # Nothing to fetch: a customer, or a list row without an id, is read again by the next poll
             # once it is fixed in Cin7 (and its letter is then closed).
             continue

@@ -18,9 +18,14 @@ from pipeline.errors import SyncError
 from pipeline.ledger.models import SaleRecord, SaleState, SyncDocument, WebhookEvent, utcnow
 from pipeline.ledger.ops import insert_ignore
 from pipeline.policy import Next, decide_for
+from pipeline.recovery.deadletters import record_row_dead_letter
 from pipeline.webhooks.events import EventState, ci_get, event_kind, guid_or_none
 
 log = logging.getLogger(__name__)
+
+# A Customer/Updated event naming more customers than this is read by a poll (a page per 1000), so that
+# one event never makes more than this many Cin7 calls per attempt.
+MAX_CUSTOMERS_PER_EVENT = 10
 
 
 @dataclass
@@ -31,6 +36,8 @@ class EventOutcome:
     sale_ids: list[str] = field(default_factory=list)
     customers: int = 0
     error: str | None = None
+    #: Too many customers to read one by one: the caller sends a poll instead.
+    poll: bool = False
 
 
 def _sale_ids_for(session: Session, ctx: TenantContext, event: WebhookEvent) -> list[str]:
@@ -130,13 +137,7 @@ def process_event(ctx: TenantContext, event_id: int) -> EventOutcome:
         kind = event_kind(event.event_type)
         payload = event.payload
     if kind == "customer":
-        customer_ids = _customer_ids(payload)
-        rows = [row for row in (ctx.cin7.get_customer(cid) for cid in customer_ids) if row is not None]
-        state = EventState.DONE if customer_ids else EventState.IGNORED
-        with ctx.sessions() as session, session.begin():
-            store_customers(session, ctx.tenant_pk, rows)
-            _finish(session, event_id, state, None if customer_ids else "no customer id in the payload")
-        return EventOutcome(state=state, customers=len(rows))
+        return _customer_event(ctx, event_id, _customer_ids(payload))
     with ctx.sessions() as session, session.begin():
         event = session.get(WebhookEvent, event_id, with_for_update=True)
         if event is None or event.state in (EventState.DONE, EventState.IGNORED):
@@ -155,6 +156,23 @@ def process_event(ctx: TenantContext, event_id: int) -> EventOutcome:
     return EventOutcome(state=EventState.DONE, sale_ids=sale_ids)
 
 
+def _customer_event(ctx: TenantContext, event_id: int, customer_ids: list[str]) -> EventOutcome:
+    if not customer_ids:
+        with ctx.sessions() as session, session.begin():
+            _finish(session, event_id, EventState.IGNORED, "no customer id in the payload")
+        return EventOutcome(state=EventState.IGNORED)
+    if len(customer_ids) > MAX_CUSTOMERS_PER_EVENT:
+        # One call per customer would let one event spend Cin7's minute; the poll reads them in pages.
+        with ctx.sessions() as session, session.begin():
+            _finish(session, event_id, EventState.DONE, f"{len(customer_ids)} customers: read by a poll")
+        return EventOutcome(state=EventState.DONE, poll=True)
+    rows = [row for row in (ctx.cin7.get_customer(cid) for cid in customer_ids) if row is not None]
+    with ctx.sessions() as session, session.begin():
+        store_customers(session, ctx.tenant_pk, rows)
+        _finish(session, event_id, EventState.DONE, None)
+    return EventOutcome(state=EventState.DONE, customers=len(rows))
+
+
 def _finish(session: Session, event_id: int, state: str, error: str | None) -> None:
     event = session.get(WebhookEvent, event_id)
     if event is not None:
@@ -164,9 +182,28 @@ def _finish(session: Session, event_id: int, state: str, error: str | None) -> N
 
 
 def mark_event_failed(ctx: TenantContext, event_id: int, message: str) -> None:
-    """Give up on an event (the poll is the safety net), keeping the reason."""
+    """Give up on an event (the poll is the safety net), keeping the reason.
+
+    A customer event that failed for good is a dead letter naming its customers: their details may be
+    stale in the ledger until they next change in Cin7. A sale event only flags sales, and the poll
+    reads the same sales again.
+    """
     with ctx.sessions() as session, session.begin():
         _finish(session, event_id, EventState.DONE, message[:4000])
+        event = session.get(WebhookEvent, event_id)
+        if event is None or event_kind(event.event_type) != "customer":
+            return
+        customer_ids = _customer_ids(event.payload)
+        record_row_dead_letter(
+            session,
+            ctx.tenant_pk,
+            kind="customer",
+            record_id=f"event:{event_id}",
+            number=", ".join(customer_ids)[:255] or None,
+            reasons=[f"webhook {event.event_type} for {len(customer_ids)} customers could not be read: {message}"],
+            row={"event_id": event_id, "customer_ids": customer_ids},
+            stage="webhook",
+        )
 
 
 def event_message(ctx: TenantContext, event_id: int, *, retries: int) -> tuple[dict[str, Any], float | None]:
@@ -186,5 +223,7 @@ def event_message(ctx: TenantContext, event_id: int, *, retries: int) -> tuple[d
         return {"event": event_id, "state": "failed"}, None
     for sale_id in outcome.sale_ids:
         app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+    if outcome.poll:
+        app.send(TaskName.POLL, ctx.tenant_key)
     result = {"event": event_id, "state": outcome.state, "sales": len(outcome.sale_ids), "customers": outcome.customers}
     return result, None

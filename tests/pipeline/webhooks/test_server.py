@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli.webhooks import webhooks_app
 from pipeline.context import TenantContext, tenant_context
-from pipeline.ledger.models import CustomerRecord, SaleRecord, SaleState, WebhookEvent
+from pipeline.ledger.models import CustomerRecord, DeadLetter, SaleRecord, SaleState, WebhookEvent
 from pipeline.runtime import reload_runtime
 from pipeline.settings import get_settings
 from pipeline.source.cin7core.events import HANDLED_EVENT_TYPES
@@ -32,7 +32,7 @@ from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import generate
 from pipeline.webhooks.events import parse_event
 from pipeline.webhooks.inbox import DEDUPE_WINDOW_SECONDS, resend_unsent_events
-from pipeline.webhooks.process import process_event
+from pipeline.webhooks.process import MAX_CUSTOMERS_PER_EVENT, event_message, process_event
 from pipeline.webhooks.server import WebhookServer
 
 TOKEN = "tok-" + "x" * 40
@@ -491,3 +491,56 @@ def test_register_from_the_command_line_prints_what_it_did(
     assert second.output.count("unchanged") == len(HANDLED_EVENT_TYPES) and "created" not in second.output
     # without a token, the subscription uses basic auth
     assert {(h["ExternalAuthorizationType"], h["ExternalUserName"]) for h in hooks} == {("basicauth", USER)}
+
+
+def test_a_customer_event_naming_many_customers_is_read_by_a_poll_not_call_by_call(
+    base_env: dict[str, str], configure: Callable[..., None]
+) -> None:
+    dataset = generate(3, 30, now=datetime.now(UTC))
+    with Cin7StandIn(dataset=dataset) as cin7:
+        configure(
+            **base_env,
+            CIN7_API_URL=cin7.api_url,
+            CIN7_ACCOUNT_ID=cin7.account_id,
+            CIN7_APPLICATION_KEY=cin7.application_key,
+        )
+        with WebhookServer() as receiver:
+            payload = {
+                "CustomerDetailsList": [{"Customer": {"ID": c["ID"]}} for c in dataset.customers],
+                "EventType": "Customer/Updated",
+            }
+            assert len(dataset.customers) > MAX_CUSTOMERS_PER_EVENT
+            assert _post(receiver, payload).status_code == 200
+        calls = cin7.stats()["calls"]
+        outcome = process_event(_ctx(), _events()[0].id)
+        assert cin7.stats()["calls"] == calls
+    assert outcome.poll and outcome.customers == 0
+    assert _events()[0].error == f"{len(dataset.customers)} customers: read by a poll"
+
+
+def test_a_customer_event_that_keeps_failing_ends_as_a_dead_letter_naming_its_customers(
+    base_env: dict[str, str], configure: Callable[..., None]
+) -> None:
+    dataset = generate(3, 4, now=datetime.now(UTC))
+    customer = dataset.customers[0]
+    with Cin7StandIn(dataset=dataset) as cin7:
+        configure(
+            **base_env,
+            CIN7_API_URL=cin7.api_url,
+            CIN7_ACCOUNT_ID=cin7.account_id,
+            CIN7_APPLICATION_KEY=cin7.application_key,
+            MAX_ATTEMPTS="2",
+        )
+        with WebhookServer() as receiver:
+            payload = {"CustomerDetailsList": [{"Customer": {"ID": customer["ID"]}}], "EventType": "Customer/Updated"}
+            assert _post(receiver, payload).status_code == 200
+        event_id = _events()[0].id
+        cin7.set_faults(outage_seconds=60)
+        results = [event_message(_ctx(), event_id, retries=retries) for retries in range(3)]
+    states = [result["state"] for result, _ in results]
+    assert "failed" in states and states[0] == "retry"
+    with _ctx().sessions() as session:
+        letter = session.scalar(select(DeadLetter).where(DeadLetter.stage == "webhook"))
+    assert letter is not None and letter.kind == "customer" and letter.error_class == "poison"
+    assert customer["ID"].lower() in (letter.document_number or "")
+    assert "could not be read" in " ".join(letter.messages)
