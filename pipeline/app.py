@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -17,11 +18,13 @@ from celery.schedules import crontab
 from celery.signals import worker_process_init
 from kombu import pools as kombu_pools
 from kombu.entity import Queue
-from kombu.exceptions import KombuError
+from kombu.exceptions import ChannelError, KombuError
 from redis.exceptions import RedisError
 
 from pipeline.db import reset_engines
 from pipeline.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 class QueueName(enum.StrEnum):
@@ -150,7 +153,6 @@ def reconfigure(settings: Settings) -> None:
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's database sockets.
-
     reset_engines()
 
 
@@ -168,6 +170,23 @@ _FAST_SEND_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.05
 def send_fast(task: TaskName, *args: Any) -> None:
     """Enqueue a task, failing fast (not after Celery's default retries) when the broker is down."""
     app.send_task(task.value, args=args, queue=TASK_QUEUES[task].value, retry=True, retry_policy=_FAST_SEND_RETRY)
+
+
+def queue_backlog(queues: Iterable[QueueName]) -> dict[QueueName, int] | None:
+    """Messages waiting in each queue (not counting those workers hold), or None when the broker cannot say."""
+    try:
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            depths: dict[QueueName, int] = {}
+            for queue in queues:
+                try:
+                    depths[queue] = int(channel.queue_declare(queue=queue.value, passive=True).message_count)
+                except ChannelError:
+                    depths[queue] = 0  # never declared: nothing was ever sent to it
+            return depths
+    except BROKER_ERRORS as exc:
+        log.warning("queue depths unavailable: %s", exc)
+        return None
 
 
 @contextmanager

@@ -87,9 +87,12 @@ class Settings(BaseSettings):
 
     # --- scheduling and retries -------------------------------------------------------------------
     poll_interval_seconds: float = Field(default=300.0, alias="POLL_INTERVAL_SECONDS", gt=0)
-    sweep_interval_seconds: float = Field(default=60.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
-    # A row in flight longer than this is assumed lost with its message and is sent again.
-    stuck_after_seconds: float = Field(default=600.0, alias="STUCK_AFTER_SECONDS", gt=0)
+    # With STUCK_AFTER_SECONDS, how soon a lost message is sent again: a lease plus one interval.
+    sweep_interval_seconds: float = Field(default=30.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
+    # The lease of a message in flight: a row sent this long ago and not done, whose queue has nothing
+    # left waiting, lost its message (a SIGKILLed worker, a broker restarted empty) and is sent again.
+    # Short, so that killed workers heal within two minutes; a duplicate is absorbed by the ledger.
+    stuck_after_seconds: float = Field(default=60.0, alias="STUCK_AFTER_SECONDS", gt=0)
     max_attempts: int = Field(default=8, alias="MAX_ATTEMPTS", ge=1)
     retry_base_seconds: float = Field(default=5.0, alias="RETRY_BASE_SECONDS", gt=0)
     retry_cap_seconds: float = Field(default=900.0, alias="RETRY_CAP_SECONDS", gt=0)

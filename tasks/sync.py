@@ -13,17 +13,20 @@ from celery import Task
 
 from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
-from pipeline.discovery.poll import poll_changes
+from pipeline.discovery.poll import poll_message
 from pipeline.mapping.stage import fetch_and_map, map_message
 from pipeline.recovery.sweep import sweep_message
 from pipeline.writer.drain import write_message
 from tasks.options import DB_RETRY, IDEMPOTENT
 
 
-@app.task(name=TaskName.POLL.value, **IDEMPOTENT, **DB_RETRY)
-def poll(tenant_key: str) -> dict[str, Any]:
+@app.task(name=TaskName.POLL.value, bind=True, **IDEMPOTENT, **DB_RETRY)
+def poll(self: Task, tenant_key: str) -> dict[str, Any]:
     """Read changed customers and sales from Cin7 and fan out one fetch per changed sale."""
-    return poll_changes(tenant_context(tenant_key))
+    result, countdown = poll_message(tenant_context(tenant_key), retries=self.request.retries)
+    if countdown is not None:
+        raise self.retry(countdown=countdown, max_retries=None)
+    return result
 
 
 @app.task(name=TaskName.FETCH_SALE.value, **IDEMPOTENT, **DB_RETRY)

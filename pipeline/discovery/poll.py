@@ -20,7 +20,7 @@ from pipeline import app
 from pipeline.app import TaskName
 from pipeline.context import TenantContext
 from pipeline.discovery.rows import RejectedRow, parse_rows
-from pipeline.errors import ErrorClass
+from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import (
     CustomerRecord,
     PollCursor,
@@ -30,6 +30,7 @@ from pipeline.ledger.models import (
 )
 from pipeline.ledger.ops import insert_ignore
 from pipeline.operations.alerts import note_problem
+from pipeline.policy import Next, decide_for
 from pipeline.recovery.deadletters import record_row_dead_letter, resolve_row_dead_letters
 
 log = logging.getLogger(__name__)
@@ -282,4 +283,26 @@ def poll_changes(ctx: TenantContext) -> dict[str, Any]:
     """What a poll message does: customers first (sales map with them), then sales, one fetch each."""
     customers = poll_customers(ctx)
     result = poll_sales(ctx)
-    return {"customers": customers, "listed": result.listed, "changed": len(result.changed_sale_ids)}
+    return {
+        "customers": customers,
+        "listed": result.listed,
+        "changed": len(result.changed_sale_ids),
+        "rejected": result.rejected,
+    }
+
+
+def poll_message(ctx: TenantContext, *, retries: int) -> tuple[dict[str, Any], float | None]:
+    """A poll, or when Cin7 failed the countdown after which to try again (None: give up until the next).
+
+    Pages already stored stay stored (the watermark did not move), so a retried poll re-reads only
+    from where the last complete one ended. Without this, a poll sent by `cin7xero sync --once` and
+    failing on a Cin7 500 would wait for beat, which may not be running.
+    """
+    try:
+        return poll_changes(ctx), None
+    except SyncError as error:
+        decision = decide_for(error, retries + 1, ctx.settings, pauses_tenant=False)
+        log.warning("poll failed (%s): %s", error.error_class, error.message)
+        if decision.next is Next.COUNTDOWN:
+            return {"state": "retry", "error": error.message}, decision.delay
+        return {"state": "failed", "error": error.message}, None

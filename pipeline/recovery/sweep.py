@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 from redis.typing import EncodableT, FieldT
 from sqlalchemy import or_, select
 
 from pipeline import app
-from pipeline.app import TaskName
+from pipeline.app import QueueName, TaskName, queue_backlog
 from pipeline.contacts.push import push_backlog
 from pipeline.context import (
     USAGE_BASE_PREFIX,
@@ -130,10 +130,29 @@ def fold_api_usage(ctx: TenantContext) -> int:
     return moved
 
 
+# A row sent this many leases ago is sent again even while its queue still has a backlog.
+BACKLOG_LEASES = 10
+
+
+def _lost_before(now: datetime, lease: timedelta) -> dict[QueueName, datetime]:
+    """Per queue, rows sent before this time have lost their message.
+
+    A row whose message was sent a lease ago and is not done yet lost it (a worker SIGKILLed with the
+    message reserved, a broker restarted empty) when its queue has nothing left waiting; while the
+    queue has a backlog, the row may simply still be in line, and is re-sent only after many leases.
+    Re-sending is safe either way: the ledger absorbs the duplicate.
+    """
+    queues = (QueueName.CIN7, QueueName.MAPPING, QueueName.XERO)
+    backlog = queue_backlog(queues) or {}
+    return {queue: now - lease * (BACKLOG_LEASES if backlog.get(queue, 0) else 1) for queue in queues}
+
+
 def sweep(ctx: TenantContext) -> SweepResult:
     """Find stuck or due rows and say what to enqueue (the caller sends after this commits)."""
     now = utcnow()
-    stale = now - timedelta(seconds=ctx.settings.stuck_after_seconds)
+    lease = timedelta(seconds=ctx.settings.stuck_after_seconds)
+    stale = now - lease
+    lost_before = _lost_before(now, lease)
     released = release_due_retries(ctx)
     warn_if_refresh_token_ageing(ctx)
     try:
@@ -154,7 +173,7 @@ def sweep(ctx: TenantContext) -> SweepResult:
                 SaleRecord.tenant_id == ctx.tenant_pk,
                 or_(
                     (SaleRecord.state == SaleState.DISCOVERED)
-                    & (or_(SaleRecord.enqueued_at.is_(None), SaleRecord.enqueued_at < stale)),
+                    & (or_(SaleRecord.enqueued_at.is_(None), SaleRecord.enqueued_at < lost_before[QueueName.CIN7])),
                     (SaleRecord.state == SaleState.RETRY) & (SaleRecord.next_attempt_at <= now),
                 ),
             )
@@ -168,8 +187,15 @@ def sweep(ctx: TenantContext) -> SweepResult:
             .where(
                 SyncDocument.tenant_id == ctx.tenant_pk,
                 or_(
-                    (SyncDocument.state.in_([DocumentState.PENDING, DocumentState.READY]))
-                    & (or_(SyncDocument.enqueued_at.is_(None), SyncDocument.enqueued_at < stale)),
+                    (SyncDocument.state == DocumentState.PENDING)
+                    & (
+                        or_(
+                            SyncDocument.enqueued_at.is_(None),
+                            SyncDocument.enqueued_at < lost_before[QueueName.MAPPING],
+                        )
+                    ),
+                    (SyncDocument.state == DocumentState.READY)
+                    & (or_(SyncDocument.enqueued_at.is_(None), SyncDocument.enqueued_at < lost_before[QueueName.XERO])),
                     (SyncDocument.state == DocumentState.WRITING) & (SyncDocument.claimed_at < stale),
                 ),
             )

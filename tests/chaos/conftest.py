@@ -42,8 +42,8 @@ pytestmark = pytest.mark.pipeline
 
 # Timings compressed so that each scenario heals within seconds (production defaults in brackets).
 CHAOS_ENV = {
-    "STUCK_AFTER_SECONDS": "5",  # [600] a row in flight this long is assumed lost and sent again
-    "SWEEP_INTERVAL_SECONDS": "2",  # [60]
+    "STUCK_AFTER_SECONDS": "5",  # [60] the lease of a message in flight: past it, a row is sent again
+    "SWEEP_INTERVAL_SECONDS": "2",  # [30]
     "MAX_ATTEMPTS": "8",
     # Redis hands an unacked message (its worker was SIGKILLed) to another worker after this [3600].
     "BROKER_VISIBILITY_TIMEOUT_SECONDS": "15",

@@ -17,6 +17,7 @@ import requests
 from sqlalchemy import select
 
 from pipeline.ledger.models import DocumentState, OAuthToken, SyncDocument, Tenant
+from pipeline.operations.pauses import paused_for
 from pipeline.operations.status import LedgerCounts
 from pipeline.standins.generator import edit_invoice
 from pipeline.xero.auth import code_from_callback, consent_url
@@ -117,6 +118,37 @@ def test_workers_sigkilled_mid_batch_and_restarted_lose_and_duplicate_nothing(
     chaos.assert_exactly_once()
 
 
+def test_every_worker_sigkilled_recovers_within_two_minutes_at_the_default_lease_and_sweep(
+    make_chaos: Callable[..., Chaos],
+) -> None:
+    # The shipped timings, not the compressed ones: a one-hour broker visibility timeout, so only the
+    # ledger's leases (STUCK_AFTER_SECONDS 60) and the sweep (every 30 s) can bring back what the
+    # killed workers held.
+    defaults = {
+        "STUCK_AFTER_SECONDS": "60",
+        "SWEEP_INTERVAL_SECONDS": "30",
+        "BROKER_VISIBILITY_TIMEOUT_SECONDS": "3600",
+    }
+    chaos = make_chaos(xero={}, env={**defaults, "XERO_BATCH_SIZE": "5"})
+    chaos.p.xero.set_faults(latency_seconds=0.3)
+    before = chaos.start_poll()
+    chaos.wait_for(lambda c: c.get(DocumentState.WRITING) > 0, what="a batch being written")
+    for process in list(chaos.p.workers.processes):
+        if process.poll() is None:
+            chaos.p.workers.kill(process)
+    chaos.p.workers.processes.clear()
+    chaos.p.xero.set_faults(latency_seconds=0)
+    restarted = time.monotonic()
+    chaos.p.workers.start("w0", beat=True)
+    chaos.p.workers.start("w1")
+    chaos.settle(before, timeout=150)
+    recovery = time.monotonic() - restarted
+    print(f"\nrecovery after SIGKILL of every worker: {recovery:.1f} s (target <= 120 s)")
+
+    chaos.assert_exactly_once()
+    assert recovery <= 120
+
+
 def test_redis_restarted_empty_loses_nothing_the_sweep_cannot_send_again(make_chaos: Callable[..., Chaos]) -> None:
     chaos = make_chaos(env={"XERO_BATCH_SIZE": "5"})
     chaos.p.xero.set_faults(latency_seconds=0.1)
@@ -180,9 +212,9 @@ def test_a_day_limit_parks_the_tenants_writes_until_it_resets(make_chaos: Callab
     stats = chaos.p.xero.stats()
     # Parked, not hammering: each reset of the day window costs at most one or two refused calls.
     assert 1 <= stats["rate_limited"] <= 6, stats
-    with chaos.p.ctx.sessions() as session:
-        tenant = session.scalar(select(Tenant))
-        assert tenant is not None and tenant.pause_reason is None and tenant.paused_until is None
+    # No pause in force: cleared by a write after the reset, or (when the last call of the run met the
+    # limit again, e.g. a contact push) expired with the day window, to be cleared by the next write.
+    chaos.wait_for(lambda _c: paused_for(chaos.p.ctx) is None, timeout=15, what="the day-limit pause to end")
 
 
 def test_a_write_that_keeps_killing_its_worker_ends_as_a_poison_dead_letter(make_chaos: Callable[..., Chaos]) -> None:

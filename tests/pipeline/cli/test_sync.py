@@ -167,3 +167,56 @@ def test_sync_once_wait_against_separate_processes_is_exact_and_repeatable(
 def _writes(xero_url: str) -> int:
     stats = requests.get(f"{xero_url}/_standin/stats", timeout=10).json()
     return sum(n for name, n in stats["by_endpoint"].items() if name.split(" ")[0] in ("PUT", "POST"))
+
+
+def test_sync_once_wait_without_beat_settles_through_cin7_and_xero_faults(
+    standins: tuple[str, str], database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    # No beat, so no sweep and no second poll: every retry must be a countdown of its own task.
+    cin7_url, xero_url = standins
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
+        "CIN7_API_URL": f"{cin7_url}/ExternalApi/v2",
+        "CIN7_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+        "CIN7_APPLICATION_KEY": DEFAULT_APPLICATION_KEY,
+        "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
+        "CIN7_CALLS_PER_MINUTE": "100000",
+        "XERO_API_URL": f"{xero_url}/api.xro/2.0",
+        "XERO_TOKEN_URL": f"{xero_url}/connect/token",
+        "XERO_CONNECTIONS_URL": f"{xero_url}/connections",
+        "XERO_CLIENT_ID": "standin-client",
+        "XERO_CLIENT_SECRET": "standin-secret",
+        "XERO_RATE_WINDOW_SECONDS": "10",
+        "RETRY_BASE_SECONDS": "1",
+        "RETRY_CAP_SECONDS": "8",
+    }
+    workers = WorkerPool(env=env, logdir=tmp_path, processes=[])
+    try:
+        workers.start("nobeat-a", concurrency=2)
+        workers.start("nobeat-b", concurrency=2)
+        # A Cin7 500 for the first seconds (the poll and the first fetches), then Xero down, a storm of
+        # 429s, and two answers lost after Xero committed the write.
+        requests.post(f"{cin7_url}/_standin/faults", json={"outage_seconds": 2}, timeout=5).raise_for_status()
+        faults = {"outage_seconds": 3, "rate_limit_next": 8, "drop_response_after_commit_next": 2}
+        requests.post(f"{xero_url}/_standin/faults", json=faults, timeout=5).raise_for_status()
+
+        run = _cli(env, "sync", "--once", "--wait", "--timeout", "300")
+        assert run.returncode == 0, run.stdout + run.stderr + workers.logs()
+
+        xero_invoices = requests.get(f"{xero_url}/_standin/invoices", timeout=30).json()
+        dataset = generate(SEED, SALES, now=datetime.fromisoformat(NOW))
+        synced = {e.invoice_number: e for e in dataset.expectations if e.outcome == "synced"}
+        numbers = [str(invoice["InvoiceNumber"]) for invoice in xero_invoices]
+        assert sorted(numbers) == sorted(synced), "every good invoice once, nothing else"
+        for invoice in xero_invoices:
+            assert Decimal(str(invoice["Total"])) == synced[str(invoice["InvoiceNumber"])].total
+        stats = requests.get(f"{xero_url}/_standin/stats", timeout=10).json()
+        assert stats["rate_limited"] >= 8
+        cin7_stats = requests.get(f"{cin7_url}/_standin/stats", timeout=10).json()
+        assert cin7_stats["calls"] > 0
+        assert "Scheduler: Sending due task" not in workers.logs()
+    finally:
+        workers.stop_all()
