@@ -170,6 +170,8 @@ def status() -> None:
         table.add_row(state_name, str(count))
     table.add_row("sales awaiting detail", str(counts.sales_in_flight))
     table.add_row("open dead letters", str(counts.open_dead_letters))
+    table.add_row("contact updates waiting", str(counts.contacts_to_push))
+    table.add_row("contact updates Xero refused", str(counts.contact_pushes_refused))
     table.add_row("xero calls (all days)", str(counts.xero_calls))
     table.add_row("cin7 calls (all days)", str(counts.cin7_calls))
     console.print(table)
@@ -377,7 +379,18 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as exc:
+        # Not a traceback: which ledger, what the database said, and what to do.
+        url = make_url(get_settings().database_url).render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        console.print(f"[red]cannot use the ledger at {url}: {reason}[/red]")
+        console.print("check DATABASE_URL, and create or migrate the ledger with `cin7xero db upgrade`")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from mappings import Cin7Sale, content_hash
 from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
-from pipeline.discovery.rows import validation_reasons
+from pipeline.discovery.rows import unstorable, validation_reasons
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import (
     CustomerRecord,
@@ -122,15 +122,8 @@ def _unstorable_text(sale: Cin7Sale) -> list[str]:
             (f"Invoices[{index}].InvoiceNumber", invoice.invoice_number, 255),
             (f"Invoices[{index}].Status", str(invoice.status) if invoice.status is not None else None, 24),
         ]
-    problems = []
-    for name, value, limit in fields:
-        if value is None:
-            continue
-        if "\x00" in value:
-            problems.append(f"{name} contains a NUL character")
-        elif len(value) > limit:
-            problems.append(f"{name} is {len(value)} characters, more than the ledger's {limit}")
-    return problems
+    reasons = ((name, unstorable(value, limit)) for name, value, limit in fields if value is not None)
+    return [f"{name}: {reason}" for name, reason in reasons if reason is not None]
 
 
 def _customer_snapshot(session: Session, tenant_pk: int, customer_id: str | None) -> dict[str, Any] | None:

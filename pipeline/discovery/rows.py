@@ -42,13 +42,19 @@ def text_reasons(row: Mapping[str, Any], limits: Mapping[str, int]) -> list[str]
     reasons = []
     for name, limit in limits.items():
         value = row.get(name)
-        if not isinstance(value, str):
-            continue
-        if "\x00" in value:
-            reasons.append(f"{name}: contains a NUL character, which the ledger cannot store")
-        elif len(value) > limit:
-            reasons.append(f"{name}: {len(value)} characters, more than the ledger's {limit}")
+        reason = unstorable(value, limit) if isinstance(value, str) else None
+        if reason is not None:
+            reasons.append(f"{name}: {reason}")
     return reasons
+
+
+def unstorable(value: str, limit: int) -> str | None:
+    """Why a ledger column of `limit` characters cannot hold this text, or None when it can."""
+    if "\x00" in value:
+        return "contains a NUL character, which the ledger cannot store"
+    if len(value) > limit:
+        return f"{len(value)} characters, more than the ledger's {limit}"
+    return None
 
 
 def parse_rows(

@@ -25,6 +25,7 @@ from pipeline.context import (
 from pipeline.discovery.poll import SALES_STREAM
 from pipeline.ledger.models import (
     IN_FLIGHT_STATES,
+    ContactLink,
     DeadLetter,
     DocumentState,
     PollCursor,
@@ -48,6 +49,8 @@ class LedgerCounts:
     cin7_calls: int = 0
     # Contact numbers and details that invoices could not carry, still to be sent (contacts.push_contacts).
     contacts_to_push: int = 0
+    # Contact updates Xero refused, each kept with its reason on the link until the customer next changes.
+    contact_pushes_refused: int = 0
 
     @property
     def in_flight(self) -> int:
@@ -83,6 +86,14 @@ def ledger_counts(ctx: TenantContext) -> LedgerCounts:
             or 0
         )
         counts.contacts_to_push = push_backlog(ctx)[0]
+        counts.contact_pushes_refused = int(
+            session.scalar(
+                select(func.count())
+                .select_from(ContactLink)
+                .where(ContactLink.tenant_id == ctx.tenant_pk, ContactLink.push_error.is_not(None))
+            )
+            or 0
+        )
         counts.open_dead_letters = int(
             session.scalar(
                 select(func.count())

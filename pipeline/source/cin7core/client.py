@@ -28,6 +28,20 @@ def format_cin7_datetime(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def cin7_session(settings: Settings, session: requests.Session | None = None) -> requests.Session:
+    """A session carrying Cin7's auth headers (the account id and the application key)."""
+    session = session or requests.Session()
+    session.headers.update(
+        {
+            "api-auth-accountid": settings.cin7_account_id,
+            "api-auth-applicationkey": settings.cin7_application_key.get_secret_value(),
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+    )
+    return session
+
+
 def cin7_limit(settings: Settings, limiter: RateLimiter) -> Limit:
     """Cin7's per-application budget, shared by the sync, webhook processing and registration."""
     return Limit(
@@ -83,15 +97,7 @@ class Cin7Client:
         self._settings = settings
         self._limiter = limiter
         self._on_call = on_call
-        self._session = session or requests.Session()
-        self._session.headers.update(
-            {
-                "api-auth-accountid": settings.cin7_account_id,
-                "api-auth-applicationkey": settings.cin7_application_key.get_secret_value(),
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            }
-        )
+        self._session = cin7_session(settings, session)
 
     def __repr__(self) -> str:
         return f"Cin7Client({self._base!r})"

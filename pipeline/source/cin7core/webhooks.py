@@ -16,7 +16,7 @@ from pipeline.errors import SyncError
 from pipeline.http import send
 from pipeline.ratelimit import limiter_for
 from pipeline.settings import Settings
-from pipeline.source.cin7core.client import cin7_error, cin7_limit, cin7_throttling
+from pipeline.source.cin7core.client import cin7_error, cin7_limit, cin7_session, cin7_throttling
 from pipeline.source.cin7core.events import HANDLED_EVENT_TYPES, normalise_event_type
 
 
@@ -32,15 +32,7 @@ class Cin7WebhooksClient:
     def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
         self._settings = settings
         self._base = settings.cin7_api_url.rstrip("/")
-        self._session = session or requests.Session()
-        self._session.headers.update(
-            {
-                "api-auth-accountid": settings.cin7_account_id,
-                "api-auth-applicationkey": settings.cin7_application_key.get_secret_value(),
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            }
-        )
+        self._session = cin7_session(settings, session)
         self._limiter = limiter_for(settings.redis_url)
 
     def _call(self, method: str, body: Mapping[str, Any] | None = None) -> Any:

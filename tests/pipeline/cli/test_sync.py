@@ -81,6 +81,29 @@ def standins(tmp_path: Path) -> Iterator[tuple[str, str]]:
     process.wait(timeout=20)
 
 
+def _env(database_url: str, redis_url: str, cin7_url: str, xero_url: str, **extra: str) -> dict[str, str]:
+    """Settings for the CLI and the workers: this test's ledger and broker, the stand-ins' processes."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": redis_url,
+        "REDIS_URL": redis_url,
+        "CIN7_API_URL": f"{cin7_url}/ExternalApi/v2",
+        "CIN7_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+        "CIN7_APPLICATION_KEY": DEFAULT_APPLICATION_KEY,
+        "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
+        "CIN7_CALLS_PER_MINUTE": "100000",
+        "XERO_API_URL": f"{xero_url}/api.xro/2.0",
+        "XERO_TOKEN_URL": f"{xero_url}/connect/token",
+        "XERO_CONNECTIONS_URL": f"{xero_url}/connections",
+        "XERO_CLIENT_ID": "standin-client",
+        "XERO_CLIENT_SECRET": "standin-secret",
+        # Xero's 60-call minute, compressed so that the test waits seconds rather than minutes for it.
+        "XERO_RATE_WINDOW_SECONDS": "10",
+        **extra,
+    }
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli.main", *args],
@@ -97,26 +120,7 @@ def test_sync_once_wait_against_separate_processes_is_exact_and_repeatable(
     standins: tuple[str, str], database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     cin7_url, xero_url = standins
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": redis_url,
-        "REDIS_URL": redis_url,
-        "CIN7_API_URL": f"{cin7_url}/ExternalApi/v2",
-        "CIN7_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
-        "CIN7_APPLICATION_KEY": DEFAULT_APPLICATION_KEY,
-        "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
-        "CIN7_CALLS_PER_MINUTE": "100000",
-        "XERO_API_URL": f"{xero_url}/api.xro/2.0",
-        "XERO_TOKEN_URL": f"{xero_url}/connect/token",
-        "XERO_CONNECTIONS_URL": f"{xero_url}/connections",
-        "XERO_CLIENT_ID": "standin-client",
-        "XERO_CLIENT_SECRET": "standin-secret",
-        "POLL_INTERVAL_SECONDS": "3600",
-        # Xero's 60-call minute, compressed so that the test waits seconds rather than minutes for it.
-        "XERO_RATE_WINDOW_SECONDS": "10",
-        "SWEEP_INTERVAL_SECONDS": "5",
-    }
+    env = _env(database_url, redis_url, cin7_url, xero_url, POLL_INTERVAL_SECONDS="3600", SWEEP_INTERVAL_SECONDS="5")
     workers = WorkerPool(env=env, logdir=tmp_path, processes=[])
     try:
         workers.start("cli-a", concurrency=2, beat=True)
@@ -174,25 +178,7 @@ def test_sync_once_wait_without_beat_settles_through_cin7_and_xero_faults(
 ) -> None:
     # No beat, so no sweep and no second poll: every retry must be a countdown of its own task.
     cin7_url, xero_url = standins
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "CELERY_BROKER_URL": redis_url,
-        "REDIS_URL": redis_url,
-        "CIN7_API_URL": f"{cin7_url}/ExternalApi/v2",
-        "CIN7_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
-        "CIN7_APPLICATION_KEY": DEFAULT_APPLICATION_KEY,
-        "CIN7_INITIAL_LOOKBACK_DAYS": "3650",
-        "CIN7_CALLS_PER_MINUTE": "100000",
-        "XERO_API_URL": f"{xero_url}/api.xro/2.0",
-        "XERO_TOKEN_URL": f"{xero_url}/connect/token",
-        "XERO_CONNECTIONS_URL": f"{xero_url}/connections",
-        "XERO_CLIENT_ID": "standin-client",
-        "XERO_CLIENT_SECRET": "standin-secret",
-        "XERO_RATE_WINDOW_SECONDS": "10",
-        "RETRY_BASE_SECONDS": "1",
-        "RETRY_CAP_SECONDS": "8",
-    }
+    env = _env(database_url, redis_url, cin7_url, xero_url, RETRY_BASE_SECONDS="1", RETRY_CAP_SECONDS="8")
     workers = WorkerPool(env=env, logdir=tmp_path, processes=[])
     try:
         workers.start("nobeat-a", concurrency=2)

@@ -1,0 +1,45 @@
+"""The command line as an operator meets it: clear errors instead of tracebacks, the live window."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.workerpool import ROOT
+from tests.conftest import POSTGRES_URL
+
+pytestmark = pytest.mark.pipeline
+
+
+def _status(database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli.main", "status"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_status_on_a_missing_ledger_says_which_and_what_to_do_without_a_traceback() -> None:
+    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    result = _status(f"{base}/cin7xero_no_such_ledger")
+    assert result.returncode == 1
+    text = " ".join((result.stdout + result.stderr).split())
+    assert "cannot use the ledger at" in text and "cin7xero_no_such_ledger" in text
+    assert "cin7xero db upgrade" in text
+    assert "Traceback" not in text
+
+
+def test_status_prints_the_window_the_live_sync_covers(database_url: str) -> None:
+    result = _status(database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = " ".join(result.stdout.split())
+    assert "live sync: not polled yet: the first poll reads sales changed in the last 30 days" in text
+    assert "contact updates Xero refused" in text
