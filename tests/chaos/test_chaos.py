@@ -82,11 +82,16 @@ def test_expired_tokens_are_refreshed_once_by_many_workers_at_once(make_chaos: C
     ctx.xero_tokens.exchange_code(code_from_callback(redirect, state))
     tokens_before = chaos.p.xero.stats()["token_requests"]
 
+    # Slow Xero down so that both expiries land while invoices are still being written: an expiry after
+    # the last write would need no refresh at all.
+    chaos.p.xero.set_faults(latency_seconds=0.2)
     before = chaos.start_poll()
     chaos.wait_for(_synced_some, what="the first invoices in Xero")
     chaos.p.xero.set_faults(expire_all_tokens=True)
     chaos.wait_for(lambda c: c.get(DocumentState.SYNCED) >= 8, what="more invoices after the first expiry")
+    assert chaos.wait_for(lambda c: c.get(DocumentState.READY) + c.get(DocumentState.WRITING) > 0, what="work left")
     chaos.p.xero.set_faults(expire_all_tokens=True)
+    chaos.p.xero.set_faults(latency_seconds=0)
     chaos.settle(before)
 
     chaos.assert_exactly_once()
