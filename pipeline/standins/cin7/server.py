@@ -147,7 +147,7 @@ class Cin7StandIn(SalesMixin, CustomersMixin, ReferenceMixin, WebhooksMixin, Adm
                 self._throttle_next -= 1
                 self._throttled += 1
                 return self._throttle_response()
-            if time.monotonic() < self._outage_until:
+            if time.monotonic() < self._outage_until or (endpoint == "sale" and self._take_sale_error()):
                 return error_response(500, "An unexpected error has occurred. Please try again later.", wrap=False)
             if self._rate_limit is not None:
                 now = time.monotonic()
@@ -162,6 +162,12 @@ class Cin7StandIn(SalesMixin, CustomersMixin, ReferenceMixin, WebhooksMixin, Adm
                 message = "Object reference not set to an instance of an object."
                 return json_response(200, {"ErrorCode": 500, "Exception": message})
         return None
+
+    def _take_sale_error(self) -> bool:
+        if self._sale_errors_next <= 0:
+            return False
+        self._sale_errors_next -= 1
+        return True
 
     def _throttle_response(self) -> Response:
         if self._throttle_status == 429:

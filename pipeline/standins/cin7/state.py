@@ -70,6 +70,7 @@ class Cin7State:
         self._throttle_next = 0
         self._outage_until = 0.0
         self._error_in_200_next = 0
+        self._sale_errors_next = 0
         self._load_dataset()
 
     def _load_dataset(self) -> None:
@@ -135,7 +136,8 @@ class Cin7State:
         """Inject faults.
 
         ``throttle_next`` (next N calls get the throttle status), ``outage_seconds`` (HTTP 500 for that long),
-        ``error_in_200_next`` (next N calls get HTTP 200 with an ``ErrorCode`` body). Also accepted:
+        ``error_in_200_next`` (next N calls get HTTP 200 with an ``ErrorCode`` body), ``sale_errors_next``
+        (the next N ``sale?ID=`` reads get HTTP 500, whatever else is asked meanwhile). Also accepted:
         ``throttle_status``, ``rate_limit_per_minute`` (None disables) and ``window_seconds``.
         """
         with self._lock:
@@ -147,6 +149,8 @@ class Cin7State:
                         self._outage_until = time.monotonic() + float(value)
                     case "error_in_200_next":
                         self._error_in_200_next = int(value)
+                    case "sale_errors_next":
+                        self._sale_errors_next = int(value)
                     case "throttle_status":
                         self._throttle_status = int(value)
                     case "rate_limit_per_minute":
@@ -166,6 +170,7 @@ class Cin7State:
             self._throttle_next = 0
             self._outage_until = 0.0
             self._error_in_200_next = 0
+            self._sale_errors_next = 0
             self._calls_in_window.clear()
             self._webhooks.clear()
         if restore_data:

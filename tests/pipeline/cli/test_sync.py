@@ -183,9 +183,10 @@ def test_sync_once_wait_without_beat_settles_through_cin7_and_xero_faults(
     try:
         workers.start("nobeat-a", concurrency=2)
         workers.start("nobeat-b", concurrency=2)
-        # A Cin7 500 for the first seconds (the poll and the first fetches), then Xero down, a storm of
-        # 429s, and two answers lost after Xero committed the write.
-        requests.post(f"{cin7_url}/_standin/faults", json={"outage_seconds": 2}, timeout=5).raise_for_status()
+        # A Cin7 500 for the first seconds (the poll), a 500 on five sale reads (fetches), then Xero down,
+        # a storm of 429s, and two answers lost after Xero committed the write.
+        cin7_faults = {"outage_seconds": 2, "sale_errors_next": 5}
+        requests.post(f"{cin7_url}/_standin/faults", json=cin7_faults, timeout=5).raise_for_status()
         faults = {"outage_seconds": 3, "rate_limit_next": 8, "drop_response_after_commit_next": 2}
         requests.post(f"{xero_url}/_standin/faults", json=faults, timeout=5).raise_for_status()
 
