@@ -182,6 +182,15 @@ def map_invoice(
         problems.append(MappingProblem("CustomerID", None, f"Cin7 sale {sale.id} has no CustomerID"))
     line_amount_types = _line_amount_types(sale, problems)
     invoice_day, due_day = _dates(sale, invoice, customer, document, problems)
+    if reference.base_currency and sale.base_currency and sale.base_currency != reference.base_currency:
+        problems.append(
+            MappingProblem(
+                "BaseCurrency",
+                sale.base_currency,
+                f"sale {sale.id}: Cin7's base currency {sale.base_currency} is not the Xero organisation's "
+                f"{reference.base_currency}; they must be the same, or every amount converts wrongly",
+            )
+        )
     currency = sale.customer_currency or sale.base_currency
     rate_field = "CurrencyConversionRate" if invoice.currency_conversion_rate is not None else "CurrencyRate"
     currency_rate, rate_problem = xero_currency_rate(

@@ -1,8 +1,8 @@
 """What the mapping checks documents against, read from Xero and Cin7 and cached for the tenant.
 
-Xero's active account codes and its Rounding account (`GET /Accounts`), its tax rates (`GET /TaxRates`)
-and Cin7's tax rules (`ref/tax`) become one `mappings.OrgReference`: three calls an hour per tenant, not
-three per document.
+Xero's base currency (`GET /Organisation`), its active account codes and Rounding account (`GET
+/Accounts`), its tax rates (`GET /TaxRates`) and Cin7's tax rules (`ref/tax`) become one
+`mappings.OrgReference`: four calls an hour per tenant, not four per document.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def as_reference(stored: dict[str, Any]) -> OrgReference:
     """The cached JSON as the mapping's OrgReference."""
     return OrgReference(
         account_codes=frozenset(stored.get("accounts") or ()),
+        base_currency=stored.get("base_currency"),
         rounding_account=stored.get("rounding_account"),
         xero_tax_rates={k: Decimal(v) for k, v in (stored.get("xero_tax_rates") or {}).items()},
         cin7_tax_rules={k: Decimal(v) for k, v in (stored.get("cin7_tax_rules") or {}).items()},
@@ -134,8 +135,10 @@ def read_reference(ctx: TenantContext) -> dict[str, Any]:
             continue
         if rule.tax_percent is not None:
             rules[tax_rule_key(rule.name)] = format(rule.tax_percent.normalize(), "f")
+    base_currency = str(ctx.xero.get_organisation().get("BaseCurrency") or "").upper() or None
     return {
         "accounts": sorted(str(a["Code"]) for a in accounts if a.get("Code")),
+        "base_currency": base_currency,
         "rounding_account": rounding,
         "xero_tax_rates": rates,
         "cin7_tax_rules": rules,

@@ -320,6 +320,12 @@ class XeroClient:
         data = self._call("GET /Accounts", self._api().get_accounts)
         return list(from_sdk(data).get("Accounts") or [])
 
+    def get_organisation(self) -> dict[str, Any]:
+        """The connected organisation (its BaseCurrency, name, lock dates)."""
+        data = self._call("GET /Organisation", self._api().get_organisations)
+        organisations = list(from_sdk(data).get("Organisations") or [])
+        return dict(organisations[0]) if organisations else {}
+
     def get_tax_rates(self) -> list[dict[str, Any]]:
         """The organisation's tax rates with their EffectiveRate."""
         data = self._call("GET /TaxRates", self._api().get_tax_rates)

@@ -502,3 +502,14 @@ def test_too_long_invoice_number_is_reported_not_cut(exclusive_sale_json: dict[s
     error = _error(exclusive_sale_json, rules)
     assert error.field == "InvoiceNumber"
     assert "255" in error.message
+
+
+def test_a_cin7_base_currency_other_than_xeros_is_a_mapping_problem(
+    exclusive_sale_json: dict[str, Any], rules: MappingRules
+) -> None:
+    sale = Cin7Sale.model_validate({**exclusive_sale_json, "BaseCurrency": "NZD", "CustomerCurrency": "NZD"})
+    with pytest.raises(MappingError) as info:
+        _map(sale, rules, reference=OrgReference(account_codes=REVENUE_ACCOUNTS, base_currency="AUD"))
+    assert (info.value.field, info.value.value) == ("BaseCurrency", "NZD")
+    assert "is not the Xero organisation's AUD" in info.value.message
+    assert _map(Cin7Sale.model_validate(exclusive_sale_json), rules, reference=OrgReference(base_currency="AUD"))

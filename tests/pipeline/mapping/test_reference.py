@@ -26,6 +26,7 @@ def test_accounts_rounding_account_and_both_sides_tax_rates_are_read_once_an_hou
 
     assert found.account_codes is not None and {"200", "260", "860"} <= found.account_codes
     assert found.rounding_account == "860"
+    assert found.base_currency == "AUD"
     assert found.xero_tax_rates is not None
     assert found.xero_tax_rates["OUTPUT"] == Decimal(10) and found.xero_tax_rates["EXEMPTOUTPUT"] == 0
     # A deleted Xero rate is not offered to the mapping.
