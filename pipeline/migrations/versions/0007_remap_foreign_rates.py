@@ -22,20 +22,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_REMAP = (
+    "UPDATE sync_documents SET state = 'pending', enqueued_at = NULL, attempts = 0, mapped_source_hash = NULL "
+    "WHERE state = 'synced' AND kind = 'invoice' AND payload IS NOT NULL AND "
+)
+CARRIES_RATE = {
+    "postgresql": "(payload::jsonb ? 'CurrencyRate')",
+    "sqlite": "json_extract(payload, '$.CurrencyRate') IS NOT NULL",
+}
+
+
 def upgrade() -> None:
-    bind = op.get_bind()
-    carries_rate = (
-        "(payload::jsonb ? 'CurrencyRate')"
-        if bind.dialect.name == "postgresql"
-        else "json_extract(payload, '$.CurrencyRate') IS NOT NULL"
-    )
-    op.execute(
-        sa.text(
-            "UPDATE sync_documents SET state = 'pending', enqueued_at = NULL, attempts = 0, "
-            "mapped_source_hash = NULL "
-            f"WHERE state = 'synced' AND kind = 'invoice' AND payload IS NOT NULL AND {carries_rate}"
-        )
-    )
+    # Both conditions are constants of this module, chosen by dialect: no outside text enters the SQL.
+    op.execute(sa.text(_REMAP + CARRIES_RATE[op.get_bind().dialect.name]))
 
 
 def downgrade() -> None:
