@@ -246,5 +246,4 @@ def _check_tax(
 
 def fmt_rate(rate: Decimal) -> str:
     """A percentage without trailing zeros: 10, 12.5, 0."""
-    text = format(rate.normalize(), "f")
-    return text
+    return format(rate.normalize(), "f")

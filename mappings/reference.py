@@ -7,7 +7,7 @@ None was not read and is not checked, so a caller that has no Xero (a test, a dr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 __all__ = ["OrgReference", "tax_rule_key"]
@@ -32,7 +32,7 @@ class OrgReference:
     xero_tax_rates: Mapping[str, Decimal] | None = None
     #: tax_rule_key(Cin7 rule name) -> TaxPercent, for every Cin7 tax rule (inactive ones too: old
     #: documents still name them).
-    cin7_tax_rules: Mapping[str, Decimal] | None = field(default=None)
+    cin7_tax_rules: Mapping[str, Decimal] | None = None
 
     def cin7_rate(self, rule: str) -> Decimal | None:
         """Cin7's percentage for a rule name, or None when Cin7's list was not read or lacks it."""

@@ -87,10 +87,11 @@ def poll_customers(ctx: TenantContext) -> int:
         changes, rejected = parse_rows(
             page, Cin7CustomerChange, id_field="ID", number_field="Name", text_limits=CUSTOMER_TEXT_LIMITS
         )
-        good = [row for row in page if isinstance(row, dict) and str(row.get("ID") or "").lower() in _ids(changes)]
+        readable = {change.id for change in changes}
+        good = [row for row in page if isinstance(row, dict) and str(row.get("ID") or "").lower() in readable]
         with ctx.sessions() as session, session.begin():
             store_customers(session, ctx.tenant_pk, good)
-            resolve_row_dead_letters(session, ctx.tenant_pk, "customer", sorted(_ids(changes)))
+            resolve_row_dead_letters(session, ctx.tenant_pk, "customer", sorted(readable))
             _reject(session, ctx, "customer", rejected)
         seen += len(good)
         for change in changes:
@@ -103,10 +104,6 @@ def poll_customers(ctx: TenantContext) -> int:
             cursor.watermark = newest
         cursor.last_polled_at = utcnow()
     return seen
-
-
-def _ids(changes: Sequence[Cin7CustomerChange]) -> set[str]:
-    return {change.id for change in changes}
 
 
 def _capped(ctx: TenantContext, newest: datetime | None) -> datetime | None:
@@ -190,7 +187,8 @@ def poll_sales(ctx: TenantContext) -> PollResult:
             changed = record_listed_sales(session, ctx.tenant_pk, rows)
             _reject(session, ctx, "sale", rejected)
             resolve_row_dead_letters(session, ctx.tenant_pk, "sale", [row.sale_id for row in rows])
-            _note_future_rows(session, ctx, [row for row in rows if row.sale_id in set(changed)])
+            new = set(changed)
+            _note_future_rows(session, ctx, [row for row in rows if row.sale_id in new])
         for row in rows:
             if row.updated is not None and (newest is None or row.updated > newest):
                 newest = row.updated

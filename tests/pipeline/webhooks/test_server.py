@@ -372,6 +372,15 @@ def test_the_receiver_refuses_to_start_without_credentials(
 # --- processing (the task's function, called directly) ----------------------------------------------
 
 
+def _cin7_env(cin7: Cin7StandIn) -> dict[str, str]:
+    """Settings pointing the receiver's tenant at this Cin7 stand-in."""
+    return {
+        "CIN7_API_URL": cin7.api_url,
+        "CIN7_ACCOUNT_ID": cin7.account_id,
+        "CIN7_APPLICATION_KEY": cin7.application_key,
+    }
+
+
 def _ctx() -> TenantContext:
     return tenant_context()
 
@@ -412,12 +421,7 @@ def test_customer_updated_stores_what_the_api_says_not_what_the_payload_says(
     dataset = generate(3, 4, now=datetime.now(UTC))
     customer = dataset.customers[0]
     with Cin7StandIn(dataset=dataset) as cin7:
-        configure(
-            **base_env,
-            CIN7_API_URL=cin7.api_url,
-            CIN7_ACCOUNT_ID=cin7.account_id,
-            CIN7_APPLICATION_KEY=cin7.application_key,
-        )
+        configure(**base_env, **_cin7_env(cin7))
         with WebhookServer() as receiver:
             payload = {
                 "CustomerDetailsList": [
@@ -443,12 +447,7 @@ def test_register_creates_then_changes_nothing_then_reactivates_what_cin7_deacti
 ) -> None:
     url = "https://sync.example.com/webhooks/cin7"
     with Cin7StandIn() as cin7:
-        configure(
-            **base_env,
-            CIN7_API_URL=cin7.api_url,
-            CIN7_ACCOUNT_ID=cin7.account_id,
-            CIN7_APPLICATION_KEY=cin7.application_key,
-        )
+        configure(**base_env, **_cin7_env(cin7))
 
         settings = get_settings()
         first = register_webhooks(settings, url)
@@ -498,12 +497,7 @@ def test_a_customer_event_naming_many_customers_is_read_by_a_poll_not_call_by_ca
 ) -> None:
     dataset = generate(3, 30, now=datetime.now(UTC))
     with Cin7StandIn(dataset=dataset) as cin7:
-        configure(
-            **base_env,
-            CIN7_API_URL=cin7.api_url,
-            CIN7_ACCOUNT_ID=cin7.account_id,
-            CIN7_APPLICATION_KEY=cin7.application_key,
-        )
+        configure(**base_env, **_cin7_env(cin7))
         with WebhookServer() as receiver:
             payload = {
                 "CustomerDetailsList": [{"Customer": {"ID": c["ID"]}} for c in dataset.customers],
@@ -524,13 +518,7 @@ def test_a_customer_event_that_keeps_failing_ends_as_a_dead_letter_naming_its_cu
     dataset = generate(3, 4, now=datetime.now(UTC))
     customer = dataset.customers[0]
     with Cin7StandIn(dataset=dataset) as cin7:
-        configure(
-            **base_env,
-            CIN7_API_URL=cin7.api_url,
-            CIN7_ACCOUNT_ID=cin7.account_id,
-            CIN7_APPLICATION_KEY=cin7.application_key,
-            MAX_ATTEMPTS="2",
-        )
+        configure(**base_env, **_cin7_env(cin7), MAX_ATTEMPTS="2")
         with WebhookServer() as receiver:
             payload = {"CustomerDetailsList": [{"Customer": {"ID": customer["ID"]}}], "EventType": "Customer/Updated"}
             assert _post(receiver, payload).status_code == 200
