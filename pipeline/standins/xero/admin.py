@@ -1,5 +1,8 @@
 """The Xero stand-in's admin endpoints under ``/_standin/``: data, stats, reset, faults, seeds and payments.
 
+``POST /_standin/invoices/{id}/pay`` pays an invoice in full and ``POST /_standin/payments/{id}/reconcile``
+marks a payment reconciled, as a person in Xero would.
+
 They are never counted, limited, faulted or authenticated, so tests and benchmarks can drive the stand-in
 over HTTP from another process.
 """
@@ -12,8 +15,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from pipeline.standins.xero.invoices import InvoicesMixin
+from pipeline.standins.xero.allocations import AllocationsMixin
 from pipeline.standins.xero.limits import LimitsMixin
+from pipeline.standins.xero.payments import PaymentsMixin
 from pipeline.standins.xero.responses import Response, json_response, not_found
 from pipeline.standins.xero.values import Num, jsonable
 
@@ -21,7 +25,7 @@ from pipeline.standins.xero.values import Num, jsonable
 _NUM: Num = str
 
 
-class AdminMixin(InvoicesMixin, LimitsMixin):
+class AdminMixin(PaymentsMixin, AllocationsMixin, LimitsMixin):
     """``/_standin/`` requests."""
 
     def _admin(self, method: str, path: str, body: bytes) -> Response:
@@ -33,6 +37,8 @@ class AdminMixin(InvoicesMixin, LimitsMixin):
         routes: dict[tuple[str, tuple[str, ...]], Callable[[Any], Response]] = {
             ("GET", ("invoices",)): self._admin_invoices,
             ("GET", ("contacts",)): self._admin_contacts,
+            ("GET", ("payments",)): self._admin_payments,
+            ("GET", ("credit-notes",)): self._admin_credit_notes,
             ("GET", ("stats",)): self._admin_stats,
             ("POST", ("reset",)): self._admin_reset,
             ("GET", ("faults",)): self._admin_faults,
@@ -42,13 +48,27 @@ class AdminMixin(InvoicesMixin, LimitsMixin):
         handler = routes.get((method, tuple(p.lower() for p in parts)))
         if handler is not None:
             return handler(payload)
-        if method == "POST" and len(parts) == 3 and parts[0].lower() == "invoices" and parts[2].lower() == "pay":
-            return self._admin_pay(parts[1])
+        if method == "POST" and len(parts) == 3:
+            action = (parts[0].lower(), parts[2].lower())
+            if action == ("invoices", "pay"):
+                return self._admin_pay(parts[1])
+            if action == ("payments", "reconcile"):
+                return self._admin_reconcile(parts[1])
         return not_found()
 
     def _admin_invoices(self, _payload: Any) -> Response:
         with self._lock:
             items = [self._render_invoice(i, lines=True, num=_NUM) for i in self._invoices.values()]
+        return json_response(200, items)
+
+    def _admin_payments(self, _payload: Any) -> Response:
+        with self._lock:
+            items = [self._render_payment(p, _NUM) for p in self._payments.values()]
+        return json_response(200, items)
+
+    def _admin_credit_notes(self, _payload: Any) -> Response:
+        with self._lock:
+            items = [self._render_credit_note(c, lines=True, num=_NUM) for c in self._credit_notes.values()]
         return json_response(200, items)
 
     def _admin_contacts(self, _payload: Any) -> Response:
@@ -91,3 +111,10 @@ class AdminMixin(InvoicesMixin, LimitsMixin):
         except ValueError as exc:
             return json_response(400, {"error": str(exc)})
         return json_response(200, jsonable(paid, _NUM))
+
+    def _admin_reconcile(self, payment_id: str) -> Response:
+        try:
+            payment = self.reconcile_payment(payment_id)
+        except KeyError:
+            return not_found()
+        return json_response(200, jsonable(payment, _NUM))

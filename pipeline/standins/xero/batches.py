@@ -9,22 +9,38 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from pipeline.standins.xero.data import ms_date, parse_input_date
 from pipeline.standins.xero.query import QueryMixin
 from pipeline.standins.xero.responses import Request, Response, validation_error
-from pipeline.standins.xero.values import ZERO_GUID, Record
+from pipeline.standins.xero.values import ZERO_GUID, Record, as_float, jsonable
 
 Plan = TypeVar("Plan")
 
 
 @dataclass(slots=True)
 class Claims:
-    """Names and numbers taken by earlier elements of an all-or-nothing batch not yet committed."""
+    """What earlier elements of an all-or-nothing batch take before anything is committed.
+
+    ``numbers`` holds (document type, number) pairs of invoices and credit notes; ``amounts`` the money
+    that earlier payments or allocations of the batch take off each document (by its ID), so that two
+    elements cannot together settle more than a document has outstanding.
+    """
 
     contact_names: set[str] = field(default_factory=set)
     contact_numbers: set[str] = field(default_factory=set)
-    invoice_numbers: set[tuple[str, str]] = field(default_factory=set)
+    numbers: set[tuple[str, str]] = field(default_factory=set)
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+
+    def claimed(self, document_id: str) -> Decimal:
+        """The amount earlier elements of the batch take off this document."""
+        return self.amounts.get(document_id, Decimal("0.00"))
+
+    def claim_amount(self, document_id: str, amount: Decimal) -> None:
+        """Record that an element of the batch takes ``amount`` off this document."""
+        self.amounts[document_id] = self.claimed(document_id) + amount
 
 
 def failed_element(echo: dict[str, Any], id_key: str, errors: list[str], *, validation_flag: bool) -> dict[str, Any]:
@@ -39,8 +55,23 @@ def failed_element(echo: dict[str, Any], id_key: str, errors: list[str], *, vali
     return echo
 
 
+def echo_failed(id_key: str, elem: Any, errors: list[str]) -> dict[str, Any]:
+    """A failed document, payment or allocation element echoed as sent, its dates as MS-JSON dates."""
+    echo: dict[str, Any] = {}
+    if isinstance(elem, dict):
+        for key, value in elem.items():
+            if key in ("Date", "DueDate"):
+                try:
+                    echo[key] = ms_date(parse_input_date(value))
+                except ValueError:
+                    continue
+            else:
+                echo[key] = jsonable(value, as_float)
+    return failed_element(echo, id_key, errors, validation_flag=False)
+
+
 class BatchWriteMixin(QueryMixin):
-    """The element-by-element and the all-or-nothing write of a batch of contacts or invoices."""
+    """The element-by-element and the all-or-nothing write of a batch (contacts, documents, payments ...)."""
 
     def _batch_items(self, request: Request, key: str, singular: str, path_record: Record | None) -> list[Any]:
         # A write to /Contacts/{id} or /Invoices/{id} takes the first element only.

@@ -7,6 +7,7 @@ Xero's response envelope, the JSON request body, paging, ``where`` and ``order``
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import uuid
@@ -18,7 +19,7 @@ from pipeline.standins.xero.data import ms_datetime
 from pipeline.standins.xero.responses import BadRequest, Request, Response, json_response, query_error, validation_error
 from pipeline.standins.xero.state import XeroState
 from pipeline.standins.xero.values import Record, parse_http_date, utc_now
-from pipeline.standins.xero.where import FieldSpec, Node, WhereError, parse_where
+from pipeline.standins.xero.where import FieldSpec, Node, WhereError, evaluate, parse_where
 
 PROVIDER_NAME = "cin7xero standin"
 
@@ -145,6 +146,28 @@ class QueryMixin(XeroState):
             present.sort(key=sort_key, reverse=descending)
             ordered = present + missing
         return ordered
+
+    def _select(
+        self,
+        request: Request,
+        table: dict[str, Record],
+        candidates: Candidates,
+        node: Node | None,
+        getter: Callable[[Record, tuple[str, ...]], Any],
+        keep: Callable[[Record], bool] | None = None,
+    ) -> list[Record]:
+        """The records of a listing: narrowed by ``candidates``, then If-Modified-Since, ``keep`` and ``where``."""
+        since, newer = self._modified_since(request, table)
+        out: list[Record] = []
+        for record in self._records_to_scan(table, candidates, newer):
+            if since is not None and record["UpdatedDateUTC"] < since:
+                continue
+            if keep is not None and not keep(record):
+                continue
+            if node is not None and not evaluate(node, functools.partial(getter, record)):
+                continue
+            out.append(record)
+        return out
 
     @staticmethod
     def _records_to_scan(table: dict[str, Record], candidates: Candidates, newer: list[Record] | None) -> list[Record]:

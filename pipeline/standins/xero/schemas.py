@@ -1,7 +1,8 @@
-"""What Xero's contacts and invoices may hold: their types, statuses and fields, and the field specs.
+"""What Xero's contacts, invoices, credit notes and payments may hold: types, statuses, field specs.
 
-The field specs (``CONTACT_SCHEMA``, ``INVOICE_SCHEMA``) tell the ``where`` and ``order`` parser which
-fields exist and of what type; the tuples list the values the endpoints accept.
+The field specs (``CONTACT_SCHEMA``, ``INVOICE_SCHEMA``, ``CREDIT_NOTE_SCHEMA``, ``PAYMENT_SCHEMA``) tell
+the ``where`` and ``order`` parser which fields exist and of what type; the tuples list the values the
+endpoints accept.
 """
 
 from __future__ import annotations
@@ -9,6 +10,16 @@ from __future__ import annotations
 from pipeline.standins.xero.where import FieldSpec
 
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
+CREDIT_NOTE_TYPES = ("ACCRECCREDIT", "ACCPAYCREDIT")
+#: The PaymentType of a payment on each type of document (a payment on a credit note is a refund).
+PAYMENT_TYPES = {
+    "ACCREC": "ACCRECPAYMENT",
+    "ACCPAY": "ACCPAYPAYMENT",
+    "ACCRECCREDIT": "ARCREDITPAYMENT",
+    "ACCPAYCREDIT": "APCREDITPAYMENT",
+}
+#: The invoice type a credit note of each type may be allocated to.
+ALLOCATABLE_TYPES = {"ACCRECCREDIT": "ACCREC", "ACCPAYCREDIT": "ACCPAY"}
 INVOICE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID", "VOIDED", "DELETED")
 STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     "DRAFT": frozenset({"SUBMITTED", "AUTHORISED", "DELETED"}),
@@ -69,10 +80,9 @@ CONTACT_SCHEMA: FieldSpec = {
     "IsCustomer": "bool",
     "UpdatedDateUTC": "datetime",
 }
-INVOICE_SCHEMA: FieldSpec = {
-    "InvoiceID": "guid",
+# The fields invoices and credit notes share.
+_DOCUMENT_FIELDS: dict[str, str | FieldSpec] = {
     "Type": "string",
-    "InvoiceNumber": "string",
     "Reference": "string",
     "Status": "string",
     "Date": "date",
@@ -85,12 +95,38 @@ INVOICE_SCHEMA: FieldSpec = {
     "SubTotal": "number",
     "TotalTax": "number",
     "Total": "number",
+    "HasAttachments": "bool",
+    "Contact": CONTACT_SCHEMA,
+}
+INVOICE_SCHEMA: FieldSpec = {
+    "InvoiceID": "guid",
+    "InvoiceNumber": "string",
+    **_DOCUMENT_FIELDS,
     "AmountDue": "number",
     "AmountPaid": "number",
     "AmountCredited": "number",
     "SentToContact": "bool",
     "IsDiscounted": "bool",
-    "HasAttachments": "bool",
     "Url": "string",
-    "Contact": CONTACT_SCHEMA,
+}
+CREDIT_NOTE_SCHEMA: FieldSpec = {
+    "CreditNoteID": "guid",
+    "CreditNoteNumber": "string",
+    **_DOCUMENT_FIELDS,
+    "RemainingCredit": "number",
+}
+_ACCOUNT_REF_SCHEMA: FieldSpec = {"AccountID": "guid", "Code": "string"}
+PAYMENT_SCHEMA: FieldSpec = {
+    "PaymentID": "guid",
+    "Date": "date",
+    "Amount": "number",
+    "CurrencyRate": "number",
+    "Reference": "string",
+    "Status": "string",
+    "PaymentType": "string",
+    "IsReconciled": "bool",
+    "UpdatedDateUTC": "datetime",
+    "Invoice": INVOICE_SCHEMA,
+    "CreditNote": CREDIT_NOTE_SCHEMA,
+    "Account": _ACCOUNT_REF_SCHEMA,
 }

@@ -184,6 +184,17 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
             ("PUT", "invoices", 1): ("/Invoices", self._write_invoices),
             ("POST", "invoices", 1): ("/Invoices", self._write_invoices),
             ("POST", "invoices", 2): ("/Invoices/{id}", self._write_invoices),
+            ("GET", "creditnotes", 1): ("/CreditNotes", self._list_credit_notes),
+            ("GET", "creditnotes", 2): ("/CreditNotes/{id}", self._get_credit_note),
+            ("PUT", "creditnotes", 1): ("/CreditNotes", self._write_credit_notes),
+            ("POST", "creditnotes", 1): ("/CreditNotes", self._write_credit_notes),
+            ("POST", "creditnotes", 2): ("/CreditNotes/{id}", self._write_credit_notes),
+            ("PUT", "creditnotes", 3): ("/CreditNotes/{id}/Allocations", self._write_allocations),
+            ("DELETE", "creditnotes", 4): ("/CreditNotes/{id}/Allocations/{id}", self._delete_allocation),
+            ("GET", "payments", 1): ("/Payments", self._list_payments),
+            ("GET", "payments", 2): ("/Payments/{id}", self._get_payment),
+            ("PUT", "payments", 1): ("/Payments", self._write_payments),
+            ("POST", "payments", 2): ("/Payments/{id}", self._delete_payment),
         }
         if n == 3 and segments[2].lower() == "history" and resource in ("invoices", "contacts"):
             name = "/Invoices/{id}/History" if resource == "invoices" else "/Contacts/{id}/History"
@@ -192,6 +203,8 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
             if method in ("PUT", "POST"):
                 return f"{method} {name}", self._put_history
         entry = table.get((method, resource, n))
+        if n >= 3 and resource == "creditnotes" and segments[2].lower() != "allocations":
+            entry = None
         if entry is None:
             return f"{method} /{segments[0]}", None
         return f"{method} {entry[0]}", entry[1]
