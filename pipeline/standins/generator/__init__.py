@@ -17,6 +17,14 @@ Deliberately awkward data, always present:
 * ~10% foreign-currency sales (NZD, USD) with Cin7's rate (AUD for one unit of the customer's currency),
   ~5% of sales with two invoices, ~3% DRAFT and ~3% VOIDED invoices.
 
+Settlement (``scenarios.py``, on ordinary sales only, in AUD and foreign currency alike): part-paid invoices,
+invoices paid by one or by 2-3 payments, fully credited ones, part-credited ones with the rest paid, paid
+ones part-credited and refunded, and DRAFT and VOIDED credit notes that count for nothing. Credit is
+allocated by one rule (``settlement.credit_allocations``); ``Dataset.expectations`` carry each invoice's
+expected AmountPaid/AmountCredited/AmountDue, ``Dataset.credit_notes`` and ``Dataset.payments`` what Xero
+must hold of credit notes, payments and refunds. ``add_payment``, ``remove_payment``, ``add_credit_note``,
+``void_credit_note`` and ``add_refund`` change a sale afterwards, keeping it consistent.
+
 Hostile cases (``hostile=True``), each on its own single-invoice AUTHORISED sale, roughly 1.5% of sales each
 and at least one each when ``n_sales >= 10``:
 
@@ -31,7 +39,9 @@ and at least one each when ``n_sales >= 10``:
 """
 
 from pipeline.standins.generator.dataset import Dataset, generate
-from pipeline.standins.generator.expectations import InvoiceExpectation
+from pipeline.standins.generator.edits import add_credit_note, add_payment, add_refund, remove_payment, void_credit_note
+from pipeline.standins.generator.expectations import CreditNoteExpectation, InvoiceExpectation, PaymentExpectation
+from pipeline.standins.generator.settlement import credit_allocations, invoice_balance
 from pipeline.standins.generator.tables import LOCK_DATE, TAX_RULES, UNKNOWN_ACCOUNT, UNKNOWN_TAX_RULE
 from pipeline.standins.generator.totals import edit_invoice, recompute_invoice_totals, sale_list_row, void_invoice
 from pipeline.standins.generator.values import format_date, format_timestamp, parse_timestamp
@@ -41,14 +51,23 @@ __all__ = [
     "TAX_RULES",
     "UNKNOWN_ACCOUNT",
     "UNKNOWN_TAX_RULE",
+    "CreditNoteExpectation",
     "Dataset",
     "InvoiceExpectation",
+    "PaymentExpectation",
+    "add_credit_note",
+    "add_payment",
+    "add_refund",
+    "credit_allocations",
     "edit_invoice",
     "format_date",
     "format_timestamp",
     "generate",
+    "invoice_balance",
     "parse_timestamp",
     "recompute_invoice_totals",
+    "remove_payment",
     "sale_list_row",
+    "void_credit_note",
     "void_invoice",
 ]

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from pipeline.standins.generator.customers import make_customers, seeded_xero_contacts
-from pipeline.standins.generator.expectations import InvoiceExpectation, expected_outcome
+from pipeline.standins.generator.expectations import (
+    CreditNoteExpectation,
+    InvoiceExpectation,
+    PaymentExpectation,
+    expected_outcome,
+    settlement_expectations,
+)
 from pipeline.standins.generator.sales import due_date, freight_charge, invoice_status, make_products, product_line
+from pipeline.standins.generator.scenarios import (
+    COVERAGE_MIN_SALES,
+    Candidate,
+    apply_scenario,
+    candidate,
+    ensure_coverage,
+    pick_scenario,
+    settlement_rng,
+)
 from pipeline.standins.generator.tables import (
     LOCKED_INVOICE_DATE,
     RATES,
@@ -34,7 +49,12 @@ class Dataset:
     sales: list[dict[str, Any]]
     #: Pre-existing Xero contacts (``Name``, ``EmailAddress``, ``ContactNumber``?, ``ContactStatus``).
     xero_contacts: list[dict[str, Any]]
+    #: One per invoice (``TaskID``), in sale order.
     expectations: list[InvoiceExpectation]
+    #: One per credit note of any status, in sale order.
+    credit_notes: list[CreditNoteExpectation] = field(default_factory=list)
+    #: Every payment and refund that must reach Xero (those of synced invoices and their AUTHORISED credit).
+    payments: list[PaymentExpectation] = field(default_factory=list)
 
 
 # Added to every price of a ``four_dp`` sale, so that its amounts have four places as Cin7's may.
@@ -93,7 +113,11 @@ def generate(seed: int, n_sales: int, *, now: datetime, hostile: bool = True) ->
     stamps = _modified_stamps(rng, now, n_sales)
 
     sales: list[dict[str, Any]] = []
-    expectations: list[InvoiceExpectation] = []
+    plans: list[_SalePlan] = []
+    # Payments and credit notes draw from a stream of their own: the main one draws exactly as it did
+    # before they existed, so the same seed still gives the same invoices, numbers and totals.
+    settle = settlement_rng(seed)
+    candidates: list[Candidate] = []
     invoice_counter = 0
     for index in range(n_sales):
         kind = kinds.get(index, "normal")
@@ -110,9 +134,30 @@ def generate(seed: int, n_sales: int, *, now: datetime, hostile: bool = True) ->
             invoices.append(_make_invoice(rng, plan, products, inv_index, invoice_counter))
         sale = _make_sale(rng, plan, invoices)
         sales.append(sale)
-        expectations.extend(_expectations(plan, sale, invoices))
+        plans.append(plan)
+        if plan.kind == "normal" and not plan.clean:
+            candidates.extend(_settle(settle, sale, plan))
+    if n_sales >= COVERAGE_MIN_SALES:
+        ensure_coverage(settle, candidates)
 
-    return Dataset(customers=customers, sales=sales, xero_contacts=xero_contacts, expectations=expectations)
+    dataset = Dataset(customers=customers, sales=sales, xero_contacts=xero_contacts, expectations=[])
+    for plan, sale in zip(plans, sales, strict=True):
+        _expectations(dataset, plan, sale)
+    return dataset
+
+
+def _settle(rng: random.Random, sale: dict[str, Any], plan: _SalePlan) -> list[Candidate]:
+    """Draw a settlement scenario for each eligible invoice of an ordinary sale; return the candidates."""
+    found = []
+    for invoice in sale["Invoices"]:
+        cand = candidate(sale, invoice, plan.modified)
+        if cand is None:
+            continue
+        scenario = pick_scenario(rng, str(invoice["Status"]))
+        if scenario is not None:
+            apply_scenario(rng, cand, scenario)
+        found.append(cand)
+    return found
 
 
 def _buyer_weights(n_buyers: int) -> list[float]:
@@ -195,7 +240,9 @@ def _make_invoice(
             # Cin7 keeps 4 dp: prices like 12.3449 give line totals and tax that are not whole cents.
             line["Price"] = to_decimal(line["Price"]) + FOUR_DP_PRICE_STEP
     status = "AUTHORISED" if plan.clean else invoice_status(rng.random())
-    invoice_date = plan.first_invoice_date + timedelta(days=inv_index * rng.randint(1, 7))
+    # A second invoice follows the first by up to a week, but not past the sale's LastModifiedOn (so that
+    # its payments can be dated between the two).
+    invoice_date = min(plan.first_invoice_date + timedelta(days=inv_index * rng.randint(1, 7)), plan.modified.date())
     due = None if rng.random() < 0.15 else due_date(invoice_date, str(customer["PaymentTerm"]))
     invoice: dict[str, Any] = {
         "TaskID": random_uuid(rng),
@@ -285,14 +332,17 @@ def _make_sale(rng: random.Random, plan: _SalePlan, invoices: list[dict[str, Any
     return sale
 
 
-def _expectations(plan: _SalePlan, sale: dict[str, Any], invoices: list[dict[str, Any]]) -> list[InvoiceExpectation]:
-    expectations: list[InvoiceExpectation] = []
-    for invoice in invoices:
+def _expectations(dataset: Dataset, plan: _SalePlan, sale: dict[str, Any]) -> None:
+    """Append the expectations of ``sale``'s invoices, credit notes and payments to ``dataset``."""
+    for invoice in sale["Invoices"]:
         outcome, reason = expected_outcome(plan.kind, str(invoice["Status"]), plan.currency)
         # What Xero must show: Cin7's Total and Tax to the cent, and the subtotal between them (for a
         # 4-dp invoice, a rounding line makes Xero's 2-dp lines add up to exactly that).
         total, tax = round_cents(to_decimal(invoice["Total"])), round_cents(to_decimal(invoice["Tax"]))
-        expectations.append(
+        (paid, credited, due), credit_notes, payments = settlement_expectations(
+            sale, invoice, plan.customer["ID"], outcome
+        )
+        dataset.expectations.append(
             InvoiceExpectation(
                 sale_id=sale["ID"],
                 task_id=invoice["TaskID"],
@@ -303,6 +353,10 @@ def _expectations(plan: _SalePlan, sale: dict[str, Any], invoices: list[dict[str
                 subtotal=total - tax,
                 total_tax=tax,
                 total=total,
+                amount_paid=paid,
+                amount_credited=credited,
+                amount_due=due,
             )
         )
-    return expectations
+        dataset.credit_notes.extend(credit_notes)
+        dataset.payments.extend(payments)

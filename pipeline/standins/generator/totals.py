@@ -12,6 +12,12 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from pipeline.standins.generator.settlement import (
+    LIVE_INVOICE_STATUSES,
+    credit_notes_for,
+    refresh_settlement,
+    unused_credit,
+)
 from pipeline.standins.generator.tables import TAX_RULES
 from pipeline.standins.generator.values import HUNDRED, ONE, ZERO, format_timestamp, round_cents, to_decimal
 
@@ -72,9 +78,10 @@ def rebuild_order(sale: dict[str, Any]) -> None:
 
 
 def derive_statuses(sale: dict[str, Any]) -> None:
-    """Set the sale-level status fields from its invoices' statuses."""
+    """Set each live invoice's ``Paid``/``Status`` from its settlement, then the sale-level status fields."""
+    refresh_settlement(sale)
     statuses = [str(inv["Status"]).upper() for inv in sale["Invoices"]]
-    live = [s for s in statuses if s in ("AUTHORISED", "PAID")]
+    live = [inv for inv in sale["Invoices"] if str(inv["Status"]).upper() in LIVE_INVOICE_STATUSES]
     if statuses and all(s == "VOIDED" for s in statuses):
         sale["Status"] = "VOIDED"
         sale["Order"]["Status"] = "VOIDED"
@@ -87,20 +94,31 @@ def derive_statuses(sale: dict[str, Any]) -> None:
         sale["CombinedInvoiceStatus"] = "NOT INVOICED"
         sale["CombinedPaymentStatus"] = "UNPAID"
         return
-    if len(live) < len([s for s in statuses if s != "VOIDED"]):
-        sale["CombinedInvoiceStatus"] = "PARTIALLY INVOICED"
-    else:
-        sale["CombinedInvoiceStatus"] = "INVOICED"
-    paid = [s for s in live if s == "PAID"]
-    if len(paid) == len(live) and sale["CombinedInvoiceStatus"] == "INVOICED":
-        sale["Status"] = "COMPLETED"
+    invoiced = "PARTIALLY INVOICED" if len(live) < len([s for s in statuses if s != "VOIDED"]) else "INVOICED"
+    live_numbers = {inv["InvoiceNumber"] for inv in live}
+    credits = [
+        cn
+        for cn in sale.get("CreditNotes") or []
+        if str(cn.get("Status", "")).upper() == "AUTHORISED" and cn.get("CreditNoteInvoiceNumber") in live_numbers
+    ]
+    # Cin7 shows "INVOICED / CREDITED" on a sale whose invoices carry an authorised credit note.
+    sale["CombinedInvoiceStatus"] = f"{invoiced} / CREDITED" if credits and invoiced == "INVOICED" else invoiced
+    settled = [inv for inv in live if str(inv["Status"]).upper() == "PAID"]
+    money = any(to_decimal(inv["Paid"]) > 0 for inv in live)  # Paid was just set by refresh_settlement
+    if len(settled) == len(live) and invoiced == "INVOICED":
+        # Settled by credit alone (nothing was ever paid) is a credited sale, not a completed one.
+        sale["Status"] = "COMPLETED" if money or not credits else "CREDITED"
         sale["CombinedPaymentStatus"] = "PAID"
     else:
         sale["Status"] = "INVOICED"
-        sale["CombinedPaymentStatus"] = "PARTIALLY PAID" if paid else "UNPAID"
+        sale["CombinedPaymentStatus"] = "PARTIALLY PAID" if settled or money else "UNPAID"
+    # Credit neither applied to its invoice nor paid back is money Cin7 still owes the customer.
+    if any(unused_credit(sale, cn) > 0 for cn in credits):
+        sale["CombinedPaymentStatus"] = "NOT REFUNDED"
 
 
-def _find_invoice(sale: dict[str, Any], task_id: str) -> dict[str, Any]:
+def find_invoice(sale: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """The invoice of ``sale`` with ``TaskID`` ``task_id`` (any case); ``KeyError`` if there is none."""
     wanted = task_id.lower()
     for invoice in sale["Invoices"]:
         if str(invoice["TaskID"]).lower() == wanted:
@@ -108,14 +126,28 @@ def _find_invoice(sale: dict[str, Any], task_id: str) -> dict[str, Any]:
     raise KeyError(f"sale {sale.get('ID')} has no invoice with TaskID {task_id}")
 
 
+def _refuse_if_settled(sale: dict[str, Any], invoice: dict[str, Any], action: str) -> None:
+    # Cin7 will not edit or void an invoice that money or credit has been applied to (it must be undone
+    # first), so neither do these helpers: their result would be a sale no Cin7 account can hold.
+    live_credit = [
+        cn for cn in credit_notes_for(sale, invoice["InvoiceNumber"]) if str(cn.get("Status", "")).upper() != "VOIDED"
+    ]
+    if invoice.get("Payments") or live_credit:
+        raise ValueError(
+            f"cannot {action} invoice {invoice['InvoiceNumber']}: it has payments or credit notes "
+            "(remove them first, or pick an invoice without any)"
+        )
+
+
 def edit_invoice(sale: dict[str, Any], task_id: str, *, now: datetime, quantity_delta: int = 1) -> dict[str, Any]:
     """Return a copy of ``sale`` whose invoice ``task_id`` had its first line's Quantity changed.
 
     Line, invoice and order totals are recomputed per the conventions and ``LastModifiedOn`` becomes
-    ``now``. Payments are left as they are (edit AUTHORISED invoices to stay realistic).
+    ``now``. Only for an invoice without payments or (non-VOIDED) credit notes: ``ValueError`` otherwise.
     """
     edited = copy.deepcopy(sale)
-    invoice = _find_invoice(edited, task_id)
+    invoice = find_invoice(edited, task_id)
+    _refuse_if_settled(edited, invoice, "edit")
     first = invoice["Lines"][0]
     quantity = to_decimal(first["Quantity"]) + quantity_delta
     if quantity <= 0:
@@ -128,9 +160,13 @@ def edit_invoice(sale: dict[str, Any], task_id: str, *, now: datetime, quantity_
 
 
 def void_invoice(sale: dict[str, Any], task_id: str, *, now: datetime) -> dict[str, Any]:
-    """Return a copy of ``sale`` with invoice ``task_id`` VOIDED, statuses derived, LastModifiedOn ``now``."""
+    """Return a copy of ``sale`` with invoice ``task_id`` VOIDED, statuses derived, LastModifiedOn ``now``.
+
+    Only for an invoice without payments or (non-VOIDED) credit notes: ``ValueError`` otherwise.
+    """
     voided = copy.deepcopy(sale)
-    invoice = _find_invoice(voided, task_id)
+    invoice = find_invoice(voided, task_id)
+    _refuse_if_settled(voided, invoice, "void")
     invoice["Status"] = "VOIDED"
     derive_statuses(voided)
     voided["LastModifiedOn"] = format_timestamp(now)

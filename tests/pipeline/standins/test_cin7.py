@@ -129,6 +129,22 @@ def test_sale_detail_by_id_or_sale_id_returns_numbers_not_strings(
     assert '"Price":"' not in by_id.text
 
 
+def test_sale_detail_serves_payments_credit_notes_and_refunds(
+    cin7: Cin7StandIn, http: requests.Session, dataset: Dataset
+) -> None:
+    sale = next(s for s in dataset.sales if any(cn["Refunds"] for cn in s["CreditNotes"]))
+    detail = body(get(http, cin7, "sale", ID=sale["ID"]))
+    assert detail == sale
+    credit_note = next(cn for cn in detail["CreditNotes"] if cn["Refunds"])
+    assert credit_note["CreditNoteNumber"].startswith("CR-") and isinstance(credit_note["Total"], Decimal)
+    invoice = next(i for i in detail["Invoices"] if i["InvoiceNumber"] == credit_note["CreditNoteInvoiceNumber"])
+    assert invoice["Payments"] and invoice["Paid"] == sum(p["Amount"] for p in invoice["Payments"])
+    credited = get(http, cin7, "saleList", CombinedInvoiceStatus="INVOICED / CREDITED", Limit=1000).json()
+    assert credited["Total"] == sum(s["CombinedInvoiceStatus"] == "INVOICED / CREDITED" for s in dataset.sales) > 0
+    row = next(r for r in credited["SaleList"] if r["SaleID"] == sale["ID"])
+    assert Decimal(str(row["PaidAmount"])) == sum(i["Paid"] for i in sale["Invoices"] if i["Status"] != "VOIDED")
+
+
 def test_unknown_sale_is_a_wrapped_404_error(cin7: Cin7StandIn, http: requests.Session) -> None:
     response = get(http, cin7, "sale", ID="00000000-0000-4000-8000-000000000000")
     assert response.status_code == 404
