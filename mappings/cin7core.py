@@ -11,7 +11,7 @@ import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_pascal
@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_pascal
 __all__ = [
     "Cin7AdditionalCharge",
     "Cin7Address",
+    "Cin7CreditNote",
     "Cin7Customer",
     "Cin7CustomerChange",
     "Cin7CustomerContact",
@@ -325,6 +326,25 @@ class Cin7Invoice(_Cin7Model):
     paid: Amount = Decimal(0)
 
 
+class Cin7CreditNote(_Cin7Model):
+    """One credit note of a sale (``CreditNotes[]``), identified by ``task_id``; quantities are positive."""
+
+    task_id: Guid = Field(default=None, alias="TaskID")
+    credit_note_number: str | None = None
+    #: The number of the invoice it credits (Cin7 requires one).
+    credit_note_invoice_number: str | None = None
+    credit_note_date: Cin7DateTime = None
+    credit_note_conversion_rate: OptionalAmount = None
+    memo: str | None = None
+    status: InvoiceStatusText = None
+    lines: Annotated[list[Cin7Line], BeforeValidator(_none_as_empty_list)] = []
+    additional_charges: Annotated[list[Cin7AdditionalCharge], BeforeValidator(_none_as_empty_list)] = []
+    refunds: Annotated[list[Cin7Payment], BeforeValidator(_none_as_empty_list)] = []
+    total_before_tax: Amount = Decimal(0)
+    tax: Amount = Decimal(0)
+    total: Amount = Decimal(0)
+
+
 class Cin7Order(_Cin7Model):
     """The order part of a sale."""
 
@@ -361,12 +381,42 @@ class Cin7Sale(_Cin7Model):
     type: EnumText = None
     order: Cin7Order | None = None
     invoices: Annotated[list[Cin7Invoice], BeforeValidator(_none_as_empty_list)] = []
-    credit_notes: Annotated[list[dict[str, Any]], BeforeValidator(_none_as_empty_list)] = []
+    credit_notes: Annotated[list[Cin7CreditNote], BeforeValidator(_none_as_empty_list)] = []
 
     def invoice_by_task_id(self, task_id: str) -> Cin7Invoice | None:
         """The invoice with this TaskID (compared case-insensitively), if any."""
         wanted = task_id.strip().lower()
         return next((inv for inv in self.invoices if inv.task_id == wanted), None)
+
+    def invoice_by_number(self, number: str | None) -> Cin7Invoice | None:
+        """The invoice with this number (case-insensitively): how a credit note names what it credits."""
+        wanted = (number or "").strip().casefold()
+        if not wanted:
+            return None
+        return next((inv for inv in self.invoices if (inv.invoice_number or "").strip().casefold() == wanted), None)
+
+    def credit_note_by_task_id(self, task_id: str) -> Cin7CreditNote | None:
+        """The credit note with this TaskID, if any."""
+        wanted = task_id.strip().lower()
+        return next((note for note in self.credit_notes if note.task_id == wanted), None)
+
+    def payment_by_id(self, payment_id: str) -> tuple[Cin7Invoice, Cin7Payment] | None:
+        """The invoice payment with this ID and the invoice it pays, if any."""
+        wanted = payment_id.strip().lower()
+        for invoice in self.invoices:
+            for payment in invoice.payments:
+                if payment.id == wanted:
+                    return invoice, payment
+        return None
+
+    def refund_by_id(self, refund_id: str) -> tuple[Cin7CreditNote, Cin7Payment] | None:
+        """The credit-note refund with this ID and the credit note it pays back, if any."""
+        wanted = refund_id.strip().lower()
+        for note in self.credit_notes:
+            for refund in note.refunds:
+                if refund.id == wanted:
+                    return note, refund
+        return None
 
 
 class Cin7CustomerChange(_Cin7Model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 from .cin7core import Cin7Customer, Cin7Invoice, Cin7InvoiceStatus, Cin7Sale
 from .currency import xero_currency_rate
@@ -21,7 +21,15 @@ from .rounding import Cin7Totals, rounding_line
 from .rules import MappingRules
 from .terms import due_date_from_terms
 from .util import clean_text
-from .xero import LineAmountTypes, XeroContactRef, XeroInvoice, XeroInvoiceStatus, xero_totals
+from .xero import (
+    LineAmountTypes,
+    XeroContactRef,
+    XeroCreditNote,
+    XeroInvoice,
+    XeroInvoiceStatus,
+    XeroLineItem,
+    xero_totals,
+)
 
 __all__ = [
     "DESCRIPTION_MAX",
@@ -30,6 +38,8 @@ __all__ = [
     "map_invoice",
     "void_payload",
 ]
+
+_Doc = TypeVar("_Doc", XeroInvoice, XeroCreditNote)
 
 INVOICE_NUMBER_MAX = 255
 # Xero's documents are dated within these years; a date outside them is a typing error in Cin7.
@@ -180,17 +190,9 @@ def map_invoice(
     customer_id = clean_text(sale.customer_id)
     if customer_id is None:
         problems.append(MappingProblem("CustomerID", None, f"Cin7 sale {sale.id} has no CustomerID"))
-    line_amount_types = _line_amount_types(sale, problems)
+    line_amount_types = line_amount_types_of(sale, problems)
     invoice_day, due_day = _dates(sale, invoice, customer, document, problems)
-    if reference.base_currency and sale.base_currency and sale.base_currency != reference.base_currency:
-        problems.append(
-            MappingProblem(
-                "BaseCurrency",
-                sale.base_currency,
-                f"sale {sale.id}: Cin7's base currency {sale.base_currency} is not the Xero organisation's "
-                f"{reference.base_currency}; they must be the same, or every amount converts wrongly",
-            )
-        )
+    problems.extend(base_currency_problems(sale, reference))
     currency = sale.customer_currency or sale.base_currency
     rate_field = "CurrencyConversionRate" if invoice.currency_conversion_rate is not None else "CurrencyRate"
     currency_rate, rate_problem = xero_currency_rate(
@@ -227,10 +229,25 @@ def map_invoice(
         line_items=line_items,
     )
     if line_amount_types is not None and not problems:
-        payload = _with_rounding(payload, invoice, line_amount_types, rules, reference, document, problems)
+        totals = Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total)
+        payload = with_rounding(payload, totals, line_amount_types, rules, reference, document, problems)
     if problems:
         raise MappingError.from_problems(problems)
     return payload
+
+
+def base_currency_problems(sale: Cin7Sale, reference: OrgReference) -> list[MappingProblem]:
+    """Cin7's base currency must be the Xero organisation's, or every amount converts wrongly."""
+    if reference.base_currency and sale.base_currency and sale.base_currency != reference.base_currency:
+        return [
+            MappingProblem(
+                "BaseCurrency",
+                sale.base_currency,
+                f"sale {sale.id}: Cin7's base currency {sale.base_currency} is not the Xero organisation's "
+                f"{reference.base_currency}; they must be the same, or every amount converts wrongly",
+            )
+        ]
+    return []
 
 
 def _invoice_number(invoice: Cin7Invoice, problems: list[MappingProblem]) -> str | None:
@@ -249,7 +266,7 @@ def _invoice_number(invoice: Cin7Invoice, problems: list[MappingProblem]) -> str
     return number
 
 
-def _line_amount_types(sale: Cin7Sale, problems: list[MappingProblem]) -> LineAmountTypes | None:
+def line_amount_types_of(sale: Cin7Sale, problems: list[MappingProblem]) -> LineAmountTypes | None:
     match sale.tax_calculation:
         case "INCLUSIVE":
             return LineAmountTypes.INCLUSIVE
@@ -295,19 +312,20 @@ def _dates(
     return invoice_day, due_day
 
 
-def _with_rounding(
-    payload: XeroInvoice,
-    invoice: Cin7Invoice,
+def with_rounding(
+    payload: _Doc,
+    cin7: Cin7Totals,
     amount_types: LineAmountTypes,
     rules: MappingRules,
     reference: OrgReference,
     document: str,
     problems: list[MappingProblem],
-) -> XeroInvoice:
-    lines = list(payload.line_items or [])
+) -> _Doc:
+    """The payload with the rounding line that makes Xero's totals Cin7's, if one is needed."""
+    lines: list[XeroLineItem] = list(payload.line_items or [])
     extra, found = rounding_line(
         xero_totals(payload),
-        Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total),
+        cin7,
         lines,
         amount_types=amount_types,
         rules=rules,

@@ -72,6 +72,8 @@ class LineContext:
     reference: OrgReference
     #: True when Cin7's prices include tax, False when not, None when the document's TaxCalculation is unknown.
     tax_inclusive: bool | None
+    #: Xero takes no line discount on this document (credit notes, bills): the discount goes into the price.
+    fold_discount: bool = False
 
 
 def _label(number: int, line: LineSource) -> str:
@@ -124,14 +126,21 @@ def _map_line(number: int, line: LineSource, ctx: LineContext, problems: list[Ma
     amounts_ok = _check_amounts(line, field, where, problems)
     discount_rate = line.discount if line.discount != 0 else None
     line_amount = expected_line_amount(line.quantity, line.price, discount_rate) if amounts_ok else Decimal(0)
+    unit_amount = line.price
     if amounts_ok:
         _check_line_total(line, line_amount, field, where, problems)
         if tax_type is not None:
             _check_tax(line, rule, tax_type, ctx, field, where, problems)
+    if ctx.fold_discount and discount_rate is not None and amounts_ok:
+        # The discounted price at Xero's 4 dp; what the last place loses over the quantity is rounding,
+        # which the document's rounding line puts right against Cin7's totals.
+        unit_amount = round_half_up(line.price * (1 - discount_rate / 100), 4)
+        line_amount = expected_line_amount(line.quantity, unit_amount, None)
+        discount_rate = None
     return XeroLineItem(
         description=_description(ctx.rules, line),
         quantity=line.quantity,
-        unit_amount=line.price,
+        unit_amount=unit_amount,
         discount_rate=discount_rate,
         account_code=account_code,
         tax_type=tax_type,

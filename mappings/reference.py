@@ -24,6 +24,8 @@ class OrgReference:
 
     #: Active Xero account codes; a line's account must be one of them.
     account_codes: frozenset[str] | None = None
+    #: Codes of the Xero accounts a payment may go to (BANK, or EnablePaymentsToAccount).
+    payment_account_codes: frozenset[str] | None = None
     #: The Xero organisation's base currency; Cin7's must be the same.
     base_currency: str | None = None
     #: The code of Xero's Rounding account (SystemAccount ROUNDING), the rounding line's default account.

@@ -60,6 +60,8 @@ class MappingRules(BaseModel):
     rounding_account: str | None = None
     # The largest difference between Cin7's totals and Xero's that a rounding line may absorb.
     max_rounding_difference: Decimal = Decimal("0.05")
+    # Cin7 payment account -> Xero bank account code, only where they differ.
+    payment_accounts: dict[str, str] = {}
 
     @property
     def rounding_tax_type(self) -> XeroTaxType:
@@ -98,12 +100,12 @@ class MappingRules(BaseModel):
             raise ValueError(f"max_rounding_difference {value} must be between 0 and 1 (a few cents)")
         return value
 
-    @field_validator("account_codes")
+    @field_validator("account_codes", "payment_accounts")
     @classmethod
     def _trimmed_account_codes(cls, value: dict[str, str]) -> dict[str, str]:
         cleaned = {k.strip(): v.strip() for k, v in value.items()}
         if any(not k or not v for k, v in cleaned.items()):
-            raise ValueError("account_codes has a blank Cin7 or Xero account code")
+            raise ValueError("an account table has a blank Cin7 or Xero account code")
         return cleaned
 
     @field_validator("default_revenue_account")
@@ -183,6 +185,22 @@ class MappingRules(BaseModel):
                 code,
                 f"unknown Xero account code {code!r}{origin}{where}: it is not an active account in Xero; "
                 "add it in Xero or map it in the account_codes table of the rules file",
+            )
+        return code
+
+    def payment_account_for(self, cin7_account: str | None, *, bank_accounts: frozenset[str] | None, where: str) -> str:
+        """The Xero bank account a Cin7 payment account maps to; MappingError naming it when it is none."""
+        source = (cin7_account or "").strip()
+        if not source:
+            raise MappingError("Account", None, f"no payment account{where}: set the payment's Account in Cin7")
+        code = self.payment_accounts.get(source, source)
+        if bank_accounts is not None and code not in bank_accounts:
+            origin = "" if code == source else f" (mapped from Cin7 account {source!r})"
+            raise MappingError(
+                "Account",
+                code,
+                f"Xero account {code!r}{origin}{where} is not a bank account or an account enabled for payments "
+                "in Xero: map the Cin7 payment account in the payment_accounts table of the rules file",
             )
         return code
 

@@ -21,13 +21,18 @@ __all__ = [
     "LineAmountTypes",
     "PaymentTermType",
     "Totals",
+    "XeroAccountRef",
     "XeroAddress",
     "XeroAddressType",
+    "XeroAllocation",
     "XeroContact",
     "XeroContactRef",
+    "XeroCreditNote",
+    "XeroDocumentRef",
     "XeroInvoice",
     "XeroInvoiceStatus",
     "XeroLineItem",
+    "XeroPayment",
     "XeroPaymentTerm",
     "XeroPaymentTerms",
     "XeroPhone",
@@ -160,6 +165,56 @@ class XeroInvoice(_XeroModel):
     line_items: list[XeroLineItem] | None = Field(default=None, alias="LineItems")
 
 
+class XeroCreditNote(_XeroModel):
+    """An ACCRECCREDIT credit note payload (no line discounts: Xero refuses them on credit notes)."""
+
+    type: Literal["ACCRECCREDIT"] | None = Field(default="ACCRECCREDIT", alias="Type")
+    credit_note_id: str | None = Field(default=None, alias="CreditNoteID")
+    contact: XeroContactRef | None = Field(default=None, alias="Contact")
+    credit_note_number: str | None = Field(default=None, alias="CreditNoteNumber", max_length=255)
+    reference: str | None = Field(default=None, alias="Reference")
+    date: XeroDate | None = Field(default=None, alias="Date")
+    status: XeroInvoiceStatus | None = Field(default=None, alias="Status")
+    line_amount_types: LineAmountTypes | None = Field(default=None, alias="LineAmountTypes")
+    currency_code: str | None = Field(default=None, alias="CurrencyCode")
+    currency_rate: XeroDecimal | None = Field(default=None, alias="CurrencyRate")
+    line_items: list[XeroLineItem] | None = Field(default=None, alias="LineItems")
+
+
+class XeroDocumentRef(_XeroModel):
+    """The invoice or credit note a payment or allocation applies to, by its Xero id."""
+
+    invoice_id: str | None = Field(default=None, alias="InvoiceID")
+    credit_note_id: str | None = Field(default=None, alias="CreditNoteID")
+
+
+class XeroAccountRef(_XeroModel):
+    """A bank account by code."""
+
+    code: str = Field(alias="Code")
+
+
+class XeroPayment(_XeroModel):
+    """A payment on an invoice, or a refund on a credit note (money paid back)."""
+
+    invoice: XeroDocumentRef | None = Field(default=None, alias="Invoice")
+    credit_note: XeroDocumentRef | None = Field(default=None, alias="CreditNote")
+    account: XeroAccountRef = Field(alias="Account")
+    date: XeroDate = Field(alias="Date")
+    amount: XeroDecimal = Field(alias="Amount")
+    currency_rate: XeroDecimal | None = Field(default=None, alias="CurrencyRate")
+    reference: str | None = Field(default=None, alias="Reference", max_length=255)
+
+
+class XeroAllocation(_XeroModel):
+    """Part of a credit note applied to an invoice (sent to PUT /CreditNotes/{CreditNoteID}/Allocations)."""
+
+    invoice: XeroDocumentRef = Field(alias="Invoice")
+    credit_note: XeroDocumentRef = Field(alias="CreditNote")
+    amount: XeroDecimal = Field(alias="Amount")
+    date: XeroDate = Field(alias="Date")
+
+
 class XeroAddress(_XeroModel):
     """A contact address."""
 
@@ -224,7 +279,7 @@ def expected_line_amount(quantity: Decimal, unit_amount: Decimal, discount_rate:
     return round_half_up(quantity * unit_amount * (1 - rate / 100), 2)
 
 
-def xero_totals(invoice: XeroInvoice) -> Totals:
+def xero_totals(invoice: XeroInvoice | XeroCreditNote) -> Totals:
     """SubTotal, TotalTax and Total that Xero will compute for this payload.
 
     Uses each line's TaxAmount as sent (a line without one counts as zero tax, since we always send it)

@@ -117,7 +117,9 @@ def test_sale_detail_parses_order_invoice_payments_and_credit_notes(inclusive_sa
     assert invoice.invoice_due_date is None
     assert invoice.payments[0].amount == Decimal("424.54")
     assert invoice.payments[0].date_paid == datetime(2024, 2, 5, tzinfo=UTC)
-    assert inclusive_sale.credit_notes[0]["CreditNoteNumber"] == "CR-00001"
+    note = inclusive_sale.credit_notes[0]
+    assert note.credit_note_number == "CR-00001"
+    assert inclusive_sale.credit_note_by_task_id(note.task_id or "") is note
     assert inclusive_sale.invoice_by_task_id("1A2B3C4D-0000-4000-8000-00000000ABCD") is invoice
 
 
