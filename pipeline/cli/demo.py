@@ -23,8 +23,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mappings import Cin7Totals, totals_in_xero
+from pipeline.cli.receivables_check import ReceivablesCheck, check_receivables
 from pipeline.ledger.models import DeadLetter, DocumentState, SyncDocument
 from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
@@ -39,6 +41,7 @@ class Verification:
 
     checked: int = 0
     problems: list[str] = field(default_factory=list)
+    receivables: ReceivablesCheck = field(default_factory=ReceivablesCheck)
 
     @property
     def ok(self) -> bool:
@@ -95,6 +98,8 @@ def verify(
     for customer_id, count in contacts_per_customer.items():
         if count > 1:
             result.problems.append(f"customer {customer_id}: {count} Xero contacts")
+    result.receivables = check_receivables(dataset, cin7, xero, skip=conflicts)
+    result.problems.extend(result.receivables.problems)
     return result
 
 
@@ -238,6 +243,9 @@ def _make_changes(dataset: Dataset, cin7: Cin7StandIn, xero: XeroStandIn, ctx: A
         and e.invoice_number in synced
         and str(_invoice(cin7, e.sale_id, e.task_id).get("Status")).upper() == "AUTHORISED"
         and len(cin7.sale(e.sale_id).get("Invoices") or []) == 1
+        # Cin7 does not let a paid or credited invoice be edited or voided.
+        and not _invoice(cin7, e.sale_id, e.task_id).get("Payments")
+        and not cin7.sale(e.sale_id).get("CreditNotes")
     ]
     now = datetime.now(UTC)
     edited, voided, conflict = candidates[:5], candidates[5:8], candidates[8:9]
@@ -339,12 +347,19 @@ def _check_not_synced(
     return f"{number}: a {status or 'skipped'} invoice reached Xero" if found else None
 
 
+def dead_letter_reasons(session: Session) -> dict[str, list[str]]:
+    """Open dead letters' reasons by document: an invoice by its number, any other kind as "kind number"."""
+    return {
+        (str(letter.document_number) if letter.kind == "invoice" else f"{letter.kind} {letter.document_number}"): [
+            str(m) for m in letter.messages
+        ]
+        for letter in session.scalars(select(DeadLetter).where(DeadLetter.resolved_at.is_(None)))
+    }
+
+
 def _dead_reasons(ctx: Any) -> dict[str, list[str]]:
     with ctx.sessions() as session:
-        return {
-            str(letter.document_number): [str(m) for m in letter.messages]
-            for letter in session.scalars(select(DeadLetter).where(DeadLetter.resolved_at.is_(None)))
-        }
+        return dead_letter_reasons(session)
 
 
 def _conflicts(ctx: Any) -> int:
@@ -370,13 +385,16 @@ def _print_results(
     table.add_column("after Cin7 changes", justify="right")
     table.add_column("same sync again", justify="right")
     for label, state in (
-        ("synced", DocumentState.SYNCED),
+        ("documents synced", DocumentState.SYNCED),
         ("voided", DocumentState.VOIDED),
         ("ignored (drafts)", DocumentState.IGNORED),
         ("conflict (paid in Xero)", DocumentState.CONFLICT),
         ("dead-lettered", DocumentState.DEAD),
     ):
         table.add_row(label, str(first.get(state)), str(second.get(state)), str(third.get(state)))
+    for kind in ("credit_note", "payment", "refund", "allocation"):
+        label = f"{kind.replace('_', ' ')}s synced"
+        table.add_row(label, *(str(r.get(DocumentState.SYNCED, kind)) for r in (first, second, third)))
     table.add_row("Xero calls used (cumulative)", str(first.xero_calls), str(second.xero_calls), str(third.xero_calls))
     table.add_row("Cin7 calls used (cumulative)", str(first.cin7_calls), str(second.cin7_calls), str(third.cin7_calls))
     console.print(table)
@@ -393,9 +411,12 @@ def _print_results(
             reasons.add_row(number, "; ".join(messages)[:150])
         console.print(reasons)
     if verification.ok:
+        checked = verification.receivables
         console.print(
             f"[green]checked {verification.checked} invoices: every synced total equals Cin7's to the cent, "
-            f"one contact per customer, every rejected one has its reason[/green] ({seconds:.1f}s)"
+            f"one contact per customer, every rejected one has its reason; {checked.invoices} invoices with "
+            f"Cin7's paid, credited and due, {checked.payments} payments, {checked.credit_notes} credit notes "
+            f"with their allocations and {checked.refunds} refunds each once in Xero[/green] ({seconds:.1f}s)"
         )
     else:
         console.print(f"[red]{len(verification.problems)} problems:[/red]")

@@ -164,17 +164,27 @@ def status() -> None:
     counts = ledger_counts(ctx)
     console.print(f"live sync: {live_window(ctx).describe()}")
     table = Table(title=f"ledger: tenant {get_settings().tenant_key}")
+    kinds = [kind for kind in DOCUMENT_KINDS if kind in counts.by_kind] + sorted(
+        set(counts.by_kind) - set(DOCUMENT_KINDS)
+    )
     table.add_column("state")
-    table.add_column("documents", justify="right")
+    for kind in kinds:
+        table.add_column(kind.replace("_", " ") + "s", justify="right")
+    table.add_column("all documents", justify="right")
     for state_name, count in sorted(counts.documents.items()):
-        table.add_row(state_name, str(count))
-    table.add_row("sales awaiting detail", str(counts.sales_in_flight))
-    table.add_row("open dead letters", str(counts.open_dead_letters))
-    table.add_row("contact updates waiting", str(counts.contacts_to_push))
-    table.add_row("contact updates Xero refused", str(counts.contact_pushes_refused))
-    table.add_row("xero calls (all days)", str(counts.xero_calls))
-    table.add_row("cin7 calls (all days)", str(counts.cin7_calls))
+        table.add_row(state_name, *(str(counts.by_kind[kind].get(state_name, 0)) for kind in kinds), str(count))
+    blank = [""] * len(kinds)
+    table.add_row("sales awaiting detail", *blank, str(counts.sales_in_flight))
+    table.add_row("open dead letters", *blank, str(counts.open_dead_letters))
+    table.add_row("contact updates waiting", *blank, str(counts.contacts_to_push))
+    table.add_row("contact updates Xero refused", *blank, str(counts.contact_pushes_refused))
+    table.add_row("xero calls (all days)", *blank, str(counts.xero_calls))
+    table.add_row("cin7 calls (all days)", *blank, str(counts.cin7_calls))
     console.print(table)
+
+
+# The order status shows document kinds in: each document before what is applied to it.
+DOCUMENT_KINDS = ("invoice", "credit_note", "payment", "refund", "allocation")
 
 
 # --- dead letters ---------------------------------------------------------------------------------------
@@ -205,14 +215,15 @@ def dlq_list(
     for column in ("id", "document", "stage", "class", "attempts", "last failed", "reason"):
         table.add_column(column)
     for letter in letters:
+        held = f" (holds {len(letter.holds)}: {', '.join(letter.holds)[:80]})" if letter.holds else ""
         table.add_row(
             str(letter.id),
-            letter.document_number or letter.sale_id or "",
+            f"{letter.kind.replace('_', ' ')} {letter.document_number or letter.sale_id or ''}",
             letter.stage,
             letter.error_class,
             str(letter.attempts),
             letter.last_failed_at.strftime("%Y-%m-%d %H:%M"),
-            "; ".join(letter.messages)[:160],
+            "; ".join(letter.messages)[:160] + held,
         )
     console.print(table)
 

@@ -1,7 +1,8 @@
-"""Fetch: read one changed sale's detail from Cin7 and record one ledger row per invoice.
+"""Fetch: read one changed sale's detail from Cin7 and record one ledger row per document of it.
 
-Each invoice row carries a hash of everything its mapping reads, so an unchanged invoice needs nothing;
-the rows are committed before anything is enqueued.
+Invoices, credit notes, payments, refunds and allocations each get a row carrying a hash of everything
+its mapping reads (`discovery.versions`), so an unchanged one needs nothing; a document Cin7 no longer
+lists is marked gone and mapped again. The rows are committed before anything is enqueued.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mappings import Cin7Sale, content_hash
+from mappings import Cin7Sale
 from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
 from pipeline.discovery.rows import unstorable, validation_reasons
+from pipeline.discovery.versions import document_versions
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import (
     CustomerRecord,
@@ -37,31 +39,10 @@ from pipeline.source.cin7core.client import Cin7Client
 log = logging.getLogger(__name__)
 
 _statements: dict[tuple[str, str, bool], Any] = {}
-
-
-def _invoice_source(detail: dict[str, Any], invoice: dict[str, Any], customer: dict[str, Any] | None) -> str:
-    """Hash of everything the invoice's mapping reads: header, this invoice, and the customer's terms."""
-    header_keys = (
-        "CustomerID",
-        "Customer",
-        "CustomerReference",
-        "TaxCalculation",
-        "TaxRule",
-        "Terms",
-        "CustomerCurrency",
-        "BaseCurrency",
-        "CurrencyRate",
-    )
-    order = detail.get("Order") or {}
-    return content_hash(
-        {
-            "header": {key: detail.get(key) for key in header_keys},
-            "order_number": order.get("SaleOrderNumber"),
-            "invoice": invoice,
-            "customer_terms": (customer or {}).get("PaymentTerm"),
-            "customer_revenue_account": (customer or {}).get("RevenueAccount"),
-        }
-    )
+# The source hash of a document Cin7 no longer lists.
+GONE = "gone"
+# Every kind a sale's detail holds.
+KINDS = ("invoice", "credit_note", "payment", "refund", "allocation")
 
 
 @dataclass(frozen=True)
@@ -71,6 +52,7 @@ class FetchedInvoice:
     doc_id: int
     number: str | None
     state: str  # `pending` when it needs (re)mapping
+    kind: str = "invoice"
 
     @property
     def needs_map(self) -> bool:
@@ -122,6 +104,15 @@ def _unstorable_text(sale: Cin7Sale) -> list[str]:
             (f"Invoices[{index}].InvoiceNumber", invoice.invoice_number, 255),
             (f"Invoices[{index}].Status", str(invoice.status) if invoice.status is not None else None, 24),
         ]
+    for index, note in enumerate(sale.credit_notes):
+        fields += [
+            (f"CreditNotes[{index}].TaskID", note.task_id, 64),
+            (f"CreditNotes[{index}].CreditNoteNumber", note.credit_note_number, 255),
+            (f"CreditNotes[{index}].Status", str(note.status) if note.status is not None else None, 24),
+        ]
+        fields += [(f"CreditNotes[{index}].Refunds[{i}].ID", r.id, 64) for i, r in enumerate(note.refunds)]
+    for index, invoice in enumerate(sale.invoices):
+        fields += [(f"Invoices[{index}].Payments[{i}].ID", p.id, 64) for i, p in enumerate(invoice.payments)]
     reasons = ((name, unstorable(value, limit)) for name, value, limit in fields if value is not None)
     return [f"{name}: {reason}" for name, reason in reasons if reason is not None]
 
@@ -162,7 +153,7 @@ def _document_insert(session: Session) -> Any:
         statement = _statements[key] = (
             dialect_insert(session, SyncDocument)
             .on_conflict_do_nothing(index_elements=["tenant_id", "source", "kind", "sale_id", "task_id"])
-            .returning(SyncDocument.task_id, SyncDocument.id)
+            .returning(SyncDocument.kind, SyncDocument.task_id, SyncDocument.id)
         )
     return statement
 
@@ -193,62 +184,78 @@ def record_fetched_sale(
     }
     # One statement for the sale row, new or not; it locks the row as SELECT ... FOR UPDATE did.
     session.execute(_sale_upsert(session, keep_order_number=sale.order is None), sale_values)
-    raw_invoices = {str(inv.get("TaskID", "")).lower(): inv for inv in detail.get("Invoices") or []}
-    # By task id; a task id listed twice is recorded as its last version, as one row.
-    versions: dict[str, dict[str, Any]] = {}
-    for invoice in sale.invoices:
-        if not invoice.task_id:
-            continue
-        versions[invoice.task_id] = {
-            "document_number": invoice.invoice_number,
-            "customer_id": sale.customer_id,
-            "cin7_status": str(invoice.status) if invoice.status is not None else None,
-            "cin7_modified_at": sale.last_modified_on,
-            "source_hash": _invoice_source(detail, raw_invoices.get(invoice.task_id, {}), customer_row),
-        }
-    if not versions:
-        return []
-    # New invoices are inserted as they end up (pending, to be mapped) and come back from RETURNING;
-    # only invoices the ledger already had need reading (locked) and comparing.
-    inserted = session.execute(
-        _document_insert(session),
-        [
-            {
-                "tenant_id": tenant_pk,
-                "source": Cin7Client.name,
-                "kind": "invoice",
-                "sale_id": sale.id,
-                "task_id": task_id,
-                **version,
-                "state": DocumentState.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": None,
-                "enqueued_at": now,
-                "discovered_at": now,
-                "updated_at": now,
-                "write_uncertain": False,
-            }
-            for task_id, version in versions.items()
-        ],
+    versions = document_versions(detail, sale, customer_row)
+    # New documents are inserted as they end up (pending, to be mapped) and come back from RETURNING;
+    # the sale's other rows are read (locked) and compared, including those Cin7 no longer lists.
+    inserted: Any = (
+        session.execute(
+            _document_insert(session),
+            [
+                {
+                    "tenant_id": tenant_pk,
+                    "source": Cin7Client.name,
+                    "kind": kind,
+                    "sale_id": sale.id,
+                    "task_id": task_id,
+                    **version,
+                    "state": DocumentState.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "enqueued_at": now,
+                    "discovered_at": now,
+                    "updated_at": now,
+                    "write_uncertain": False,
+                }
+                for (kind, task_id), version in versions.items()
+            ],
+        )
+        if versions
+        else []
     )
     fetched = {
-        task_id: FetchedInvoice(int(doc_id), versions[task_id]["document_number"], DocumentState.PENDING.value)
-        for task_id, doc_id in inserted
+        (kind, task_id): FetchedInvoice(
+            int(doc_id), versions[(kind, task_id)]["document_number"], DocumentState.PENDING.value, kind
+        )
+        for kind, task_id, doc_id in inserted
     }
-    existing = [task_id for task_id in versions if task_id not in fetched]
-    if existing:
+    if len(fetched) < len(versions) or _may_have_gone(session, tenant_pk, sale.id, len(fetched)):
         for doc in session.scalars(
             select(SyncDocument)
             .where(
                 SyncDocument.tenant_id == tenant_pk,
-                SyncDocument.kind == "invoice",
+                SyncDocument.source == Cin7Client.name,
+                SyncDocument.kind.in_(KINDS),
                 SyncDocument.sale_id == sale.id,
-                SyncDocument.task_id.in_(existing),
             )
             .with_for_update()
         ):
-            fetched[doc.task_id] = _update_document(doc, **versions[doc.task_id])
-    return [fetched[task_id] for task_id in versions if task_id in fetched]
+            key = (doc.kind, doc.task_id)
+            if key in fetched:
+                continue
+            version = versions.get(key)
+            if version is not None:
+                fetched[key] = _update_document(doc, **version)
+            elif doc.source_hash != GONE:
+                # Cin7 no longer lists it (a payment deleted, an invoice undone): map it as gone.
+                fetched[key] = _update_document(
+                    doc,
+                    document_number=doc.document_number,
+                    customer_id=doc.customer_id,
+                    cin7_status=doc.cin7_status,
+                    cin7_modified_at=sale.last_modified_on,
+                    source_hash=GONE,
+                )
+    return [fetched[key] for key in [*versions, *(k for k in fetched if k not in versions)] if key in fetched]
+
+
+def _may_have_gone(session: Session, tenant_pk: int, sale_id: str, inserted: int) -> bool:
+    """Whether the sale has rows beyond the ones just inserted (only then can one have vanished)."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(SyncDocument)
+        .where(SyncDocument.tenant_id == tenant_pk, SyncDocument.sale_id == sale_id)
+    )
+    return int(count or 0) > inserted
 
 
 def _update_document(
@@ -266,12 +273,12 @@ def _update_document(
     doc.cin7_status = cin7_status
     doc.cin7_modified_at = cin7_modified_at
     if doc.source_hash == source_hash and doc.state != DocumentState.PENDING:
-        return FetchedInvoice(doc.id, doc.document_number, str(doc.state))
+        return FetchedInvoice(doc.id, doc.document_number, str(doc.state), doc.kind)
     changed = doc.source_hash != source_hash
     doc.source_hash = source_hash
     if doc.state == DocumentState.WRITING:
         # The writer notices the newer source when it finishes (mapped_source_hash differs).
-        return FetchedInvoice(doc.id, doc.document_number, str(doc.state))
+        return FetchedInvoice(doc.id, doc.document_number, str(doc.state), doc.kind)
     if changed:
         # A new version starts afresh; the same one read again keeps counting the mappings that
         # died (without Redis that count is this column, and a redelivered fetch maps it again).
@@ -279,7 +286,7 @@ def _update_document(
     doc.state = DocumentState.PENDING
     doc.next_attempt_at = None
     doc.enqueued_at = utcnow()
-    return FetchedInvoice(doc.id, doc.document_number, str(doc.state))
+    return FetchedInvoice(doc.id, doc.document_number, str(doc.state), doc.kind)
 
 
 @dataclass(frozen=True)

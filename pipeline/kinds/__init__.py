@@ -1,18 +1,22 @@
 """Document kinds: what the writer and the mapping stage ask of each kind of document.
 
-Each kind (today the sale invoice; next credit notes, payments, bills) is one module here that
-implements `DocumentKind`; `kind_of` finds it by the ledger row's `kind`.
+Each kind is one module here: sale invoices and credit notes implement `DocumentKind`; payments,
+refunds and allocations, applied to them, are `AppliedKind`s. `kind_of` finds one by the row's `kind`.
 """
 
 from __future__ import annotations
 
-from pipeline.kinds.base import DocumentKind, MappedDocument
+from pipeline.kinds.applied import ALLOCATION, PAYMENT, REFUND, AppliedKind
+from pipeline.kinds.base import Dependency, DocumentKind, InXero, MappedDocument, Parents
+from pipeline.kinds.credit_note import CREDIT_NOTE
 from pipeline.kinds.invoice import INVOICE
 
-KINDS: dict[str, DocumentKind] = {INVOICE.name: INVOICE}
+AnyKind = DocumentKind | AppliedKind
+
+KINDS: dict[str, AnyKind] = {kind.name: kind for kind in (INVOICE, CREDIT_NOTE, PAYMENT, REFUND, ALLOCATION)}
 
 
-def kind_of(name: str) -> DocumentKind:
+def kind_of(name: str) -> AnyKind:
     """The kind a ledger row names; an unknown name is a bug or a newer row than this code."""
     try:
         return KINDS[name]
@@ -20,4 +24,14 @@ def kind_of(name: str) -> DocumentKind:
         raise ValueError(f"unknown document kind {name!r} (known: {', '.join(sorted(KINDS))})") from None
 
 
-__all__ = ["KINDS", "DocumentKind", "MappedDocument", "kind_of"]
+__all__ = [
+    "KINDS",
+    "AnyKind",
+    "AppliedKind",
+    "Dependency",
+    "DocumentKind",
+    "InXero",
+    "MappedDocument",
+    "Parents",
+    "kind_of",
+]

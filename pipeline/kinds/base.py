@@ -7,10 +7,10 @@ new kind is one module, not edits across the writer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from mappings import Cin7Customer, Cin7Sale, InvoiceAction, MappingRules, OrgReference
 from pipeline.xero.client import ElementResult, XeroClient
@@ -26,6 +26,38 @@ class MappedDocument:
     cin7_status: str
 
 
+@dataclass(frozen=True)
+class Dependency:
+    """A document of the same sale that must be in a given state in Xero before this one is written.
+
+    `in_xero`: there, and open (a payment needs its AUTHORISED invoice). `undone`: not (or no longer)
+    there (a credit note is voided only once its allocation is taken off). `known`: never waited for;
+    its Xero id is passed on when the ledger has one (taking an allocation off needs its credit note's).
+    """
+
+    kind: str
+    #: The document's id, or "*": every document of that kind in the sale with the waiting one's number
+    #: (a sale's payments carry the number of the invoice they pay).
+    task_id: str
+    need: Literal["in_xero", "undone", "known"] = "in_xero"
+
+
+#: The Xero id of each met `in_xero` dependency, by (kind, task id): what a payment or allocation points at.
+Parents = Mapping[tuple[str, str], str]
+
+
+@dataclass(frozen=True)
+class InXero:
+    """What the ledger knows of the document's Xero side when it is mapped."""
+
+    #: Xero has (or had) it: the ledger holds its Xero id.
+    synced: bool
+    xero_status: str | None
+    #: The hash of the payload Xero last confirmed.
+    synced_hash: str | None
+    parents: Parents
+
+
 class DocumentKind(Protocol):
     """One kind of Cin7 document and the Xero document it becomes."""
 
@@ -35,6 +67,13 @@ class DocumentKind(Protocol):
     collection: str
     #: The field that carries the Xero id in a payload, e.g. "InvoiceID".
     id_field: str
+    #: Numbered and on a contact (invoices, credit notes): written by number, with contacts resolved
+    #: first. Otherwise applied to another document (payments, refunds, allocations).
+    numbered: bool
+
+    def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+        """What must be in (or out of) Xero before this document can be written."""
+        ...
 
     def plan(
         self,
@@ -45,9 +84,7 @@ class DocumentKind(Protocol):
         customer: Cin7Customer | None,
         rules: MappingRules,
         reference: OrgReference,
-        synced: bool,
-        xero_status: str | None,
-        synced_hash: str | None,
+        in_xero: InXero,
     ) -> MappedDocument:
         """Map the document and decide the action (raises mappings.MappingError naming the problem)."""
         ...

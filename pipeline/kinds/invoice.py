@@ -20,13 +20,14 @@ from mappings import (
     recheck_invoice_action,
     void_payload,
 )
-from pipeline.kinds.base import MappedDocument
+from pipeline.kinds.base import Dependency, InXero, MappedDocument
 from pipeline.xero.client import ElementResult, XeroClient
 
 TOTAL_FIELDS = ("SubTotal", "TotalTax", "Total")
 
 
-def _xero_status(value: str | None) -> XeroInvoiceStatus | None:
+def xero_status_of(value: str | None) -> XeroInvoiceStatus | None:
+    """Xero's status text as the enum; None when missing or one we do not know."""
     try:
         return XeroInvoiceStatus(str(value).upper()) if value else None
     except ValueError:
@@ -39,6 +40,16 @@ class InvoiceKind:
     name = "invoice"
     collection = "Invoices"
     id_field = "InvoiceID"
+    numbered = True
+
+    def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+        """Nothing, to be created; to be voided, its payments and credit taken off Xero first (Cin7 asks
+        for them to be removed before a void, and Xero refuses to void a paid or credited invoice).
+        """
+        invoice = sale.invoice_by_task_id(task_id)
+        if invoice is not None and Cin7InvoiceStatus.parse(invoice.status) is not Cin7InvoiceStatus.VOIDED:
+            return []
+        return [Dependency("payment", "*", need="undone")]
 
     def plan(
         self,
@@ -49,9 +60,7 @@ class InvoiceKind:
         customer: Cin7Customer | None,
         rules: MappingRules,
         reference: OrgReference,
-        synced: bool,
-        xero_status: str | None,
-        synced_hash: str | None,
+        in_xero: InXero,
     ) -> MappedDocument:
         """Map the invoice (when Cin7 has it authorised or paid) and decide create/update/void/skip."""
         invoice = sale.invoice_by_task_id(task_id)
@@ -65,10 +74,10 @@ class InvoiceKind:
             payload = map_invoice(sale, invoice, customer=customer, rules=rules, reference=reference).to_json()
         action = decide_invoice_action(
             status,
-            synced=synced,
-            xero_status=_xero_status(xero_status),
+            synced=in_xero.synced,
+            xero_status=xero_status_of(in_xero.xero_status),
             xero_amount_paid=None,
-            content_changed=payload is not None and content_hash(payload) != synced_hash,
+            content_changed=payload is not None and content_hash(payload) != in_xero.synced_hash,
         )
         return MappedDocument(action, payload, status)
 
@@ -79,7 +88,7 @@ class InvoiceKind:
     def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
         """Paid or credited in Xero since the mapping: a conflict; voided there already: nothing to do."""
         paid = Decimal(str(current.get("AmountPaid") or 0)) + Decimal(str(current.get("AmountCredited") or 0))
-        return recheck_invoice_action(action, _xero_status(current.get("Status")), paid)
+        return recheck_invoice_action(action, xero_status_of(current.get("Status")), paid)
 
     def create(self, xero: XeroClient, body: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
         """`PUT /Invoices`."""

@@ -64,9 +64,12 @@ class DocumentState(enum.StrEnum):
     pending -> (map) -> ready -> (claim) -> writing -> synced | dead | conflict | voided
     retry: a transient failure; `next_attempt_at` says when the sweep sends it again.
     ignored: nothing to do in Xero (a draft, or voided before it was ever synced).
+    waiting: held until another document of its sale is in Xero (a payment for its invoice); woken
+    when that one is written, not polled.
     """
 
     PENDING = "pending"
+    WAITING = "waiting"
     READY = "ready"
     WRITING = "writing"
     RETRY = "retry"
@@ -156,7 +159,7 @@ class CustomerRecord(Base):
 
 
 class SyncDocument(Base):
-    """One Cin7 document (today: a sale invoice) and the Xero document it became.
+    """One Cin7 document (a sale invoice or credit note, a payment, refund or allocation) and its Xero one.
 
     Natural key: (tenant, source, kind, sale id, task id). `source_hash` is the Cin7 content we last read;
     `payload_hash` the Xero payload mapped from it; `synced_hash` the payload Xero confirmed.

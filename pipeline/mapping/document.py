@@ -18,9 +18,11 @@ from mappings import (
     XeroInvoiceStatus,
     content_hash,
 )
+from pipeline import app
+from pipeline.app import TaskName
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
-from pipeline.kinds import kind_of
+from pipeline.kinds import AnyKind, InXero, MappedDocument, kind_of
 from pipeline.ledger.models import (
     CustomerRecord,
     DocumentState,
@@ -28,13 +30,27 @@ from pipeline.ledger.models import (
     SyncDocument,
     utcnow,
 )
+from pipeline.ledger.ops import wake_waiting
+from pipeline.mapping import dependencies
 from pipeline.mapping.reference import org_reference
 from pipeline.operations.alerts import note_problem
 from pipeline.recovery.deadletters import record_dead_letter, resolve_dead_letters
 
 
 def map_document(ctx: TenantContext, doc_id: int) -> bool:
-    """Map one pending document to its Xero payload; True when it is now ready to write."""
+    """Map one pending document to its Xero payload; True when it is now ready to write.
+
+    A document that settles without a write (nothing to do, or skipped) may be what others of its sale
+    wait for: they are sent to be mapped once this commits.
+    """
+    woken: list[int] = []
+    ready = _map_document(ctx, doc_id, woken)
+    for waiting_id in woken:
+        app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, waiting_id)
+    return ready
+
+
+def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
     reference = org_reference(ctx)
     with ctx.sessions() as session, session.begin():
         doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
@@ -45,6 +61,13 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
             return False
         sale, customer = loaded
         kind = kind_of(doc.kind)
+        waits = dependencies.unmet(session, doc, kind.dependencies(sale, doc.task_id, cin7_status=doc.cin7_status))
+        if waits.reason is not None:
+            # Not a failure: the document is woken when what it waits for is written (writer.outcomes).
+            doc.state = DocumentState.WAITING
+            doc.last_error = waits.reason
+            doc.mapped_source_hash = doc.source_hash
+            return False
         try:
             mapped = kind.plan(
                 sale,
@@ -53,9 +76,12 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
                 customer=customer,
                 rules=ctx.rules,
                 reference=reference,
-                synced=doc.xero_id is not None,
-                xero_status=doc.xero_status,
-                synced_hash=doc.synced_hash,
+                in_xero=InXero(
+                    synced=doc.xero_id is not None,
+                    xero_status=doc.xero_status,
+                    synced_hash=doc.synced_hash,
+                    parents=waits.parents,
+                ),
             )
         except MappingError as exc:
             doc.attempts += 1
@@ -69,52 +95,60 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
             )
             doc.mapped_source_hash = doc.source_hash
             return False
-        cin7_status = mapped.cin7_status
-        if cin7_status != (doc.cin7_status or "NOT AVAILABLE"):
-            # The invoice disappeared from the sale (Cin7 "Undo"): it is recorded as voided.
-            doc.cin7_status = cin7_status
-        action = mapped.action
-        payload = mapped.payload
-        payload_hash = content_hash(payload) if payload is not None else None
+        if mapped.cin7_status != (doc.cin7_status or "NOT AVAILABLE"):
+            # The document disappeared from the sale (Cin7 "Undo"): it is recorded as voided.
+            doc.cin7_status = mapped.cin7_status
         doc.mapped_source_hash = doc.source_hash
         doc.error_class = None
         # The map task counted this delivery in `attempts` to catch messages that kill workers; the
         # mapping finished, so the write starts its own count from zero.
         doc.attempts = 0
-        match action:
-            case InvoiceAction.SKIP:
-                doc.state = DocumentState.IGNORED
-                doc.action = None
-                _note_unknown_status(session, doc)
-                # e.g. a dead-lettered invoice that was then voided in Cin7: nothing needs a person now.
-                resolve_dead_letters(session, doc)
-                return False
-            case InvoiceAction.NOTHING:
-                doc.state = (
-                    DocumentState.VOIDED
-                    if doc.xero_status in (XeroInvoiceStatus.VOIDED, XeroInvoiceStatus.DELETED)
-                    else DocumentState.SYNCED
-                )
-                doc.action = None
-                return False
-            case InvoiceAction.CONFLICT:
-                doc.state = DocumentState.CONFLICT
-                doc.error_class = ErrorClass.CONFLICT.value
-                doc.last_error = f"Xero invoice is {doc.xero_status}; the Cin7 change ({cin7_status}) was not applied"
-                return False
-            case InvoiceAction.CREATE | InvoiceAction.UPDATE:
-                assert payload is not None and payload_hash is not None
-                doc.payload = payload
-                doc.payload_hash = payload_hash
-                doc.action = action.value
-            case InvoiceAction.VOID | InvoiceAction.DELETE:
-                assert doc.xero_id is not None
-                doc.payload = kind.void_payload(doc.xero_id, doc.document_number or "", action)
-                doc.payload_hash = content_hash(doc.payload)
-                doc.action = action.value
-        doc.state = DocumentState.READY
-        doc.enqueued_at = utcnow()
-        return True
+        return _apply(session, doc, kind, mapped, woken)
+
+
+def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDocument, woken: list[int]) -> bool:
+    """Record what the mapping decided; True when the document is now ready for a writer."""
+    action, payload = mapped.action, mapped.payload
+    match action:
+        case InvoiceAction.SKIP:
+            doc.state = DocumentState.IGNORED
+            doc.action = None
+            _note_unknown_status(session, doc)
+            # e.g. a dead-lettered invoice that was then voided in Cin7: nothing needs a person now.
+            resolve_dead_letters(session, doc)
+            woken.extend(wake_waiting(session, doc.tenant_id, [doc.sale_id]))
+            return False
+        case InvoiceAction.NOTHING:
+            doc.state = (
+                DocumentState.VOIDED
+                if doc.xero_status in (XeroInvoiceStatus.VOIDED, XeroInvoiceStatus.DELETED)
+                else DocumentState.SYNCED
+            )
+            doc.action = None
+            woken.extend(wake_waiting(session, doc.tenant_id, [doc.sale_id]))
+            return False
+        case InvoiceAction.CONFLICT:
+            doc.state = DocumentState.CONFLICT
+            doc.error_class = ErrorClass.CONFLICT.value
+            doc.last_error = (
+                f"Xero {doc.kind.replace('_', ' ')} is {doc.xero_status}; "
+                f"the Cin7 change ({mapped.cin7_status}) was not applied"
+            )
+            return False
+        case InvoiceAction.CREATE | InvoiceAction.UPDATE:
+            assert payload is not None
+            doc.payload = payload
+            doc.payload_hash = content_hash(payload)
+            doc.action = action.value
+        case InvoiceAction.VOID | InvoiceAction.DELETE:
+            assert doc.xero_id is not None
+            # The kind's planned payload, where taking the document off needs more than its id.
+            doc.payload = {**(payload or {}), **kind.void_payload(doc.xero_id, doc.document_number or "", action)}
+            doc.payload_hash = content_hash(doc.payload)
+            doc.action = action.value
+    doc.state = DocumentState.READY
+    doc.enqueued_at = utcnow()
+    return True
 
 
 def _sale_and_customer(session: Session, doc: SyncDocument) -> tuple[Cin7Sale, Cin7Customer | None] | None:

@@ -30,6 +30,11 @@ REFERENCE_RETRY_AFTER = timedelta(seconds=5)
 # per order would otherwise pay a ledger round trip for data that changes hourly at most.
 REFERENCE_PROCESS_TTL_SECONDS = 30.0
 
+# What the cached JSON must hold; a copy without one of them is read again.
+REFERENCE_KEYS = frozenset(
+    {"accounts", "payment_accounts", "base_currency", "rounding_account", "xero_tax_rates", "cin7_tax_rules"}
+)
+
 _process_cache: dict[tuple[str, int], tuple[float, OrgReference]] = {}
 
 
@@ -53,6 +58,7 @@ def as_reference(stored: dict[str, Any]) -> OrgReference:
     """The cached JSON as the mapping's OrgReference."""
     return OrgReference(
         account_codes=frozenset(stored.get("accounts") or ()),
+        payment_account_codes=frozenset(stored.get("payment_accounts") or ()),
         base_currency=stored.get("base_currency"),
         rounding_account=stored.get("rounding_account"),
         xero_tax_rates={k: Decimal(v) for k, v in (stored.get("xero_tax_rates") or {}).items()},
@@ -74,6 +80,9 @@ def _tenant_reference(ctx: TenantContext) -> dict[str, Any]:
         fetched_at = tenant.reference_fetched_at
         cached = tenant.reference
         paused_reason = tenant.pause_reason
+    if cached is not None and not cached.keys() >= REFERENCE_KEYS:
+        # Cached by an older version that did not read everything the mapping now checks.
+        fetched_at = None
     if cached is not None and fetched_at is not None and now - fetched_at < REFERENCE_TTL:
         return cached
     left = paused_for(ctx)
@@ -136,8 +145,12 @@ def read_reference(ctx: TenantContext) -> dict[str, Any]:
         if rule.tax_percent is not None:
             rules[tax_rule_key(rule.name)] = format(rule.tax_percent.normalize(), "f")
     base_currency = str(ctx.xero.get_organisation().get("BaseCurrency") or "").upper() or None
+    payable = (
+        a for a in accounts if str(a.get("Type") or "").upper() == "BANK" or a.get("EnablePaymentsToAccount") is True
+    )
     return {
         "accounts": sorted(str(a["Code"]) for a in accounts if a.get("Code")),
+        "payment_accounts": sorted(str(a["Code"]) for a in payable if a.get("Code")),
         "base_currency": base_currency,
         "rounding_account": rounding,
         "xero_tax_rates": rates,

@@ -113,8 +113,18 @@ def map_message(ctx: TenantContext, doc_id: int, *, retries: int) -> MapOutcome:
     return outcome
 
 
+def _document_name(kind: str, number: str | None, doc_id: int) -> str:
+    """How a fetch task's result names a document: an invoice by its number, the others with their kind
+    (a sale's payments share their invoice's number, so they are told apart by ledger id).
+    """
+    if kind == "invoice":
+        return number or f"document {doc_id}"
+    label = kind.replace("_", " ")
+    return f"{label} {number} #{doc_id}" if kind != "credit_note" and number else f"{label} {number or doc_id}"
+
+
 def _invoice_name(invoice: FetchedInvoice) -> str:
-    return invoice.number or f"document {invoice.doc_id}"
+    return _document_name(invoice.kind, invoice.number, invoice.doc_id)
 
 
 def _map_fetched_one(
@@ -186,12 +196,12 @@ def map_fetched(
     if unmapped:
         # Mapped to nothing to write: say what it became (synced, voided, ignored, conflict, dead).
         with ctx.sessions() as session:
-            for number, doc_id, state in session.execute(
-                select(SyncDocument.document_number, SyncDocument.id, SyncDocument.state).where(
+            for kind, number, doc_id, state in session.execute(
+                select(SyncDocument.kind, SyncDocument.document_number, SyncDocument.id, SyncDocument.state).where(
                     SyncDocument.id.in_(unmapped)
                 )
             ):
-                states[number or f"document {doc_id}"] = str(state)
+                states[_document_name(kind, number, doc_id)] = str(state)
     return states, finished
 
 

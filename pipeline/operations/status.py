@@ -42,6 +42,8 @@ class LedgerCounts:
     """Document counts by state, open sales and dead letters, and API calls made."""
 
     documents: dict[str, int] = field(default_factory=dict)
+    #: The same counts per document kind (invoice, credit_note, payment, refund, allocation).
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
     sales_in_flight: int = 0
     open_dead_letters: int = 0
     xero_calls: int = 0
@@ -59,8 +61,10 @@ class LedgerCounts:
             self.sales_in_flight + self.contacts_to_push + sum(self.documents.get(s.value, 0) for s in IN_FLIGHT_STATES)
         )
 
-    def get(self, state: DocumentState) -> int:
-        """Count of documents in one state."""
+    def get(self, state: DocumentState, kind: str | None = None) -> int:
+        """Count of documents in one state (of one kind, when given)."""
+        if kind is not None:
+            return self.by_kind.get(kind, {}).get(state.value, 0)
         return self.documents.get(state.value, 0)
 
 
@@ -68,12 +72,13 @@ def ledger_counts(ctx: TenantContext) -> LedgerCounts:
     """One consistent-enough snapshot of the tenant's ledger."""
     counts = LedgerCounts()
     with ctx.sessions() as session:
-        for state, count in session.execute(
-            select(SyncDocument.state, func.count())
+        for kind, state, count in session.execute(
+            select(SyncDocument.kind, SyncDocument.state, func.count())
             .where(SyncDocument.tenant_id == ctx.tenant_pk)
-            .group_by(SyncDocument.state)
+            .group_by(SyncDocument.kind, SyncDocument.state)
         ):
-            counts.documents[str(state)] = int(count)
+            counts.documents[str(state)] = counts.documents.get(str(state), 0) + int(count)
+            counts.by_kind.setdefault(str(kind), {})[str(state)] = int(count)
         counts.sales_in_flight = int(
             session.scalar(
                 select(func.count())

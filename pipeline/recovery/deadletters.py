@@ -207,6 +207,8 @@ class DeadLetterView:
     last_failed_at: datetime
     requeued_at: datetime | None
     payload: dict[str, Any] | None
+    #: Documents of the same sale that wait for this one (payments of a dead invoice), as "kind number".
+    holds: tuple[str, ...] = ()
 
     def as_json(self, *, with_payload: bool = False) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -223,13 +225,14 @@ class DeadLetterView:
             "first_failed_at": self.first_failed_at.isoformat(),
             "last_failed_at": self.last_failed_at.isoformat(),
             "requeued_at": self.requeued_at.isoformat() if self.requeued_at else None,
+            "holds": list(self.holds),
         }
         if with_payload:
             data["payload"] = self.payload
         return data
 
 
-def _view(letter: DeadLetter) -> DeadLetterView:
+def _view(letter: DeadLetter, holds: Sequence[str] = ()) -> DeadLetterView:
     return DeadLetterView(
         id=letter.id,
         kind=letter.kind,
@@ -244,6 +247,7 @@ def _view(letter: DeadLetter) -> DeadLetterView:
         last_failed_at=letter.last_failed_at,
         requeued_at=letter.requeued_at,
         payload=letter.payload,
+        holds=tuple(holds),
     )
 
 
@@ -263,7 +267,21 @@ def list_dead_letters(
         query = query.where(DeadLetter.last_failed_at >= since)
     if ids:
         query = query.where(DeadLetter.id.in_(list(ids)))
-    return [_view(letter) for letter in session.scalars(query.order_by(DeadLetter.id))]
+    letters = list(session.scalars(query.order_by(DeadLetter.id)))
+    held: dict[str, list[str]] = {}
+    sale_ids = sorted({letter.sale_id for letter in letters if letter.sale_id})
+    if sale_ids:
+        for sale_id, kind, number, task_id in session.execute(
+            select(SyncDocument.sale_id, SyncDocument.kind, SyncDocument.document_number, SyncDocument.task_id)
+            .where(
+                SyncDocument.tenant_id == tenant_pk,
+                SyncDocument.sale_id.in_(sale_ids),
+                SyncDocument.state == DocumentState.WAITING,
+            )
+            .order_by(SyncDocument.id)
+        ):
+            held.setdefault(sale_id, []).append(f"{kind.replace('_', ' ')} {number or task_id} ({task_id})")
+    return [_view(letter, held.get(letter.sale_id or "", ())) for letter in letters]
 
 
 def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list[str]:

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 import redis
 from redis.typing import EncodableT, FieldT
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from pipeline import app
 from pipeline.app import QueueName, TaskName, queue_backlog
@@ -147,6 +148,44 @@ def _lost_before(now: datetime, lease: timedelta) -> dict[QueueName, datetime]:
     return {queue: now - lease * (BACKLOG_LEASES if backlog.get(queue, 0) else 1) for queue in queues}
 
 
+# A document of the sale that settled this recently may be what a waiting one missed.
+_SETTLED = (DocumentState.SYNCED, DocumentState.VOIDED, DocumentState.IGNORED)
+
+
+def _wake_missed(session: Session, tenant_pk: int, stale: datetime, lease: timedelta) -> list[int]:
+    """Waiting documents whose wake-up may have been missed: mapped as waiting in the same moment as
+    what they wait for settled, so that neither transaction saw the other. A document waiting for
+    longer than a lease, in a sale where something settled within the last two leases, is mapped
+    again; one that still waits is stamped anew and is not picked again once that settling is old.
+    (Every sweep falls inside that window at least once: sweeps run more often than a lease.)
+    """
+    sibling = aliased(SyncDocument)
+    recently_settled = (
+        select(sibling.id)
+        .where(
+            sibling.tenant_id == SyncDocument.tenant_id,
+            sibling.sale_id == SyncDocument.sale_id,
+            sibling.state.in_(_SETTLED),
+            sibling.updated_at >= stale - lease,
+        )
+        .exists()
+    )
+    return list(
+        session.scalars(
+            update(SyncDocument)
+            .where(
+                SyncDocument.tenant_id == tenant_pk,
+                SyncDocument.state == DocumentState.WAITING,
+                SyncDocument.updated_at < stale,
+                recently_settled,
+            )
+            .values(state=DocumentState.PENDING, enqueued_at=utcnow())
+            .returning(SyncDocument.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
 def sweep(ctx: TenantContext) -> SweepResult:
     """Find stuck or due rows and say what to enqueue (the caller sends after this commits)."""
     now = utcnow()
@@ -167,6 +206,7 @@ def sweep(ctx: TenantContext) -> SweepResult:
     if not paused:
         result.contacts_to_push = push_backlog(ctx)[0]
     with ctx.sessions() as session, session.begin():
+        result.to_map.extend(_wake_missed(session, ctx.tenant_pk, stale, lease))
         for sale in session.scalars(
             select(SaleRecord)
             .where(

@@ -13,13 +13,13 @@ from pipeline.ledger.models import (
 from pipeline.xero.client import from_sdk, to_sdk
 
 
-def sdk_body_size(payload: dict[str, Any]) -> int:
+def sdk_body_size(payload: dict[str, Any], model: str = "Invoice") -> int:
     """Bytes this element adds to the request body exactly as xero-python sends it.
 
     The SDK's JSON is larger than our canonical form (", " separators, /Date()/ dates, defaults),
     so the split measures what goes over the wire.
     """
-    return len(json.dumps(from_sdk(to_sdk("Invoice", payload))).encode()) + len(", ")
+    return len(json.dumps(from_sdk(to_sdk(model, payload))).encode()) + len(", ")
 
 
 ENVELOPE_BYTES = len(json.dumps({"Invoices": []}).encode())

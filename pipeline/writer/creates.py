@@ -31,6 +31,7 @@ from pipeline.writer.batches import (
     align_results,
     contact_id_for,
     customer_of,
+    sdk_body_size,
     split_by_size,
     with_contact,
     with_contact_name,
@@ -74,7 +75,10 @@ def write_creates(
                 .execution_options(synchronize_session=False)
             )
     duplicates: list[tuple[SyncDocument, dict[str, Any]]] = []
-    for chunk in split_by_size(sendable, ctx.settings.xero_max_request_bytes):
+    model = kind.collection[:-1]
+    for chunk in split_by_size(
+        sendable, ctx.settings.xero_max_request_bytes, lambda payload: sdk_body_size(payload, model)
+    ):
         body = [payload for _, payload in chunk]
         results = kind.create(ctx.xero, body, idempotency_key(ctx.tenant_key, f"PUT /{kind.collection}", body))
         landed: list[tuple[SyncDocument, dict[str, Any]]] = []

@@ -23,12 +23,13 @@ from pipeline.contacts.push import PUSH_BATCH, push_backlog, push_contacts
 from pipeline.contacts.resolve import ContactResult, ensure_contacts
 from pipeline.context import TenantContext
 from pipeline.errors import SyncError
-from pipeline.kinds import DocumentKind, kind_of
+from pipeline.kinds import AppliedKind, DocumentKind, kind_of
 from pipeline.ledger.models import (
     SyncDocument,
 )
 from pipeline.operations.pauses import pause_tenant, paused_for, resume_after_success
 from pipeline.policy import MAX_COUNTDOWN_SECONDS, decide_for
+from pipeline.writer.applied import write_applied
 from pipeline.writer.claim import (
     acquire_lease,
     claim_batch,
@@ -138,8 +139,16 @@ def _write_batch(ctx: TenantContext, token: str, ids: Sequence[int], outcome: Wr
     by_kind: dict[str, list[SyncDocument]] = {}
     for doc in docs:
         by_kind.setdefault(doc.kind, []).append(doc)
-    for name, group in by_kind.items():
-        _write_kind(ctx, kind_of(name), token, group, outcome)
+    # Documents before what is applied to them: an invoice written in this batch can be paid in it.
+    for name in sorted(by_kind, key=lambda name: kind_of(name).numbered, reverse=True):
+        kind = kind_of(name)
+        if isinstance(kind, AppliedKind):
+            try:
+                write_applied(ctx, kind, token, by_kind[name], outcome)
+            except SyncError as error:
+                retry_all(ctx, token, by_kind[name], error, outcome)
+        else:
+            _write_kind(ctx, kind, token, by_kind[name], outcome)
 
 
 def _write_kind(

@@ -23,6 +23,7 @@ from pipeline.ledger.models import (
     SyncDocument,
     utcnow,
 )
+from pipeline.ledger.ops import wake_waiting
 from pipeline.operations.pauses import pause_tenant
 from pipeline.policy import Next, attempts_after, decide_for
 from pipeline.recovery.deadletters import record_dead_letter, resolve_dead_letters
@@ -115,10 +116,6 @@ def retry_all(
     outcome.retry_in = wait
 
 
-def _totals(data: dict[str, Any]) -> dict[str, str]:
-    return {key: str(Decimal(str(data.get(key) or 0))) for key in ("SubTotal", "TotalTax", "Total")}
-
-
 def record_synced(
     ctx: TenantContext, token: str, doc: SyncDocument, data: dict[str, Any], outcome: WriteOutcome
 ) -> None:
@@ -143,7 +140,7 @@ def record_synced_all(
             data = by_id[row.id]
             row.xero_id = kind_of(row.kind).xero_id(data) or row.xero_id
             row.xero_status = str(data.get("Status") or "")
-            row.xero_totals = _totals(data)
+            row.xero_totals = {key: str(value) for key, value in kind_of(row.kind).totals(data).items()}
             row.synced_hash = row.payload_hash
             row.write_uncertain = False
             row.claim_token = None
@@ -172,6 +169,8 @@ def record_synced_all(
         for row in rows:
             if row.id in with_letters:
                 resolve_dead_letters(session, row)
+        # What was written may be what other documents of these sales wait for (a payment, its invoice).
+        outcome.to_map.extend(wake_waiting(session, ctx.tenant_pk, sorted({row.sale_id for row in rows})))
 
 
 def record_conflict(

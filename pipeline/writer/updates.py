@@ -15,7 +15,7 @@ from pipeline.kinds import DocumentKind
 from pipeline.ledger.models import (
     SyncDocument,
 )
-from pipeline.writer.batches import align_results, contact_id_for, split_by_size, with_contact
+from pipeline.writer.batches import align_results, contact_id_for, sdk_body_size, split_by_size, with_contact
 from pipeline.writer.outcomes import WriteOutcome, record_conflict, record_dead, record_synced, record_synced_all
 
 
@@ -61,7 +61,10 @@ def write_updates(
             assert contact_id is not None
             payload = {**with_contact(doc.payload or {}, contact_id), kind.id_field: doc.xero_id}
         sendable.append((doc, payload))
-    for chunk in split_by_size(sendable, ctx.settings.xero_max_request_bytes):
+    model = kind.collection[:-1]
+    for chunk in split_by_size(
+        sendable, ctx.settings.xero_max_request_bytes, lambda payload: sdk_body_size(payload, model)
+    ):
         body = [payload for _, payload in chunk]
         results = kind.update(ctx.xero, body, idempotency_key(ctx.tenant_key, f"POST /{kind.collection}", body))
         landed: list[tuple[SyncDocument, dict[str, Any]]] = []

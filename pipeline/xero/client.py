@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -88,6 +89,25 @@ def _with_ms_dates(value: Any) -> Any:
     if isinstance(value, list):
         return [_with_ms_dates(item) for item in value]
     return value
+
+
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+
+
+def parse_xero_date(value: object) -> date | None:
+    """A Xero date from `/Date(ms+zzzz)/`, an ISO string, or a date."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value)
+    match = _MS_DATE.fullmatch(text.strip())
+    if match:
+        # The offset only says which zone the timestamp was written in; the instant is UTC epoch ms.
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
+    return date.fromisoformat(text.strip()[:10])
 
 
 def to_sdk(model_name: str, payload: dict[str, Any]) -> Any:
@@ -428,6 +448,120 @@ class XeroClient:
         )
         return _element_results(from_sdk(data).get("Contacts") or [])
 
+    def create_credit_notes(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """PUT /CreditNotes: create only, so a duplicate CreditNoteNumber never becomes a second one."""
+        body = to_sdk("CreditNotes", {"CreditNotes": list(payloads)})
+        data = self._call(
+            "PUT /CreditNotes",
+            self._api().create_credit_notes,
+            body,
+            summarize_errors=False,
+            unitdp=4,
+            idempotency_key=idempotency_key,
+        )
+        return _element_results(from_sdk(data).get("CreditNotes") or [])
+
+    def update_credit_notes(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """POST /CreditNotes with CreditNoteIDs: updates and voids."""
+        body = to_sdk("CreditNotes", {"CreditNotes": list(payloads)})
+        data = self._call(
+            "POST /CreditNotes",
+            self._api().update_or_create_credit_notes,
+            body,
+            summarize_errors=False,
+            unitdp=4,
+            idempotency_key=idempotency_key,
+        )
+        return _element_results(from_sdk(data).get("CreditNotes") or [])
+
+    def get_credit_notes(self, *, numbers: Sequence[str] = (), ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Credit notes by number or by id (a `where` of ORs, chunked), with their allocations."""
+        found: list[dict[str, Any]] = []
+        field, values = ("CreditNoteNumber", list(numbers)) if numbers else ("CreditNoteID", list(ids))
+        values = [v for v in values if quotable(v)]
+        for start in range(0, len(values), INVOICE_LOOKUP_CHUNK):
+            chunk = values[start : start + INVOICE_LOOKUP_CHUNK]
+            if field == "CreditNoteID":
+                where = " OR ".join(f'CreditNoteID==guid("{v}")' for v in chunk)
+            else:
+                where = " OR ".join(f"CreditNoteNumber=={xero_string_literal(v)}" for v in chunk)
+            data = self._call("GET /CreditNotes", self._api().get_credit_notes, where=where, page=1, unitdp=4)
+            found.extend(from_sdk(data).get("CreditNotes") or [])
+        return found
+
+    def create_payments(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """PUT /Payments: many payments (or refunds) in one call, each answered on its own."""
+        body = to_sdk("Payments", {"Payments": list(payloads)})
+        data = self._call(
+            "PUT /Payments",
+            self._api().create_payments,
+            body,
+            summarize_errors=False,
+            idempotency_key=idempotency_key,
+        )
+        return _element_results(from_sdk(data).get("Payments") or [])
+
+    def get_payments(self, where: str) -> list[dict[str, Any]]:
+        """Every payment matching a `where` filter (pages of 100)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            data = self._call("GET /Payments", self._api().get_payments, where=where, page=page)
+            payments = list(from_sdk(data).get("Payments") or [])
+            found.extend(payments)
+            if len(payments) < 100:
+                return found
+            page += 1
+
+    def get_payment(self, payment_id: str) -> dict[str, Any] | None:
+        """One payment as Xero holds it now, or None when Xero does not know it."""
+        try:
+            data = self._call("GET /Payments/{id}", self._api().get_payment, payment_id)
+        except SyncError as error:
+            if error.status == 404:
+                return None
+            raise
+        payments = list(from_sdk(data).get("Payments") or [])
+        return dict(payments[0]) if payments else None
+
+    def delete_payment(self, payment_id: str, idempotency_key: str) -> dict[str, Any]:
+        """POST /Payments/{id} with Status DELETED: Xero's only way to undo a payment."""
+        body = to_sdk("PaymentDelete", {"Status": "DELETED"})
+        data = self._call(
+            "POST /Payments/{id}",
+            self._api().delete_payment,
+            payment_id,
+            body,
+            idempotency_key=idempotency_key,
+        )
+        payments = list(from_sdk(data).get("Payments") or [])
+        return dict(payments[0]) if payments else {}
+
+    def create_allocations(
+        self, credit_note_id: str, payloads: Sequence[dict[str, Any]], idempotency_key: str
+    ) -> list[ElementResult]:
+        """PUT /CreditNotes/{id}/Allocations: apply one credit note to invoices."""
+        body = to_sdk("Allocations", {"Allocations": list(payloads)})
+        data = self._call(
+            "PUT /CreditNotes/{id}/Allocations",
+            self._api().create_credit_note_allocation,
+            credit_note_id,
+            body,
+            summarize_errors=False,
+            idempotency_key=idempotency_key,
+        )
+        return _element_results(from_sdk(data).get("Allocations") or [])
+
+    def delete_allocation(self, credit_note_id: str, allocation_id: str) -> dict[str, Any]:
+        """DELETE /CreditNotes/{id}/Allocations/{AllocationID} (a DELETE: repeating it changes nothing)."""
+        data = self._call(
+            "DELETE /CreditNotes/{id}/Allocations/{id}",
+            self._api().delete_credit_note_allocations,
+            credit_note_id,
+            allocation_id,
+        )
+        return dict(from_sdk(data) or {})
+
     def update_contacts(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
         """POST /Contacts with ContactIDs: updates (e.g. giving an adopted contact our ContactNumber)."""
         body = to_sdk("Contacts", {"Contacts": list(payloads)})
@@ -439,6 +573,13 @@ class XeroClient:
             idempotency_key=idempotency_key,
         )
         return _element_results(from_sdk(data).get("Contacts") or [])
+
+    def get_credit_notes_page(self, where: str, page: int) -> list[dict[str, Any]]:
+        """One page (Xero's 100) of the credit notes matching a `where` filter, with allocations and
+        refunds: the caller pages on, so that it can yield to the sync's writes between pages.
+        """
+        data = self._call("GET /CreditNotes", self._api().get_credit_notes, where=where, page=page, unitdp=4)
+        return list(from_sdk(data).get("CreditNotes") or [])
 
 
 def _connections_error(response: requests.Response) -> SyncError | None:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from pipeline.ledger.models import DocumentState, OAuthToken, SyncDocument, Tenant
 from pipeline.operations.pauses import paused_for
 from pipeline.operations.status import LedgerCounts
-from pipeline.standins.generator import edit_invoice
+from pipeline.standins.generator import add_credit_note, add_payment, edit_invoice
 from pipeline.xero.auth import code_from_callback, consent_url
 from tests.chaos.conftest import Chaos
 
@@ -262,3 +262,67 @@ def test_a_write_that_keeps_killing_its_worker_ends_as_a_poison_dead_letter(make
     # Still exactly one invoice with that number in Xero, untouched by the writes that never finished.
     in_xero = [i for i in chaos.p.xero.invoices() if i["InvoiceNumber"] == victim.invoice_number]
     assert len(in_xero) == 1 and Decimal(str(in_xero[0]["Total"])) == victim.total
+
+
+def _settle_money_and_credit(chaos: Chaos) -> int:
+    """Pay part of, or credit half of, every open single-invoice sale in Cin7; how many documents that adds."""
+    now = datetime.now(UTC)
+    added = 0
+    for index, expectation in enumerate(e for e in chaos.p.dataset.expectations if e.outcome == "synced"):
+        sale = chaos.p.cin7.sale(expectation.sale_id)
+        invoice = sale["Invoices"][0]
+        if (
+            len(sale["Invoices"]) != 1
+            or sale["CreditNotes"]
+            or invoice["Payments"]
+            or invoice["Status"] != "AUTHORISED"
+        ):
+            continue
+        if index % 2:
+            half = (Decimal(str(invoice["Total"])) / 2).quantize(Decimal("0.01"))
+            sale, _payment = add_payment(sale, expectation.task_id, half, now=now, reference=f"chaos {index}")
+            sale, _second = add_payment(sale, expectation.task_id, Decimal("1.00"), now=now)
+            added += 2
+        else:
+            sale, _note = add_credit_note(sale, expectation.task_id, now=now, fraction=Decimal("0.5"))
+            added += 2  # the credit note and its allocation
+        chaos.p.cin7.put_sale(sale)
+    return added
+
+
+@pytest.mark.parametrize("fault", ["lost-answers", "429s", "sigkill"])
+def test_payments_and_credit_notes_through_faults_land_exactly_once(
+    make_chaos: Callable[..., Chaos], fault: str
+) -> None:
+    # Xero forgets idempotency keys at once here: a lost answer must be found by looking Xero up.
+    chaos = make_chaos(xero={"idempotency_ttl_seconds": 0.5}, env={"XERO_BATCH_SIZE": "5"})
+    chaos.settle(chaos.start_poll())
+    added = _settle_money_and_credit(chaos)
+    assert added >= 10, added
+    match fault:
+        case "lost-answers":
+            chaos.p.xero.set_faults(drop_response_after_commit_next=4)
+        case "429s":
+            chaos.p.xero.set_faults(rate_limit_next=10)
+        case _:
+            chaos.p.xero.set_faults(latency_seconds=0.3)
+    before = chaos.start_poll()
+    if fault == "sigkill":
+        chaos.wait_for(lambda c: c.get(DocumentState.WRITING) > 0, what="payments or credit notes being written")
+        for process in list(chaos.p.workers.processes):
+            if process.poll() is None:
+                chaos.p.workers.kill(process)
+        chaos.p.workers.processes.clear()
+        chaos.p.xero.set_faults(latency_seconds=0)
+        chaos.p.workers.start("w0", beat=True)
+        chaos.p.workers.start("w1")
+    chaos.settle(before)
+
+    chaos.assert_exactly_once()
+    checked = chaos.p.verify().receivables
+    assert checked.payments >= added / 2 and checked.credit_notes >= 1, checked
+    stats = chaos.p.xero.stats()
+    if fault == "lost-answers":
+        assert stats["dropped_responses"] == 4
+    if fault == "429s":
+        assert stats["rate_limited"] == 10

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from pipeline.app import TaskName, send
-from pipeline.cli.demo import Verification, verify
+from pipeline.cli.demo import Verification, dead_letter_reasons, verify
 from pipeline.context import TenantContext, tenant_context
-from pipeline.ledger.models import DeadLetter, PollCursor, SyncDocument
+from pipeline.ledger.models import PollCursor, SyncDocument
 from pipeline.operations.status import LedgerCounts, wait_until_settled
 from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
@@ -63,17 +63,24 @@ class Pipeline:
             raise AssertionError(f"{exc}\n--- worker logs ---\n{self.workers.logs()}") from exc
 
     def dead_reasons(self) -> dict[str, list[str]]:
-        """Open dead letters by document number."""
+        """Open dead letters by document number (an invoice's bare, any other kind's as "kind number")."""
+        with self.ctx.sessions() as session:
+            return dead_letter_reasons(session)
+
+    def documents(self, kind: str = "invoice") -> dict[str, SyncDocument]:
+        """Ledger documents of one kind by number (payments share their invoice's: use `rows`)."""
         with self.ctx.sessions() as session:
             return {
-                str(d.document_number): [str(m) for m in d.messages]
-                for d in session.scalars(select(DeadLetter).where(DeadLetter.resolved_at.is_(None)))
+                str(d.document_number): d
+                for d in session.scalars(select(SyncDocument).where(SyncDocument.kind == kind))
             }
 
-    def documents(self) -> dict[str, SyncDocument]:
-        """Ledger documents by invoice number."""
+    def rows(self, kind: str) -> list[SyncDocument]:
+        """Every ledger document of one kind."""
         with self.ctx.sessions() as session:
-            return {str(d.document_number): d for d in session.scalars(select(SyncDocument))}
+            return list(
+                session.scalars(select(SyncDocument).where(SyncDocument.kind == kind).order_by(SyncDocument.id))
+            )
 
     def verify(self, conflicts: set[str] | None = None) -> Verification:
         """The demo's checks: totals to the cent, one contact per customer, reasons for every rejection."""

@@ -92,7 +92,7 @@ def test_a_webhook_brings_its_invoice_into_xero_without_a_poll_and_a_poll_then_w
         return _events_open(p) == 0
 
     counts = wait_until_settled(p.ctx, timeout=60, started_after=events_done)
-    assert counts.get(DocumentState.SYNCED) == len(synced)
+    assert counts.get(DocumentState.SYNCED, "invoice") == len(synced)
     assert sorted(str(i["InvoiceNumber"]) for i in p.xero.invoices() if i["Type"] == "ACCREC") == sorted(
         e.invoice_number for e in synced
     )

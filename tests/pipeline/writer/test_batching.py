@@ -112,7 +112,13 @@ def _clone_sales_for_known_customers(p: Pipeline, count: int) -> list[str]:
     """Put `count` new single-invoice sales into Cin7 for customers already synced; their invoice numbers."""
     now = datetime.now(UTC)
     sources = [
-        e for e in p.dataset.expectations if e.outcome == "synced" and len(p.cin7.sale(e.sale_id)["Invoices"]) == 1
+        e
+        for e in p.dataset.expectations
+        if e.outcome == "synced"
+        and len(p.cin7.sale(e.sale_id)["Invoices"]) == 1
+        # A clone would share the source's Cin7 payment ids and credit its invoice: unsettled sources only.
+        and e.amount_paid == 0
+        and not p.cin7.sale(e.sale_id)["CreditNotes"]
     ][:count]
     numbers: list[str] = []
     for index, expectation in enumerate(sources, start=1):
