@@ -42,7 +42,7 @@ def reconcile(
         Path | None, typer.Option("--out", help="Directory for report.html/.csv/.json (default: REPORT_DIR/<run id>).")
     ] = None,
 ) -> None:
-    """Compare every Cin7 sale invoice dated in the window with Xero; write an HTML, CSV and JSON report."""
+    """Compare Cin7 invoices and credit notes dated in the window with Xero's; write HTML, CSV and JSON reports."""
     from pipeline.context import tenant_context
     from pipeline.reconcile.rows import KIND_LABELS, Kind
     from pipeline.reconcile.run import run_reconciliation
@@ -56,7 +56,8 @@ def reconcile(
         raise typer.Exit(2) from exc
     summary = result.summary
     table = Table(
-        title=f"reconciliation {result.run_id}: invoices dated {summary['window_from']} to {summary['window_until']}"
+        title=f"reconciliation {result.run_id}: invoices and credit notes dated {summary['window_from']} "
+        f"to {summary['window_until']}"
     )
     table.add_column("discrepancy")
     table.add_column("count", justify="right")
@@ -69,7 +70,9 @@ def reconcile(
         table.add_row("sent back to the sync", str(summary["healed"]))
     console.print(table)
     console.print(
-        f"compared {summary['cin7_invoices']} Cin7 invoices with {summary['xero_invoices']} Xero invoices "
+        f"compared {summary['cin7_invoices']} Cin7 invoices with {summary['xero_invoices']} Xero invoices, and "
+        f"{summary.get('cin7_credit_notes', 0)} Cin7 credit notes with {summary.get('xero_credit_notes', 0)} Xero "
+        "ones, each with what was paid, credited and still due "
         f"({summary['cin7_sales_fetched']} sales read from Cin7, {summary['cin7_sales_from_ledger']} from the ledger)"
     )
     for error in summary["errors"]:

@@ -1,4 +1,8 @@
-"""The pure comparison of Cin7's invoices with Xero's: findings and their summary, no I/O."""
+"""The pure comparison of Cin7's invoices (or credit notes) with Xero's: findings and their summary, no I/O.
+
+Invoices and credit notes are compared by the same rules, one document kind per `compare` call; the
+balance figures (paid, credited, due) are compared in `pipeline.reconcile.balance`.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from mappings import Cin7Totals, totals_in_xero
 from pipeline.ledger.models import (
     DocumentState,
 )
+from pipeline.reconcile.balance import balance_finding
 from pipeline.reconcile.rows import (
     CENT,
     CIN7_COMPARED,
     CIN7_KNOWN,
     CIN7_LIVE,
+    DOCUMENT_NOUNS,
     HEALABLE_STATES,
     IN_FLIGHT,
+    INVOICE,
     ROUNDING_TOLERANCE,
     Cin7Elsewhere,
     Cin7InvoiceRow,
@@ -37,13 +44,17 @@ def in_window(day: date | None, start: date, end: date) -> bool:
     return day is not None and start <= day < end
 
 
+# Credit notes compare their drafts too: a Cin7 draft credit note must not be live in Xero.
+CIN7_CREDIT_NOTES_COMPARED = CIN7_COMPARED | {"DRAFT"}
+
+
 def unknown_statuses(rows: Iterable[Cin7InvoiceRow], start: date, end: date) -> list[Finding]:
-    """Cin7 invoices dated in the window whose status the sync does not know (so it sent nothing)."""
+    """Cin7 invoices (or credit notes) dated in the window whose status the sync does not know (so it sent nothing)."""
     return [
         Finding(
             Kind.UNKNOWN_STATUS,
-            f"Cin7 invoice {row.number} has status {row.status!r}, which the sync does not know: nothing was "
-            "sent to Xero for it",
+            f"Cin7 {DOCUMENT_NOUNS.get(row.document, row.document)} {row.number} has status {row.status!r}, "
+            "which the sync does not know: nothing was sent to Xero for it",
             cin7=row,
         )
         for row in rows
@@ -51,13 +62,17 @@ def unknown_statuses(rows: Iterable[Cin7InvoiceRow], start: date, end: date) -> 
     ]
 
 
-def split_cin7(rows: Iterable[Cin7InvoiceRow], start: date, end: date) -> tuple[list[Cin7InvoiceRow], Cin7Elsewhere]:
-    """Compared invoices (AUTHORISED/PAID/VOIDED dated in the window) and the rest, which only make numbers known."""
+def split_cin7(
+    rows: Iterable[Cin7InvoiceRow], start: date, end: date, *, statuses: Collection[str] = CIN7_COMPARED
+) -> tuple[list[Cin7InvoiceRow], Cin7Elsewhere]:
+    """Compared documents (`statuses`, default AUTHORISED/PAID/VOIDED, dated in the window) and the rest,
+    which only make numbers known. Credit notes pass `CIN7_CREDIT_NOTES_COMPARED`.
+    """
     compared: list[Cin7InvoiceRow] = []
     numbers: set[str] = set()
     tasks: set[tuple[str, str]] = set()
     for row in rows:
-        if row.status in CIN7_COMPARED and in_window(row.date, start, end):
+        if row.status in statuses and in_window(row.date, start, end):
             compared.append(row)
         else:
             if row.number:
@@ -106,8 +121,9 @@ def _healable(doc: LedgerDoc | None, known: str | None) -> bool:
 
 @dataclass
 class _XeroIndex:
-    """Xero's invoices looked up every way the comparison needs."""
+    """Xero's invoices (or credit notes) looked up every way the comparison needs."""
 
+    noun: str
     by_id: dict[str, XeroInvoiceRow]
     by_number: dict[str, list[XeroInvoiceRow]]
     linked: dict[str, LedgerDoc]
@@ -133,8 +149,10 @@ def compare(
     xero_outside: Sequence[XeroInvoiceRow] = (),
     cin7_elsewhere: Cin7Elsewhere | None = None,
     shapes: Collection[str] | None = None,
+    document: str = INVOICE,
 ) -> list[Finding]:
-    """Every discrepancy between Cin7's invoices in the window and Xero's.
+    """Every discrepancy between Cin7's invoices in the window and Xero's (or, with `document`
+    "credit_note", between credit notes: then `cin7` also holds DRAFT ones, which must not be in Xero).
 
     `cin7`: Cin7 invoices dated in the window (AUTHORISED, PAID, VOIDED). `xero`: Xero ACCREC invoices
     dated in the window. `xero_outside`: Xero invoices found for those Cin7 invoices outside the window
@@ -151,6 +169,7 @@ def compare(
         if row.number:
             by_number.setdefault(normalise_number(row.number), []).append(row)
     index = _XeroIndex(
+        noun=DOCUMENT_NOUNS.get(document, document),
         by_id=by_id,
         by_number=by_number,
         linked=ledger.by_xero_id(),
@@ -179,7 +198,7 @@ def _duplicate_numbers(index: _XeroIndex, ledger: LedgerView) -> tuple[list[Find
         findings.append(
             Finding(
                 Kind.DUPLICATE,
-                f"invoice number {rows[0].number} is used by {len(rows)} Xero invoices",
+                f"{index.noun} number {rows[0].number} is used by {len(rows)} Xero {index.noun}s",
                 cin7=owner,
                 xero=tuple(sorted(rows, key=lambda r: r.invoice_id)),
                 doc_id=doc.doc_id if doc else None,
@@ -204,7 +223,7 @@ def _compare_invoice(
         findings.append(
             Finding(
                 Kind.DUPLICATE,
-                f"{len(candidates)} Xero invoices belong to Cin7 invoice {invoice.number} "
+                f"{len(candidates)} Xero {index.noun}s belong to Cin7 {index.noun} {invoice.number} "
                 "(one by its number, one by the ledger's link)",
                 cin7=invoice,
                 xero=tuple(sorted(candidates.values(), key=lambda r: r.invoice_id)),
@@ -215,12 +234,12 @@ def _compare_invoice(
     primary = linked_row or next(iter(sorted(candidates.values(), key=lambda r: (not r.live, r.invoice_id))), None)
     known = _known(doc, invoice.sale_id, ledger)
     if primary is not None:
-        return [*findings, *_compare_pair(invoice, primary, doc, known, ledger)]
+        return [*findings, *_compare_pair(invoice, primary, doc, known, ledger, index.noun)]
     if invoice.status in CIN7_LIVE:
         findings.append(
             Finding(
                 Kind.MISSING_IN_XERO,
-                f"Cin7 invoice {invoice.number} ({invoice.status}) has no Xero invoice"
+                f"Cin7 {index.noun} {invoice.number} ({invoice.status}) has no Xero {index.noun}"
                 + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
                 cin7=invoice,
                 known=known,
@@ -234,7 +253,7 @@ def _compare_invoice(
 def _unknown_in_xero(
     cin7: Sequence[Cin7InvoiceRow], xero: Sequence[XeroInvoiceRow], index: _XeroIndex, claimed: set[str]
 ) -> list[Finding]:
-    """Xero invoices carrying our reference that no Cin7 invoice accounts for."""
+    """Xero invoices (credit notes) carrying our reference that no Cin7 one accounts for."""
     all_cin7_numbers = set(index.cin7_by_number) | set(index.elsewhere.numbers)
     all_cin7_tasks = {(row.sale_id, row.task_id) for row in cin7} | set(index.elsewhere.tasks)
     findings: list[Finding] = []
@@ -249,11 +268,11 @@ def _unknown_in_xero(
         ours = doc is not None or (bool(row.number) and number_shape(row.number) in index.known_shapes)
         if not ours:
             continue
-        reason = "the ledger links it to a Cin7 invoice that no longer exists" if doc else "it has a Cin7 number"
+        reason = f"the ledger links it to a Cin7 {index.noun} that no longer exists" if doc else "it has a Cin7 number"
         findings.append(
             Finding(
                 Kind.UNKNOWN_IN_XERO,
-                f"Xero invoice {row.number or row.invoice_id} ({row.status}) is unknown to Cin7; {reason}",
+                f"Xero {index.noun} {row.number or row.invoice_id} ({row.status}) is unknown to Cin7; {reason}",
                 xero=(row,),
                 doc_id=doc.doc_id if doc else None,
             )
@@ -261,20 +280,33 @@ def _unknown_in_xero(
     return findings
 
 
+def _used(xero: XeroInvoiceRow) -> str:
+    """How a Xero document came to be one the sync must not change, in the words of its kind."""
+    if xero.document == INVOICE:
+        return f"paid in Xero ({xero.status}, {xero.amount_paid} paid, {xero.amount_credited} credited)"
+    return f"used in Xero ({xero.status}, {xero.amount_credited} allocated, {xero.amount_paid} refunded)"
+
+
 def _compare_pair(
-    invoice: Cin7InvoiceRow, xero: XeroInvoiceRow, doc: LedgerDoc | None, known: str | None, ledger: LedgerView
+    invoice: Cin7InvoiceRow,
+    xero: XeroInvoiceRow,
+    doc: LedgerDoc | None,
+    known: str | None,
+    ledger: LedgerView,
+    noun: str,
 ) -> list[Finding]:
     findings: list[Finding] = []
     doc_id = doc.doc_id if doc else None
     differences = total_differences(invoice, xero)
     conflict = doc is not None and doc.state == DocumentState.CONFLICT.value
-    if invoice.status == "VOIDED":
+    # VOIDED (or, for a credit note, DRAFT) in Cin7: nothing live may stand for it in Xero.
+    if invoice.status not in CIN7_LIVE:
         if xero.live:
             paid_note = " and paid/credited there" if xero.paid else ""
             findings.append(
                 Finding(
                     Kind.STATUS,
-                    f"voided in Cin7 but {xero.status} in Xero{paid_note}",
+                    f"{invoice.status.lower()} in Cin7 but {xero.status} in Xero{paid_note}",
                     cin7=invoice,
                     xero=(xero,),
                     known=known,
@@ -296,31 +328,35 @@ def _compare_pair(
             )
         )
         return findings
-    if conflict or (differences and xero.paid):
+    if conflict:
+        # The sync itself saw Cin7 change a document Xero had already paid (or allocated) and stopped.
         what = f"totals differ ({_fmt_differences(differences)})" if differences else "changed"
         findings.append(
             Finding(
                 Kind.STATUS,
-                f"paid in Xero ({xero.status}, {xero.amount_paid} paid/credited) but {what} in Cin7; "
-                "the sync does not change paid invoices",
+                f"{_used(xero)} but {what} in Cin7; the sync does not change a paid or credited {noun}",
                 cin7=invoice,
                 xero=(xero,),
                 difference=differences,
-                known="ledger conflict" if conflict else known,
+                known="ledger conflict",
                 doc_id=doc_id,
             )
         )
     elif differences:
         rounding = all(abs(value) <= ROUNDING_TOLERANCE for value in differences.values())
+        # Now that the sync pays invoices and allocates credit notes, being paid is normal: the totals
+        # still differ as totals, but the sync may not rewrite the document, so it is never healable.
+        paid_note = f"; {_used(xero)}, which the sync does not change" if xero.paid else ""
         findings.append(
             Finding(
                 Kind.ROUNDING if rounding else Kind.MISMATCH,
-                f"{'rounding' if rounding else 'totals'} differ: {_fmt_differences(differences)} (Xero - Cin7)",
+                f"{'rounding' if rounding else 'totals'} differ: {_fmt_differences(differences)} (Xero - Cin7)"
+                + paid_note,
                 cin7=invoice,
                 xero=(xero,),
                 difference=differences,
                 known=known,
-                healable=not rounding and doc is not None and doc.state == DocumentState.SYNCED.value,
+                healable=not rounding and not xero.paid and doc is not None and doc.state == DocumentState.SYNCED.value,
                 doc_id=doc_id,
             )
         )
@@ -341,7 +377,7 @@ def _compare_pair(
         findings.append(
             Finding(
                 Kind.CONTACT,
-                f"Xero invoice is on contact {xero.contact_name or xero.contact_id} ({xero.contact_id}); "
+                f"Xero {noun} is on contact {xero.contact_name or xero.contact_id} ({xero.contact_id}); "
                 f"the ledger links Cin7 customer {invoice.customer} to Xero contact {link}",
                 cin7=invoice,
                 xero=(xero,),
@@ -349,6 +385,9 @@ def _compare_pair(
                 doc_id=doc_id,
             )
         )
+    balance = balance_finding(invoice, xero, differences, noun=noun, known=known, doc_id=doc_id)
+    if balance is not None:
+        findings.append(balance)
     return findings
 
 

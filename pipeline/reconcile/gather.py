@@ -1,4 +1,6 @@
-"""Gathering both sides: Xero's invoices in pages (yielding to sync writes), Cin7's sales, the ledger's view."""
+"""Gathering both sides: Xero's invoices and credit notes in pages (yielding to sync writes), Cin7's sales,
+the ledger's view.
+"""
 
 from __future__ import annotations
 
@@ -24,18 +26,24 @@ from pipeline.ledger.models import (
     utcnow,
 )
 from pipeline.reconcile.rows import (
+    CREDIT_NOTE,
+    INVOICE,
     Cin7InvoiceRow,
     LedgerDoc,
     LedgerView,
     XeroInvoiceRow,
+    cin7_credit_note_rows,
     cin7_invoice_rows,
     normalise_number,
+    xero_credit_note_row,
     xero_invoice_row,
 )
 from pipeline.reconcile.window import Window
 from pipeline.writer.claim import ready_count
 
 XERO_PAGE_SIZE = 1000
+# GET /CreditNotes pages are Xero's fixed 100.
+XERO_CREDIT_NOTE_PAGE_SIZE = 100
 # An invoice can be dated after the sale was last touched (a forward-dated invoice): the saleList pass
 # starts this much before the window so that such sales are still read.
 FORWARD_DATED_MARGIN = timedelta(days=31)
@@ -86,11 +94,31 @@ def read_xero_window(ctx: TenantContext, window: Window, *, yield_seconds: float
         page += 1
 
 
+def _our_credit_note(data: dict[str, Any]) -> bool:
+    """An ACCRECCREDIT: a supplier's ACCPAYCREDIT may carry the same number and is not ours."""
+    return str(data.get("Type", "ACCRECCREDIT")).upper() == "ACCRECCREDIT"
+
+
+def read_xero_credit_notes(ctx: TenantContext, window: Window, *, yield_seconds: float) -> list[XeroInvoiceRow]:
+    """Every ACCRECCREDIT credit note dated in the window, a page of 100 at a time."""
+    rows: list[XeroInvoiceRow] = []
+    page = 1
+    where = window.xero_where("ACCRECCREDIT")
+    while True:
+        yield_to_writers(ctx, yield_seconds)
+        batch = ctx.xero.get_credit_notes_page(where, page)
+        rows.extend(xero_credit_note_row(data) for data in batch if _our_credit_note(data))
+        if len(batch) < XERO_CREDIT_NOTE_PAGE_SIZE:
+            return rows
+        page += 1
+
+
 @dataclass
 class Cin7Read:
-    """What one pass over Cin7 produced."""
+    """What one pass over Cin7 produced (invoice rows and credit note rows)."""
 
     rows: list[Cin7InvoiceRow] = field(default_factory=list)
+    credit_rows: list[Cin7InvoiceRow] = field(default_factory=list)
     sales_read: set[str] = field(default_factory=set)
     listed: int = 0
     fetched: int = 0
@@ -152,6 +180,7 @@ def read_cin7_window(ctx: TenantContext, window: Window) -> Cin7Read:
                 continue
             result.sales_read.add(sale.id)
             result.rows.extend(cin7_invoice_rows(sale))
+            result.credit_rows.extend(cin7_credit_note_rows(sale))
     return result
 
 
@@ -161,14 +190,17 @@ def load_ledger_view(
     xero_ids: Collection[str],
     numbers: Collection[str],
     customer_ids: Collection[str] = (),
+    *,
+    kind: str = INVOICE,
 ) -> LedgerView:
-    """Ledger documents of these sales, or linked to these Xero invoices, or with these numbers; open
-    dead letters; and the contact links of these customers (and of the documents' customers).
+    """Ledger documents of one kind ("invoice" or "credit_note") of these sales, or linked to these Xero
+    documents, or with these numbers; open dead letters; and the contact links of these customers (and
+    of the documents' customers). Credit note rows have the invoice's key shape (sale id, TaskID).
     """
     view = LedgerView()
     docs: dict[int, SyncDocument] = {}
     with ctx.sessions() as session:
-        base = select(SyncDocument).where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.kind == "invoice")
+        base = select(SyncDocument).where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.kind == kind)
         for chunk in _chunks(sorted(sale_ids)):
             docs.update({d.id: d for d in session.scalars(base.where(SyncDocument.sale_id.in_(chunk)))})
         for chunk in _chunks(sorted(xero_ids)):
@@ -213,8 +245,9 @@ def lookup_outside(
     ledger: LedgerView,
     *,
     yield_seconds: float,
+    document: str = INVOICE,
 ) -> list[XeroInvoiceRow]:
-    """Xero invoices outside the window for Cin7 invoices the window's read did not find."""
+    """Xero invoices (or credit notes) outside the window for Cin7 ones the window's read did not find."""
     seen_numbers = {normalise_number(row.number) for row in xero if row.number}
     seen_ids = {row.invoice_id for row in xero}
     numbers: list[str] = []
@@ -229,10 +262,20 @@ def lookup_outside(
     for values, key in ((sorted(set(numbers)), "numbers"), (sorted(set(ids)), "ids")):
         for chunk in _chunks(values, 40):
             yield_to_writers(ctx, yield_seconds)
-            invoices = ctx.xero.get_invoices(numbers=chunk) if key == "numbers" else ctx.xero.get_invoices(ids=chunk)
-            for data in invoices:
-                if str(data.get("Type", "ACCREC")).upper() != "ACCREC":
-                    continue
-                row = xero_invoice_row(data)
+            if document == CREDIT_NOTE:
+                notes = (
+                    ctx.xero.get_credit_notes(numbers=chunk)
+                    if key == "numbers"
+                    else ctx.xero.get_credit_notes(ids=chunk)
+                )
+                rows = [xero_credit_note_row(data) for data in notes if _our_credit_note(data)]
+            else:
+                invoices = (
+                    ctx.xero.get_invoices(numbers=chunk) if key == "numbers" else ctx.xero.get_invoices(ids=chunk)
+                )
+                rows = [
+                    xero_invoice_row(data) for data in invoices if str(data.get("Type", "ACCREC")).upper() == "ACCREC"
+                ]
+            for row in rows:
                 found[row.invoice_id] = row
     return [row for row in found.values() if row.invoice_id not in seen_ids]

@@ -25,8 +25,10 @@ def heal(ctx: TenantContext, findings: Sequence[Finding]) -> list[str]:
 
     The ledger row goes back to `pending` with no source hash (so the next fetch re-maps it) and no
     synced hash (so the mapped payload is written even if it equals what we once sent). A missing
-    invoice loses its Xero link and is marked uncertain, so the writer looks its number up in Xero
-    before creating it. Rows that moved on since the comparison (a write started) are left alone.
+    invoice or credit note loses its Xero link and is marked uncertain, so the writer looks its number
+    up in Xero before creating it. Rows that moved on since the comparison (a write started) are left
+    alone. Credit notes heal exactly as invoices do (their ledger rows are kind "credit_note", found by
+    `doc_id`); balance findings are never healable, so payments and allocations are not touched here.
     """
     sale_ids: list[str] = []
     with ctx.sessions() as session, session.begin():

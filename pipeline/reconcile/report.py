@@ -16,7 +16,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.reconcile.rows import KIND_LABELS
+from pipeline.reconcile.balance import BALANCE_KEYS, CREDITED, DUE, PAID, balance_words
+from pipeline.reconcile.rows import DOCUMENT_NOUNS, INVOICE, KIND_LABELS
 
 REPORT_FILES = {"html": "report.html", "csv": "report.csv", "json": "report.json"}
 
@@ -26,6 +27,7 @@ _LABELS = {kind.value: label for kind, label in KIND_LABELS.items()}
 CSV_COLUMNS = (
     "kind",
     "label",
+    "document",
     "known",
     "healable",
     "healed",
@@ -47,6 +49,15 @@ CSV_COLUMNS = (
     "diff_subtotal",
     "diff_tax",
     "diff_total",
+    "cin7_paid",
+    "cin7_credited",
+    "cin7_due",
+    "xero_paid",
+    "xero_credited",
+    "xero_due",
+    "diff_paid",
+    "diff_credited",
+    "diff_due",
     "detail",
     "cin7_link",
     "xero_links",
@@ -103,8 +114,17 @@ def _xero_rows(finding: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [row for row in rows if isinstance(row, Mapping)]
 
 
+def _document(finding: Mapping[str, Any]) -> str:
+    """What a finding is about; a run stored before credit notes were compared was about invoices."""
+    return str(finding.get("document") or INVOICE)
+
+
 def csv_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
-    """One row per finding (amounts as exact decimal strings; text made formula-safe)."""
+    """One row per finding (amounts as exact decimal strings; text made formula-safe).
+
+    The paid/credited/due columns hold, for a credit note, its refunds, its allocations and its
+    remaining credit.
+    """
     out = []
     for finding in report.get("findings") or []:
         cin7 = _side(finding, "cin7")
@@ -115,6 +135,7 @@ def csv_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
             {
                 "kind": str(finding.get("kind") or ""),
                 "label": str(finding.get("label") or ""),
+                "document": _document(finding),
                 "known": _cell(finding.get("known")),
                 "healable": "yes" if finding.get("healable") else "no",
                 "healed": "yes" if finding.get("healed") else "no",
@@ -136,6 +157,15 @@ def csv_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
                 "diff_subtotal": str(difference.get("SubTotal") or ""),
                 "diff_tax": str(difference.get("TotalTax") or ""),
                 "diff_total": str(difference.get("Total") or ""),
+                "cin7_paid": str(cin7.get("paid") or ""),
+                "cin7_credited": str(cin7.get("credited") or ""),
+                "cin7_due": str(cin7.get("due") or ""),
+                "xero_paid": str(first.get("amount_paid") or ""),
+                "xero_credited": str(first.get("amount_credited") or ""),
+                "xero_due": str(first.get("amount_due") or ""),
+                "diff_paid": str(difference.get(PAID) or ""),
+                "diff_credited": str(difference.get(CREDITED) or ""),
+                "diff_due": str(difference.get(DUE) or ""),
                 "detail": _cell(finding.get("detail")),
                 "cin7_link": str(cin7.get("link") or ""),
                 "xero_links": " ".join(str(row.get("link") or "") for row in xero),
@@ -182,6 +212,9 @@ td.note { min-width: 200px; }
 .kind-missing_in_xero, .kind-mismatch, .kind-duplicate { background: #ffe3e3; color: #8a041a; }
 .kind-unknown_in_xero, .kind-status, .kind-contact, .kind-date { background: #fff3c4; color: #8d2b0b; }
 .kind-rounding { background: #e0e8f9; color: #19216c; }
+.kind-balance { background: #fce8d4; color: #7a3a00; }
+.document { display: block; color: #52606d; font-size: 12px; margin-top: 4px; white-space: nowrap; }
+td.balance { white-space: nowrap; font-variant-numeric: tabular-nums; text-align: right; font-size: 12px; }
 .known { display: block; color: #52606d; font-style: italic; margin-top: 4px; }
 .healed { display: block; color: #0e7c86; margin-top: 4px; }
 .muted { color: #9aa5b1; }
@@ -217,6 +250,21 @@ def _link(url: object, text: object) -> str:
     return f'<a href="{_e(url)}" target="_blank" rel="noopener noreferrer">{_e(text)}</a>'
 
 
+def _balance_cell(document: str, values: Sequence[object], *, diff: bool = False) -> str:
+    """Paid, credited and due (refunded, allocated, remaining) stacked in one cell; blanks left out."""
+    words = balance_words(document)
+    lines = []
+    for word, value in zip(words, values, strict=True):
+        text = "" if value in (None, "") else str(value)
+        if not text:
+            continue
+        if diff and not text.startswith("-"):
+            text = "+" + text
+        lines.append(f"{_e(word)} {_e(text)}")
+    css = "balance diff" if diff and lines else "balance"
+    return f'<td class="{css}">{"<br>".join(lines)}</td>'
+
+
 def _summary_html(report: Mapping[str, Any]) -> str:
     summary = report.get("summary") or {}
     counts: Mapping[str, Any] = summary.get("counts") or {}
@@ -238,6 +286,8 @@ def _summary_html(report: Mapping[str, Any]) -> str:
     facts = (
         f"Cin7 invoices compared: {_e(summary.get('cin7_invoices', 0))} · "
         f"Xero invoices in the window: {_e(summary.get('xero_invoices', 0))} · "
+        f'Cin7 credit notes compared: <span id="cin7-credit-notes">{_e(summary.get("cin7_credit_notes", 0))}</span> · '
+        f"Xero credit notes in the window: {_e(summary.get('xero_credit_notes', 0))} · "
         f"already explained (dead letters, in progress): {_e(summary.get('known', 0))} · "
         f"fixable by the sync: {_e(summary.get('healable', 0))} · "
         f"sent back to the sync: {_e(summary.get('healed', 0))}"
@@ -257,6 +307,7 @@ def _row_html(index: int, finding: Mapping[str, Any]) -> str:
     xero = _xero_rows(finding)
     difference = finding.get("difference") or {}
     number = str(finding.get("number") or cin7.get("number") or "")
+    document = _document(finding)
     if cin7:
         cin7_number = _link(cin7.get("link"), cin7.get("number") or "(no number)")
         cin7_cells = (
@@ -265,9 +316,10 @@ def _row_html(index: int, finding: Mapping[str, Any]) -> str:
             + _amount(cin7.get("subtotal"))
             + _amount(cin7.get("tax"))
             + _amount(cin7.get("total"))
+            + _balance_cell(document, [cin7.get("paid"), cin7.get("credited"), cin7.get("due")])
         )
     else:
-        cin7_cells = '<td colspan="7" class="muted">not in Cin7</td>'
+        cin7_cells = '<td colspan="8" class="muted">not in Cin7</td>'
     if xero:
         links = "<br>".join(_link(row.get("link"), row.get("number") or row.get("invoice_id")) for row in xero)
         statuses = "<br>".join(_e(row.get("status")) for row in xero)
@@ -280,10 +332,12 @@ def _row_html(index: int, finding: Mapping[str, Any]) -> str:
             + _amount(first.get("subtotal"))
             + _amount(first.get("tax"))
             + _amount(first.get("total"))
+            + _balance_cell(document, [first.get("amount_paid"), first.get("amount_credited"), first.get("amount_due")])
         )
     else:
-        xero_cells = '<td colspan="7" class="muted">not in Xero</td>'
+        xero_cells = '<td colspan="8" class="muted">not in Xero</td>'
     diff_cells = "".join(_amount(difference.get(key), diff=True) for key in ("SubTotal", "TotalTax", "Total"))
+    diff_cells += _balance_cell(document, [difference.get(key) for key in BALANCE_KEYS], diff=True)
     note = _e(finding.get("detail"))
     if finding.get("known"):
         note += f'<span class="known">known: {_e(finding.get("known"))}</span>'
@@ -292,8 +346,10 @@ def _row_html(index: int, finding: Mapping[str, Any]) -> str:
     elif finding.get("healable"):
         note += '<span class="healed">the sync can fix this (run with --heal)</span>'
     return (
-        f'<tr class="finding" id="finding-{index}" data-kind="{_e(kind)}" data-number="{_e(number)}">'
-        f'<td><span class="kind kind-{_e(kind)}">{_e(label)}</span></td>'
+        f'<tr class="finding" id="finding-{index}" data-kind="{_e(kind)}" data-document="{_e(document)}" '
+        f'data-number="{_e(number)}">'
+        f'<td><span class="kind kind-{_e(kind)}">{_e(label)}</span>'
+        f'<span class="document">{_e(DOCUMENT_NOUNS.get(document, document))}</span></td>'
         f'{cin7_cells}{xero_cells}{diff_cells}<td class="note">{note}</td></tr>'
     )
 
@@ -305,19 +361,22 @@ def render_html(report: Mapping[str, Any]) -> str:
     title = f"Cin7 ↔ Xero reconciliation: {window.get('from', '')} to {window.get('until', '')}"
     header = (
         f"<h1>{_e(title)}</h1>"
-        f'<p class="meta">Invoices dated <strong id="window-from">{_e(window.get("from"))}</strong> to '
+        '<p class="meta">Invoices and credit notes dated '
+        f'<strong id="window-from">{_e(window.get("from"))}</strong> to '
         f'<strong id="window-until">{_e(window.get("until"))}</strong> (both days included) · '
         f"tenant {_e(report.get('tenant'))} · run {_e(report.get('run_id'))} · "
-        f"generated {_e(_when(report.get('generated_at')))} · amounts in each invoice's currency · "
-        "differences are Xero minus Cin7</p>"
+        f"generated {_e(_when(report.get('generated_at')))} · amounts in each document's currency · "
+        "differences are Xero minus Cin7 · for a credit note, paid/credited/due are its refunds, its "
+        "allocation to the invoice and its remaining credit</p>"
     )
     if findings:
         head = (
-            "<tr><th rowspan=2>Kind</th><th colspan=7>Cin7</th><th colspan=7>Xero</th>"
-            "<th colspan=3>Difference</th><th rowspan=2>What we found</th></tr>"
-            "<tr><th>Invoice</th><th>Date</th><th>Customer</th><th>Status</th><th>Subtotal</th><th>Tax</th>"
-            "<th>Total</th><th>Invoice</th><th>Date</th><th>Contact</th><th>Status</th><th>Subtotal</th>"
-            "<th>Tax</th><th>Total</th><th>Subtotal</th><th>Tax</th><th>Total</th></tr>"
+            "<tr><th rowspan=2>Kind</th><th colspan=8>Cin7</th><th colspan=8>Xero</th>"
+            "<th colspan=4>Difference</th><th rowspan=2>What we found</th></tr>"
+            "<tr><th>Number</th><th>Date</th><th>Customer</th><th>Status</th><th>Subtotal</th><th>Tax</th>"
+            "<th>Total</th><th>Paid / credited / due</th><th>Number</th><th>Date</th><th>Contact</th>"
+            "<th>Status</th><th>Subtotal</th><th>Tax</th><th>Total</th><th>Paid / credited / due</th>"
+            "<th>Subtotal</th><th>Tax</th><th>Total</th><th>Paid / credited / due</th></tr>"
         )
         rows = "".join(_row_html(index, finding) for index, finding in enumerate(findings, start=1))
         body = (
@@ -325,7 +384,10 @@ def render_html(report: Mapping[str, Any]) -> str:
             f'<table id="findings"><thead>{head}</thead><tbody>{rows}</tbody></table>'
         )
     else:
-        body = '<p class="clean" id="clean">No discrepancies: every Cin7 invoice in the window matches Xero.</p>'
+        body = (
+            '<p class="clean" id="clean">No discrepancies: every Cin7 invoice and credit note in the window '
+            "matches Xero.</p>"
+        )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

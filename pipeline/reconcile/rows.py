@@ -1,4 +1,4 @@
-"""What reconciliation compares: each side's invoice rows, the ledger's view, and a finding.
+"""What reconciliation compares: each side's invoice and credit note rows, the ledger's view, and a finding.
 
 Pure data and parsing, no I/O: the comparison and the report read these.
 """
@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from mappings import Cin7Sale
+from mappings import Cin7Sale, credit_allocations, money_total, round_half_up
 from pipeline.ledger.models import (
     DocumentState,
 )
+from pipeline.xero.client import parse_xero_date
 
 # Differences up to this much (per total) are Xero's or Cin7's rounding, reported apart from mismatches.
 CIN7_SALE_LINK = "https://inventory.dearsystems.com/Sale#{id}"
@@ -33,6 +34,15 @@ CENT = Decimal("0.01")
 
 
 XERO_INVOICE_LINK = "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={id}"
+XERO_CREDIT_NOTE_LINK = "https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx?creditNoteID={id}"
+
+# What a row or finding is about (stable values: they are in stored runs, reports and ledger kinds).
+INVOICE = "invoice"
+CREDIT_NOTE = "credit_note"
+DOCUMENT_NOUNS = {INVOICE: "invoice", CREDIT_NOTE: "credit note"}
+_XERO_LINKS = {INVOICE: XERO_INVOICE_LINK, CREDIT_NOTE: XERO_CREDIT_NOTE_LINK}
+
+ZERO = Decimal("0.00")
 
 
 XERO_DEAD = frozenset({"VOIDED", "DELETED"})
@@ -58,6 +68,7 @@ class Kind(enum.StrEnum):
     CONTACT = "contact"
     DATE = "date"
     UNKNOWN_STATUS = "unknown_status"
+    BALANCE = "balance"
 
 
 KIND_LABELS: dict[Kind, str] = {
@@ -70,12 +81,19 @@ KIND_LABELS: dict[Kind, str] = {
     Kind.CONTACT: "Different contact",
     Kind.DATE: "Invoice date differs",
     Kind.UNKNOWN_STATUS: "Unknown Cin7 status",
+    Kind.BALANCE: "Paid or credited differs",
 }
 
 
 @dataclass(frozen=True)
 class Cin7InvoiceRow:
-    """One Cin7 sale invoice as reconciliation sees it (amounts in the invoice's currency)."""
+    """One Cin7 sale invoice or credit note as reconciliation sees it (amounts in its currency).
+
+    The balance figures read the same way for both documents, so that `total = paid + credited + due`:
+    for an invoice, `paid` is its payments, `credited` the credit notes allocated to it and `due` what
+    is still owed (Xero's AmountPaid, AmountCredited, AmountDue); for a credit note, `paid` is its
+    refunds, `credited` what it allocates to its invoice and `due` what is left (RemainingCredit).
+    """
 
     sale_id: str
     task_id: str
@@ -88,10 +106,21 @@ class Cin7InvoiceRow:
     tax: Decimal
     total: Decimal
     currency: str | None = None
+    document: str = INVOICE
+    paid: Decimal = ZERO
+    credited: Decimal = ZERO
+
+    @property
+    def due(self) -> Decimal:
+        """What Xero must show as still owed (invoice) or left to use (credit note): its total to the cent
+        less what was paid and credited.
+        """
+        return money_total(self.total) - self.paid - self.credited
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe form (amounts as strings), with the link a bookkeeper clicks."""
         return {
+            "document": self.document,
             "sale_id": self.sale_id,
             "task_id": self.task_id,
             "number": self.number,
@@ -102,6 +131,9 @@ class Cin7InvoiceRow:
             "subtotal": str(self.subtotal),
             "tax": str(self.tax),
             "total": str(self.total),
+            "paid": str(self.paid),
+            "credited": str(self.credited),
+            "due": str(self.due),
             "currency": self.currency,
             "link": CIN7_SALE_LINK.format(id=self.sale_id),
         }
@@ -109,7 +141,12 @@ class Cin7InvoiceRow:
 
 @dataclass(frozen=True)
 class XeroInvoiceRow:
-    """One Xero ACCREC invoice as reconciliation sees it."""
+    """One Xero ACCREC invoice or ACCRECCREDIT credit note as reconciliation sees it.
+
+    `invoice_id` is the InvoiceID or CreditNoteID. The balance figures mean what they mean on
+    `Cin7InvoiceRow`: for a credit note, `amount_paid` is its refunds, `amount_credited` what it
+    allocates and `amount_due` its RemainingCredit.
+    """
 
     invoice_id: str
     number: str
@@ -120,8 +157,12 @@ class XeroInvoiceRow:
     subtotal: Decimal
     tax: Decimal
     total: Decimal
-    amount_paid: Decimal = Decimal("0.00")
+    amount_paid: Decimal = ZERO
     currency: str | None = None
+    document: str = INVOICE
+    amount_credited: Decimal = ZERO
+    # None: Xero's JSON had no figure, so it is read as total - paid - credited.
+    amount_due: Decimal | None = None
 
     @property
     def live(self) -> bool:
@@ -130,12 +171,20 @@ class XeroInvoiceRow:
 
     @property
     def paid(self) -> bool:
-        """Paid or part-paid (or credited): the sync must not change it."""
-        return self.status == "PAID" or self.amount_paid > 0
+        """Paid, part-paid or credited (a credit note: allocated or refunded): the sync must not change it."""
+        return self.status == "PAID" or self.amount_paid > 0 or self.amount_credited > 0
+
+    @property
+    def due(self) -> Decimal:
+        """AmountDue (RemainingCredit for a credit note)."""
+        if self.amount_due is not None:
+            return self.amount_due
+        return self.total - self.amount_paid - self.amount_credited
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe form, with the Xero deep link."""
         return {
+            "document": self.document,
             "invoice_id": self.invoice_id,
             "number": self.number,
             "date": self.date.isoformat() if self.date else None,
@@ -146,14 +195,16 @@ class XeroInvoiceRow:
             "tax": str(self.tax),
             "total": str(self.total),
             "amount_paid": str(self.amount_paid),
+            "amount_credited": str(self.amount_credited),
+            "amount_due": str(self.due),
             "currency": self.currency,
-            "link": XERO_INVOICE_LINK.format(id=self.invoice_id),
+            "link": _XERO_LINKS.get(self.document, XERO_INVOICE_LINK).format(id=self.invoice_id),
         }
 
 
 @dataclass(frozen=True)
 class LedgerDoc:
-    """What the ledger holds for one Cin7 invoice."""
+    """What the ledger holds for one Cin7 invoice or credit note (by its kind's ledger view)."""
 
     doc_id: int
     sale_id: str
@@ -196,7 +247,7 @@ class Finding:
     detail: str
     cin7: Cin7InvoiceRow | None = None
     xero: tuple[XeroInvoiceRow, ...] = ()
-    # Xero minus Cin7, per total, for the totals that differ.
+    # Xero minus Cin7, per total (or balance figure: AmountPaid, AmountCredited, AmountDue) that differs.
     difference: dict[str, Decimal] = field(default_factory=dict)
     # Why it is already understood (a dead letter, a write in flight); still a discrepancy.
     known: str | None = None
@@ -206,8 +257,15 @@ class Finding:
     healed: bool = False
 
     @property
+    def document(self) -> str:
+        """What the finding is about: "invoice" or "credit_note"."""
+        if self.cin7 is not None:
+            return self.cin7.document
+        return self.xero[0].document if self.xero else INVOICE
+
+    @property
     def number(self) -> str:
-        """The invoice number the finding is about."""
+        """The invoice (or credit note) number the finding is about."""
         if self.cin7 is not None:
             return self.cin7.number
         return self.xero[0].number if self.xero else ""
@@ -217,6 +275,7 @@ class Finding:
         return {
             "kind": self.kind.value,
             "label": KIND_LABELS[self.kind],
+            "document": self.document,
             "number": self.number,
             "detail": self.detail,
             "known": self.known,
@@ -229,9 +288,6 @@ class Finding:
         }
 
 
-_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
-
-
 def _decimal(value: object) -> Decimal:
     if value is None or value == "":
         return Decimal("0.00")
@@ -242,22 +298,6 @@ def _decimal(value: object) -> Decimal:
         return Decimal(str(value))
     except InvalidOperation as exc:
         raise ValueError(f"not an amount: {value!r}") from exc
-
-
-def parse_xero_date(value: object) -> date | None:
-    """A Xero date from `/Date(ms+zzzz)/`, an ISO string, or a date."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value)
-    match = _MS_DATE.fullmatch(text.strip())
-    if match:
-        # The offset only says which zone the timestamp was written in; the instant is UTC epoch ms.
-        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
-    return date.fromisoformat(text.strip()[:10])
 
 
 def normalise_number(number: str | None) -> str:
@@ -273,7 +313,6 @@ def number_shape(number: str) -> str:
 def xero_invoice_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
     """A row from Xero's invoice JSON (as the SDK serialises it, or the stand-in renders it)."""
     contact = data.get("Contact") or {}
-    paid = _decimal(data.get("AmountPaid")) + _decimal(data.get("AmountCredited"))
     contact_id = contact.get("ContactID")
     return XeroInvoiceRow(
         invoice_id=str(data.get("InvoiceID") or "").lower(),
@@ -285,13 +324,60 @@ def xero_invoice_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
         subtotal=_decimal(data.get("SubTotal")),
         tax=_decimal(data.get("TotalTax")),
         total=_decimal(data.get("Total")),
-        amount_paid=paid,
+        amount_paid=_decimal(data.get("AmountPaid")),
+        amount_credited=_decimal(data.get("AmountCredited")),
+        amount_due=_decimal(data["AmountDue"]) if data.get("AmountDue") is not None else None,
         currency=str(data["CurrencyCode"]) if data.get("CurrencyCode") else None,
     )
 
 
+def xero_credit_note_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
+    """A row from Xero's credit note JSON: refunds are its Payments, the allocated amount its Allocations.
+
+    A listing may leave Allocations out; then what is allocated is what of the total is neither left
+    (RemainingCredit) nor refunded.
+    """
+    contact = data.get("Contact") or {}
+    contact_id = contact.get("ContactID")
+    total = _decimal(data.get("Total"))
+    refunded = sum((_decimal(p.get("Amount")) for p in data.get("Payments") or [] if isinstance(p, Mapping)), ZERO)
+    allocations = [a for a in data.get("Allocations") or [] if isinstance(a, Mapping)]
+    remaining = data.get("RemainingCredit")
+    if allocations:
+        allocated = sum((_decimal(a.get("Amount")) for a in allocations), ZERO)
+    elif remaining is not None:
+        allocated = total - _decimal(remaining) - refunded
+    else:
+        allocated = ZERO
+    return XeroInvoiceRow(
+        invoice_id=str(data.get("CreditNoteID") or "").lower(),
+        number=str(data.get("CreditNoteNumber") or "").strip(),
+        date=parse_xero_date(data.get("DateString") or data.get("Date")),
+        status=str(data.get("Status") or "").upper(),
+        contact_id=str(contact_id).lower() if contact_id else None,
+        contact_name=str(contact.get("Name") or ""),
+        subtotal=_decimal(data.get("SubTotal")),
+        tax=_decimal(data.get("TotalTax")),
+        total=total,
+        amount_paid=refunded,
+        currency=str(data["CurrencyCode"]) if data.get("CurrencyCode") else None,
+        document=CREDIT_NOTE,
+        amount_credited=allocated,
+        amount_due=_decimal(remaining) if remaining is not None else None,
+    )
+
+
+def _cents(amounts: Iterable[Decimal]) -> Decimal:
+    """A sum of Cin7 amounts as Xero holds each of them: to the cent (as `mappings.payments` sends them)."""
+    return sum((round_half_up(amount) for amount in amounts), ZERO)
+
+
 def cin7_invoice_rows(sale: Cin7Sale) -> list[Cin7InvoiceRow]:
-    """Every invoice of a sale (any status, any date) as rows."""
+    """Every invoice of a sale (any status, any date) as rows, with what Xero must show as paid and credited."""
+    credited: dict[str | None, Decimal] = {}
+    for allocation in credit_allocations(sale).values():
+        key = allocation.invoice.task_id
+        credited[key] = credited.get(key, ZERO) + allocation.amount
     rows = []
     for invoice in sale.invoices:
         if not invoice.task_id:
@@ -309,6 +395,37 @@ def cin7_invoice_rows(sale: Cin7Sale) -> list[Cin7InvoiceRow]:
                 tax=invoice.tax,
                 total=invoice.total,
                 currency=sale.customer_currency or sale.base_currency,
+                paid=_cents(payment.amount for payment in invoice.payments),
+                credited=credited.get(invoice.task_id, ZERO),
+            )
+        )
+    return rows
+
+
+def cin7_credit_note_rows(sale: Cin7Sale) -> list[Cin7InvoiceRow]:
+    """Every credit note of a sale (any status, any date) as rows: refunds as paid, its allocation as credited."""
+    allocations = credit_allocations(sale)
+    rows = []
+    for note in sale.credit_notes:
+        if not note.task_id:
+            continue
+        allocation = allocations.get(note.task_id)
+        rows.append(
+            Cin7InvoiceRow(
+                sale_id=sale.id,
+                task_id=note.task_id,
+                number=(note.credit_note_number or "").strip(),
+                date=note.credit_note_date.date() if note.credit_note_date is not None else None,
+                customer=(sale.customer or "").strip(),
+                customer_id=sale.customer_id,
+                status=str(note.status or "NOT AVAILABLE").upper(),
+                subtotal=note.total_before_tax,
+                tax=note.tax,
+                total=note.total,
+                currency=sale.customer_currency or sale.base_currency,
+                document=CREDIT_NOTE,
+                paid=_cents(refund.amount for refund in note.refunds),
+                credited=allocation.amount if allocation is not None else ZERO,
             )
         )
     return rows

@@ -1,4 +1,5 @@
-"""Reconciliation: every Cin7 sale invoice in an invoice-date window against Xero's ACCREC invoices.
+"""Reconciliation: every Cin7 sale invoice and credit note in a date window against Xero's ACCREC invoices
+and ACCRECCREDIT credit notes, totals and what was paid, credited and refunded.
 
 Two halves. The comparison (`compare` and the row builders) is pure: plain rows in, findings out, so
 every kind of discrepancy is unit-testable on hand-built data. The run (`run_reconciliation`) gathers
@@ -13,6 +14,7 @@ path (fetch -> map -> write), whose own checks (payments, lookups before creatin
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,11 +26,36 @@ from pipeline.ledger.models import (
     utcnow,
 )
 from pipeline.operations.alerts import note_problem
-from pipeline.reconcile.compare import compare, split_cin7, summarise, unknown_statuses
-from pipeline.reconcile.gather import load_ledger_view, lookup_outside, read_cin7_window, read_xero_window
+from pipeline.reconcile.compare import (
+    CIN7_CREDIT_NOTES_COMPARED,
+    compare,
+    split_cin7,
+    summarise,
+    unknown_statuses,
+)
+from pipeline.reconcile.gather import (
+    Cin7Read,
+    load_ledger_view,
+    lookup_outside,
+    read_cin7_window,
+    read_xero_credit_notes,
+    read_xero_window,
+)
 from pipeline.reconcile.heal import heal
 from pipeline.reconcile.report import build_report, write_report_files
-from pipeline.reconcile.rows import KIND_LABELS, Cin7Elsewhere, Finding, Kind, normalise_number, number_shape
+from pipeline.reconcile.rows import (
+    CIN7_COMPARED,
+    CREDIT_NOTE,
+    INVOICE,
+    KIND_LABELS,
+    Cin7Elsewhere,
+    Cin7InvoiceRow,
+    Finding,
+    Kind,
+    XeroInvoiceRow,
+    normalise_number,
+    number_shape,
+)
 from pipeline.reconcile.window import Window, resolve_window
 
 log = logging.getLogger(__name__)
@@ -55,6 +82,66 @@ class ReconcileResult:
         return self.files["html"]
 
 
+@dataclass
+class _Compared:
+    """One document kind's comparison: its findings and how many documents each side had."""
+
+    findings: list[Finding]
+    cin7: int
+    xero: int
+    outside: int
+
+
+def _compare_documents(
+    ctx: TenantContext,
+    window: Window,
+    cin7_read: Cin7Read,
+    xero_rows: Sequence[XeroInvoiceRow],
+    *,
+    document: str,
+    yield_seconds: float,
+) -> _Compared:
+    """Compare one document kind: the ledger's view of it, Xero's outside the window, Cin7's rows."""
+    if document == CREDIT_NOTE:
+        cin7_rows: Sequence[Cin7InvoiceRow] = cin7_read.credit_rows
+        statuses = CIN7_CREDIT_NOTES_COMPARED
+    else:
+        cin7_rows = cin7_read.rows
+        statuses = CIN7_COMPARED
+    compared, elsewhere = split_cin7(cin7_rows, window.start, window.end, statuses=statuses)
+    shapes = {number_shape(row.number) for row in cin7_rows if row.number}
+    ledger = load_ledger_view(
+        ctx,
+        cin7_read.sales_read,
+        [row.invoice_id for row in xero_rows],
+        [row.number for row in xero_rows if row.number],
+        [row.customer_id for row in compared if row.customer_id],
+        kind=document,
+    )
+    # Ledger documents of sales this run did not read still make their numbers known to Cin7.
+    unread_numbers = {
+        normalise_number(doc.number)
+        for doc in ledger.documents.values()
+        if doc.sale_id not in cin7_read.sales_read and doc.number
+    }
+    unread_tasks = {
+        (doc.sale_id, doc.task_id) for doc in ledger.documents.values() if doc.sale_id not in cin7_read.sales_read
+    }
+    elsewhere = Cin7Elsewhere(elsewhere.numbers | unread_numbers, elsewhere.tasks | unread_tasks)
+    outside = lookup_outside(ctx, compared, xero_rows, ledger, yield_seconds=yield_seconds, document=document)
+    findings = compare(
+        compared,
+        xero_rows,
+        ledger,
+        xero_outside=outside,
+        cin7_elsewhere=elsewhere,
+        shapes=shapes,
+        document=document,
+    )
+    findings.extend(unknown_statuses(cin7_rows, window.start, window.end))
+    return _Compared(findings, len(compared), len(xero_rows), len(outside))
+
+
 def _alert(ctx: TenantContext, result: ReconcileResult) -> None:
     total = int(result.summary["total"])
     if total == 0:
@@ -63,8 +150,9 @@ def _alert(ctx: TenantContext, result: ReconcileResult) -> None:
         f"{count} {KIND_LABELS[Kind(kind)].lower()}" for kind, count in result.summary["counts"].items() if count
     )
     message = (
-        f"{total} discrepancies between Cin7 and Xero for invoices dated {result.window.start.isoformat()} to "
-        f"{result.window.last.isoformat()} ({counts}); report at {result.report_html}"
+        f"{total} discrepancies between Cin7 and Xero for invoices and credit notes dated "
+        f"{result.window.start.isoformat()} to {result.window.last.isoformat()} ({counts}); "
+        f"report at {result.report_html}"
     )
     with ctx.sessions() as session, session.begin():
         note_problem(session, ctx.tenant_pk, "reconciliation", message)
@@ -93,33 +181,19 @@ def run_reconciliation(
         session.add(run)
         session.flush()
         run_id = run.id
-    log.info("reconciliation %d: invoices dated %s..%s", run_id, window.start, window.last)
+    log.info("reconciliation %d: invoices and credit notes dated %s..%s", run_id, window.start, window.last)
 
-    xero_rows = read_xero_window(ctx, window, yield_seconds=yield_seconds)
+    # Xero first: a document written while Cin7 is read is then missing (and in flight in the ledger)
+    # rather than unknown to Cin7.
+    xero_invoices = read_xero_window(ctx, window, yield_seconds=yield_seconds)
+    xero_credit_notes = read_xero_credit_notes(ctx, window, yield_seconds=yield_seconds)
     cin7_read = read_cin7_window(ctx, window)
-    compared, elsewhere = split_cin7(cin7_read.rows, window.start, window.end)
-    shapes = {number_shape(row.number) for row in cin7_read.rows if row.number}
-    ledger = load_ledger_view(
-        ctx,
-        cin7_read.sales_read,
-        [row.invoice_id for row in xero_rows],
-        [row.number for row in xero_rows if row.number],
-        [row.customer_id for row in compared if row.customer_id],
+    invoices = _compare_documents(ctx, window, cin7_read, xero_invoices, document=INVOICE, yield_seconds=yield_seconds)
+    credit_notes = _compare_documents(
+        ctx, window, cin7_read, xero_credit_notes, document=CREDIT_NOTE, yield_seconds=yield_seconds
     )
-    # Ledger documents of sales this run did not read still make their numbers known to Cin7.
-    unread_numbers = {
-        normalise_number(doc.number)
-        for doc in ledger.documents.values()
-        if doc.sale_id not in cin7_read.sales_read and doc.number
-    }
-    unread_tasks = {
-        (doc.sale_id, doc.task_id) for doc in ledger.documents.values() if doc.sale_id not in cin7_read.sales_read
-    }
-    elsewhere = Cin7Elsewhere(elsewhere.numbers | unread_numbers, elsewhere.tasks | unread_tasks)
-    outside = lookup_outside(ctx, compared, xero_rows, ledger, yield_seconds=yield_seconds)
-    findings = compare(compared, xero_rows, ledger, xero_outside=outside, cin7_elsewhere=elsewhere, shapes=shapes)
-    findings.extend(unknown_statuses(cin7_read.rows, window.start, window.end))
-    findings.sort(key=lambda f: (list(Kind).index(f.kind), f.number, f.cin7.sale_id if f.cin7 else ""))
+    findings = [*invoices.findings, *credit_notes.findings]
+    findings.sort(key=lambda f: (list(Kind).index(f.kind), f.document, f.number, f.cin7.sale_id if f.cin7 else ""))
     healed_sales = heal(ctx, findings) if heal_findings else []
 
     summary = summarise(findings)
@@ -127,9 +201,12 @@ def run_reconciliation(
         {
             "window_from": window.start.isoformat(),
             "window_until": window.last.isoformat(),
-            "cin7_invoices": len(compared),
-            "xero_invoices": len(xero_rows),
-            "xero_outside_window": len(outside),
+            "cin7_invoices": invoices.cin7,
+            "xero_invoices": invoices.xero,
+            "xero_outside_window": invoices.outside,
+            "cin7_credit_notes": credit_notes.cin7,
+            "xero_credit_notes": credit_notes.xero,
+            "xero_credit_notes_outside_window": credit_notes.outside,
             "cin7_sales_listed": cin7_read.listed,
             "cin7_sales_fetched": cin7_read.fetched,
             "cin7_sales_from_ledger": cin7_read.from_snapshot,

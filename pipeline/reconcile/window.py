@@ -18,12 +18,14 @@ class Window:
         """The last day in the window."""
         return self.end - timedelta(days=1)
 
-    def xero_where(self) -> str:
-        """Xero's `where` filter for ACCREC invoices dated in the window."""
+    def xero_where(self, document_type: str = "ACCREC") -> str:
+        """Xero's `where` filter for documents of this Type (ACCREC invoices, ACCRECCREDIT credit notes)
+        dated in the window.
+        """
         s, e = self.start, self.end
         return (
             f"Date >= DateTime({s.year}, {s.month}, {s.day}) && Date < DateTime({e.year}, {e.month}, {e.day})"
-            ' && Type == "ACCREC"'
+            f' && Type == "{document_type}"'
         )
 
 

@@ -25,10 +25,10 @@ from pipeline.reconcile.rows import (
     XeroInvoiceRow,
     cin7_invoice_rows,
     number_shape,
-    parse_xero_date,
     xero_invoice_row,
 )
 from pipeline.reconcile.window import resolve_window
+from pipeline.xero.client import parse_xero_date
 
 D = Decimal
 CUSTOMER = "c0000000-0000-0000-0000-000000000001"
@@ -68,7 +68,10 @@ def xero_for(row: Cin7InvoiceRow, **changes: object) -> XeroInvoiceRow:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def ledger_for(rows: list[Cin7InvoiceRow], *, state: str = "synced", **overrides: LedgerDoc) -> LedgerView:
+def ledger_for(
+    rows: list[Cin7InvoiceRow], *, state: str = "synced", overrides: dict[str, LedgerDoc] | None = None
+) -> LedgerView:
+    overrides = overrides or {}
     view = LedgerView(contact_links={CUSTOMER: CONTACT})
     for index, row in enumerate(rows, start=1):
         view.documents[(row.sale_id, row.task_id)] = overrides.get(
@@ -117,7 +120,7 @@ def test_an_invoice_the_ledger_never_saw_is_missing_and_healable() -> None:
 def test_a_dead_lettered_invoice_is_still_missing_but_marked_known() -> None:
     row = cin7_row(1)
     dead = LedgerDoc(7, row.sale_id, row.task_id, row.number, "dead", None, dead_letter_id=42)
-    (finding,) = compare([row], [], ledger_for([row], **{row.number: dead}))
+    (finding,) = compare([row], [], ledger_for([row], overrides={row.number: dead}))
     assert finding.kind is Kind.MISSING_IN_XERO
     assert finding.known == "dead letter 42"
     assert not finding.healable
@@ -132,7 +135,7 @@ def test_a_sale_whose_detail_is_dead_marks_its_missing_invoices_known() -> None:
 def test_an_invoice_being_written_is_missing_but_in_progress_and_not_healed() -> None:
     row = cin7_row(1)
     writing = LedgerDoc(1, row.sale_id, row.task_id, row.number, "writing", None)
-    (finding,) = compare([row], [], ledger_for([row], **{row.number: writing}))
+    (finding,) = compare([row], [], ledger_for([row], overrides={row.number: writing}))
     assert finding.known == "sync in progress (writing)" and not finding.healable
 
 
@@ -218,7 +221,7 @@ def test_a_mismatch_is_healable_only_when_the_ledger_thinks_it_is_synced() -> No
     row = cin7_row(1)
     xero = [xero_for(row, total=row.total + 1)]
     conflict_free = LedgerDoc(1, row.sale_id, row.task_id, row.number, "ready", "xero-inv-00001")
-    (finding,) = compare([row], xero, ledger_for([row], **{row.number: conflict_free}))
+    (finding,) = compare([row], xero, ledger_for([row], overrides={row.number: conflict_free}))
     assert finding.kind is Kind.MISMATCH and not finding.healable
     assert finding.known == "sync in progress (ready)"
 
@@ -277,7 +280,7 @@ def test_an_invoice_found_outside_the_window_is_compared_and_its_date_difference
 
 
 def test_every_kind_at_once_is_counted_per_kind() -> None:
-    rows = [cin7_row(n) for n in range(1, 8)]
+    rows = [cin7_row(n) for n in range(1, 9)]
     rows[4] = cin7_row(5, status="VOIDED")
     xero = [
         # 1 missing
@@ -288,11 +291,12 @@ def test_every_kind_at_once_is_counted_per_kind() -> None:
         xero_for(rows[4]),  # voided in Cin7, live in Xero
         xero_for(rows[5], contact_id="other"),  # contact
         xero_for(rows[6], date=date(2024, 5, 11)),  # date
+        xero_for(rows[7], amount_paid=D("10.00")),  # balance: paid in Xero, not in Cin7
         xero_for(cin7_row(50)),  # unknown
     ]
     credited = unknown_statuses([cin7_row(60, status="CREDITED")], date(2024, 5, 1), date(2024, 6, 1))
     summary = summarise([*compare(rows, xero, ledger_for(rows)), *credited])
-    assert summary["total"] == 9
+    assert summary["total"] == 10
     assert all(count == 1 for count in summary["counts"].values()), summary["counts"]
 
 
@@ -314,11 +318,15 @@ def test_xero_json_becomes_a_row_with_exact_amounts_and_a_utc_date() -> None:
             "Total": 110.11,
             "AmountPaid": 0.0,
             "AmountCredited": 1.5,
+            "AmountDue": 108.61,
         }
     )
     assert row.invoice_id == "abc" and row.number == "INV-00001" and row.status == "AUTHORISED"
     assert row.date == date(2024, 5, 1)
-    assert (row.subtotal, row.tax, row.total, row.amount_paid) == (D("100.1"), D("10.01"), D("110.11"), D("1.5"))
+    assert (row.subtotal, row.tax, row.total) == (D("100.1"), D("10.01"), D("110.11"))
+    # Paid and credited are apart (each is compared with Cin7's); `paid` still means "paid or credited".
+    assert (row.amount_paid, row.amount_credited, row.due) == (D("0.0"), D("1.5"), D("108.61"))
+    assert row.paid and row.document == "invoice"
     assert parse_xero_date("2024-05-01T00:00:00") == date(2024, 5, 1)
 
 

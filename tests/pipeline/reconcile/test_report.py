@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.reconcile.compare import compare, summarise, unknown_statuses
 from pipeline.reconcile.report import build_report, write_report_files
-from pipeline.reconcile.rows import Cin7InvoiceRow, Finding, Kind, LedgerDoc, LedgerView, XeroInvoiceRow
+from pipeline.reconcile.rows import CREDIT_NOTE, Cin7InvoiceRow, Finding, Kind, LedgerDoc, LedgerView, XeroInvoiceRow
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\"> O'Brien & Sons"
@@ -123,7 +123,7 @@ def _xero(row: Cin7InvoiceRow, **changes: object) -> XeroInvoiceRow:
 
 
 def _findings() -> list[Finding]:
-    rows = [_cin7(n) for n in range(1, 9)]
+    rows = [_cin7(n) for n in range(1, 9)] + [_cin7(10)]
     rows[4] = _cin7(5, status="VOIDED")
     ledger = LedgerView(contact_links={"c1": "x1"})
     for index, row in enumerate(rows, start=1):
@@ -142,17 +142,37 @@ def _findings() -> list[Finding]:
         _xero(rows[4]),
         _xero(rows[5], contact_id="x2", contact_name="Someone Else"),
         _xero(rows[6], date=date(2024, 5, 30)),
+        _xero(rows[8], amount_paid=Decimal("50.00")),  # paid in Xero, not in Cin7
         _xero(_cin7(77)),
     ]
     credited = _cin7(9, status="CREDITED")
-    return [*compare(rows, xero, ledger), *unknown_statuses([credited], date(2024, 1, 1), date(2025, 1, 1))]
+    # A credit note (with the hostile customer) missing in Xero, and one whose refund Xero lacks.
+    note = replace(_cin7(1), number="CR-00001", task_id="c4ed0000-0000-0000-0000-000000000001", document=CREDIT_NOTE)
+    refunded = replace(
+        _cin7(2), number="CR-00002", task_id="c4ed0000-0000-0000-0000-000000000002", document=CREDIT_NOTE
+    )
+    refunded = replace(refunded, paid=refunded.total)
+    notes = compare(
+        [note, refunded], [replace(_xero(refunded), document=CREDIT_NOTE)], LedgerView(), document=CREDIT_NOTE
+    )
+    return [
+        *compare(rows, xero, ledger),
+        *notes,
+        *unknown_statuses([credited], date(2024, 1, 1), date(2025, 1, 1)),
+    ]
 
 
 def test_the_report_renders_in_chromium_with_its_summary_and_every_discrepancy(tmp_path: Path) -> None:
     binary = _chromium()
     findings = _findings()
     assert {f.kind for f in findings} == set(Kind), "the fixture should cover every kind"
-    summary = summarise(findings) | {"cin7_invoices": 8, "xero_invoices": 8, "errors": []}
+    summary = summarise(findings) | {
+        "cin7_invoices": 9,
+        "xero_invoices": 9,
+        "cin7_credit_notes": 2,
+        "xero_credit_notes": 1,
+        "errors": [],
+    }
     report = build_report(
         run_id=12,
         tenant="default",
@@ -183,6 +203,14 @@ def test_the_report_renders_in_chromium_with_its_summary_and_every_discrepancy(t
     mismatch = rows[("mismatch", "INV-00002")]
     assert "110.00" in mismatch and "120.00" in mismatch and "+10.00" in mismatch
     assert "known: dead letter 31" in rows[("missing_in_xero", "INV-00008")]
+    # Credit notes say so, and a balance finding shows both sides' paid/credited/due.
+    assert dom.texts["cin7-credit-notes"] == "2"
+    assert "credit note" in rows[("missing_in_xero", "CR-00001")]
+    assert HOSTILE_NAME in rows[("missing_in_xero", "CR-00001")]
+    refund = rows[("balance", "CR-00002")]
+    assert "refunded 110.00" in refund and "refunded 0.00" in refund and "refunded -110.00" in refund
+    balance = rows[("balance", "INV-00010")]
+    assert "paid 0.00" in balance and "paid 50.00" in balance and "paid +50.00" in balance
     # The hostile customer name is text, not markup: nothing ran, and it reads as typed.
     assert dom.title.startswith("Cin7 ↔ Xero reconciliation")
     assert HOSTILE_NAME in rows[("missing_in_xero", "INV-00001")]
