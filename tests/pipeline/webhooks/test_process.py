@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from sqlalchemy import func, select
 from pipeline.ledger.models import DocumentState, WebhookEvent
 from pipeline.operations.status import LedgerCounts, wait_until_settled
 from pipeline.runtime import reload_runtime
-from pipeline.standins.generator import void_invoice
+from pipeline.standins.generator import add_credit_note, add_payment, void_invoice
+from pipeline.standins.generator.settlement import invoice_balance
 from pipeline.webhooks.server import WebhookServer
 from tests.pipeline.conftest import Pipeline
 
@@ -122,11 +124,57 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 15) -> bool:
     return condition()
 
 
+def _unsettled(p: Pipeline) -> Any:
+    """A synced single-invoice sale with no payment or credit note yet (Cin7 voids and edits only those)."""
+    return next(
+        e
+        for e in p.dataset.expectations
+        if e.outcome == "synced"
+        and len(p.cin7.sale(e.sale_id)["Invoices"]) == 1
+        and not p.cin7.sale(e.sale_id)["Invoices"][0]["Payments"]
+        and not p.cin7.sale(e.sale_id)["CreditNotes"]
+    )
+
+
+def test_payment_and_credit_note_webhooks_bring_them_into_xero_without_a_poll(
+    webhook_pipeline: tuple[Pipeline, WebhookServer],
+) -> None:
+    p, server = webhook_pipeline
+    target = _unsettled(p)
+    _deliver(server, _invoice_authorised(p, target.sale_id))
+    assert _wait_for(lambda: _xero_status(p, target.invoice_number) == "AUTHORISED"), p.workers.logs()
+    invoice = next(i for i in p.xero.invoices() if i["InvoiceNumber"] == target.invoice_number)
+    now = datetime.now(UTC)
+
+    sale, payment = add_payment(p.cin7.sale(target.sale_id), target.task_id, Decimal("12.34"), now=now)
+    p.cin7.put_sale(sale)
+    started = time.monotonic()
+    payment_event = {"SaleID": target.sale_id, "DocumentNumber": target.invoice_number, "DocumentDate": "01/01/2026"}
+    _deliver(server, {**payment_event, "EventType": "Sale/PartialPaymentReceived"})
+    assert _wait_for(lambda: any(pay["Reference"] == payment["Reference"] for pay in p.xero.payments()), timeout=10), (
+        p.workers.logs()
+    )
+    print(f"\nwebhook receipt -> payment in Xero: {(time.monotonic() - started) * 1000:.0f} ms")
+
+    sale, note = add_credit_note(p.cin7.sale(target.sale_id), target.task_id, now=now)
+    p.cin7.put_sale(sale)
+    _deliver(server, {"SaleID": target.sale_id, "EventType": "Sale/CreditNoteAuthorised"})
+
+    # The whole invoice credited after a payment: the credit covers what was still owed.
+    _paid, expected_credit, _due = invoice_balance(sale, sale["Invoices"][0])
+    assert expected_credit == Decimal(str(note["Total"])) - Decimal("12.34")
+
+    def credited() -> bool:
+        current = next(i for i in p.xero.invoices() if i["InvoiceID"] == invoice["InvoiceID"])
+        return current["Status"] == "PAID" and Decimal(str(current["AmountCredited"])) == expected_credit
+
+    assert _wait_for(credited, timeout=10), p.workers.logs()
+    assert any(n.get("CreditNoteNumber") == note["CreditNoteNumber"] for n in p.xero.credit_notes())
+
+
 def test_a_void_webhook_voids_the_invoice_in_xero(webhook_pipeline: tuple[Pipeline, WebhookServer]) -> None:
     p, server = webhook_pipeline
-    target = next(
-        e for e in p.dataset.expectations if e.outcome == "synced" and len(p.cin7.sale(e.sale_id)["Invoices"]) == 1
-    )
+    target = _unsettled(p)
     _deliver(server, _invoice_authorised(p, target.sale_id))
     assert _wait_for(lambda: _xero_status(p, target.invoice_number) == "AUTHORISED"), p.workers.logs()
 
