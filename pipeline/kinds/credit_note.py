@@ -21,7 +21,8 @@ from mappings import (
     recheck_invoice_action,
 )
 from pipeline.kinds.base import Dependency, InXero, MappedDocument
-from pipeline.kinds.invoice import TOTAL_FIELDS, xero_status_of
+from pipeline.kinds.invoice import xero_status_of
+from pipeline.kinds.numbered import NumberedKind
 from pipeline.xero.client import ElementResult, XeroClient
 
 
@@ -32,13 +33,14 @@ def credited_amount(current: dict[str, Any]) -> Decimal:
     return total - Decimal(str(remaining)) if remaining is not None else Decimal(0)
 
 
-class CreditNoteKind:
+class CreditNoteKind(NumberedKind):
     """Sale credit notes (`CreditNotes[]` of a Cin7 sale, keyed by TaskID) as Xero ACCRECCREDIT."""
 
     name = "credit_note"
     collection = "CreditNotes"
     id_field = "CreditNoteID"
-    numbered = True
+    number_field = "CreditNoteNumber"
+    xero_type = "ACCRECCREDIT"
 
     def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """A credit note is voided only after its allocation is taken off (Xero refuses otherwise)."""
@@ -92,36 +94,11 @@ class CreditNoteKind:
 
     def find_by_numbers(self, xero: XeroClient, numbers: Sequence[str]) -> list[dict[str, Any]]:
         """Our credit notes only: a supplier's ACCPAYCREDIT may carry the same number."""
-        return [
-            note
-            for note in xero.get_credit_notes(numbers=numbers)
-            if str(note.get("Type", "")).upper() == "ACCRECCREDIT"
-        ]
+        return [note for note in xero.get_credit_notes(numbers=numbers) if self.ours(note)]
 
     def find_by_ids(self, xero: XeroClient, ids: Sequence[str]) -> list[dict[str, Any]]:
         """`GET /CreditNotes?where=CreditNoteID==…`."""
         return xero.get_credit_notes(ids=ids)
-
-    def number(self, data: dict[str, Any]) -> str | None:
-        """`CreditNoteNumber`."""
-        value = data.get("CreditNoteNumber")
-        return str(value) if value else None
-
-    def xero_id(self, data: dict[str, Any]) -> str | None:
-        """`CreditNoteID`."""
-        value = data.get(self.id_field)
-        return str(value) if value else None
-
-    def adoptable(self, found: dict[str, Any], contact_id: str | None) -> bool:
-        """A Xero credit note with our number is ours if it is an ACCRECCREDIT for the same contact."""
-        contact = (found.get("Contact") or {}).get("ContactID")
-        return str(found.get("Type", "ACCRECCREDIT")).upper() == "ACCRECCREDIT" and (
-            contact_id is None or contact == contact_id
-        )
-
-    def totals(self, data: dict[str, Any]) -> dict[str, Decimal]:
-        """SubTotal, TotalTax and Total."""
-        return {key: Decimal(str(data.get(key) or 0)) for key in TOTAL_FIELDS}
 
 
 CREDIT_NOTE = CreditNoteKind()

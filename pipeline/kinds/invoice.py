@@ -21,9 +21,8 @@ from mappings import (
     void_payload,
 )
 from pipeline.kinds.base import Dependency, InXero, MappedDocument
+from pipeline.kinds.numbered import NumberedKind
 from pipeline.xero.client import ElementResult, XeroClient
-
-TOTAL_FIELDS = ("SubTotal", "TotalTax", "Total")
 
 
 def xero_status_of(value: str | None) -> XeroInvoiceStatus | None:
@@ -34,13 +33,14 @@ def xero_status_of(value: str | None) -> XeroInvoiceStatus | None:
         return None
 
 
-class InvoiceKind:
+class InvoiceKind(NumberedKind):
     """Sale invoices (`Invoices[]` of a Cin7 sale, keyed by TaskID) as Xero ACCREC invoices."""
 
     name = "invoice"
     collection = "Invoices"
     id_field = "InvoiceID"
-    numbered = True
+    number_field = "InvoiceNumber"
+    xero_type = "ACCREC"
 
     def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """Nothing, to be created; to be voided, its payments and credit taken off Xero first (Cin7 asks
@@ -100,30 +100,11 @@ class InvoiceKind:
 
     def find_by_numbers(self, xero: XeroClient, numbers: Sequence[str]) -> list[dict[str, Any]]:
         """Our invoices only: an ACCPAY bill may carry the same number."""
-        return [inv for inv in xero.get_invoices(numbers=numbers) if str(inv.get("Type", "")).upper() == "ACCREC"]
+        return [inv for inv in xero.get_invoices(numbers=numbers) if self.ours(inv)]
 
     def find_by_ids(self, xero: XeroClient, ids: Sequence[str]) -> list[dict[str, Any]]:
         """`GET /Invoices?IDs=`."""
         return xero.get_invoices(ids=ids)
-
-    def number(self, data: dict[str, Any]) -> str | None:
-        """`InvoiceNumber`."""
-        value = data.get("InvoiceNumber")
-        return str(value) if value else None
-
-    def xero_id(self, data: dict[str, Any]) -> str | None:
-        """`InvoiceID`."""
-        value = data.get(self.id_field)
-        return str(value) if value else None
-
-    def adoptable(self, found: dict[str, Any], contact_id: str | None) -> bool:
-        """An existing Xero invoice with our number is ours if it is an ACCREC for the same contact."""
-        contact = (found.get("Contact") or {}).get("ContactID")
-        return str(found.get("Type", "ACCREC")).upper() == "ACCREC" and (contact_id is None or contact == contact_id)
-
-    def totals(self, data: dict[str, Any]) -> dict[str, Decimal]:
-        """SubTotal, TotalTax and Total."""
-        return {key: Decimal(str(data.get(key) or 0)) for key in TOTAL_FIELDS}
 
 
 INVOICE = InvoiceKind()
