@@ -31,16 +31,21 @@ and at least one each when ``n_sales >= 10``:
 * a line with TaxRule ``Zero Rated Imports`` (unknown to the mapping rules) -> ``dead_mapping``;
 * a line with Account ``999`` (not in the Xero chart) -> ``dead_mapping``;
 * a sale in ``JPY`` (not enabled in Xero; from a dedicated JPY customer) -> ``dead_xero``;
-* an invoice dated 2019-05-10 (before Xero's period lock date 2020-06-30) -> ``dead_xero``;
+* an invoice dated 2019-05-10 (before Xero's period lock date 2020-06-30) -> ``locked`` (never sent);
 * prices, line totals, tax and invoice totals to 4 dp, as Cin7 keeps them -> ``synced``, with one rounding
   line making Xero's 2-dp totals equal Cin7's to the cent;
 * a line with TaxRule ``Tax on Sales``, 0 % in Cin7 (``ref/tax``) but OUTPUT (10 %) in the default rules
   -> ``dead_mapping``.
+
+History (``history.generate_history``): the same sales spread over the last years, ~10 % of them orders never
+invoiced, some invoices already typed into Xero by hand (``History.xero_invoices``, to seed the Xero stand-in
+with) and each invoice's fate in a migration plan (``History.fates``).
 """
 
 from pipeline.standins.generator.dataset import Dataset, generate
 from pipeline.standins.generator.edits import add_credit_note, add_payment, add_refund, remove_payment, void_credit_note
 from pipeline.standins.generator.expectations import CreditNoteExpectation, InvoiceExpectation, PaymentExpectation
+from pipeline.standins.generator.history import Fate, History, generate_history
 from pipeline.standins.generator.settlement import credit_allocations, invoice_balance
 from pipeline.standins.generator.tables import LOCK_DATE, TAX_RULES, UNKNOWN_ACCOUNT, UNKNOWN_TAX_RULE
 from pipeline.standins.generator.totals import edit_invoice, recompute_invoice_totals, sale_list_row, void_invoice
@@ -53,6 +58,8 @@ __all__ = [
     "UNKNOWN_TAX_RULE",
     "CreditNoteExpectation",
     "Dataset",
+    "Fate",
+    "History",
     "InvoiceExpectation",
     "PaymentExpectation",
     "add_credit_note",
@@ -63,6 +70,7 @@ __all__ = [
     "format_date",
     "format_timestamp",
     "generate",
+    "generate_history",
     "invoice_balance",
     "parse_timestamp",
     "recompute_invoice_totals",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -89,12 +90,31 @@ class _SalePlan:
         return self.kind != "normal" or self.index < len(SPECIAL_CUSTOMERS)
 
 
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """When a generation's sales happen, and which of them are orders that were never invoiced.
+
+    ``stamps(rng, now, n_sales)`` gives every sale's ``LastModifiedOn``, by sale index; its invoices are dated
+    up to 20 days before it (their payments and credit between the two). ``never_invoiced(index, kind)``
+    says whether a sale is left without invoices (its order keeps its lines); it must draw from a generator
+    of its own, so that the main draws stay the same.
+    """
+
+    stamps: Callable[[random.Random, datetime, int], list[datetime]]
+    never_invoiced: Callable[[int, str], bool] | None = None
+
+
 def generate(seed: int, n_sales: int, *, now: datetime, hostile: bool = True) -> Dataset:
     """Generate ``n_sales`` Cin7 sales, their customers, the pre-existing Xero contacts and the expectations.
 
     Deterministic in (``seed``, ``n_sales``, ``now``, ``hostile``). ``now`` must be timezone-aware; all
     ``LastModifiedOn`` values fall within the three days before it.
     """
+    return generate_on(Timeline(_modified_stamps), seed, n_sales, now=now, hostile=hostile)
+
+
+def generate_on(timeline: Timeline, seed: int, n_sales: int, *, now: datetime, hostile: bool = True) -> Dataset:
+    """``generate()`` with the sales placed in time by ``timeline`` (``history.generate_history`` uses it)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if n_sales < 0:
@@ -110,7 +130,7 @@ def generate(seed: int, n_sales: int, *, now: datetime, hostile: bool = True) ->
     pool = [c for c in customers if c is not jpy_customer]
     cum_weights = _buyer_weights(len(pool))
     kinds = _hostile_kinds(rng, n_sales, hostile)
-    stamps = _modified_stamps(rng, now, n_sales)
+    stamps = timeline.stamps(rng, now, n_sales)
 
     sales: list[dict[str, Any]] = []
     plans: list[_SalePlan] = []
@@ -133,6 +153,10 @@ def generate(seed: int, n_sales: int, *, now: datetime, hostile: bool = True) ->
             invoice_counter += 1
             invoices.append(_make_invoice(rng, plan, products, inv_index, invoice_counter))
         sale = _make_sale(rng, plan, invoices)
+        if timeline.never_invoiced is not None and timeline.never_invoiced(index, kind):
+            _withdraw_invoices(sale)
+            # Their numbers go to the next sale's invoices, so that the invoice numbers have no gaps.
+            invoice_counter -= len(invoices)
         sales.append(sale)
         plans.append(plan)
         if plan.kind == "normal" and not plan.clean:
@@ -330,6 +354,14 @@ def _make_sale(rng: random.Random, plan: _SalePlan, invoices: list[dict[str, Any
     rebuild_order(sale)
     derive_statuses(sale)
     return sale
+
+
+def _withdraw_invoices(sale: dict[str, Any]) -> None:
+    """Make ``sale`` an order that was never invoiced: no invoices, its order (built from them) kept."""
+    sale["Invoices"] = []
+    derive_statuses(sale)
+    # derive_statuses says INVOICING (what a sale whose invoices are all DRAFT is); nothing was started here.
+    sale["Status"] = "ORDERED"
 
 
 def _expectations(dataset: Dataset, plan: _SalePlan, sale: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """The Xero stand-in's admin endpoints under ``/_standin/``: data, stats, reset, faults, seeds and payments.
 
 ``POST /_standin/invoices/{id}/pay`` pays an invoice in full and ``POST /_standin/payments/{id}/reconcile``
-marks a payment reconciled, as a person in Xero would.
+marks a payment reconciled, as a person in Xero would. ``POST /_standin/contacts`` and ``POST /_standin/invoices``
+seed contacts and invoices (a list, or ``{"Contacts": [...]}`` / ``{"Invoices": [...]}``) as typed in Xero.
 
 They are never counted, limited, faulted or authenticated, so tests and benchmarks can drive the stand-in
 over HTTP from another process.
@@ -19,13 +20,14 @@ from pipeline.standins.xero.allocations import AllocationsMixin
 from pipeline.standins.xero.limits import LimitsMixin
 from pipeline.standins.xero.payments import PaymentsMixin
 from pipeline.standins.xero.responses import Response, json_response, not_found
+from pipeline.standins.xero.seeding import SeedingMixin
 from pipeline.standins.xero.values import Num, jsonable
 
 #: Admin views give amounts as exact decimal strings, not as the floats the API sends.
 _NUM: Num = str
 
 
-class AdminMixin(PaymentsMixin, AllocationsMixin, LimitsMixin):
+class AdminMixin(SeedingMixin, PaymentsMixin, AllocationsMixin, LimitsMixin):
     """``/_standin/`` requests."""
 
     def _admin(self, method: str, path: str, body: bytes) -> Response:
@@ -44,6 +46,7 @@ class AdminMixin(PaymentsMixin, AllocationsMixin, LimitsMixin):
             ("GET", ("faults",)): self._admin_faults,
             ("POST", ("faults",)): self._admin_set_faults,
             ("POST", ("contacts",)): self._admin_seed_contacts,
+            ("POST", ("invoices",)): self._admin_seed_invoices,
         }
         handler = routes.get((method, tuple(p.lower() for p in parts)))
         if handler is not None:
@@ -94,14 +97,10 @@ class AdminMixin(PaymentsMixin, AllocationsMixin, LimitsMixin):
         return self._admin_faults(payload)
 
     def _admin_seed_contacts(self, payload: Any) -> Response:
-        seeds = payload.get("Contacts") if isinstance(payload, dict) else payload
-        if not isinstance(seeds, list):
-            return json_response(400, {"error": "expected a list of contacts"})
-        try:
-            created = self.seed_contacts(seeds)
-        except ValueError as exc:
-            return json_response(400, {"error": str(exc)})
-        return json_response(200, jsonable(created, _NUM))
+        return _seed(payload, "Contacts", self.seed_contacts)
+
+    def _admin_seed_invoices(self, payload: Any) -> Response:
+        return _seed(payload, "Invoices", self.seed_invoices)
 
     def _admin_pay(self, invoice_id: str) -> Response:
         try:
@@ -118,3 +117,15 @@ class AdminMixin(PaymentsMixin, AllocationsMixin, LimitsMixin):
         except KeyError:
             return not_found()
         return json_response(200, jsonable(payment, _NUM))
+
+
+def _seed(payload: Any, key: str, seed: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> Response:
+    """Seed a list given as it is or as ``{key: [...]}``; answer what was seeded, or 400 with why not."""
+    seeds = payload.get(key) if isinstance(payload, dict) else payload
+    if not isinstance(seeds, list):
+        return json_response(400, {"error": f"expected a list of {key.lower()}"})
+    try:
+        created = seed(seeds)
+    except ValueError as exc:
+        return json_response(400, {"error": str(exc)})
+    return json_response(200, jsonable(created, _NUM))

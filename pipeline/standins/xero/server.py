@@ -104,7 +104,8 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
 
     Its settings are ``XeroOptions``, given as ``options=`` or field by field as keyword arguments; limits of
     ``None`` mean unlimited, and Xero keeps a rotated refresh token working for 30 minutes. Seed contacts may
-    carry ``ContactStatus: "ARCHIVED"`` and a ``ContactID``.
+    carry ``ContactStatus: "ARCHIVED"`` and a ``ContactID``; seed invoices (``seed_invoices``, ``PUT /Invoices``
+    JSON) are added after them as if typed in Xero (``seeding.py``).
     The constructor and the store are ``XeroState``'s; each mixin serves one part of the API.
     """
 

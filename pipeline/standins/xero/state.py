@@ -155,6 +155,7 @@ class XeroState:
         *,
         options: XeroOptions | None = None,
         seed_contacts: list[dict[str, Any]] | None = None,
+        seed_invoices: list[dict[str, Any]] | None = None,
         **fields: Unpack[XeroOptionFields],
     ) -> None:
         opts = replace(options or XeroOptions(), **fields)
@@ -174,6 +175,7 @@ class XeroState:
         self.refresh_grace_seconds = opts.refresh_grace_seconds
         self.period_lock_date = opts.period_lock_date
         self._seed_contacts = copy.deepcopy(seed_contacts or [])
+        self._seed_invoices = copy.deepcopy(seed_invoices or [])
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -266,7 +268,7 @@ class XeroState:
             }
 
     def reset(self) -> None:
-        """Forget all data, counters, rate windows, idempotency keys and faults; re-apply seed contacts."""
+        """Forget all data, counters, rate windows, idempotency keys and faults; re-apply the seeds."""
         with self._lock:
             self._clear_state()
 
