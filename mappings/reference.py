@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 __all__ = ["OrgReference", "tax_rule_key"]
@@ -26,6 +27,8 @@ class OrgReference:
     account_codes: frozenset[str] | None = None
     #: Codes of the Xero accounts a payment may go to (BANK, or EnablePaymentsToAccount).
     payment_account_codes: frozenset[str] | None = None
+    #: The later of Xero's PeriodLockDate and EndOfYearLockDate: nothing dated on or before it is written.
+    lock_date: date | None = None
     #: The Xero organisation's base currency; Cin7's must be the same.
     base_currency: str | None = None
     #: The code of Xero's Rounding account (SystemAccount ROUNDING), the rounding line's default account.
@@ -35,6 +38,10 @@ class OrgReference:
     #: tax_rule_key(Cin7 rule name) -> TaxPercent, for every Cin7 tax rule (inactive ones too: old
     #: documents still name them).
     cin7_tax_rules: Mapping[str, Decimal] | None = None
+
+    def locked(self, day: date | None) -> bool:
+        """A document dated `day` falls on or before Xero's lock date."""
+        return day is not None and self.lock_date is not None and day <= self.lock_date
 
     def cin7_rate(self, rule: str) -> Decimal | None:
         """Cin7's percentage for a rule name, or None when Cin7's list was not read or lacks it."""

@@ -5,6 +5,7 @@ Names are part of the operator contract (deployment files rely on them): do not 
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     # Rows that share the watermark's timestamp may still be arriving when we read: re-read this much.
     cin7_poll_overlap_seconds: int = Field(default=300, alias="CIN7_POLL_OVERLAP_SECONDS", ge=0)
     cin7_initial_lookback_days: int = Field(default=30, alias="CIN7_INITIAL_LOOKBACK_DAYS", ge=0)
+    # The cutover: the live sync handles documents dated on or after it; earlier ones are migrated
+    # (`cin7xero migrate`). When set, the first poll reads from it instead of the lookback.
+    sync_start_date: date | None = Field(default=None, alias="SYNC_START_DATE")
     cin7_calls_per_minute: int = Field(default=60, alias="CIN7_CALLS_PER_MINUTE", ge=1)
     # Of those, at most this many at once: the rest are spread about evenly over the minute, so a poll
     # with a backlog never bursts into Cin7's throttling.

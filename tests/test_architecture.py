@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Stages from the top (may import anything below) to the bottom. Modules of one layer may import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline.cli",),
+    ("pipeline.migration",),
     ("pipeline.reconcile",),
     ("pipeline.recovery.sweep", "pipeline.operations.status"),
     ("pipeline.webhooks",),

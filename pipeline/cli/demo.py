@@ -282,7 +282,7 @@ def _check_invoice(
     status = str(cin7_invoice.get("Status", "")).upper()
     if len(found) > 1:
         return f"{number}: {len(found)} invoices in Xero"
-    if expectation.outcome in ("dead_mapping", "dead_xero", "ignored") or status in (
+    if expectation.outcome in ("dead_mapping", "dead_xero", "ignored", "locked") or status in (
         "VOIDED",
         "DRAFT",
         "NOT AVAILABLE",
@@ -336,6 +336,8 @@ def _check_not_synced(
 ) -> str | None:
     """An invoice that must be a dead letter, voided in Xero, or absent from it."""
     number = expectation.invoice_number
+    if expectation.outcome == "locked":
+        return f"{number}: dated on or before Xero's lock date, yet Xero has it" if found else None
     if expectation.outcome in ("dead_mapping", "dead_xero"):
         if found:
             return f"{number}: expected a dead letter ({expectation.reason}) but Xero has it"
@@ -387,8 +389,10 @@ def _print_results(
     for label, state in (
         ("documents synced", DocumentState.SYNCED),
         ("voided", DocumentState.VOIDED),
-        ("ignored (drafts)", DocumentState.IGNORED),
+        ("ignored (drafts, nothing to allocate)", DocumentState.IGNORED),
         ("conflict (paid in Xero)", DocumentState.CONFLICT),
+        ("locked (before Xero's lock date)", DocumentState.LOCKED),
+        ("waiting (for a document that did not sync)", DocumentState.WAITING),
         ("dead-lettered", DocumentState.DEAD),
     ):
         table.add_row(label, str(first.get(state)), str(second.get(state)), str(third.get(state)))

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from pipeline.cli.migrate import migrate_app
 from pipeline.cli.reconcile import reconcile as reconcile_command
 from pipeline.cli.webhooks import webhooks_app
 from pipeline.settings import get_settings
@@ -32,6 +33,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(xero_app, name="xero")
 app.add_typer(standins_app, name="standins")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(migrate_app, name="migrate")
 app.command("reconcile")(reconcile_command)
 
 console = Console()

@@ -71,7 +71,8 @@ def check_receivables(
             if number in synced and str(invoice.get("Status")).upper() in LIVE and number in invoices:
                 _check_invoice(result, sale, invoice, invoices[number], live_payments)
         for note in sale.get("CreditNotes") or []:
-            if str(note.get("CreditNoteInvoiceNumber")) in synced:
+            # Credit for an invoice Xero holds (one held back, e.g. locked, holds its credit notes too).
+            if str(note.get("CreditNoteInvoiceNumber")) in synced & invoices.keys():
                 _check_credit_note(result, sale, note, notes.get(str(note.get("CreditNoteNumber")), []), live_payments)
     return result
 

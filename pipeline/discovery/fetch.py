@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -81,7 +81,7 @@ def fetch_sale(ctx: TenantContext, sale_id: str) -> list[FetchedInvoice]:
             ErrorClass.MAPPING, f"Cin7 sale {sale_id} cannot be recorded: {'; '.join(unstorable)}", api="cin7"
         )
     with ctx.sessions() as session, session.begin():
-        customer_row = _customer_snapshot(session, ctx.tenant_pk, sale.customer_id)
+        customer_row = customer_snapshot(session, ctx.tenant_pk, sale.customer_id)
         if customer_row is not None or not sale.customer_id:
             return record_fetched_sale(session, ctx.tenant_pk, sale_id, detail, sale, customer_row)
     # Not in the bulk snapshot yet (created since the last customer poll): one call, then cached.
@@ -117,7 +117,8 @@ def _unstorable_text(sale: Cin7Sale) -> list[str]:
     return [f"{name}: {reason}" for name, reason in reasons if reason is not None]
 
 
-def _customer_snapshot(session: Session, tenant_pk: int, customer_id: str | None) -> dict[str, Any] | None:
+def customer_snapshot(session: Session, tenant_pk: int, customer_id: str | None) -> dict[str, Any] | None:
+    """The customer's snapshot from the bulk customer poll, if the ledger has it."""
     snapshot = session.scalar(
         select(CustomerRecord.snapshot).where(
             CustomerRecord.tenant_id == tenant_pk, CustomerRecord.customer_id == (customer_id or "")
@@ -240,6 +241,7 @@ def record_fetched_sale(
                 fetched[key] = _update_document(
                     doc,
                     document_number=doc.document_number,
+                    document_date=doc.document_date,
                     customer_id=doc.customer_id,
                     cin7_status=doc.cin7_status,
                     cin7_modified_at=sale.last_modified_on,
@@ -262,13 +264,15 @@ def _update_document(
     doc: SyncDocument,
     *,
     document_number: str | None,
+    document_date: date | None,
     customer_id: str | None,
     cin7_status: str | None,
     cin7_modified_at: datetime | None,
     source_hash: str,
 ) -> FetchedInvoice:
-    """Record a new read of an invoice the ledger has; its state is `pending` when it needs (re)mapping."""
+    """Record a new read of a document the ledger has; its state is `pending` when it needs (re)mapping."""
     doc.document_number = document_number
+    doc.document_date = document_date
     doc.customer_id = customer_id
     doc.cin7_status = cin7_status
     doc.cin7_modified_at = cin7_modified_at

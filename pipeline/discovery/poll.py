@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -162,6 +162,14 @@ def store_customers(session: Session, tenant_pk: int, rows: Iterable[dict[str, A
     insert_ignore(session, CustomerRecord, fresh, ["tenant_id", "customer_id"])
 
 
+def first_poll_since(ctx: TenantContext) -> datetime:
+    """Where the first poll reads from: SYNC_START_DATE when set (the cutover), else the lookback."""
+    start = ctx.settings.sync_start_date
+    if start is not None:
+        return datetime.combine(start, time.min, tzinfo=UTC)
+    return utcnow() - timedelta(days=ctx.settings.cin7_initial_lookback_days)
+
+
 def poll_sales(ctx: TenantContext) -> PollResult:
     """Read saleList since the watermark (minus an overlap) and record every changed sale.
 
@@ -173,7 +181,7 @@ def poll_sales(ctx: TenantContext) -> PollResult:
     with ctx.sessions() as session, session.begin():
         cursor = _cursor(session, ctx.tenant_pk, SALES_STREAM)
         if cursor.watermark is None:
-            since = utcnow() - timedelta(days=ctx.settings.cin7_initial_lookback_days)
+            since = first_poll_since(ctx)
         else:
             # Rows sharing the watermark's timestamp may still be committing in Cin7 as we read.
             since = cursor.watermark - timedelta(seconds=ctx.settings.cin7_poll_overlap_seconds)

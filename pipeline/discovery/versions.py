@@ -8,6 +8,7 @@ and every credit note of that invoice).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from mappings import Cin7Sale, content_hash, credit_allocations
@@ -54,11 +55,20 @@ def document_versions(detail: dict[str, Any], sale: Cin7Sale, customer: dict[str
     modified = sale.last_modified_on
     versions: Versions = {}
 
-    def add(kind: str, task_id: str | None, number: str | None, status: object, source: dict[str, Any]) -> None:
+    def add(
+        kind: str,
+        task_id: str | None,
+        number: str | None,
+        status: object,
+        source: dict[str, Any],
+        *moments: datetime | None,
+    ) -> None:
         if not task_id:
             return
+        days = [moment.date() for moment in moments if moment is not None]
         versions[(kind, task_id)] = {
             "document_number": number,
+            "document_date": max(days) if days else None,
             "customer_id": sale.customer_id,
             "cin7_status": str(status) if status is not None else None,
             "cin7_modified_at": modified,
@@ -70,23 +80,23 @@ def document_versions(detail: dict[str, Any], sale: Cin7Sale, customer: dict[str
         # The invoice's own payments are not part of what its mapping reads.
         raw = {key: value for key, value in raw.items() if key != "Payments"}
         source = {"header": header, "order_number": order_number, "invoice": raw, **terms}
-        add("invoice", invoice.task_id, invoice.invoice_number, invoice.status, source)
+        add("invoice", invoice.task_id, invoice.invoice_number, invoice.status, source, invoice.invoice_date)
         for payment in invoice.payments:
             raw_payment = _by_task(raw_invoices.get(invoice.task_id or "", {}).get("Payments"), "ID").get(
                 payment.id or "", {}
             )
             source = {"currency": currency, "invoice": invoice.task_id, "payment": raw_payment}
-            add("payment", payment.id, invoice.invoice_number, "AUTHORISED", source)
+            add("payment", payment.id, invoice.invoice_number, "AUTHORISED", source, payment.date_paid)
     allocations = credit_allocations(sale)
     for note in sale.credit_notes:
         raw = raw_notes.get(note.task_id or "", {})
         lines_only = {key: value for key, value in raw.items() if key not in ("Refunds", "Restock")}
         source = {"header": header, "credit_note": lines_only, **terms}
-        add("credit_note", note.task_id, note.credit_note_number, note.status, source)
+        add("credit_note", note.task_id, note.credit_note_number, note.status, source, note.credit_note_date)
         for refund in note.refunds:
             raw_refund = _by_task(raw.get("Refunds"), "ID").get(refund.id or "", {})
             source = {"currency": currency, "credit_note": note.task_id, "refund": raw_refund}
-            add("refund", refund.id, note.credit_note_number, "AUTHORISED", source)
+            add("refund", refund.id, note.credit_note_number, "AUTHORISED", source, refund.date_paid)
         allocation = allocations.get(note.task_id or "")
         source = {
             "credit_note": note.task_id,
@@ -96,5 +106,15 @@ def document_versions(detail: dict[str, Any], sale: Cin7Sale, customer: dict[str
             "invoice_date": str(allocation.invoice.invoice_date) if allocation is not None else None,
             "amount": str(allocation.amount) if allocation is not None else None,
         }
-        add("allocation", note.task_id, note.credit_note_number, note.status, source)
+        # Dated as the allocation is: when both the credit note and its invoice exist.
+        invoice_date = allocation.invoice.invoice_date if allocation is not None else None
+        add(
+            "allocation",
+            note.task_id,
+            note.credit_note_number,
+            note.status,
+            source,
+            note.credit_note_date,
+            invoice_date,
+        )
     return versions

@@ -8,12 +8,13 @@ is healed by the sweep from these rows, a duplicate one finds its row already do
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -55,7 +56,12 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     """Declarative base for every ledger table."""
 
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        date: Date(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
 
 
 class DocumentState(enum.StrEnum):
@@ -66,10 +72,12 @@ class DocumentState(enum.StrEnum):
     ignored: nothing to do in Xero (a draft, or voided before it was ever synced).
     waiting: held until another document of its sale is in Xero (a payment for its invoice); woken
     when that one is written, not polled.
+    locked: dated on or before Xero's lock date: never written (a person decides).
     """
 
     PENDING = "pending"
     WAITING = "waiting"
+    LOCKED = "locked"
     READY = "ready"
     WRITING = "writing"
     RETRY = "retry"
@@ -170,6 +178,7 @@ class SyncDocument(Base):
         UniqueConstraint("tenant_id", "source", "kind", "sale_id", "task_id", name="uq_sync_documents_natural_key"),
         Index("ix_sync_documents_state", "tenant_id", "state"),
         Index("ix_sync_documents_number", "tenant_id", "kind", "document_number"),
+        Index("ix_sync_documents_migration", "migration_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -183,6 +192,12 @@ class SyncDocument(Base):
     customer_id: Mapped[str | None] = mapped_column(String(64))
     cin7_status: Mapped[str | None] = mapped_column(String(24))
     cin7_modified_at: Mapped[datetime | None]
+    # The document's own date (invoice, credit note, payment or allocation date): what Xero's lock date
+    # and the cutover (SYNC_START_DATE) are compared with, and the order a migration writes in.
+    document_date: Mapped[date | None]
+    # Set for documents a historical migration brought in (`cin7xero migrate run`); the writer takes
+    # live documents first.
+    migration_id: Mapped[int | None] = mapped_column(ForeignKey("migration_runs.id"))
     source_hash: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any] | None]
     payload_hash: Mapped[str | None] = mapped_column(String(64))
@@ -211,6 +226,27 @@ class SyncDocument(Base):
     discovered_at: Mapped[datetime] = mapped_column(default=utcnow)
     synced_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MigrationRun(Base):
+    """One historical migration of a date window: its test runs (plans) and its cutover."""
+
+    __tablename__ = "migration_runs"
+    __table_args__ = (Index("ix_migration_runs_tenant", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    window_from: Mapped[date]
+    window_until: Mapped[date]
+    state: Mapped[str] = mapped_column(String(16), default="planned")  # planned | running | done
+    update_conflicts: Mapped[bool] = mapped_column(default=False)
+    # The last plan's counts and cost (plan.json has every document).
+    plan: Mapped[dict[str, Any] | None]
+    report_dir: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    planned_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
 
 class ContactLink(Base):

@@ -44,7 +44,9 @@ def _why_not_in_xero(row: SyncDocument | None) -> str:
         case DocumentState.CONFLICT:
             return "in conflict"
         case DocumentState.IGNORED:
-            return f"not synced (Cin7 status {row.cin7_status})"
+            return f"not synced: {row.last_error}" if row.last_error else f"not synced (Cin7 status {row.cin7_status})"
+        case DocumentState.LOCKED:
+            return "dated on or before Xero's lock date"
         case DocumentState.WAITING:
             return "itself waiting"
         case _:

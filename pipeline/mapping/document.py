@@ -26,6 +26,7 @@ from pipeline.kinds import AnyKind, InXero, MappedDocument, kind_of
 from pipeline.ledger.models import (
     CustomerRecord,
     DocumentState,
+    MigrationRun,
     SaleRecord,
     SyncDocument,
     utcnow,
@@ -61,6 +62,8 @@ def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
             return False
         sale, customer = loaded
         kind = kind_of(doc.kind)
+        if _before_cutover(ctx, doc) or _held_conflict(session, doc):
+            return False
         waits = dependencies.unmet(session, doc, kind.dependencies(sale, doc.task_id, cin7_status=doc.cin7_status))
         if waits.reason is not None:
             # Not a failure: the document is woken when what it waits for is written (writer.outcomes).
@@ -103,7 +106,45 @@ def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
         # The map task counted this delivery in `attempts` to catch messages that kill workers; the
         # mapping finished, so the write starts its own count from zero.
         doc.attempts = 0
+        if mapped.action in _WRITES and reference.locked(doc.document_date):
+            doc.state = DocumentState.LOCKED
+            doc.action = None
+            doc.last_error = (
+                f"dated {doc.document_date}, on or before Xero's lock date {reference.lock_date}: not written "
+                "(Xero refuses changes in a locked period; a person decides)"
+            )
+            return False
         return _apply(session, doc, kind, mapped, woken)
+
+
+_WRITES = (InvoiceAction.CREATE, InvoiceAction.UPDATE, InvoiceAction.VOID, InvoiceAction.DELETE)
+
+
+def _held_conflict(session: Session, doc: SyncDocument) -> bool:
+    """A migrated document Xero already had with other values stays a conflict for a person, however
+    often its sale is read again, unless the migration was run with --update-conflicts.
+    """
+    if doc.migration_id is None or doc.xero_id is None or doc.synced_at is not None or doc.synced_hash is not None:
+        return False
+    if session.scalar(select(MigrationRun.update_conflicts).where(MigrationRun.id == doc.migration_id)):
+        return False
+    doc.state = DocumentState.CONFLICT
+    doc.error_class = ErrorClass.CONFLICT.value
+    doc.mapped_source_hash = doc.source_hash
+    doc.last_error = doc.last_error or f"Xero already has {doc.document_number} with other values (--update-conflicts)"
+    return True
+
+
+def _before_cutover(ctx: TenantContext, doc: SyncDocument) -> bool:
+    """A document dated before SYNC_START_DATE is the migration's, not the live sync's: recorded, not sent."""
+    start = ctx.settings.sync_start_date
+    if doc.migration_id is not None or start is None or doc.document_date is None or doc.document_date >= start:
+        return False
+    doc.state = DocumentState.IGNORED
+    doc.action = None
+    doc.mapped_source_hash = doc.source_hash
+    doc.last_error = f"dated {doc.document_date}, before SYNC_START_DATE {start}: left to cin7xero migrate"
+    return True
 
 
 def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDocument, woken: list[int]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -20,6 +20,7 @@ from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import Tenant, utcnow
 from pipeline.operations.pauses import TenantPaused, paused_for
+from pipeline.xero.client import parse_xero_date
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,15 @@ REFERENCE_PROCESS_TTL_SECONDS = 30.0
 
 # What the cached JSON must hold; a copy without one of them is read again.
 REFERENCE_KEYS = frozenset(
-    {"accounts", "payment_accounts", "base_currency", "rounding_account", "xero_tax_rates", "cin7_tax_rules"}
+    {
+        "accounts",
+        "payment_accounts",
+        "base_currency",
+        "lock_date",
+        "rounding_account",
+        "xero_tax_rates",
+        "cin7_tax_rules",
+    }
 )
 
 _process_cache: dict[tuple[str, int], tuple[float, OrgReference]] = {}
@@ -59,6 +68,7 @@ def as_reference(stored: dict[str, Any]) -> OrgReference:
     return OrgReference(
         account_codes=frozenset(stored.get("accounts") or ()),
         payment_account_codes=frozenset(stored.get("payment_accounts") or ()),
+        lock_date=date.fromisoformat(stored["lock_date"]) if stored.get("lock_date") else None,
         base_currency=stored.get("base_currency"),
         rounding_account=stored.get("rounding_account"),
         xero_tax_rates={k: Decimal(v) for k, v in (stored.get("xero_tax_rates") or {}).items()},
@@ -144,7 +154,9 @@ def read_reference(ctx: TenantContext) -> dict[str, Any]:
             continue
         if rule.tax_percent is not None:
             rules[tax_rule_key(rule.name)] = format(rule.tax_percent.normalize(), "f")
-    base_currency = str(ctx.xero.get_organisation().get("BaseCurrency") or "").upper() or None
+    organisation = ctx.xero.get_organisation()
+    base_currency = str(organisation.get("BaseCurrency") or "").upper() or None
+    lock_date = lock_date_of(organisation)
     payable = (
         a for a in accounts if str(a.get("Type") or "").upper() == "BANK" or a.get("EnablePaymentsToAccount") is True
     )
@@ -152,10 +164,21 @@ def read_reference(ctx: TenantContext) -> dict[str, Any]:
         "accounts": sorted(str(a["Code"]) for a in accounts if a.get("Code")),
         "payment_accounts": sorted(str(a["Code"]) for a in payable if a.get("Code")),
         "base_currency": base_currency,
+        "lock_date": lock_date.isoformat() if lock_date else None,
         "rounding_account": rounding,
         "xero_tax_rates": rates,
         "cin7_tax_rules": rules,
     }
+
+
+def lock_date_of(organisation: dict[str, Any]) -> date | None:
+    """The later of the organisation's period and end-of-year lock dates ("shown if set")."""
+    days = [
+        day
+        for key in ("PeriodLockDate", "EndOfYearLockDate")
+        if (day := parse_xero_date(organisation.get(key))) is not None
+    ]
+    return max(days) if days else None
 
 
 def _percent(value: object, what: str) -> str:

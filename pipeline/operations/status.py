@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import redis
 from sqlalchemy import func, select
@@ -121,21 +121,30 @@ class LiveWindow:
     covers_from: datetime | None
     watermark: datetime | None
     last_polled_at: datetime | None
+    sync_start_date: date | None = None
 
     def describe(self) -> str:
         """One line for `cin7xero status`."""
+        cutover = (
+            f"SYNC_START_DATE {self.sync_start_date}: documents dated before it are left to cin7xero migrate; "
+            if self.sync_start_date is not None
+            else "SYNC_START_DATE not set; "
+        )
         if self.last_polled_at is None:
-            return (
-                f"not polled yet: the first poll reads sales changed in the last {self.lookback_days} days "
+            first = (
+                f"the first poll reads sales changed since {self.sync_start_date}"
+                if self.sync_start_date is not None
+                else f"the first poll reads sales changed in the last {self.lookback_days} days "
                 "(CIN7_INITIAL_LOOKBACK_DAYS), nothing older"
             )
+            return f"{cutover}not polled yet: {first}"
         start = (
             f"since {self.covers_from:%Y-%m-%d %H:%M} UTC"
             if self.covers_from is not None
             else "since before this ledger recorded its start"
         )
         seen = f"read up to {self.watermark:%Y-%m-%d %H:%M} UTC" if self.watermark else "no sale seen yet"
-        return f"sales changed {start}; {seen}; last poll {self.last_polled_at:%Y-%m-%d %H:%M} UTC"
+        return f"{cutover}sales changed {start}; {seen}; last poll {self.last_polled_at:%Y-%m-%d %H:%M} UTC"
 
 
 def live_window(ctx: TenantContext) -> LiveWindow:
@@ -149,6 +158,7 @@ def live_window(ctx: TenantContext) -> LiveWindow:
         covers_from=cursor.covers_from if cursor else None,
         watermark=cursor.watermark if cursor else None,
         last_polled_at=cursor.last_polled_at if cursor else None,
+        sync_start_date=ctx.settings.sync_start_date,
     )
 
 

@@ -109,6 +109,10 @@ def _known(doc: LedgerDoc | None, sale_id: str, ledger: LedgerView) -> str | Non
         return f"dead letter {ledger.dead_sales[sale_id]}"
     if doc is not None and doc.state in IN_FLIGHT:
         return f"sync in progress ({doc.state})"
+    if doc is not None and doc.state == DocumentState.LOCKED.value:
+        return "locked: dated on or before Xero's lock date, never written"
+    if doc is not None and doc.state == DocumentState.IGNORED.value:
+        return "left to the migration (dated before SYNC_START_DATE)"
     return None
 
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 
 import redis
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from pipeline.context import TenantContext, shared_redis
 from pipeline.ledger.models import (
@@ -36,7 +36,13 @@ def claim_batch(ctx: TenantContext, first_id: int | None) -> tuple[str, list[int
             session.scalars(
                 select(SyncDocument.id)
                 .where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.state == DocumentState.READY)
-                .order_by(SyncDocument.id)
+                # Live documents first, so that a migration never delays a new sale by more than a
+                # batch; a migration's own in date order.
+                .order_by(
+                    SyncDocument.migration_id.is_not(None),
+                    case((SyncDocument.migration_id.is_not(None), SyncDocument.document_date), else_=None),
+                    SyncDocument.id,
+                )
                 .limit(limit)
             )
         )

@@ -57,7 +57,12 @@ def record_dead(
     payload: dict[str, Any] | None,
     outcome: WriteOutcome,
 ) -> None:
-    """Dead-letter one element Xero answered for (or that was never sent)."""
+    """Dead-letter one element Xero answered for (or that was never sent).
+
+    Xero refusing a document for its locked period is not a failure to retry or requeue: the document
+    is a conflict (the bookkeeper moves the lock date or settles it by hand).
+    """
+    locked = any("lock date" in message.lower() for message in messages)
     with ctx.sessions() as session, session.begin():
         row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
         if row is None:
@@ -65,8 +70,17 @@ def record_dead(
         row.attempts += 1
         # Xero answered for this element (or it was never sent): its outcome is known.
         row.write_uncertain = False
-        record_dead_letter(session, row, stage=stage, error_class=error_class, messages=messages, payload=payload)
-    outcome.dead += 1
+        if locked:
+            row.state = DocumentState.CONFLICT
+            row.error_class = ErrorClass.CONFLICT.value
+            row.claim_token = None
+            row.last_error = "; ".join(messages)[:4000]
+        else:
+            record_dead_letter(session, row, stage=stage, error_class=error_class, messages=messages, payload=payload)
+    if locked:
+        outcome.conflicts += 1
+    else:
+        outcome.dead += 1
 
 
 def retry_all(

@@ -107,8 +107,9 @@ def make_pipeline(
         concurrency: int = 2,
         xero: dict[str, Any] | None = None,
         cin7: dict[str, Any] | None = None,
+        dataset: Dataset | None = None,
     ) -> Pipeline:
-        dataset = generate(seed, sales, now=datetime.now(UTC))
+        dataset = dataset or generate(seed, sales, now=datetime.now(UTC))
         cin7_standin = Cin7StandIn(dataset=dataset, **(cin7 or {})).start()
         xero_standin = XeroStandIn(seed_contacts=dataset.xero_contacts, **(xero or {})).start()
         env = pipeline_env(database_url, redis_url, cin7_standin, xero_standin)

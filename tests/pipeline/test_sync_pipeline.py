@@ -57,6 +57,13 @@ def test_rejected_invoices_are_dead_letters_with_the_reason(make_pipeline: Calla
         assert "jpy" in text or "lock date" in text, text
     documents = p.documents()
     assert all(documents[e.invoice_number].state == DocumentState.DEAD for e in mapping + rejected_by_xero)
+    # Dated before Xero's lock date: never sent, no dead letter, the reason on the row.
+    locked = [e for e in p.dataset.expectations if e.outcome == "locked"]
+    assert locked
+    for expectation in locked:
+        row = documents[expectation.invoice_number]
+        assert row.state == DocumentState.LOCKED and "lock date 2020-06-30" in (row.last_error or "")
+        assert expectation.invoice_number not in reasons
 
 
 def test_one_contact_per_customer_and_name_clashes_get_a_readable_variant(

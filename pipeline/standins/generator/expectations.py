@@ -24,7 +24,7 @@ from pipeline.standins.generator.tables import (
 )
 from pipeline.standins.generator.values import ZERO
 
-Outcome = Literal["synced", "ignored", "dead_mapping", "dead_xero"]
+Outcome = Literal["synced", "ignored", "dead_mapping", "dead_xero", "locked"]
 CreditNoteOutcome = Literal["synced", "ignored"]
 PaymentKind = Literal["payment", "refund"]
 
@@ -167,8 +167,9 @@ def expected_outcome(kind: str, status: str, currency: str) -> tuple[Outcome, st
         case "jpy":
             return "dead_xero", f"currency {currency} not enabled in Xero"
         case "locked":
+            # Never sent: the mapping reads Xero's lock date and holds the invoice as locked.
             return (
-                "dead_xero",
+                "locked",
                 f"invoice date {LOCKED_INVOICE_DATE.isoformat()} is before the Xero period lock date "
                 f"{LOCK_DATE.isoformat()}",
             )

@@ -41,5 +41,8 @@ def test_status_prints_the_window_the_live_sync_covers(database_url: str) -> Non
     result = _status(database_url)
     assert result.returncode == 0, result.stdout + result.stderr
     text = " ".join(result.stdout.split())
-    assert "live sync: not polled yet: the first poll reads sales changed in the last 30 days" in text
+    assert (
+        "live sync: SYNC_START_DATE not set; not polled yet: the first poll reads sales changed in the last 30 days"
+        in text
+    )
     assert "contact updates Xero refused" in text

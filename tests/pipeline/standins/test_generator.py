@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -182,7 +181,7 @@ def test_each_hostile_case_is_present_with_its_expected_outcome(dataset: Dataset
             assert exp.outcome == "dead_xero" and exp.reason == "currency JPY not enabled in Xero"
             found["jpy"] += 1
         if inv["InvoiceDate"] == "2019-05-10T00:00:00":
-            assert exp.outcome == "dead_xero" and "2020-06-30" in exp.reason
+            assert exp.outcome == "locked" and "2020-06-30" in exp.reason
             found["lock"] += 1
         if any(line["TaxRule"] == "Tax on Sales" for line in inv["Lines"]):
             assert exp.outcome == "dead_mapping" and "is 0% in Cin7 but maps to OUTPUT" in exp.reason
@@ -197,7 +196,7 @@ def test_each_hostile_case_is_present_with_its_expected_outcome(dataset: Dataset
 
 def test_hostile_cases_appear_at_fifty_sales_and_vanish_when_disabled() -> None:
     outcomes = Counter(e.outcome for e in generate(1, 50, now=NOW).expectations)
-    assert outcomes["dead_mapping"] >= 2 and outcomes["dead_xero"] >= 2
+    assert outcomes["dead_mapping"] >= 2 and outcomes["dead_xero"] >= 1 and outcomes["locked"] >= 1
     tame = generate(1, 50, now=NOW, hostile=False)
     assert {e.outcome for e in tame.expectations} <= {"synced", "ignored"}
 
@@ -285,13 +284,6 @@ def test_void_invoice_marks_the_invoice_and_sale_voided(dataset: Dataset) -> Non
 def test_tax_rules_include_the_unknown_one_with_known_rates() -> None:
     assert TAX_RULES["GST on Income"] == Decimal("0.1")
     assert "Zero Rated Imports" in TAX_RULES
-
-
-def test_generating_five_thousand_sales_is_fast() -> None:
-    start = time.perf_counter()
-    ds = generate(3, 5000, now=NOW)
-    assert time.perf_counter() - start < 2.0
-    assert len(ds.sales) == 5000
 
 
 # --- payments, refunds and credit notes -------------------------------------------------------------------

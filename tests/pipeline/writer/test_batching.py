@@ -83,7 +83,7 @@ def test_a_rejected_invoice_is_dead_lettered_alone_while_the_rest_of_its_batch_l
     p.poll_and_wait()
 
     rejected = [e for e in p.dataset.expectations if e.outcome == "dead_xero"]
-    assert rejected, "the hostile data always holds JPY and locked-period invoices"
+    assert rejected, "the hostile data always holds JPY invoices"
     verification = p.verify()
     assert verification.ok, verification.problems
     reasons = p.dead_reasons()

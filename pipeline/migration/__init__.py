@@ -1,0 +1,1 @@
+"""Historical migration: the test run (`migrate plan`) and the cutover (`migrate run`)."""

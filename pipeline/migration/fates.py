@@ -1,0 +1,213 @@
+"""Each historical document's fate, decided from Cin7's sale, Xero's documents and the ledger. Pure.
+
+The same decision serves the test run (the plan's rows) and the cutover (which documents it adopts
+and which are conflicts), so that what the plan said is what the run does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from mappings import (
+    Cin7Customer,
+    Cin7InvoiceStatus,
+    Cin7Sale,
+    Cin7Totals,
+    MappingError,
+    MappingRules,
+    OrgReference,
+    XeroCreditNote,
+    XeroInvoice,
+    map_credit_note,
+    map_invoice,
+    normalise_name,
+    totals_in_xero,
+)
+from pipeline.migration.history import in_window, number_key
+from pipeline.migration.plan_rows import Fate, PlanRow
+from pipeline.reconcile.window import Window
+from pipeline.xero.client import parse_xero_date
+
+CENT = Decimal("0.01")
+LIVE_CIN7 = (Cin7InvoiceStatus.AUTHORISED, Cin7InvoiceStatus.PAID)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """One document's fate with what the cutover needs to act on it."""
+
+    row: PlanRow
+    #: The mapped payload (for an adoption: the hash the ledger records as what Xero holds).
+    payload: dict[str, Any] | None = None
+
+
+def _money(value: object) -> Decimal:
+    return Decimal(str(value or 0)).quantize(CENT)
+
+
+def _differences(cin7: Cin7Totals, xero: Mapping[str, Any]) -> list[str]:
+    want = totals_in_xero(cin7)
+    pairs = (
+        ("SubTotal", want.subtotal, xero.get("SubTotal")),
+        ("TotalTax", want.total_tax, xero.get("TotalTax")),
+        ("Total", want.total, xero.get("Total")),
+    )
+    return [
+        f"{name} {_money(theirs)} in Xero, {ours} in Cin7" for name, ours, theirs in pairs if _money(theirs) != ours
+    ]
+
+
+def _same_contact(sale: Cin7Sale, xero: Mapping[str, Any], linked: str | None) -> bool:
+    """Xero's document is on this customer's contact: linked, numbered with its id, or of its name."""
+    contact = xero.get("Contact") or {}
+    if linked is not None:
+        return str(contact.get("ContactID") or "").lower() == linked.lower()
+    number = str(contact.get("ContactNumber") or "").lower()
+    if number:
+        return number == (sale.customer_id or "").lower()
+    return normalise_name(str(contact.get("Name") or "")) == normalise_name(sale.customer or "")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every decision of one plan reads."""
+
+    window: Window
+    reference: OrgReference
+    rules: MappingRules
+    customers: Mapping[str, Cin7Customer]
+    contact_links: Mapping[str, str]
+    #: Documents the ledger already has in Xero, by (kind, task id).
+    synced: frozenset[tuple[str, str]]
+    xero_invoices: Mapping[str, dict[str, Any]]
+    xero_credit_notes: Mapping[str, dict[str, Any]]
+
+
+def _row(
+    sale: Cin7Sale, kind: str, task_id: str, number: str, day: date | None, total: Decimal | None
+) -> Callable[..., PlanRow]:
+    def make(fate: Fate, reason: str = "", xero_id: str | None = None) -> PlanRow:
+        return PlanRow(
+            kind=kind,
+            sale_id=sale.id,
+            task_id=task_id,
+            number=number,
+            date=day,
+            customer=(sale.customer or "").strip(),
+            currency=sale.customer_currency or sale.base_currency,
+            total=total,
+            fate=fate,
+            reason=reason,
+            xero_id=xero_id,
+        )
+
+    return make
+
+
+def decide_sale(sale: Cin7Sale, ctx: Context) -> list[Decided]:
+    """The fate of every invoice and credit note of the sale dated in the window, and of what is
+    applied to them (payments, refunds): they share their document's fate unless locked themselves.
+    """
+    decided: list[Decided] = []
+    customer = ctx.customers.get((sale.customer_id or "").lower())
+    for invoice in sale.invoices:
+        day = invoice.invoice_date.date() if invoice.invoice_date is not None else None
+        if not invoice.task_id or not in_window(day, ctx.window):
+            continue
+        make = _row(sale, "invoice", invoice.task_id, (invoice.invoice_number or "").strip(), day, invoice.total)
+        totals = Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total)
+
+        def mapper(invoice: Any = invoice) -> XeroInvoice:
+            return map_invoice(sale, invoice, customer=customer, rules=ctx.rules, reference=ctx.reference)
+
+        parent = _decide_document(
+            sale, ("invoice", invoice.task_id), invoice.status, day, totals, make, mapper, ctx.xero_invoices, ctx
+        )
+        decided.append(parent)
+        for payment in invoice.payments:
+            paid_on = payment.date_paid.date() if payment.date_paid is not None else None
+            applied = _row(sale, "payment", payment.id or "", parent.row.number, paid_on, payment.amount)
+            decided.append(Decided(_applied_fate(parent.row, applied, paid_on, ctx, ("payment", payment.id or ""))))
+    for note in sale.credit_notes:
+        day = note.credit_note_date.date() if note.credit_note_date is not None else None
+        if not note.task_id or not in_window(day, ctx.window):
+            continue
+        make = _row(sale, "credit_note", note.task_id, (note.credit_note_number or "").strip(), day, note.total)
+        totals = Cin7Totals(subtotal=note.total_before_tax, tax=note.tax, total=note.total)
+
+        def note_mapper(note: Any = note) -> XeroCreditNote:
+            return map_credit_note(sale, note, customer=customer, rules=ctx.rules, reference=ctx.reference)
+
+        parent = _decide_document(
+            sale, ("credit_note", note.task_id), note.status, day, totals, make, note_mapper, ctx.xero_credit_notes, ctx
+        )
+        decided.append(parent)
+        for refund in note.refunds:
+            paid_on = refund.date_paid.date() if refund.date_paid is not None else None
+            applied = _row(sale, "refund", refund.id or "", parent.row.number, paid_on, refund.amount)
+            decided.append(Decided(_applied_fate(parent.row, applied, paid_on, ctx, ("refund", refund.id or ""))))
+    return decided
+
+
+def _decide_document(
+    sale: Cin7Sale,
+    key: tuple[str, str],
+    status: object,
+    day: date | None,
+    totals: Cin7Totals,
+    make: Callable[..., PlanRow],
+    mapper: Callable[[], XeroInvoice | XeroCreditNote],
+    in_xero: Mapping[str, dict[str, Any]],
+    ctx: Context,
+) -> Decided:
+    parsed = Cin7InvoiceStatus.parse(status)
+    if parsed not in LIVE_CIN7:
+        return Decided(make(Fate.SKIPPED, f"Cin7 status {status}"))
+    if key in ctx.synced:
+        return Decided(make(Fate.SYNCED, "the ledger already has it in Xero"))
+    existing = in_xero.get(number_key(make(Fate.CREATE).number))
+    payload: dict[str, Any] | None = None
+    try:
+        payload = mapper().to_json()
+    except MappingError as exc:
+        if existing is None:
+            return Decided(make(Fate.BLOCKED, "; ".join(p.message for p in exc.problems)))
+    if existing is not None:
+        xero_id = str(existing.get("InvoiceID") or existing.get("CreditNoteID") or "")
+        linked = ctx.contact_links.get((sale.customer_id or "").lower())
+        differences = _differences(totals, existing)
+        if not _same_contact(sale, existing, linked):
+            name = (existing.get("Contact") or {}).get("Name")
+            differences.append(f"on Xero contact {name!r}, not {(sale.customer or '').strip()!r}")
+        if differences or payload is None:
+            return Decided(make(Fate.CONFLICT, "; ".join(differences) or "Cin7's side does not map", xero_id))
+        return Decided(make(Fate.ADOPT, "Xero has it with the same number, contact and totals", xero_id), payload)
+    if ctx.reference.locked(day):
+        return Decided(make(Fate.LOCKED, f"dated on or before Xero's lock date {ctx.reference.lock_date}"))
+    return Decided(make(Fate.CREATE), payload)
+
+
+def _applied_fate(
+    parent: PlanRow, make: Callable[..., PlanRow], day: date | None, ctx: Context, key: tuple[str, str]
+) -> PlanRow:
+    """A payment or refund follows its document: created with it, held with it, or locked on its own."""
+    if key in ctx.synced:
+        return make(Fate.SYNCED, "the ledger already has it in Xero")
+    match parent.fate:
+        case Fate.CREATE | Fate.ADOPT | Fate.SYNCED:
+            if ctx.reference.locked(day):
+                return make(Fate.LOCKED, f"paid on or before Xero's lock date {ctx.reference.lock_date}")
+            return make(Fate.CREATE)
+        case Fate.SKIPPED:
+            return make(Fate.SKIPPED, f"its {parent.kind.replace('_', ' ')} is skipped")
+        case _:
+            return make(parent.fate, f"waits for {parent.kind.replace('_', ' ')} {parent.number} ({parent.fate})")
+
+
+def xero_date(data: Mapping[str, Any]) -> date | None:
+    """A Xero document's date."""
+    return parse_xero_date(data.get("DateString") or data.get("Date"))

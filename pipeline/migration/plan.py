@@ -1,0 +1,183 @@
+"""`cin7xero migrate plan`: the test run. Read both sides, decide every document's fate, write nothing
+to Xero, and say what the cutover would cost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from mappings import Cin7Customer, Cin7Sale, Cin7SaleListRow
+from pipeline.context import TenantContext
+from pipeline.ledger.models import (
+    ContactLink,
+    CustomerRecord,
+    DocumentState,
+    MigrationRun,
+    SyncDocument,
+    utcnow,
+)
+from pipeline.mapping.reference import org_reference
+from pipeline.migration.fates import Context, Decided, decide_sale
+from pipeline.migration.history import CinRead, XeroRead, read_cin7_history, read_xero_history
+from pipeline.migration.plan_rows import Fate, MigrationPlan, PlanCost, PlanRow
+from pipeline.migration.report import write_plan_files
+from pipeline.reconcile.window import Window
+
+# Xero calls a cutover makes besides its batches: reference data, the contact cache, lookups.
+FIXED_XERO_READS = 6
+# A customer new to Xero costs its share of a contact push (50 a call) after its invoice named it.
+CONTACT_PUSH_BATCH = 50
+
+
+@dataclass
+class Planned:
+    """A plan with the reads behind it (the cutover acts on the same decisions)."""
+
+    plan: MigrationPlan
+    decided: list[Decided]
+    sales: list[Cin7Sale]
+    details: dict[str, dict[str, Any]]
+
+
+def migration_row(ctx: TenantContext, window: Window, *, update_conflicts: bool = False) -> int:
+    """The tenant's migration of this window (the unfinished one, or a new one): its id."""
+    with ctx.sessions() as session, session.begin():
+        row = session.scalar(
+            select(MigrationRun)
+            .where(
+                MigrationRun.tenant_id == ctx.tenant_pk,
+                MigrationRun.window_from == window.start,
+                MigrationRun.window_until == window.last,
+            )
+            .order_by(MigrationRun.id.desc())
+        )
+        if row is None or row.state == "done":
+            row = MigrationRun(
+                tenant_id=ctx.tenant_pk, window_from=window.start, window_until=window.last, state="planned"
+            )
+            session.add(row)
+        row.update_conflicts = row.update_conflicts or update_conflicts
+        session.flush()
+        return row.id
+
+
+def decide(ctx: TenantContext, window: Window, migration_id: int) -> Planned:
+    """Read Cin7's and Xero's history in the window and decide each document's fate."""
+    reference = org_reference(ctx)
+    xero = read_xero_history(ctx, window)
+    cin7 = read_cin7_history(ctx, window)
+    customer_ids = sorted({(s.customer_id or "").lower() for s in cin7.sales if s.customer_id})
+    with ctx.sessions() as session:
+        customers = {
+            record.customer_id.lower(): Cin7Customer.model_validate(record.snapshot)
+            for record in session.scalars(
+                select(CustomerRecord).where(
+                    CustomerRecord.tenant_id == ctx.tenant_pk, CustomerRecord.customer_id.in_(customer_ids)
+                )
+            )
+        }
+        links = {
+            link.cin7_customer_id.lower(): link.xero_contact_id
+            for link in session.scalars(select(ContactLink).where(ContactLink.tenant_id == ctx.tenant_pk))
+        }
+        synced = frozenset(
+            (kind, task_id)
+            for kind, task_id in session.execute(
+                select(SyncDocument.kind, SyncDocument.task_id).where(
+                    SyncDocument.tenant_id == ctx.tenant_pk,
+                    SyncDocument.state.in_([DocumentState.SYNCED, DocumentState.VOIDED]),
+                    SyncDocument.xero_id.is_not(None),
+                )
+            )
+        )
+    context = Context(window, reference, ctx.rules, customers, links, synced, xero.invoices, xero.credit_notes)
+    decided = [d for sale in sorted(cin7.sales, key=_first_date) for d in decide_sale(sale, context)]
+    decided.extend(Decided(_listed_only(row)) for row in cin7.skipped_rows)
+    decided.sort(key=lambda d: (d.row.date or date.min, d.row.kind != "invoice", d.row.number))
+    plan = MigrationPlan(
+        migration_id=migration_id,
+        tenant=ctx.tenant_key,
+        window_from=window.start,
+        window_until=window.last,
+        generated_at=utcnow(),
+        lock_date=reference.lock_date,
+        cost=cutover_cost(ctx, cin7, xero, decided, customers_in_xero=set(links)),
+        rows=[d.row for d in decided],
+        errors=list(cin7.errors),
+    )
+    return Planned(plan, decided, sorted(cin7.sales, key=_first_date), cin7.details)
+
+
+def _listed_only(row: Cin7SaleListRow) -> PlanRow:
+    """A draft or void invoice, known from its saleList row alone (its detail is not worth a call)."""
+    return PlanRow(
+        kind="invoice",
+        sale_id=row.sale_id,
+        task_id="",
+        number=(row.invoice_number or "").strip(),
+        date=row.invoice_date.date() if row.invoice_date is not None else None,
+        customer=(row.customer or "").strip(),
+        currency=row.customer_currency,
+        total=row.invoice_amount,
+        fate=Fate.SKIPPED,
+        reason=f"Cin7 {row.combined_invoice_status}: nothing for Xero (the sale's detail was not read)",
+    )
+
+
+def _first_date(sale: Cin7Sale) -> date:
+    days = [i.invoice_date.date() for i in sale.invoices if i.invoice_date is not None]
+    return min(days) if days else date.max
+
+
+def cutover_cost(
+    ctx: TenantContext, cin7: CinRead, xero: XeroRead, decided: Iterable[Decided], *, customers_in_xero: set[str]
+) -> PlanCost:
+    """What the cutover would spend: Cin7 lists the window again (details are kept unless changed); Xero
+    takes one call per batch of each kind, one per credit note allocated, and the contact pushes.
+    """
+    writes = Counter(d.row.kind for d in decided if d.row.fate is Fate.CREATE)
+    batch = max(1, ctx.settings.xero_batch_size)
+    new_customers = {
+        d.row.sale_id for d in decided if d.row.fate is Fate.CREATE and d.row.kind == "invoice"
+    }  # at most one contact each
+    xero_writes = sum(math.ceil(count / batch) for kind, count in writes.items())
+    xero_writes += writes.get("credit_note", 0)  # each credit note's allocation is its own call
+    xero_writes += math.ceil(len(new_customers - customers_in_xero) / CONTACT_PUSH_BATCH)
+    return PlanCost(
+        cin7_list_calls=cin7.list_calls,
+        cin7_detail_calls=0,
+        xero_read_calls=xero.calls + FIXED_XERO_READS,
+        xero_write_calls=xero_writes,
+        cin7_calls_per_minute=ctx.settings.cin7_calls_per_minute,
+        xero_calls_per_minute=int(
+            ctx.settings.xero_calls_per_window * 60 / max(1.0, ctx.settings.xero_rate_window_seconds)
+        ),
+        xero_calls_per_day=5000,
+    )
+
+
+def plan_migration(
+    ctx: TenantContext, window: Window, *, out_dir: Path | None = None
+) -> tuple[Planned, dict[str, Path]]:
+    """The test run: decide, write plan.html/.csv/.json, record the summary on the migration row."""
+    migration_id = migration_row(ctx, window)
+    planned = decide(ctx, window, migration_id)
+    report_dir = out_dir or (ctx.settings.report_dir / f"migration-{migration_id}")
+    files = write_plan_files(planned.plan, report_dir)
+    with ctx.sessions() as session, session.begin():
+        row = session.get(MigrationRun, migration_id)
+        assert row is not None
+        summary = planned.plan.as_json()
+        summary.pop("documents")
+        row.plan = summary
+        row.planned_at = utcnow()
+        row.report_dir = str(report_dir.resolve())
+    return planned, files
