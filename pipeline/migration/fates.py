@@ -43,6 +43,8 @@ class Decided:
     row: PlanRow
     #: The mapped payload (for an adoption: the hash the ledger records as what Xero holds).
     payload: dict[str, Any] | None = None
+    #: The status of the Xero document it adopts or conflicts with (AUTHORISED, PAID).
+    xero_status: str | None = None
 
 
 def _money(value: object) -> Decimal:
@@ -183,9 +185,13 @@ def _decide_document(
         if not _same_contact(sale, existing, linked):
             name = (existing.get("Contact") or {}).get("Name")
             differences.append(f"on Xero contact {name!r}, not {(sale.customer or '').strip()!r}")
+        status = str(existing.get("Status") or "AUTHORISED").upper()
         if differences or payload is None:
-            return Decided(make(Fate.CONFLICT, "; ".join(differences) or "Cin7's side does not map", xero_id))
-        return Decided(make(Fate.ADOPT, "Xero has it with the same number, contact and totals", xero_id), payload)
+            reason = "; ".join(differences) or "Cin7's side does not map"
+            return Decided(make(Fate.CONFLICT, reason, xero_id), None, status)
+        return Decided(
+            make(Fate.ADOPT, "Xero has it with the same number, contact and totals", xero_id), payload, status
+        )
     if ctx.reference.locked(day):
         return Decided(make(Fate.LOCKED, f"dated on or before Xero's lock date {ctx.reference.lock_date}"))
     return Decided(make(Fate.CREATE), payload)

@@ -128,13 +128,13 @@ def _link_existing(doc: SyncDocument, decided: Decided, *, update_conflicts: boo
     row = decided.row
     if row.fate is Fate.ADOPT and decided.payload is not None:
         doc.xero_id = row.xero_id
-        doc.xero_status = "AUTHORISED"
+        doc.xero_status = decided.xero_status or "AUTHORISED"
         # What Xero holds is what we would send: the mapping finds nothing to write.
         doc.synced_hash = content_hash(decided.payload)
         started.adopted += 1
     elif row.fate is Fate.CONFLICT:
         doc.xero_id = row.xero_id
-        doc.xero_status = "AUTHORISED"
+        doc.xero_status = decided.xero_status or "AUTHORISED"
         if not update_conflicts:
             doc.state = DocumentState.CONFLICT
             doc.error_class = ErrorClass.CONFLICT.value
