@@ -49,11 +49,10 @@ def _window(ctx: TenantContext, since: str, until: str | None) -> Window:
     start = ctx.settings.sync_start_date
     if last is None:
         last = start - timedelta(days=1) if start is not None else utcnow().date()
-    try:
-        return resolve_window(first, last, 0, utcnow().date())
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    if first is not None and last < first:
+        console.print(f"[red]--from {first} is after --until {last}[/red]")
+        raise typer.Exit(2)
+    return resolve_window(first, last, 0, utcnow().date())
 
 
 def _print_plan(plan: MigrationPlan) -> None:
@@ -68,11 +67,19 @@ def _print_plan(plan: MigrationPlan) -> None:
         table.add_row(FATE_LABELS[fate], *(str(plan.counts_by_kind()[kind][fate.value]) for kind in kinds))
     console.print(table)
     cost = plan.cost
+    wall = f"{cost.hours:.1f} h" if cost.hours >= 1 else f"{cost.hours * 60:.0f} min"
     console.print(
-        f"lock date: {plan.lock_date or 'none'}; cost: {cost.cin7_calls} Cin7 calls, {cost.xero_calls} Xero calls "
-        f"({cost.xero_write_calls} writes), about {cost.hours:.1f} h at the configured limits, "
-        f"{cost.xero_days:.2f} days of Xero's daily budget"
+        f"lock date: {plan.lock_date or 'none'}; the cutover will make {cost.cin7_calls} Cin7 calls and "
+        f"{cost.xero_calls} Xero calls ({cost.xero_write_calls} writes): about {wall} at the configured "
+        f"limits, {cost.xero_days:.2f} days of Xero's daily budget"
     )
+    reads = plan.reads
+    if reads:
+        console.print(
+            f"this test run listed {reads['sales_listed']} sales ({reads['cin7_list_calls']} saleList pages) and "
+            f"read {reads['cin7_detail_calls']} sale details from Cin7 ({reads['details_from_ledger']} kept from "
+            f"before; {reads['sales_without_invoice_in_window']} sales needed none)"
+        )
     for error in plan.errors:
         console.print(f"[yellow]{error}[/yellow]")
 
@@ -168,12 +175,18 @@ def status_command() -> None:
         console.print("no migration yet: start with cin7xero migrate plan --from YYYY-MM-DD")
         return
     console.print(f"migration {found.migration_id} ({found.window}): {found.state}")
-    table = Table()
-    table.add_column("state")
-    table.add_column("documents", justify="right")
-    for state, count in sorted(found.states.items()):
-        table.add_row(state, str(count))
-    console.print(table)
+    if found.plan:
+        counts = ", ".join(f"{fate} {count}" for fate, count in found.plan.get("counts", {}).items() if count)
+        console.print(f"last plan: {counts} (report in {found.report_dir})")
+    if found.states:
+        table = Table(title="its documents in the ledger")
+        table.add_column("state")
+        table.add_column("documents", justify="right")
+        for state, count in sorted(found.states.items()):
+            table.add_row(state, str(count))
+        console.print(table)
+    else:
+        console.print("no document recorded yet: cin7xero migrate run starts the cutover")
     if found.paused_until is not None:
         console.print(
             f"held up: the tenant is paused until {found.paused_until:%Y-%m-%d %H:%M} UTC ({found.pause_reason})"

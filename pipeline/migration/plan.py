@@ -112,6 +112,14 @@ def decide(ctx: TenantContext, window: Window, migration_id: int) -> Planned:
         cost=cutover_cost(ctx, cin7, xero, decided, customers_in_xero=set(links)),
         rows=[d.row for d in decided],
         errors=list(cin7.errors),
+        reads={
+            "cin7_list_calls": cin7.list_calls,
+            "cin7_detail_calls": cin7.detail_calls,
+            "details_from_ledger": cin7.from_ledger,
+            "sales_listed": cin7.listed,
+            "sales_without_invoice_in_window": cin7.skipped_without_invoice,
+            "xero_read_calls": xero.calls,
+        },
     )
     return Planned(plan, decided, sorted(cin7.sales, key=_first_date), cin7.details)
 

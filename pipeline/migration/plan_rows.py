@@ -138,6 +138,8 @@ class MigrationPlan:
     rows: list[PlanRow] = field(default_factory=list)
     #: What could not be read (a sale whose detail failed); the plan is still written.
     errors: list[str] = field(default_factory=list)
+    #: What this test run itself read: saleList pages, sale details from Cin7 and from the ledger.
+    reads: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Documents per fate, every fate present."""
@@ -164,5 +166,6 @@ class MigrationPlan:
             "counts_by_kind": self.counts_by_kind(),
             "cost": self.cost.as_json(),
             "errors": list(self.errors),
+            "reads": dict(self.reads),
             "documents": [row.as_json() for row in self.rows],
         }

@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 
@@ -152,6 +153,9 @@ class Progress:
     states: Counter[str] = field(default_factory=Counter)
     paused_until: datetime | None = None
     pause_reason: str | None = None
+    #: The last plan's summary (counts, cost) and where its report is.
+    plan: dict[str, Any] | None = None
+    report_dir: str | None = None
 
     @property
     def total(self) -> int:
@@ -178,7 +182,9 @@ def progress(ctx: TenantContext, migration_id: int | None = None) -> Progress | 
         row = session.scalar(query.order_by(MigrationRun.id.desc()))
         if row is None:
             return None
-        found = Progress(row.id, f"{row.window_from}..{row.window_until}", row.state)
+        found = Progress(
+            row.id, f"{row.window_from}..{row.window_until}", row.state, plan=row.plan, report_dir=row.report_dir
+        )
         for state, count in session.execute(
             select(SyncDocument.state, func.count())
             .where(SyncDocument.migration_id == row.id)
