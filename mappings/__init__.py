@@ -3,6 +3,7 @@
 No I/O here: no network, no database, no clock. Dates, rules and lookup tables come in as arguments.
 """
 
+from .bill import map_bill, map_purchase_credit_note
 from .cin7core import (
     Cin7AdditionalCharge,
     Cin7Address,
@@ -22,14 +23,17 @@ from .cin7core import (
     parse_cin7_datetime,
     parse_decimal,
 )
-from .contact import contact_name_variant, map_contact
+from .cin7purchases import Cin7Purchase, Cin7PurchaseCreditNote, Cin7PurchaseInvoice, Cin7Supplier
+from .contact import MappedContact, contact_name_variant, map_contact, map_customer
 from .credit_note import credit_note_void_payload, map_credit_note
 from .errors import MappingError, MappingProblem
 from .invoice import InvoiceAction, decide_invoice_action, map_invoice, recheck_invoice_action, void_payload
 from .payments import CreditAllocation, credit_allocations, map_allocation, map_payment, money_total
+from .people import ContactPeople, map_people, split_name
 from .reference import OrgReference, tax_rule_key
 from .rounding import Cin7Totals, totals_in_xero
-from .rules import DEFAULT_RULES_PATH, MappingRules, load_rules
+from .rules import DEFAULT_RULES_PATH, MappingRules, Side, load_rules
+from .supplier import abn_key, email_domain, map_supplier, website_domain
 from .terms import due_date_from_terms, parse_terms, xero_payment_terms
 from .util import canonical_json, content_hash, normalise_email, normalise_name, round_half_up
 from .xero import (
@@ -40,7 +44,9 @@ from .xero import (
     XeroAddress,
     XeroAddressType,
     XeroAllocation,
+    XeroBill,
     XeroContact,
+    XeroContactPerson,
     XeroContactRef,
     XeroCreditNote,
     XeroDocumentRef,
@@ -70,25 +76,34 @@ __all__ = [
     "Cin7Line",
     "Cin7Order",
     "Cin7Payment",
+    "Cin7Purchase",
+    "Cin7PurchaseCreditNote",
+    "Cin7PurchaseInvoice",
     "Cin7Sale",
     "Cin7SaleChange",
     "Cin7SaleListRow",
+    "Cin7Supplier",
     "Cin7TaxRule",
     "Cin7Totals",
+    "ContactPeople",
     "CreditAllocation",
     "InvoiceAction",
     "LineAmountTypes",
+    "MappedContact",
     "MappingError",
     "MappingProblem",
     "MappingRules",
     "OrgReference",
     "PaymentTermType",
+    "Side",
     "Totals",
     "XeroAccountRef",
     "XeroAddress",
     "XeroAddressType",
     "XeroAllocation",
+    "XeroBill",
     "XeroContact",
+    "XeroContactPerson",
     "XeroContactRef",
     "XeroCreditNote",
     "XeroDocumentRef",
@@ -101,6 +116,7 @@ __all__ = [
     "XeroPhone",
     "XeroPhoneType",
     "XeroTaxType",
+    "abn_key",
     "canonical_json",
     "contact_name_variant",
     "content_hash",
@@ -108,13 +124,19 @@ __all__ = [
     "credit_note_void_payload",
     "decide_invoice_action",
     "due_date_from_terms",
+    "email_domain",
     "expected_line_amount",
     "load_rules",
     "map_allocation",
+    "map_bill",
     "map_contact",
     "map_credit_note",
+    "map_customer",
     "map_invoice",
     "map_payment",
+    "map_people",
+    "map_purchase_credit_note",
+    "map_supplier",
     "money_total",
     "normalise_email",
     "normalise_name",
@@ -123,9 +145,11 @@ __all__ = [
     "parse_terms",
     "recheck_invoice_action",
     "round_half_up",
+    "split_name",
     "tax_rule_key",
     "totals_in_xero",
     "void_payload",
+    "website_domain",
     "xero_payment_terms",
     "xero_totals",
 ]

@@ -8,6 +8,7 @@ timestamps are always timezone-aware UTC.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -32,8 +33,10 @@ __all__ = [
     "Cin7SaleChange",
     "Cin7SaleListRow",
     "Cin7TaxRule",
+    "default_contact_of",
     "parse_cin7_datetime",
     "parse_decimal",
+    "primary_email_of",
 ]
 
 
@@ -205,13 +208,20 @@ class Cin7Address(_Cin7Model):
 
 
 class Cin7CustomerContact(_Cin7Model):
-    """A person at a customer; ``default`` marks the main one."""
+    """A person at a customer or a supplier (both share the shape); ``default`` marks the main one.
+
+    ``include_in_email`` is whether Cin7 copies them on documents it e-mails; suppliers' contacts carry
+    no ``JobTitle`` (customers' do), and the ``Website`` a supplier has lives here, not on the supplier.
+    """
 
     name: str | None = None
     email: str | None = None
     phone: str | None = None
     mobile_phone: str | None = None
     default: Annotated[bool, BeforeValidator(_bool_or_false)] = False
+    include_in_email: Annotated[bool, BeforeValidator(_bool_or_false)] = False
+    job_title: str | None = None
+    website: str | None = None
 
 
 class Cin7Customer(_Cin7Model):
@@ -234,21 +244,34 @@ class Cin7Customer(_Cin7Model):
     @property
     def primary_email(self) -> str | None:
         """E-mail of the Default contact, else the first non-empty one; trimmed; None when there is none."""
-        for contact in self.contacts:
-            if contact.default and contact.email and contact.email.strip():
-                return contact.email.strip()
-        for contact in self.contacts:
-            if contact.email and contact.email.strip():
-                return contact.email.strip()
-        return None
+        return primary_email_of(self.contacts)
 
     @property
     def default_contact(self) -> Cin7CustomerContact | None:
         """The contact marked Default, else the first one."""
-        for contact in self.contacts:
-            if contact.default:
-                return contact
-        return self.contacts[0] if self.contacts else None
+        return default_contact_of(self.contacts)
+
+
+def primary_email_of(contacts: Sequence[Cin7CustomerContact]) -> str | None:
+    """E-mail of the Default contact, else the first non-empty one; trimmed; None when there is none.
+
+    Customers and suppliers keep e-mail only on their people, so both find "the" address this way.
+    """
+    for contact in contacts:
+        if contact.default and contact.email and contact.email.strip():
+            return contact.email.strip()
+    for contact in contacts:
+        if contact.email and contact.email.strip():
+            return contact.email.strip()
+    return None
+
+
+def default_contact_of(contacts: Sequence[Cin7CustomerContact]) -> Cin7CustomerContact | None:
+    """The contact marked Default, else the first one (Cin7 does not insist that one is marked)."""
+    for contact in contacts:
+        if contact.default:
+            return contact
+    return contacts[0] if contacts else None
 
 
 # --- reference -----------------------------------------------------------------------------------------

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from .cin7core import Cin7CreditNote, Cin7Customer, Cin7Sale
 from .currency import xero_currency_rate
-from .errors import MappingError, MappingProblem
+from .errors import MappingProblem
 from .invoice import (
-    INVOICE_NUMBER_MAX,
-    MAX_DATE,
-    MIN_DATE,
     base_currency_problems,
+    checked_day,
+    document_number,
+    finish_document,
     line_amount_types_of,
-    with_rounding,
 )
 from .lines import LineContext, map_lines
 from .reference import OrgReference
@@ -42,33 +41,20 @@ def map_credit_note(
     Every problem found is raised together as one MappingError naming the credit note and the field.
     """
     problems: list[MappingProblem] = []
-    number = clean_text(note.credit_note_number)
-    if number is None:
-        problems.append(MappingProblem("CreditNoteNumber", None, f"a credit note of sale {sale.id} has no number"))
-    elif len(number) > INVOICE_NUMBER_MAX:
-        problems.append(
-            MappingProblem(
-                "CreditNoteNumber",
-                number,
-                f"credit note number {number!r} is {len(number)} characters; Xero allows {INVOICE_NUMBER_MAX}",
-            )
-        )
-        number = number[:INVOICE_NUMBER_MAX]
+    number = document_number(
+        note.credit_note_number,
+        field="CreditNoteNumber",
+        noun="credit note number",
+        missing=f"a credit note of sale {sale.id} has no number",
+        problems=problems,
+    )
     document = f"credit note {number}" if number else f"a credit note of sale {sale.id}"
     customer_id = clean_text(sale.customer_id)
     if customer_id is None:
         problems.append(MappingProblem("CustomerID", None, f"Cin7 sale {sale.id} has no CustomerID"))
-    day = note.credit_note_date.date() if note.credit_note_date is not None else None
+    day = checked_day(note.credit_note_date, "CreditNoteDate", document, problems)
     if day is None:
         problems.append(MappingProblem("CreditNoteDate", None, f"{document} has no CreditNoteDate"))
-    elif not MIN_DATE <= day <= MAX_DATE:
-        problems.append(
-            MappingProblem(
-                "CreditNoteDate",
-                day.isoformat(),
-                f"{document}: CreditNoteDate {day.isoformat()} is outside {MIN_DATE.year}-{MAX_DATE.year}",
-            )
-        )
     line_amount_types = line_amount_types_of(sale, problems)
     problems.extend(base_currency_problems(sale, reference))
     currency = sale.customer_currency or sale.base_currency
@@ -106,12 +92,8 @@ def map_credit_note(
         currency_rate=currency_rate,
         line_items=line_items,
     )
-    if line_amount_types is not None and not problems:
-        totals = Cin7Totals(subtotal=note.total_before_tax, tax=note.tax, total=note.total)
-        payload = with_rounding(payload, totals, line_amount_types, rules, reference, document, problems)
-    if problems:
-        raise MappingError.from_problems(problems)
-    return payload
+    totals = Cin7Totals(subtotal=note.total_before_tax, tax=note.tax, total=note.total)
+    return finish_document(payload, totals, line_amount_types, rules, reference, document, problems)
 
 
 def credit_note_void_payload(credit_note_id: str, number: str, status: XeroInvoiceStatus) -> XeroCreditNote:

@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from .errors import MappingProblem
 from .util import decimal_to_str
 
-__all__ = ["XERO_RATE_PLACES", "xero_currency_rate"]
+__all__ = ["XERO_RATE_PLACES", "document_currency_rate", "xero_currency_rate"]
 
 # Xero keeps CurrencyRate to 6 decimal places.
 XERO_RATE_PLACES = Decimal("0.000001")
@@ -44,3 +44,26 @@ def xero_currency_rate(
             f"one {currency} and must be positive and not 1: set the rate in Cin7",
         )
     return (Decimal(1) / cin7_rate).quantize(XERO_RATE_PLACES, rounding=ROUND_HALF_UP), None
+
+
+def document_currency_rate(
+    own_rate: Decimal | None,
+    header_rate: Decimal | None,
+    *,
+    own_field: str,
+    currency: str | None,
+    base_currency: str | None,
+    document: str,
+) -> tuple[Decimal | None, MappingProblem | None]:
+    """`xero_currency_rate` of a document's own rate when Cin7 gives one, else of its header's.
+
+    Each invoice or credit note may be converted at its own rate; the header's ``CurrencyRate`` (the
+    sale's or purchase's) is the fallback.
+    """
+    if own_rate is not None:
+        return xero_currency_rate(
+            own_rate, currency=currency, base_currency=base_currency, document=document, field=own_field
+        )
+    return xero_currency_rate(
+        header_rate, currency=currency, base_currency=base_currency, document=document, field="CurrencyRate"
+    )

@@ -7,12 +7,13 @@ makes them equal to the cent (`mappings.rounding`). A larger difference is a Map
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar, assert_never
 
 from .cin7core import Cin7Customer, Cin7Invoice, Cin7InvoiceStatus, Cin7Sale
+from .cin7purchases import Cin7Purchase
 from .currency import xero_currency_rate
 from .errors import MappingError, MappingProblem
 from .lines import DESCRIPTION_MAX, LineContext, map_lines
@@ -23,6 +24,7 @@ from .terms import due_date_from_terms
 from .util import clean_text
 from .xero import (
     LineAmountTypes,
+    XeroBill,
     XeroContactRef,
     XeroCreditNote,
     XeroInvoice,
@@ -34,12 +36,19 @@ from .xero import (
 __all__ = [
     "DESCRIPTION_MAX",
     "InvoiceAction",
+    "base_currency_problems",
+    "checked_day",
     "decide_invoice_action",
+    "document_dates",
+    "document_number",
+    "finish_document",
+    "line_amount_types_of",
     "map_invoice",
     "void_payload",
+    "with_rounding",
 ]
 
-_Doc = TypeVar("_Doc", XeroInvoice, XeroCreditNote)
+_Doc = TypeVar("_Doc", XeroInvoice, XeroBill, XeroCreditNote)
 
 INVOICE_NUMBER_MAX = 255
 # Xero's documents are dated within these years; a date outside them is a typing error in Cin7.
@@ -191,7 +200,13 @@ def map_invoice(
     if customer_id is None:
         problems.append(MappingProblem("CustomerID", None, f"Cin7 sale {sale.id} has no CustomerID"))
     line_amount_types = line_amount_types_of(sale, problems)
-    invoice_day, due_day = _dates(sale, invoice, customer, document, problems)
+    invoice_day, due_day = document_dates(
+        invoice.invoice_date,
+        invoice.invoice_due_date,
+        clean_text(sale.terms) or (customer.payment_term if customer is not None else None),
+        document,
+        problems,
+    )
     problems.extend(base_currency_problems(sale, reference))
     currency = sale.customer_currency or sale.base_currency
     rate_field = "CurrencyConversionRate" if invoice.currency_conversion_rate is not None else "CurrencyRate"
@@ -228,45 +243,83 @@ def map_invoice(
         currency_rate=currency_rate,
         line_items=line_items,
     )
-    if line_amount_types is not None and not problems:
-        totals = Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total)
-        payload = with_rounding(payload, totals, line_amount_types, rules, reference, document, problems)
+    totals = Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total)
+    return finish_document(payload, totals, line_amount_types, rules, reference, document, problems)
+
+
+def finish_document(
+    payload: _Doc,
+    cin7: Cin7Totals,
+    amount_types: LineAmountTypes | None,
+    rules: MappingRules,
+    reference: OrgReference,
+    document: str,
+    problems: list[MappingProblem],
+) -> _Doc:
+    """The payload with its rounding line, or every problem found raised as one MappingError.
+
+    Rounding is only worked out for a document that is otherwise sound: on a broken one the gap it
+    would report is noise next to the real problem.
+    """
+    if amount_types is not None and not problems:
+        payload = with_rounding(payload, cin7, amount_types, rules, reference, document, problems)
     if problems:
         raise MappingError.from_problems(problems)
     return payload
 
 
-def base_currency_problems(sale: Cin7Sale, reference: OrgReference) -> list[MappingProblem]:
+def _owner(document: Cin7Sale | Cin7Purchase) -> str:
+    return document.label if isinstance(document, Cin7Purchase) else f"sale {document.id}"
+
+
+def base_currency_problems(sale: Cin7Sale | Cin7Purchase, reference: OrgReference) -> list[MappingProblem]:
     """Cin7's base currency must be the Xero organisation's, or every amount converts wrongly."""
     if reference.base_currency and sale.base_currency and sale.base_currency != reference.base_currency:
         return [
             MappingProblem(
                 "BaseCurrency",
                 sale.base_currency,
-                f"sale {sale.id}: Cin7's base currency {sale.base_currency} is not the Xero organisation's "
+                f"{_owner(sale)}: Cin7's base currency {sale.base_currency} is not the Xero organisation's "
                 f"{reference.base_currency}; they must be the same, or every amount converts wrongly",
             )
         ]
     return []
 
 
-def _invoice_number(invoice: Cin7Invoice, problems: list[MappingProblem]) -> str | None:
-    number = clean_text(invoice.invoice_number)
+def document_number(
+    raw: str | None, *, field: str, noun: str, missing: str, problems: list[MappingProblem]
+) -> str | None:
+    """A document's number, trimmed; a problem when it is blank or longer than Xero's 255.
+
+    A long number is cut after being reported, so the other checks can still name the document.
+    """
+    number = clean_text(raw)
     if number is None:
-        problems.append(MappingProblem("InvoiceNumber", None, "the Cin7 invoice has no InvoiceNumber"))
+        problems.append(MappingProblem(field, None, missing))
     elif len(number) > INVOICE_NUMBER_MAX:
         problems.append(
             MappingProblem(
-                "InvoiceNumber",
+                field,
                 number,
-                f"invoice number {number!r} is {len(number)} characters; Xero allows {INVOICE_NUMBER_MAX}",
+                f"{noun} {number!r} is {len(number)} characters; Xero allows {INVOICE_NUMBER_MAX}",
             )
         )
         return number[:INVOICE_NUMBER_MAX]
     return number
 
 
-def line_amount_types_of(sale: Cin7Sale, problems: list[MappingProblem]) -> LineAmountTypes | None:
+def _invoice_number(invoice: Cin7Invoice, problems: list[MappingProblem]) -> str | None:
+    return document_number(
+        invoice.invoice_number,
+        field="InvoiceNumber",
+        noun="invoice number",
+        missing="the Cin7 invoice has no InvoiceNumber",
+        problems=problems,
+    )
+
+
+def line_amount_types_of(sale: Cin7Sale | Cin7Purchase, problems: list[MappingProblem]) -> LineAmountTypes | None:
+    """Exclusive or Inclusive from Cin7's TaxCalculation; anything else is a problem, never a default."""
     match sale.tax_calculation:
         case "INCLUSIVE":
             return LineAmountTypes.INCLUSIVE
@@ -277,34 +330,43 @@ def line_amount_types_of(sale: Cin7Sale, problems: list[MappingProblem]) -> Line
                 MappingProblem(
                     "TaxCalculation",
                     other,
-                    f"unknown Cin7 TaxCalculation {other!r} on sale {sale.id}: expected Inclusive or Exclusive",
+                    f"unknown Cin7 TaxCalculation {other!r} on {_owner(sale)}: expected Inclusive or Exclusive",
                 )
             )
             return None
 
 
-def _dates(
-    sale: Cin7Sale,
-    invoice: Cin7Invoice,
-    customer: Cin7Customer | None,
+def checked_day(moment: datetime | None, field: str, document: str, problems: list[MappingProblem]) -> date | None:
+    """The day of a Cin7 timestamp; a problem when it is outside the years Xero dates documents in."""
+    day = moment.date() if moment is not None else None
+    if day is not None and not MIN_DATE <= day <= MAX_DATE:
+        problems.append(
+            MappingProblem(
+                field,
+                day.isoformat(),
+                f"{document}: {field} {day.isoformat()} is outside {MIN_DATE.year}-{MAX_DATE.year}",
+            )
+        )
+    return day
+
+
+def document_dates(
+    invoice_date: datetime | None,
+    due_date: datetime | None,
+    terms: str | None,
     document: str,
     problems: list[MappingProblem],
 ) -> tuple[date | None, date | None]:
-    invoice_day = invoice.invoice_date.date() if invoice.invoice_date is not None else None
-    due_day = invoice.invoice_due_date.date() if invoice.invoice_due_date is not None else None
-    for name, day in (("InvoiceDate", invoice_day), ("InvoiceDueDate", due_day)):
-        if day is not None and not MIN_DATE <= day <= MAX_DATE:
-            problems.append(
-                MappingProblem(
-                    name,
-                    day.isoformat(),
-                    f"{document}: {name} {day.isoformat()} is outside {MIN_DATE.year}-{MAX_DATE.year}",
-                )
-            )
+    """An invoice's or bill's Date and DueDate, each checked.
+
+    A missing due date comes from the payment terms (the document's, else its contact's), since Xero
+    would otherwise leave it blank.
+    """
+    invoice_day = checked_day(invoice_date, "InvoiceDate", document, problems)
+    due_day = checked_day(due_date, "InvoiceDueDate", document, problems)
     if invoice_day is None:
         problems.append(MappingProblem("InvoiceDate", None, f"{document} has no InvoiceDate"))
     elif due_day is None:
-        terms = clean_text(sale.terms) or (customer.payment_term if customer is not None else None)
         try:
             due_day = due_date_from_terms(invoice_day, terms)
         except MappingError as exc:

@@ -1,6 +1,6 @@
 """Cin7 document lines -> Xero line items, at Xero's precision, with their tax checked against both rates.
 
-Shared by every document kind that has lines (invoices now; credit notes and bills after). Cin7 keeps up
+Shared by every document kind that has lines: invoices, credit notes and bills (``LineContext.side``). Cin7 keeps up
 to 4 dp; Xero keeps LineAmount and TaxAmount at 2 dp and UnitAmount at 4 (with unitdp=4). Each line goes
 at Xero's own line amount, round(Quantity x UnitAmount x (1 - Discount/100), 2), and Cin7's tax rounded to
 the cent; what that moves in the totals is put right by one rounding line (`mappings.rounding`).
@@ -15,7 +15,7 @@ from decimal import Decimal
 from .cin7core import Cin7AdditionalCharge, Cin7Line
 from .errors import MappingError, MappingProblem
 from .reference import OrgReference
-from .rules import MappingRules
+from .rules import MappingRules, Side
 from .util import CENT, clean_text, decimal_to_str, round_half_up
 from .xero import XeroLineItem, XeroTaxType, expected_line_amount
 
@@ -74,6 +74,8 @@ class LineContext:
     tax_inclusive: bool | None
     #: Xero takes no line discount on this document (credit notes, bills): the discount goes into the price.
     fold_discount: bool = False
+    #: Sales or purchases: which tax table the rules look rules up in, and which default account they name.
+    side: Side = "sales"
 
 
 def _label(number: int, line: LineSource) -> str:
@@ -113,13 +115,17 @@ def _map_line(number: int, line: LineSource, ctx: LineContext, problems: list[Ma
     rule = clean_text(line.tax_rule) or clean_text(ctx.default_tax_rule) or ""
     tax_type: XeroTaxType | None = None
     try:
-        tax_type = ctx.rules.tax_type_for(rule, where=where)
+        tax_type = ctx.rules.tax_type_for(rule, where=where, side=ctx.side)
     except MappingError as exc:
         problems.append(MappingProblem(f"{field}.TaxRule", exc.value, exc.message))
     account_code: str | None = None
     try:
         account_code = ctx.rules.account_for(
-            line.account, fallback=ctx.fallback_account, valid_accounts=ctx.reference.account_codes, where=where
+            line.account,
+            fallback=ctx.fallback_account,
+            valid_accounts=ctx.reference.account_codes,
+            where=where,
+            side=ctx.side,
         )
     except MappingError as exc:
         problems.append(MappingProblem(f"{field}.Account", exc.value, exc.message))

@@ -13,12 +13,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import MappingError
 from .xero import XeroTaxType
 
-__all__ = ["DEFAULT_RULES_PATH", "MappingRules", "load_rules"]
+__all__ = ["DEFAULT_RULES_PATH", "MappingRules", "Side", "load_rules"]
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.toml")
 
@@ -39,6 +39,11 @@ _AU_TAX_TYPES = frozenset(
 )
 _NZ_TAX_TYPES = frozenset({XeroTaxType.OUTPUT2, XeroTaxType.INPUT2, XeroTaxType.ZERORATEDOUTPUT, XeroTaxType.NONE})
 _TEMPLATE_FIELDS = frozenset({"sku", "name"})
+# The tables of region-specific tax types: an override that changes region drops the defaults of both.
+_REGIONAL_TABLES = ("tax_types", "purchase_tax_types")
+
+#: Which side of the ledger a document is on: sales (invoices, their credit notes) or purchases (bills).
+Side = Literal["sales", "purchases"]
 
 
 def _rule_key(name: str) -> str:
@@ -62,33 +67,39 @@ class MappingRules(BaseModel):
     max_rounding_difference: Decimal = Decimal("0.05")
     # Cin7 payment account -> Xero bank account code, only where they differ.
     payment_accounts: dict[str, str] = {}
+    # Cin7 tax rule -> Xero TaxType for bills and supplier credit notes (Xero's purchase types differ).
+    purchase_tax_types: dict[str, XeroTaxType] = {}
+    # A bill line's account when the Cin7 line has none; None: such a line is a mapping problem.
+    default_expense_account: str | None = None
+    # Free and ISP mail domains: an e-mail there says nothing about which company a person works for.
+    public_mail_domains: frozenset[str] = frozenset()
 
     @property
     def rounding_tax_type(self) -> XeroTaxType:
         """The untaxed type a rounding line carries: BAS Excluded in Australia, No GST in New Zealand."""
         return XeroTaxType.BASEXCLUDED if self.region == "AU" else XeroTaxType.NONE
 
-    @field_validator("tax_types", mode="before")
+    @field_validator("tax_types", "purchase_tax_types", mode="before")
     @classmethod
     def _upper_tax_codes(cls, value: object) -> object:
         if isinstance(value, Mapping):
             return {k: v.strip().upper() if isinstance(v, str) else v for k, v in value.items()}
         return value
 
-    @field_validator("tax_types")
+    @field_validator("tax_types", "purchase_tax_types")
     @classmethod
-    def _unique_rule_names(cls, value: dict[str, XeroTaxType]) -> dict[str, XeroTaxType]:
+    def _unique_rule_names(cls, value: dict[str, XeroTaxType], info: ValidationInfo) -> dict[str, XeroTaxType]:
         seen: dict[str, str] = {}
         for name in value:
             key = _rule_key(name)
             if not key:
-                raise ValueError("a tax rule name in tax_types is blank")
+                raise ValueError(f"a tax rule name in {info.field_name} is blank")
             if key in seen:
                 raise ValueError(f"tax rules {seen[key]!r} and {name!r} are the same name ignoring case/spaces")
             seen[key] = name
         return value
 
-    @field_validator("rounding_account")
+    @field_validator("rounding_account", "default_expense_account")
     @classmethod
     def _blank_rounding_account_is_none(cls, value: str | None) -> str | None:
         return (value or "").strip() or None
@@ -127,19 +138,33 @@ class MappingRules(BaseModel):
             raise ValueError(f"description_template {value!r} uses {sorted(unknown)}; only {{sku}} and {{name}}")
         return value
 
+    @field_validator("public_mail_domains", mode="before")
+    @classmethod
+    def _lower_domains(cls, value: object) -> object:
+        if isinstance(value, list | tuple | set | frozenset):
+            return frozenset(_bare_domain(d) if isinstance(d, str) else d for d in value) - {""}
+        return value
+
     @model_validator(mode="after")
     def _tax_types_fit_region(self) -> Self:
         allowed = _AU_TAX_TYPES if self.region == "AU" else _NZ_TAX_TYPES
-        wrong = sorted(f"{name!r} -> {code}" for name, code in self.tax_types.items() if code not in allowed)
+        wrong = sorted(
+            f"{name!r} -> {code}"
+            for table in (self.tax_types, self.purchase_tax_types)
+            for name, code in table.items()
+            if code not in allowed
+        )
         if wrong:
             raise ValueError(f"tax types not valid for a {self.region} organisation: {', '.join(wrong)}")
         return self
 
-    def tax_type_for(self, cin7_rule: str, *, where: str = "") -> XeroTaxType:
+    def tax_type_for(self, cin7_rule: str, *, where: str = "", side: Side = "sales") -> XeroTaxType:
         """The Xero TaxType for a Cin7 tax rule name (case and spaces ignored).
 
-        ``where`` (e.g. " on line 2 (SKU ABC)") is put in the error message. Raises MappingError naming
-        the rule when it is blank or not in the table.
+        ``where`` (e.g. " on line 2 (SKU ABC)") is put in the error message. ``side`` picks the table:
+        ``tax_types`` for sales, ``purchase_tax_types`` for bills, since one Cin7 rule name can mean
+        OUTPUT on a sale and INPUT on a purchase. Raises MappingError naming the rule when it is blank
+        or not in the table.
         """
         key = _rule_key(cin7_rule or "")
         if not key:
@@ -148,13 +173,15 @@ class MappingRules(BaseModel):
                 cin7_rule,
                 f"missing Cin7 tax rule{where}: set a tax rule on the line or the sale in Cin7",
             )
-        for name, code in self.tax_types.items():
+        table_name = "tax_types" if side == "sales" else "purchase_tax_types"
+        table = self.tax_types if side == "sales" else self.purchase_tax_types
+        for name, code in table.items():
             if _rule_key(name) == key:
                 return code
         raise MappingError(
             "TaxRule",
             cin7_rule,
-            f"unknown Cin7 tax rule {cin7_rule.strip()!r}{where}: add it to the tax_types table in the rules file",
+            f"unknown Cin7 tax rule {cin7_rule.strip()!r}{where}: add it to the {table_name} table in the rules file",
         )
 
     def account_for(
@@ -164,18 +191,21 @@ class MappingRules(BaseModel):
         fallback: str | None,
         valid_accounts: frozenset[str] | None,
         where: str = "",
+        side: Side = "sales",
     ) -> str:
         """The Xero account code for a Cin7 account (or ``fallback`` when the line has none).
 
         ``account_codes`` overrides the code; otherwise it is used as is. When ``valid_accounts`` is given,
-        a code outside it raises MappingError naming the code.
+        a code outside it raises MappingError naming the code. ``side`` names the rules setting that
+        supplies the fallback (``default_revenue_account`` or ``default_expense_account``) in the message.
         """
         source = (cin7_account or "").strip() or (fallback or "").strip()
         if not source:
+            setting = "default_revenue_account" if side == "sales" else "default_expense_account"
             raise MappingError(
                 "AccountCode",
                 None,
-                f"no account{where}: set the Account in Cin7 or default_revenue_account in the rules file",
+                f"no account{where}: set the Account in Cin7 or {setting} in the rules file",
             )
         code = self.account_codes.get(source, source)
         if valid_accounts is not None and code not in valid_accounts:
@@ -204,6 +234,14 @@ class MappingRules(BaseModel):
             )
         return code
 
+    def is_public_domain(self, domain: str | None) -> bool:
+        """Whether a mail or web domain is a free or ISP one (``public_mail_domains``), subdomains included.
+
+        Two people at gmail.com are not colleagues, so the resolver must not match a supplier by it.
+        """
+        bare = _bare_domain(domain or "")
+        return any(bare == public or bare.endswith("." + public) for public in self.public_mail_domains)
+
     def describe(self, *, sku: str | None, name: str | None) -> str:
         """Line description from the template, falling back to whichever of SKU/name is present."""
         sku_text = (sku or "").strip()
@@ -213,6 +251,12 @@ class MappingRules(BaseModel):
                 return name_text
             return self.description_template.format(sku=sku_text, name=name_text).strip()
         return sku_text or name_text
+
+
+def _bare_domain(domain: str) -> str:
+    """A domain as compared: trimmed, lower-case, without a trailing dot or a leading ``www.``."""
+    bare = domain.strip().rstrip(".").lower()
+    return bare.removeprefix("www.")
 
 
 def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,15 +283,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_rules(override_path: Path | None = None) -> MappingRules:
     """The packaged default rules, deep-merged with ``override_path`` when given.
 
-    When the override changes ``region``, the default (AU) tax table is dropped rather than merged, since
-    its tax types mean nothing to an organisation in another region. Raises MappingError for an unreadable
-    or invalid file.
+    When the override changes ``region``, the default (AU) tax tables (sales and purchases) are dropped
+    rather than merged, since their tax types mean nothing to an organisation in another region. Raises
+    MappingError for an unreadable or invalid file.
     """
     data = _read_toml(DEFAULT_RULES_PATH)
     if override_path is not None:
         override = _read_toml(override_path)
         if override.get("region", data.get("region")) != data.get("region"):
-            data = {k: v for k, v in data.items() if k != "tax_types"}
+            data = {k: v for k, v in data.items() if k not in _REGIONAL_TABLES}
         data = _deep_merge(data, override)
     try:
         return MappingRules.model_validate(data)

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import assert_never
 
 from .errors import MappingError
+from .rules import Side
 from .xero import PaymentTermType, XeroPaymentTerm, XeroPaymentTerms
 
 __all__ = ["ParsedTerms", "TermsKind", "due_date_from_terms", "parse_terms", "xero_payment_terms"]
@@ -104,8 +105,11 @@ def due_date_from_terms(invoice_date: date, terms: str | None) -> date:
             assert_never(parsed.kind)
 
 
-def xero_payment_terms(terms: str | None) -> XeroPaymentTerms | None:
-    """A contact's Xero sales payment terms for a Cin7 PaymentTerm; None when blank or not understood."""
+def xero_payment_terms(terms: str | None, *, side: Side = "sales") -> XeroPaymentTerms | None:
+    """A contact's Xero payment terms for a Cin7 PaymentTerm; None when blank or not understood.
+
+    ``side`` "sales" sets a customer's ``Sales`` terms, "purchases" a supplier's ``Bills`` terms.
+    """
     if terms is None or not terms.strip():
         return None
     parsed = parse_terms(terms)
@@ -123,4 +127,4 @@ def xero_payment_terms(terms: str | None) -> XeroPaymentTerms | None:
             term = XeroPaymentTerm(day=31, type=PaymentTermType.OFCURRENTMONTH)
         case _:
             assert_never(parsed.kind)
-    return XeroPaymentTerms(sales=term)
+    return XeroPaymentTerms(sales=term) if side == "sales" else XeroPaymentTerms(bills=term)

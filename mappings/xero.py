@@ -25,7 +25,9 @@ __all__ = [
     "XeroAddress",
     "XeroAddressType",
     "XeroAllocation",
+    "XeroBill",
     "XeroContact",
+    "XeroContactPerson",
     "XeroContactRef",
     "XeroCreditNote",
     "XeroDocumentRef",
@@ -165,10 +167,41 @@ class XeroInvoice(_XeroModel):
     line_items: list[XeroLineItem] | None = Field(default=None, alias="LineItems")
 
 
-class XeroCreditNote(_XeroModel):
-    """An ACCRECCREDIT credit note payload (no line discounts: Xero refuses them on credit notes)."""
+class XeroBill(_XeroModel):
+    """An ACCPAY bill payload: a supplier's invoice to us.
 
-    type: Literal["ACCRECCREDIT"] | None = Field(default="ACCRECCREDIT", alias="Type")
+    Its InvoiceNumber is the supplier's own number (Xero shows it as the bill's Reference and does not keep
+    it unique, so bills are found again through our own Cin7 -> Xero map). Bills have no Reference and
+    take no line discount: a line carrying one is refused here rather than by Xero.
+    """
+
+    type: Literal["ACCPAY"] | None = Field(default="ACCPAY", alias="Type")
+    invoice_id: str | None = Field(default=None, alias="InvoiceID")
+    contact: XeroContactRef | None = Field(default=None, alias="Contact")
+    invoice_number: str | None = Field(default=None, alias="InvoiceNumber", max_length=255)
+    date: XeroDate | None = Field(default=None, alias="Date")
+    due_date: XeroDate | None = Field(default=None, alias="DueDate")
+    status: XeroInvoiceStatus | None = Field(default=None, alias="Status")
+    line_amount_types: LineAmountTypes | None = Field(default=None, alias="LineAmountTypes")
+    currency_code: str | None = Field(default=None, alias="CurrencyCode")
+    currency_rate: XeroDecimal | None = Field(default=None, alias="CurrencyRate")
+    line_items: list[XeroLineItem] | None = Field(default=None, alias="LineItems")
+
+    @model_validator(mode="after")
+    def _no_line_discounts(self) -> Self:
+        if any(line.discount_rate is not None for line in self.line_items or []):
+            raise ValueError("Xero bills take no DiscountRate: fold the discount into the UnitAmount")
+        return self
+
+
+class XeroCreditNote(_XeroModel):
+    """A credit note payload: ACCRECCREDIT (to a customer) or ACCPAYCREDIT (from a supplier).
+
+    No line discounts: Xero refuses them on credit notes. Reference is ACCRECCREDIT only; on an
+    ACCPAYCREDIT the supplier's credit note number goes in CreditNoteNumber.
+    """
+
+    type: Literal["ACCRECCREDIT", "ACCPAYCREDIT"] | None = Field(default="ACCRECCREDIT", alias="Type")
     credit_note_id: str | None = Field(default=None, alias="CreditNoteID")
     contact: XeroContactRef | None = Field(default=None, alias="Contact")
     credit_note_number: str | None = Field(default=None, alias="CreditNoteNumber", max_length=255)
@@ -238,20 +271,39 @@ class XeroPhone(_XeroModel):
 
 
 class XeroPaymentTerm(_XeroModel):
-    """``{Day, Type}`` of ``PaymentTerms.Sales``."""
+    """``{Day, Type}`` of ``PaymentTerms.Sales`` (or ``.Bills``)."""
 
     day: int = Field(alias="Day", ge=0)
     type: PaymentTermType = Field(alias="Type")
 
 
 class XeroPaymentTerms(_XeroModel):
-    """A contact's default payment terms; we only set the sales side."""
+    """A contact's default payment terms: Sales for a customer's invoices, Bills for a supplier's bills."""
 
-    sales: XeroPaymentTerm = Field(alias="Sales")
+    sales: XeroPaymentTerm | None = Field(default=None, alias="Sales")
+    bills: XeroPaymentTerm | None = Field(default=None, alias="Bills")
+
+    @model_validator(mode="after")
+    def _sets_a_side(self) -> Self:
+        if self.sales is None and self.bills is None:
+            raise ValueError("payment terms need Sales or Bills")
+        return self
+
+
+class XeroContactPerson(_XeroModel):
+    """One of at most five people of a contact besides the primary one (``ContactPersons[]``)."""
+
+    first_name: str | None = Field(default=None, alias="FirstName", max_length=255)
+    last_name: str | None = Field(default=None, alias="LastName", max_length=255)
+    email_address: str | None = Field(default=None, alias="EmailAddress", max_length=255)
+    include_in_emails: bool | None = Field(default=None, alias="IncludeInEmails")
 
 
 class XeroContact(_XeroModel):
-    """A contact payload. ``IsCustomer`` is read-only in Xero (derived from invoices) and never sent."""
+    """A contact payload; FirstName/LastName/EmailAddress are the primary person's.
+
+    ``IsCustomer``/``IsSupplier`` are read-only in Xero (derived from invoices and bills) and never sent.
+    """
 
     contact_id: str | None = Field(default=None, alias="ContactID")
     contact_number: str | None = Field(default=None, alias="ContactNumber")
@@ -262,6 +314,9 @@ class XeroContact(_XeroModel):
     phones: list[XeroPhone] | None = Field(default=None, alias="Phones")
     default_currency: str | None = Field(default=None, alias="DefaultCurrency")
     payment_terms: XeroPaymentTerms | None = Field(default=None, alias="PaymentTerms")
+    first_name: str | None = Field(default=None, alias="FirstName", max_length=255)
+    last_name: str | None = Field(default=None, alias="LastName", max_length=255)
+    contact_persons: list[XeroContactPerson] | None = Field(default=None, alias="ContactPersons", max_length=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +334,7 @@ def expected_line_amount(quantity: Decimal, unit_amount: Decimal, discount_rate:
     return round_half_up(quantity * unit_amount * (1 - rate / 100), 2)
 
 
-def xero_totals(invoice: XeroInvoice | XeroCreditNote) -> Totals:
+def xero_totals(invoice: XeroInvoice | XeroBill | XeroCreditNote) -> Totals:
     """SubTotal, TotalTax and Total that Xero will compute for this payload.
 
     Uses each line's TaxAmount as sent (a line without one counts as zero tax, since we always send it)

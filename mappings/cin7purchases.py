@@ -1,0 +1,191 @@
+"""Pydantic models of Cin7 Core suppliers and purchases (``supplier``, ``advanced-purchase?ID=``).
+
+Kept apart from `mappings.cin7core` (sales and customers) only for size; they share its lenient value
+parsers. Two quirks of Cin7's purchase JSON are absorbed here so no mapping has to know them: a simple
+purchase holds one ``Invoice`` (and ``CreditNote``) object where an advanced one holds an array, and the
+simple-purchase examples spell the invoice number ``InvocieNumber``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from .cin7core import (
+    Amount,
+    Cin7AdditionalCharge,
+    Cin7Address,
+    Cin7CreditNote,
+    Cin7CustomerContact,
+    Cin7DateTime,
+    Cin7Line,
+    Cin7Payment,
+    Currency,
+    EnumText,
+    Guid,
+    InvoiceStatusText,
+    OptionalAmount,
+    _Cin7Model,
+    _guid,
+    _none_as_empty_list,
+    default_contact_of,
+    primary_email_of,
+)
+
+__all__ = ["Cin7Purchase", "Cin7PurchaseCreditNote", "Cin7PurchaseInvoice", "Cin7Supplier"]
+
+_T = TypeVar("_T")
+
+# The documented key first: when both are present the documented one wins.
+_INVOICE_NUMBER_KEYS = ("InvoiceNumber", "invoice_number")
+_MISSPELT_INVOICE_NUMBER = "InvocieNumber"
+
+
+# A list Cin7 may send as null.
+_ListOf = Annotated[list[_T], BeforeValidator(_none_as_empty_list)]
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+class Cin7Supplier(_Cin7Model):
+    """A row of ``GET supplier`` (``SupplierList[]``).
+
+    ``account_payable`` is the supplier's payable control account in Cin7: it says where the debt sits,
+    not what was bought, so it is never a bill line's account. Suppliers have no e-mail or website of
+    their own; both live on their people (``contacts``).
+    """
+
+    id: Annotated[str, BeforeValidator(_guid)] = Field(alias="ID")
+    name: str
+    currency: Currency = None
+    payment_term: str | None = None
+    tax_rule: str | None = None
+    account_payable: str | None = None
+    tax_number: str | None = None
+    status: EnumText = None
+    last_modified_on: Cin7DateTime = None
+    addresses: _ListOf[Cin7Address] = Field(default_factory=list)
+    contacts: _ListOf[Cin7CustomerContact] = Field(default_factory=list)
+
+    @property
+    def default_contact(self) -> Cin7CustomerContact | None:
+        """The contact marked Default, else the first one."""
+        return default_contact_of(self.contacts)
+
+    @property
+    def primary_email(self) -> str | None:
+        """E-mail of the Default contact, else the first non-empty one; trimmed; None when there is none."""
+        return primary_email_of(self.contacts)
+
+    @property
+    def website(self) -> str | None:
+        """The Default contact's website, else the first one given (the resolver matches on its domain)."""
+        main = self.default_contact
+        ordered = [main, *self.contacts] if main is not None else self.contacts
+        return next((c.website.strip() for c in ordered if c is not None and c.website and c.website.strip()), None)
+
+
+class Cin7PurchaseInvoice(_Cin7Model):
+    """One invoice (a supplier's bill) of a purchase, identified by ``task_id`` in an advanced purchase.
+
+    ``invoice_number`` is the supplier's own number: read from ``InvoiceNumber``, else from the
+    ``InvocieNumber`` the simple-purchase examples send. Totals are in the supplier's currency.
+    """
+
+    task_id: Guid = Field(default=None, alias="TaskID")
+    invoice_number: str | None = None
+    invoicing_and_receiving_number: str | None = None
+    invoice_date: Cin7DateTime = None
+    invoice_due_date: Cin7DateTime = None
+    status: InvoiceStatusText = None
+    currency_conversion_rate: OptionalAmount = None
+    memo: str | None = None
+    lines: _ListOf[Cin7Line] = Field(default_factory=list)
+    additional_charges: _ListOf[Cin7AdditionalCharge] = Field(default_factory=list)
+    payments: _ListOf[Cin7Payment] = Field(default_factory=list)
+    total_before_tax: Amount = Decimal(0)
+    tax: Amount = Decimal(0)
+    total: Amount = Decimal(0)
+    paid: Amount = Decimal(0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _either_spelling(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or _MISSPELT_INVOICE_NUMBER not in data:
+            return data
+        if all(_blank(data.get(key)) for key in _INVOICE_NUMBER_KEYS):
+            return {**data, "InvoiceNumber": data[_MISSPELT_INVOICE_NUMBER]}
+        return data
+
+
+class Cin7PurchaseCreditNote(Cin7CreditNote):
+    """A purchase's credit note (money the supplier owes back): a sale credit note's shape.
+
+    ``refunds`` are the supplier's refunds; ``Unstock`` (stock sent back) is ignored. A simple purchase
+    that was never credited holds one with status NOT AVAILABLE and a blank number.
+    """
+
+
+def _one_or_many(value: object) -> object:
+    """A simple purchase's single object as a one-item list; None (or an empty object) as an empty one."""
+    if isinstance(value, Mapping):
+        return [value] if value else []
+    return _none_as_empty_list(value)
+
+
+_Invoices = Annotated[list[Cin7PurchaseInvoice], BeforeValidator(_one_or_many)]
+_CreditNotes = Annotated[list[Cin7PurchaseCreditNote], BeforeValidator(_one_or_many)]
+
+
+class Cin7Purchase(_Cin7Model):
+    """The body of ``GET advanced-purchase?ID=`` for simple, advanced and service purchases alike.
+
+    ``Invoice`` and ``CreditNote`` are one object in a simple purchase and arrays in an advanced one;
+    both come out as lists (`invoices`, `credit_notes`). ``currency_rate`` is base units per supplier unit.
+    """
+
+    id: Annotated[str, BeforeValidator(_guid)] = Field(alias="ID")
+    supplier: str | None = None
+    supplier_id: Guid = Field(default=None, alias="SupplierID")
+    base_currency: Currency = None
+    supplier_currency: Currency = None
+    currency_rate: OptionalAmount = None
+    tax_rule: str | None = None
+    tax_calculation: EnumText = None
+    terms: str | None = None
+    order_number: str | None = None
+    order_date: Cin7DateTime = None
+    status: EnumText = None
+    type: EnumText = None
+    approach: EnumText = None
+    combined_invoice_status: EnumText = None
+    combined_payment_status: EnumText = None
+    last_updated_date: Cin7DateTime = None
+    invoice_list: _Invoices = Field(default_factory=list, alias="Invoice")
+    credit_note_list: _CreditNotes = Field(default_factory=list, alias="CreditNote")
+
+    @property
+    def invoices(self) -> list[Cin7PurchaseInvoice]:
+        """The purchase's invoices, whether Cin7 sent one object (simple) or an array (advanced)."""
+        return list(self.invoice_list)
+
+    @property
+    def credit_notes(self) -> list[Cin7PurchaseCreditNote]:
+        """The purchase's credit notes, in either shape."""
+        return list(self.credit_note_list)
+
+    @property
+    def label(self) -> str:
+        """How messages name the purchase: its order number (what the operator searches Cin7 for) and ID."""
+        number = (self.order_number or "").strip()
+        return f"purchase {number} ({self.id})" if number else f"purchase {self.id}"
+
+    @property
+    def is_simple(self) -> bool:
+        """A Simple Purchase: one invoice without its own TaskID, keyed on the purchase itself."""
+        return self.type == "SIMPLE PURCHASE"
