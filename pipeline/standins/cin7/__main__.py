@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from pipeline.standins.cin7.server import Cin7StandIn
 from pipeline.standins.cin7.state import DEFAULT_ACCOUNT_ID, DEFAULT_APPLICATION_KEY
-from pipeline.standins.generator import generate
+from pipeline.standins.generator import generate, generate_purchases, with_purchases
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8701)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sales", type=int, default=200)
+    parser.add_argument("--purchases", type=int, default=0, help="also serve this many purchases and their suppliers")
     parser.add_argument("--no-hostile", action="store_true", help="omit the deliberately failing invoices")
     parser.add_argument("--rate-limit-per-minute", type=int, default=None)
     parser.add_argument("--window-seconds", type=float, default=60.0)
@@ -27,7 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID)
     parser.add_argument("--application-key", default=DEFAULT_APPLICATION_KEY)
     args = parser.parse_args(argv)
-    dataset = generate(args.seed, args.sales, now=datetime.now(UTC), hostile=not args.no_hostile)
+    now = datetime.now(UTC)
+    dataset = generate(args.seed, args.sales, now=now, hostile=not args.no_hostile)
+    if args.purchases > 0:
+        bought = generate_purchases(args.seed, args.purchases, now=now, customers=dataset.customers)
+        dataset = with_purchases(dataset, bought)
     standin = Cin7StandIn(
         args.host,
         args.port,

@@ -1,4 +1,5 @@
-"""The Cin7 stand-in's admin endpoints under ``/_standin/``: stats, reset, faults, sales, customers, edits.
+"""The Cin7 stand-in's admin endpoints under ``/_standin/``: stats, reset, faults, sales, customers, suppliers,
+purchases, edits.
 
 They are not counted, limited or authenticated, so tests and benchmarks can drive the stand-in over HTTP.
 """
@@ -33,6 +34,8 @@ class AdminMixin(Cin7State):
             ("POST", "faults"): self._admin_set_faults,
             ("PUT", "sales"): self._admin_put_sale,
             ("PUT", "customers"): self._admin_put_customer,
+            ("PUT", "suppliers"): self._admin_put_supplier,
+            ("PUT", "purchases"): self._admin_put_purchase,
             ("PUT", "sale-rows"): self._admin_put_list_row,
         }
         handler = routes.get((method, route.lower()))
@@ -59,10 +62,7 @@ class AdminMixin(Cin7State):
         return json_response(200, {"ok": True})
 
     def _admin_put_sale(self, payload: Any) -> Response:
-        if not isinstance(payload, dict) or "ID" not in payload:
-            return error_response(400, "body must be a sale detail with an ID", wrap=False)
-        self.put_sale(payload)
-        return json_response(200, {"ok": True})
+        return _put_record(payload, "a sale detail", self.put_sale)
 
     def _admin_put_list_row(self, payload: Any) -> Response:
         """``{"row": {...}, "updated": "2026-01-01T00:00:00Z"}``: a raw saleList row (see put_list_row)."""
@@ -72,10 +72,13 @@ class AdminMixin(Cin7State):
         return json_response(200, {"ok": True, "key": key})
 
     def _admin_put_customer(self, payload: Any) -> Response:
-        if not isinstance(payload, dict) or "ID" not in payload:
-            return error_response(400, "body must be a customer with an ID", wrap=False)
-        self.put_customer(payload)
-        return json_response(200, {"ok": True})
+        return _put_record(payload, "a customer", self.put_customer)
+
+    def _admin_put_supplier(self, payload: Any) -> Response:
+        return _put_record(payload, "a supplier", self.put_supplier)
+
+    def _admin_put_purchase(self, payload: Any) -> Response:
+        return _put_record(payload, "a purchase detail", self.put_purchase)
 
     def _admin_invoice_action(self, match: re.Match[str], payload: Any) -> Response:
         """``sales/{id}/invoices/{task}/edit`` or ``.../void``: change the invoice as a Cin7 user would."""
@@ -97,3 +100,15 @@ class AdminMixin(Cin7State):
         except ValueError as exc:
             return error_response(400, str(exc), wrap=False)
         return json_response(200, changed)
+
+
+def _put_record(payload: Any, what: str, put: Callable[[dict[str, Any]], None]) -> Response:
+    """Store a JSON object with an ``ID`` through ``put``; 400 naming ``what`` for anything else."""
+    if not isinstance(payload, dict) or "ID" not in payload:
+        return error_response(400, f"body must be {what} with an ID", wrap=False)
+    try:
+        put(payload)
+    except (KeyError, TypeError, ValueError) as exc:
+        # e.g. a purchase whose LastUpdatedDate does not parse: it cannot be ordered in purchaseList
+        return error_response(400, f"body is not {what} the stand-in can serve: {exc}", wrap=False)
+    return json_response(200, {"ok": True})

@@ -11,6 +11,7 @@ from typing import Any
 from pipeline.standins.cin7.query import QueryMixin
 from pipeline.standins.cin7.responses import Response, json_response
 from pipeline.standins.generator import TAX_RULES
+from pipeline.standins.generator.tables import PURCHASE_TAX_RULES
 
 # Cin7's own chart. 999 exists in Cin7 (so a line can use it) but not in the Xero chart.
 _ACCOUNTS: list[dict[str, Any]] = [
@@ -63,6 +64,47 @@ _ACCOUNTS: list[dict[str, Any]] = [
         "SystemAccount": "DEBTORS",
     },
     {
+        "Code": "300",
+        "Name": "Purchases",
+        "Status": "ACTIVE",
+        "Type": "DIRECTCOSTS",
+        "Class": "EXPENSE",
+        "SystemAccount": None,
+    },
+    {
+        "Code": "425",
+        "Name": "Freight & Courier",
+        "Status": "ACTIVE",
+        "Type": "EXPENSE",
+        "Class": "EXPENSE",
+        "SystemAccount": None,
+    },
+    {
+        "Code": "429",
+        "Name": "General Expenses",
+        "Status": "ACTIVE",
+        "Type": "EXPENSE",
+        "Class": "EXPENSE",
+        "SystemAccount": None,
+    },
+    {
+        "Code": "630",
+        "Name": "Inventory",
+        "Status": "ACTIVE",
+        "Type": "INVENTORY",
+        "Class": "ASSET",
+        "SystemAccount": None,
+    },
+    {
+        "Code": "800",
+        "Name": "Accounts Payable",
+        "Status": "ACTIVE",
+        "Type": "CURRLIAB",
+        "Class": "LIABILITY",
+        # Suppliers' AccountPayable must be the account Cin7 marks as accounts payable.
+        "SystemAccount": "CREDITORS",
+    },
+    {
         "Code": "820",
         "Name": "GST",
         "Status": "ACTIVE",
@@ -102,6 +144,7 @@ class ReferenceMixin(QueryMixin):
         rules = []
         for rule_name, rate in TAX_RULES.items():
             percent = rate * 100
+            purchase = rule_name in PURCHASE_TAX_RULES
             rules.append(
                 {
                     "ID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"cin7-standin/tax/{rule_name}")),
@@ -110,8 +153,8 @@ class ReferenceMixin(QueryMixin):
                     "IsActive": True,
                     "TaxInclusive": False,
                     "TaxPercent": percent,
-                    "IsTaxForSale": True,
-                    "IsTaxForPurchase": False,
+                    "IsTaxForSale": not purchase,
+                    "IsTaxForPurchase": purchase,
                     "Components": [{"Name": rule_name, "Percent": percent, "AccountCode": "820", "Compound": False}],
                 }
             )

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pipeline.standins.cin7.admin import AdminMixin
 from pipeline.standins.cin7.customers import CustomersMixin
+from pipeline.standins.cin7.purchases import PurchasesMixin
 from pipeline.standins.cin7.reference import ReferenceMixin
 from pipeline.standins.cin7.responses import BadRequest, Response, error_response, json_response
 from pipeline.standins.cin7.sales import SalesMixin
@@ -31,6 +32,9 @@ def _endpoint_name(route: str) -> str:
         "salelist": "saleList",
         "sale": "sale",
         "customer": "customer",
+        "supplier": "supplier",
+        "purchaselist": "purchaseList",
+        "advanced-purchase": "advanced-purchase",
         "ref/tax": "ref/tax",
         "ref/account": "ref/account",
         "webhooks": "webhooks",
@@ -79,7 +83,7 @@ class _Handler(QuietHandler):
         self._handle("DELETE")
 
 
-class Cin7StandIn(SalesMixin, CustomersMixin, ReferenceMixin, WebhooksMixin, AdminMixin):
+class Cin7StandIn(SalesMixin, PurchasesMixin, CustomersMixin, ReferenceMixin, WebhooksMixin, AdminMixin):
     """An in-process Cin7 Core ExternalApi v2 server over real HTTP; thread-safe.
 
     Use as ``with Cin7StandIn(dataset=...) as cin7:`` or ``start()``/``stop()``.
@@ -192,6 +196,9 @@ class Cin7StandIn(SalesMixin, CustomersMixin, ReferenceMixin, WebhooksMixin, Adm
             ("GET", "salelist"): self._sale_list,
             ("GET", "sale"): self._sale_detail,
             ("GET", "customer"): self._customer_list,
+            ("GET", "supplier"): self._supplier_list,
+            ("GET", "purchaselist"): self._purchase_list,
+            ("GET", "advanced-purchase"): self._purchase_detail,
             ("GET", "ref/tax"): self._tax_rules,
             ("GET", "ref/account"): self._accounts,
             ("GET", "webhooks"): self._webhooks_get,

@@ -1,7 +1,8 @@
-"""The Cin7 stand-in's settings and in-memory store: sales, customers, webhooks, counters and faults.
+"""The Cin7 stand-in's settings and in-memory store: sales, customers, suppliers, purchases, webhooks,
+counters and faults.
 
 Also what tests reach in process: loading the dataset, ``put_sale``/``put_customer``/``sale``/``webhooks``,
-``stats()``, ``set_faults()`` and ``reset()``.
+``put_supplier``/``supplier``/``put_purchase``/``purchase``, ``stats()``, ``set_faults()`` and ``reset()``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from pipeline.standins.generator import Dataset, parse_timestamp, sale_list_row
+from pipeline.standins.generator.purchase_documents import purchase_list_row
 
 DEFAULT_ACCOUNT_ID = "3f2c6a4e-8d1b-4c57-9e0a-6b7d2f1c9a31"
 DEFAULT_APPLICATION_KEY = "b8e41d27-5c9f-4a6e-8f13-2d7c0a9e5b64"
@@ -23,7 +25,9 @@ DEFAULT_APPLICATION_KEY = "b8e41d27-5c9f-4a6e-8f13-2d7c0a9e5b64"
 
 @dataclass
 class SaleEntry:
-    """A stored sale: its detail, its ``saleList`` row, the row's ``Updated`` and the detail's cached JSON."""
+    """A stored sale (or purchase): its detail, its list row, the row's watermark (``Updated``, or a
+    purchase's ``LastUpdatedDate``) and the detail's cached JSON.
+    """
 
     detail: dict[str, Any]
     row: dict[str, Any]
@@ -59,6 +63,9 @@ class Cin7State:
         self._sales: dict[str, SaleEntry] = {}
         self._sorted: list[tuple[datetime, str]] | None = None
         self._customers: dict[str, dict[str, Any]] = {}
+        self._suppliers: dict[str, dict[str, Any]] = {}
+        self._purchases: dict[str, SaleEntry] = {}
+        self._purchases_sorted: list[tuple[datetime, str]] | None = None
         self._webhooks: list[dict[str, Any]] = []
         self._rate_limit = rate_limit_per_minute
         self._window = window_seconds
@@ -77,12 +84,19 @@ class Cin7State:
         with self._lock:
             self._sales.clear()
             self._customers.clear()
+            self._suppliers.clear()
+            self._purchases.clear()
             self._sorted = None
+            self._purchases_sorted = None
             if self._initial is not None:
                 for sale in self._initial.sales:
                     self._put_sale_locked(copy.deepcopy(sale))
                 for customer in self._initial.customers:
                     self._customers[str(customer["ID"]).lower()] = copy.deepcopy(customer)
+                for supplier in self._initial.suppliers:
+                    self._suppliers[str(supplier["ID"]).lower()] = copy.deepcopy(supplier)
+                for purchase in self._initial.purchases:
+                    self._put_purchase_locked(copy.deepcopy(purchase))
 
     def _put_sale_locked(self, sale: dict[str, Any]) -> None:
         row = sale_list_row(sale)
@@ -112,6 +126,33 @@ class Cin7State:
         """Add or replace a customer (by ``ID``)."""
         with self._lock:
             self._customers[str(customer["ID"]).lower()] = copy.deepcopy(customer)
+
+    def _put_purchase_locked(self, purchase: dict[str, Any]) -> None:
+        row = purchase_list_row(purchase)
+        updated = parse_timestamp(str(row["LastUpdatedDate"]))
+        self._purchases[str(purchase["ID"]).lower()] = SaleEntry(purchase, row, updated)
+        self._purchases_sorted = None
+
+    def put_purchase(self, purchase: dict[str, Any]) -> None:
+        """Add or replace a purchase detail; its ``purchaseList`` row is ordered at its ``LastUpdatedDate``."""
+        detail = copy.deepcopy(purchase)
+        with self._lock:
+            self._put_purchase_locked(detail)
+
+    def purchase(self, purchase_id: str) -> dict[str, Any]:
+        """A copy of the current purchase detail; ``KeyError`` if unknown."""
+        with self._lock:
+            return copy.deepcopy(self._purchases[purchase_id.lower()].detail)
+
+    def put_supplier(self, supplier: dict[str, Any]) -> None:
+        """Add or replace a supplier (by ``ID``)."""
+        with self._lock:
+            self._suppliers[str(supplier["ID"]).lower()] = copy.deepcopy(supplier)
+
+    def supplier(self, supplier_id: str) -> dict[str, Any]:
+        """A copy of the current supplier; ``KeyError`` if unknown."""
+        with self._lock:
+            return copy.deepcopy(self._suppliers[supplier_id.lower()])
 
     def sale(self, sale_id: str) -> dict[str, Any]:
         """A copy of the current sale detail; ``KeyError`` if unknown."""

@@ -40,12 +40,26 @@ and at least one each when ``n_sales >= 10``:
 History (``history.generate_history``): the same sales spread over the last years, ~10 % of them orders never
 invoiced, some invoices already typed into Xero by hand (``History.xero_invoices``, to seed the Xero stand-in
 with) and each invoice's fate in a migration plan (``History.fates``).
+
+Purchases (``purchases.generate_purchases``): suppliers (ABNs, several people, shared domains, USD/NZD, one
+that is also a customer) and simple, advanced and service purchases with their bills, supplier payments and
+credit notes; ``PurchaseSet`` carries the Xero bills, contacts and merges a sync must make, and
+``with_purchases`` puts them in a ``Dataset`` for the Cin7 stand-in.
 """
 
 from pipeline.standins.generator.dataset import Dataset, generate
 from pipeline.standins.generator.edits import add_credit_note, add_payment, add_refund, remove_payment, void_credit_note
 from pipeline.standins.generator.expectations import CreditNoteExpectation, InvoiceExpectation, PaymentExpectation
 from pipeline.standins.generator.history import Fate, History, generate_history
+from pipeline.standins.generator.purchase_expectations import (
+    BillExpectation,
+    ContactPersonExpectation,
+    PurchaseCreditNoteExpectation,
+    SupplierContactExpectation,
+    SupplierCustomerMerge,
+    SupplierPaymentExpectation,
+)
+from pipeline.standins.generator.purchases import PurchaseSet, generate_purchases, with_purchases
 from pipeline.standins.generator.settlement import credit_allocations, invoice_balance
 from pipeline.standins.generator.tables import LOCK_DATE, TAX_RULES, UNKNOWN_ACCOUNT, UNKNOWN_TAX_RULE
 from pipeline.standins.generator.totals import edit_invoice, recompute_invoice_totals, sale_list_row, void_invoice
@@ -56,12 +70,19 @@ __all__ = [
     "TAX_RULES",
     "UNKNOWN_ACCOUNT",
     "UNKNOWN_TAX_RULE",
+    "BillExpectation",
+    "ContactPersonExpectation",
     "CreditNoteExpectation",
     "Dataset",
     "Fate",
     "History",
     "InvoiceExpectation",
     "PaymentExpectation",
+    "PurchaseCreditNoteExpectation",
+    "PurchaseSet",
+    "SupplierContactExpectation",
+    "SupplierCustomerMerge",
+    "SupplierPaymentExpectation",
     "add_credit_note",
     "add_payment",
     "add_refund",
@@ -71,6 +92,7 @@ __all__ = [
     "format_timestamp",
     "generate",
     "generate_history",
+    "generate_purchases",
     "invoice_balance",
     "parse_timestamp",
     "recompute_invoice_totals",
@@ -78,4 +100,5 @@ __all__ = [
     "sale_list_row",
     "void_credit_note",
     "void_invoice",
+    "with_purchases",
 ]

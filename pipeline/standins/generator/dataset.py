@@ -56,6 +56,10 @@ class Dataset:
     credit_notes: list[CreditNoteExpectation] = field(default_factory=list)
     #: Every payment and refund that must reach Xero (those of synced invoices and their AUTHORISED credit).
     payments: list[PaymentExpectation] = field(default_factory=list)
+    #: Cin7 Core supplier JSON as ``GET supplier`` returns rows (``purchases.with_purchases`` fills it).
+    suppliers: list[dict[str, Any]] = field(default_factory=list)
+    #: Cin7 Core purchase detail JSON as ``GET advanced-purchase?ID=`` returns it.
+    purchases: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Added to every price of a ``four_dp`` sale, so that its amounts have four places as Cin7's may.

@@ -25,7 +25,12 @@ TAX_RULES: dict[str, Decimal] = {
     "BAS Excluded": Decimal("0"),
     UNKNOWN_TAX_RULE: Decimal("0"),
     ZERO_RATED_AS_GST_RULE: Decimal("0"),
+    # The purchase side's rules (bills and supplier credit notes); ``ref/tax`` flags them IsTaxForPurchase.
+    "GST on Expenses": Decimal("0.10"),
+    "GST Free Expenses": Decimal("0"),
 }
+#: The rules of ``TAX_RULES`` that are for purchases rather than sales.
+PURCHASE_TAX_RULES = frozenset({"GST on Expenses", "GST Free Expenses"})
 
 
 # Cin7's convention: AUD (the base) for ONE unit of the customer's currency. Xero's CurrencyRate is the
