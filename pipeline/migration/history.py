@@ -37,11 +37,9 @@ XERO_PAGE = 100
 
 @dataclass
 class CinRead:
-    """What one pass over Cin7's history produced."""
+    """What one pass over Cin7's history counted (the sales themselves are streamed, not held)."""
 
-    sales: list[Cin7Sale] = field(default_factory=list)
-    #: Each sale's detail as Cin7 gave it (what the ledger keeps), by sale id.
-    details: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sales: int = 0
     list_calls: int = 0
     detail_calls: int = 0
     from_ledger: int = 0
@@ -59,9 +57,10 @@ def _invoiced_in(row: Cin7SaleListRow, window: Window) -> bool:
     return status not in NOT_INVOICED and day is not None and window.start <= day < window.end
 
 
-def read_cin7_history(ctx: TenantContext, window: Window) -> CinRead:
-    """Every sale invoiced in the window, its detail from the ledger when unchanged, else from Cin7."""
-    read = CinRead()
+def iter_cin7_history(ctx: TenantContext, window: Window, read: CinRead) -> Iterator[tuple[Cin7Sale, dict[str, Any]]]:
+    """Every sale invoiced in the window with its detail (from the ledger when unchanged, else from
+    Cin7), one page at a time: memory stays flat however long the history; `read` counts as it goes.
+    """
     since = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC) - LIST_MARGIN
     for page in _pages(ctx, since, read):
         wanted: dict[str, Cin7SaleListRow] = {}
@@ -90,11 +89,12 @@ def read_cin7_history(ctx: TenantContext, window: Window) -> CinRead:
             else:
                 read.from_ledger += 1
             try:
-                read.sales.append(Cin7Sale.model_validate(detail))
-                read.details[read.sales[-1].id] = detail
+                sale = Cin7Sale.model_validate(detail)
             except ValidationError as exc:
                 read.errors.append(f"Cin7 sale {sale_id} ({row.order_number}) does not parse: {exc.errors()[0]['msg']}")
-    return read
+                continue
+            read.sales += 1
+            yield sale, detail
 
 
 def _pages(ctx: TenantContext, since: datetime, read: CinRead) -> Iterator[list[dict[str, Any]]]:
@@ -161,6 +161,18 @@ def number_key(number: str | None) -> str:
     return (number or "").strip().casefold()
 
 
+# What a fate is decided on; a Xero organisation may hold many thousands of documents in a window.
+_KEPT = ("InvoiceID", "CreditNoteID", "Status", "SubTotal", "TotalTax", "Total", "Type")
+
+
+def slim(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a Xero document that the fate reads (its contact's id, number and name)."""
+    contact = data.get("Contact") or {}
+    kept = {key: data[key] for key in _KEPT if key in data}
+    kept["Contact"] = {key: contact[key] for key in ("ContactID", "ContactNumber", "Name") if key in contact}
+    return kept
+
+
 def read_xero_history(ctx: TenantContext, window: Window) -> XeroRead:
     """Every invoice and credit note Xero has dated in the window (voided and deleted ones left out)."""
     read = XeroRead()
@@ -170,7 +182,7 @@ def read_xero_history(ctx: TenantContext, window: Window) -> XeroRead:
         read.calls += 1
         for data in batch:
             if str(data.get("Status") or "").upper() not in ("VOIDED", "DELETED"):
-                read.invoices.setdefault(number_key(data.get("InvoiceNumber")), data)
+                read.invoices.setdefault(number_key(data.get("InvoiceNumber")), slim(data))
         if len(batch) < 1000:
             break
         page += 1
@@ -180,7 +192,7 @@ def read_xero_history(ctx: TenantContext, window: Window) -> XeroRead:
         read.calls += 1
         for data in notes:
             if str(data.get("Status") or "").upper() not in ("VOIDED", "DELETED"):
-                read.credit_notes.setdefault(number_key(data.get("CreditNoteNumber")), data)
+                read.credit_notes.setdefault(number_key(data.get("CreditNoteNumber")), slim(data))
         if len(notes) < XERO_PAGE:
             break
         page += 1

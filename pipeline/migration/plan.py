@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,7 +26,7 @@ from pipeline.ledger.models import (
 )
 from pipeline.mapping.reference import org_reference
 from pipeline.migration.fates import Context, Decided, decide_sale
-from pipeline.migration.history import CinRead, XeroRead, read_cin7_history, read_xero_history
+from pipeline.migration.history import CinRead, XeroRead, iter_cin7_history, read_xero_history
 from pipeline.migration.plan_rows import Fate, MigrationPlan, PlanCost, PlanRow
 from pipeline.migration.report import write_plan_files
 from pipeline.reconcile.window import Window
@@ -39,12 +39,14 @@ CONTACT_PUSH_BATCH = 50
 
 @dataclass
 class Planned:
-    """A plan with the reads behind it (the cutover acts on the same decisions)."""
+    """A plan, and what the Cin7 pass counted (the cutover acts on the same decisions, sale by sale)."""
 
     plan: MigrationPlan
-    decided: list[Decided]
-    sales: list[Cin7Sale]
-    details: dict[str, dict[str, Any]]
+    cin7: CinRead
+
+
+#: Called with each sale, its detail as Cin7 gave it, and the decisions on its documents.
+OnSale = Callable[[Cin7Sale, dict[str, Any], list[Decided]], None]
 
 
 def migration_row(ctx: TenantContext, window: Window, *, update_conflicts: bool = False) -> int:
@@ -69,20 +71,12 @@ def migration_row(ctx: TenantContext, window: Window, *, update_conflicts: bool 
         return row.id
 
 
-def decide(ctx: TenantContext, window: Window, migration_id: int) -> Planned:
-    """Read Cin7's and Xero's history in the window and decide each document's fate."""
-    reference = org_reference(ctx)
-    xero = read_xero_history(ctx, window)
-    cin7 = read_cin7_history(ctx, window)
-    customer_ids = sorted({(s.customer_id or "").lower() for s in cin7.sales if s.customer_id})
+def _context(ctx: TenantContext, window: Window, xero: XeroRead) -> Context:
+    """The ledger's contact links and synced documents, and the customers, for deciding fates."""
     with ctx.sessions() as session:
         customers = {
             record.customer_id.lower(): Cin7Customer.model_validate(record.snapshot)
-            for record in session.scalars(
-                select(CustomerRecord).where(
-                    CustomerRecord.tenant_id == ctx.tenant_pk, CustomerRecord.customer_id.in_(customer_ids)
-                )
-            )
+            for record in session.scalars(select(CustomerRecord).where(CustomerRecord.tenant_id == ctx.tenant_pk))
         }
         links = {
             link.cin7_customer_id.lower(): link.xero_contact_id
@@ -98,19 +92,36 @@ def decide(ctx: TenantContext, window: Window, migration_id: int) -> Planned:
                 )
             )
         )
-    context = Context(window, reference, ctx.rules, customers, links, synced, xero.invoices, xero.credit_notes)
-    decided = [d for sale in sorted(cin7.sales, key=_first_date) for d in decide_sale(sale, context)]
-    decided.extend(Decided(_listed_only(row)) for row in cin7.skipped_rows)
-    decided.sort(key=lambda d: (d.row.date or date.min, d.row.kind != "invoice", d.row.number))
+    reference = org_reference(ctx)
+    return Context(window, reference, ctx.rules, customers, links, synced, xero.invoices, xero.credit_notes)
+
+
+def decide(ctx: TenantContext, window: Window, migration_id: int, on_sale: OnSale | None = None) -> Planned:
+    """Read Xero's history in the window, then Cin7's sale by sale, deciding each document's fate.
+
+    Only the plan's rows are kept; a sale's detail and payloads go to `on_sale` (the cutover records
+    them) and are dropped, so memory does not grow with the length of the history.
+    """
+    xero = read_xero_history(ctx, window)
+    context = _context(ctx, window, xero)
+    cin7 = CinRead()
+    rows: list[PlanRow] = []
+    for sale, detail in iter_cin7_history(ctx, window, cin7):
+        decided = decide_sale(sale, context)
+        rows.extend(d.row for d in decided)
+        if on_sale is not None:
+            on_sale(sale, detail, decided)
+    rows.extend(_listed_only(row) for row in cin7.skipped_rows)
+    rows.sort(key=lambda r: (r.date or date.min, r.kind != "invoice", r.number))
     plan = MigrationPlan(
         migration_id=migration_id,
         tenant=ctx.tenant_key,
         window_from=window.start,
         window_until=window.last,
         generated_at=utcnow(),
-        lock_date=reference.lock_date,
-        cost=cutover_cost(ctx, cin7, xero, decided, customers_in_xero=set(links)),
-        rows=[d.row for d in decided],
+        lock_date=context.reference.lock_date,
+        cost=cutover_cost(ctx, cin7, xero, rows, customers_in_xero=set(context.contact_links)),
+        rows=rows,
         errors=list(cin7.errors),
         reads={
             "cin7_list_calls": cin7.list_calls,
@@ -121,7 +132,7 @@ def decide(ctx: TenantContext, window: Window, migration_id: int) -> Planned:
             "xero_read_calls": xero.calls,
         },
     )
-    return Planned(plan, decided, sorted(cin7.sales, key=_first_date), cin7.details)
+    return Planned(plan, cin7)
 
 
 def _listed_only(row: Cin7SaleListRow) -> PlanRow:
@@ -140,22 +151,16 @@ def _listed_only(row: Cin7SaleListRow) -> PlanRow:
     )
 
 
-def _first_date(sale: Cin7Sale) -> date:
-    days = [i.invoice_date.date() for i in sale.invoices if i.invoice_date is not None]
-    return min(days) if days else date.max
-
-
 def cutover_cost(
-    ctx: TenantContext, cin7: CinRead, xero: XeroRead, decided: Iterable[Decided], *, customers_in_xero: set[str]
+    ctx: TenantContext, cin7: CinRead, xero: XeroRead, rows: Iterable[PlanRow], *, customers_in_xero: set[str]
 ) -> PlanCost:
     """What the cutover would spend: Cin7 lists the window again (details are kept unless changed); Xero
     takes one call per batch of each kind, one per credit note allocated, and the contact pushes.
     """
-    writes = Counter(d.row.kind for d in decided if d.row.fate is Fate.CREATE)
+    rows = list(rows)
+    writes = Counter(row.kind for row in rows if row.fate is Fate.CREATE)
     batch = max(1, ctx.settings.xero_batch_size)
-    new_customers = {
-        d.row.sale_id for d in decided if d.row.fate is Fate.CREATE and d.row.kind == "invoice"
-    }  # at most one contact each
+    new_customers = {row.sale_id for row in rows if row.fate is Fate.CREATE and row.kind == "invoice"}
     xero_writes = sum(math.ceil(count / batch) for kind, count in writes.items())
     xero_writes += writes.get("credit_note", 0)  # each credit note's allocation is its own call
     xero_writes += math.ceil(len(new_customers - customers_in_xero) / CONTACT_PUSH_BATCH)

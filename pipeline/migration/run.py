@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from mappings import content_hash
+from mappings import Cin7Sale, content_hash
 from pipeline import app
 from pipeline.app import TaskName
 from pipeline.context import TenantContext
@@ -25,7 +25,7 @@ from pipeline.discovery.fetch import customer_snapshot, record_fetched_sale
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import IN_FLIGHT_STATES, DocumentState, MigrationRun, SyncDocument, Tenant, utcnow
 from pipeline.migration.fates import Decided
-from pipeline.migration.plan import Planned, decide, migration_row
+from pipeline.migration.plan import decide, migration_row
 from pipeline.migration.plan_rows import Fate
 from pipeline.reconcile.window import Window
 
@@ -37,7 +37,6 @@ class Started:
     """What starting (or resuming) a cutover did."""
 
     migration_id: int
-    planned: Planned
     recorded: int = 0
     adopted: int = 0
     conflicts: int = 0
@@ -53,62 +52,12 @@ def start_cutover(ctx: TenantContext, window: Window, *, update_conflicts: bool 
         update_conflicts = row.update_conflicts
         row.state = "running"
         row.started_at = row.started_at or utcnow()
-    planned = decide(ctx, window, migration_id)
-    started = Started(migration_id, planned)
-    by_key = {(d.row.kind, d.row.task_id): d for d in planned.decided}
-    for sale in planned.sales:
-        detail = planned.details.get(sale.id)
-        if detail is None:
-            continue
-        with ctx.sessions() as session, session.begin():
-            customer = customer_snapshot(session, ctx.tenant_pk, sale.customer_id)
-            record_fetched_sale(session, ctx.tenant_pk, sale.id, detail, sale, customer)
-            docs = list(
-                session.scalars(
-                    select(SyncDocument)
-                    .where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.sale_id == sale.id)
-                    .with_for_update()
-                )
-            )
-            adopted_invoices: set[str] = set()
-            for doc in docs:
-                decided = by_key.get((doc.kind, doc.task_id))
-                if decided is None and doc.kind == "allocation":
-                    # An allocation follows its credit note into the migration.
-                    decided = by_key.get(("credit_note", doc.task_id))
-                if decided is None:
-                    continue
-                if doc.migration_id is None:
-                    doc.migration_id = migration_id
-                    started.recorded += 1
-                if doc.xero_id is None and doc.state in _NOT_YET_WRITTEN:
-                    # Recorded before (the live sync left it to the migration, or found it locked): the
-                    # migration decides now, from what Xero holds.
-                    doc.state = DocumentState.PENDING
-                    _link_existing(doc, decided, update_conflicts=update_conflicts, started=started)
-                    if decided.row.fate is Fate.ADOPT and doc.kind == "invoice":
-                        adopted_invoices.add(doc.document_number or "")
-            for doc in docs:
-                if doc.kind == "payment" and doc.document_number in adopted_invoices and doc.xero_id is None:
-                    # Xero's copy may already carry this payment (typed with the invoice): look before paying.
-                    doc.write_uncertain = True
-    with ctx.sessions() as session, session.begin():
-        pending = list(
-            session.scalars(
-                select(SyncDocument.id)
-                .where(SyncDocument.migration_id == migration_id, SyncDocument.state == DocumentState.PENDING)
-                .order_by(SyncDocument.document_date, SyncDocument.id)
-            )
-        )
-        session.execute(
-            update(SyncDocument)
-            .where(SyncDocument.id.in_(pending))
-            .values(enqueued_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-    for doc_id in pending:
-        app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, doc_id)
-    started.enqueued = len(pending)
+    started = Started(migration_id)
+
+    def record(sale: Cin7Sale, detail: dict[str, Any], decided: list[Decided]) -> None:
+        _record_sale(ctx, migration_id, sale, detail, decided, update_conflicts=update_conflicts, started=started)
+
+    decide(ctx, window, migration_id, on_sale=record)
     log.info(
         "migration %d: %d documents recorded, %d adopted, %d conflicts, %d sent to be mapped",
         migration_id,
@@ -122,6 +71,60 @@ def start_cutover(ctx: TenantContext, window: Window, *, update_conflicts: bool 
 
 # Rows a migration may (re)decide: nothing of theirs has been sent to Xero.
 _NOT_YET_WRITTEN = (DocumentState.PENDING, DocumentState.IGNORED, DocumentState.LOCKED)
+
+
+def _record_sale(
+    ctx: TenantContext,
+    migration_id: int,
+    sale: Cin7Sale,
+    detail: dict[str, Any],
+    decided: list[Decided],
+    *,
+    update_conflicts: bool,
+    started: Started,
+) -> None:
+    """Record one sale's documents for the migration, in one transaction, as the plan decided them."""
+    by_key = {(d.row.kind, d.row.task_id): d for d in decided}
+    with ctx.sessions() as session, session.begin():
+        customer = customer_snapshot(session, ctx.tenant_pk, sale.customer_id)
+        record_fetched_sale(session, ctx.tenant_pk, sale.id, detail, sale, customer)
+        docs = list(
+            session.scalars(
+                select(SyncDocument)
+                .where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.sale_id == sale.id)
+                .with_for_update()
+            )
+        )
+        adopted_invoices: set[str] = set()
+        for doc in docs:
+            found = by_key.get((doc.kind, doc.task_id))
+            if found is None and doc.kind == "allocation":
+                # An allocation follows its credit note into the migration.
+                found = by_key.get(("credit_note", doc.task_id))
+            if found is None:
+                continue
+            if doc.migration_id is None:
+                doc.migration_id = migration_id
+                started.recorded += 1
+            if doc.xero_id is None and doc.state in _NOT_YET_WRITTEN:
+                # Recorded before (the live sync left it to the migration, or found it locked): the
+                # migration decides now, from what Xero holds.
+                doc.state = DocumentState.PENDING
+                _link_existing(doc, found, update_conflicts=update_conflicts, started=started)
+                if found.row.fate is Fate.ADOPT and doc.kind == "invoice":
+                    adopted_invoices.add(doc.document_number or "")
+        for doc in docs:
+            if doc.kind == "payment" and doc.document_number in adopted_invoices and doc.xero_id is None:
+                # Xero's copy may already carry this payment (typed with the invoice): look before paying.
+                doc.write_uncertain = True
+        pending = [doc.id for doc in docs if doc.migration_id == migration_id and doc.state == DocumentState.PENDING]
+        for doc in docs:
+            if doc.id in pending:
+                doc.enqueued_at = utcnow()
+    # Sent sale by sale as recorded, so the writers start at once; they take the oldest first anyway.
+    for doc_id in pending:
+        app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, doc_id)
+    started.enqueued += len(pending)
 
 
 def _link_existing(doc: SyncDocument, decided: Decided, *, update_conflicts: bool, started: Started) -> None:
