@@ -28,6 +28,8 @@ class Waits:
 
     reason: str | None = None
     parents: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: What it waits for is held for Xero's lock date: it never will be in Xero, so neither will this.
+    locked_by: str | None = None
 
 
 def _label(kind: str, row: SyncDocument | None, task_id: str) -> str:
@@ -74,9 +76,12 @@ def unmet(session: Session, doc: SyncDocument, needs: Sequence[Dependency]) -> W
             matching = [
                 r for (kind, _), r in rows.items() if kind == need.kind and r.document_number == doc.document_number
             ]
-            reasons.extend(_check(waits, need, row) for row in matching)
+            reasons.extend(_check(waits, need, found) for found in matching)
         else:
-            reasons.append(_check(waits, need, rows.get((need.kind, need.task_id))))
+            needed = rows.get((need.kind, need.task_id))
+            if need.need == "in_xero" and needed is not None and needed.state == DocumentState.LOCKED:
+                waits.locked_by = _label(need.kind, needed, need.task_id)
+            reasons.append(_check(waits, need, needed))
     reasons = [reason for reason in reasons if reason]
     waits.reason = "; ".join(reasons) or None
     return waits

@@ -65,6 +65,11 @@ def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
         if _before_cutover(ctx, doc) or _held_conflict(session, doc):
             return False
         waits = dependencies.unmet(session, doc, kind.dependencies(sale, doc.task_id, cin7_status=doc.cin7_status))
+        if waits.reason is not None and waits.locked_by is not None:
+            doc.state = DocumentState.LOCKED
+            doc.last_error = f"{waits.locked_by} is dated on or before Xero's lock date, so this is not written either"
+            doc.mapped_source_hash = doc.source_hash
+            return False
         if waits.reason is not None:
             # Not a failure: the document is woken when what it waits for is written (writer.outcomes).
             doc.state = DocumentState.WAITING

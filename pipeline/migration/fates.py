@@ -22,6 +22,7 @@ from mappings import (
     OrgReference,
     XeroCreditNote,
     XeroInvoice,
+    credit_allocations,
     map_credit_note,
     map_invoice,
     normalise_name,
@@ -148,6 +149,7 @@ def decide_sale(sale: Cin7Sale, ctx: Context) -> list[Decided]:
             sale, ("credit_note", note.task_id), note.status, day, totals, make, note_mapper, ctx.xero_credit_notes, ctx
         )
         decided.append(parent)
+        decided.append(Decided(_allocation_fate(sale, note.task_id, parent.row, decided, ctx)))
         for refund in note.refunds:
             paid_on = refund.date_paid.date() if refund.date_paid is not None else None
             applied = _row(sale, "refund", refund.id or "", parent.row.number, paid_on, refund.amount)
@@ -195,6 +197,24 @@ def _decide_document(
     if ctx.reference.locked(day):
         return Decided(make(Fate.LOCKED, f"dated on or before Xero's lock date {ctx.reference.lock_date}"))
     return Decided(make(Fate.CREATE), payload)
+
+
+def _allocation_fate(sale: Cin7Sale, task_id: str, note: PlanRow, decided: list[Decided], ctx: Context) -> PlanRow:
+    """A credit note's allocation to its invoice: made when both are in Xero and Cin7 leaves it owing."""
+    allocation = credit_allocations(sale).get(task_id)
+    amount = allocation.amount if allocation is not None else None
+    make = _row(sale, "allocation", task_id, note.number, note.date, amount)
+    if ("allocation", task_id) in ctx.synced:
+        return make(Fate.SYNCED, "the ledger already has it in Xero")
+    if allocation is None or allocation.amount <= 0:
+        return make(Fate.SKIPPED, "nothing left to allocate (the invoice is paid, or the credit refunded)")
+    invoice = next(
+        (d.row for d in decided if d.row.kind == "invoice" and d.row.task_id == allocation.invoice.task_id), None
+    )
+    for parent in (note, invoice):
+        if parent is not None and parent.fate not in (Fate.CREATE, Fate.ADOPT, Fate.SYNCED):
+            return make(parent.fate, f"waits for {parent.kind.replace('_', ' ')} {parent.number} ({parent.fate})")
+    return make(Fate.CREATE)
 
 
 def _applied_fate(

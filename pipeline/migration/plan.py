@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from mappings import Cin7Customer, Cin7Sale, Cin7SaleListRow
 from pipeline.context import TenantContext
+from pipeline.discovery.poll import poll_customers
 from pipeline.ledger.models import (
     ContactLink,
     CustomerRecord,
@@ -103,8 +104,12 @@ def decide(ctx: TenantContext, window: Window, migration_id: int, on_sale: OnSal
     them) and are dropped, so memory does not grow with the length of the history.
     """
     xero = read_xero_history(ctx, window)
-    context = _context(ctx, window, xero)
     cin7 = CinRead()
+    # Customers in bulk first (every one on a first read, what changed after): otherwise each customer
+    # of an old sale would cost a call of its own when its contact is resolved.
+    customers_seen = poll_customers(ctx)
+    cin7.list_calls += max(1, math.ceil(customers_seen / ctx.settings.cin7_page_size))
+    context = _context(ctx, window, xero)
     rows: list[PlanRow] = []
     for sale, detail in iter_cin7_history(ctx, window, cin7):
         decided = decide_sale(sale, context)
@@ -161,13 +166,17 @@ def cutover_cost(
     writes = Counter(row.kind for row in rows if row.fate is Fate.CREATE)
     batch = max(1, ctx.settings.xero_batch_size)
     new_customers = {row.sale_id for row in rows if row.fate is Fate.CREATE and row.kind == "invoice"}
-    xero_writes = sum(math.ceil(count / batch) for kind, count in writes.items())
-    xero_writes += writes.get("credit_note", 0)  # each credit note's allocation is its own call
+    # One call per batch of a kind; an allocation is a call of its own (Xero takes them per credit note).
+    xero_writes = sum(math.ceil(count / batch) for kind, count in writes.items() if kind != "allocation")
+    xero_writes += writes.get("allocation", 0)
     xero_writes += math.ceil(len(new_customers - customers_in_xero) / CONTACT_PUSH_BATCH)
+    # Payments of adopted invoices are looked up first (Xero's copy may carry them), 20 invoices a call.
+    adopted = {row.number for row in rows if row.kind == "invoice" and row.fate is Fate.ADOPT}
+    lookups = math.ceil(len({row.number for row in rows if row.kind == "payment" and row.number in adopted}) / 20)
     return PlanCost(
         cin7_list_calls=cin7.list_calls,
         cin7_detail_calls=0,
-        xero_read_calls=xero.calls + FIXED_XERO_READS,
+        xero_read_calls=xero.calls + FIXED_XERO_READS + lookups,
         xero_write_calls=xero_writes,
         cin7_calls_per_minute=ctx.settings.cin7_calls_per_minute,
         xero_calls_per_minute=int(

@@ -40,6 +40,9 @@ def claim_batch(ctx: TenantContext, first_id: int | None) -> tuple[str, list[int
                 # batch; a migration's own in date order.
                 .order_by(
                     SyncDocument.migration_id.is_not(None),
+                    # A migration's backlog in full batches of one kind (Xero takes one collection a call),
+                    # each kind oldest first.
+                    case((SyncDocument.migration_id.is_not(None), SyncDocument.kind), else_=None),
                     case((SyncDocument.migration_id.is_not(None), SyncDocument.document_date), else_=None),
                     SyncDocument.id,
                 )
