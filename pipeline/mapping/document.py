@@ -118,6 +118,8 @@ def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
                 f"dated {doc.document_date}, on or before Xero's lock date {reference.lock_date}: not written "
                 "(Xero refuses changes in a locked period; a person decides)"
             )
+            # What waits for it (its payments) is held for the same reason: they learn so now.
+            woken.extend(wake_waiting(session, doc.tenant_id, [doc.sale_id]))
             return False
         return _apply(session, doc, kind, mapped, woken)
 

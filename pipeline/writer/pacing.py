@@ -19,6 +19,35 @@ from pipeline.writer.claim import ready_count
 log = logging.getLogger(__name__)
 
 GATHER_POLL_SECONDS = 0.05
+# A migration's history has no latency to keep: while more of it is still being mapped and no live
+# document waits, a part batch of it waits this much longer to fill (a call per 50, not per handful).
+MIGRATION_BATCH_WAIT_SECONDS = 5.0
+
+
+def _migration_still_filling(ctx: TenantContext) -> bool:
+    """Only migrated documents are ready, and more of the migration is still being mapped."""
+    with ctx.sessions() as session:
+        live_ready = session.scalar(
+            select(SyncDocument.id)
+            .where(
+                SyncDocument.tenant_id == ctx.tenant_pk,
+                SyncDocument.state == DocumentState.READY,
+                SyncDocument.migration_id.is_(None),
+            )
+            .limit(1)
+        )
+        if live_ready is not None:
+            return False
+        mapping = session.scalar(
+            select(SyncDocument.id)
+            .where(
+                SyncDocument.tenant_id == ctx.tenant_pk,
+                SyncDocument.state == DocumentState.PENDING,
+                SyncDocument.migration_id.is_not(None),
+            )
+            .limit(1)
+        )
+    return mapping is not None
 
 
 def _ready_backlog(ctx: TenantContext) -> tuple[int, float]:
@@ -70,6 +99,9 @@ def gather(ctx: TenantContext, batch_size: int) -> None:
     interval = ctx.settings.xero_rate_window_seconds / ctx.settings.xero_calls_per_window
     pace_until = _last_flush_at(ctx) + interval
     deadline = max(time.time() + wait, pace_until)
+    if _ready_backlog(ctx)[0] < batch_size and _migration_still_filling(ctx):
+        wait = max(wait, MIGRATION_BATCH_WAIT_SECONDS)
+        deadline = max(deadline, time.time() + MIGRATION_BATCH_WAIT_SECONDS)
     while time.time() < deadline:
         waiting, age = _ready_backlog(ctx)
         if waiting >= batch_size or (age >= wait and time.time() >= pace_until):
