@@ -46,9 +46,33 @@ def map_document(ctx: TenantContext, doc_id: int) -> bool:
     """
     woken: list[int] = []
     ready = _map_document(ctx, doc_id, woken)
+    if not ready and _wait_is_over(ctx, doc_id):
+        woken.append(doc_id)
     for waiting_id in woken:
         app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, waiting_id)
     return ready
+
+
+def _wait_is_over(ctx: TenantContext, doc_id: int) -> bool:
+    """A document just recorded as waiting whose dependencies were met meanwhile goes back to pending.
+
+    Its mapping read the invoice as not yet in Xero; if the invoice's write committed after that read
+    but before this row's WAITING did, the writer's wake-up found nothing to wake. Looking again after
+    our own commit closes that gap: whichever commits second sees the other.
+    """
+    with ctx.sessions() as session, session.begin():
+        doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
+        if doc is None or doc.state != DocumentState.WAITING:
+            return False
+        loaded = _sale_and_customer(session, doc)
+        if loaded is None:
+            return False
+        needs = kind_of(doc.kind).dependencies(loaded[0], doc.task_id, cin7_status=doc.cin7_status)
+        if dependencies.unmet(session, doc, needs).reason is not None:
+            return False
+        doc.state = DocumentState.PENDING
+        doc.enqueued_at = utcnow()
+        return True
 
 
 def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
