@@ -8,6 +8,7 @@ bank line is left alone as a conflict.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -56,18 +57,22 @@ def _decide(present: bool, *, live: bool, payload: dict[str, Any] | None, synced
     return InvoiceAction.NOTHING if content_hash(payload) == synced_hash else InvoiceAction.UPDATE
 
 
-class AppliedKind:
-    """What payments, refunds and allocations share: no contact, no number, delete-and-recreate."""
+class AppliedKind(ABC):
+    """What payments, refunds and allocations share: no contact, no number, delete-and-recreate.
+
+    Each kind says how it is mapped, matched, created, looked up and taken off (the abstract methods).
+    """
 
     name = ""
     collection = ""
     id_field = ""
     numbered = False
 
+    @abstractmethod
     def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """What must be in Xero before this is applied."""
-        raise NotImplementedError
 
+    @abstractmethod
     def plan(
         self,
         sale: Cin7Sale,
@@ -80,7 +85,6 @@ class AppliedKind:
         in_xero: InXero,
     ) -> MappedDocument:
         """Map onto the parents' Xero ids and decide create, replace (UPDATE), delete or nothing."""
-        raise NotImplementedError
 
     def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
         """What taking it off Xero needs: its id."""
@@ -99,25 +103,25 @@ class AppliedKind:
         """The amount (what reconciliation and the ledger keep)."""
         return {"Amount": _amount(data.get("Amount")) or Decimal(0)}
 
+    @abstractmethod
     def matches(self, found: dict[str, Any], payload: dict[str, Any]) -> bool:
         """The Xero record is the one this payload made: same target, date and amount (and more per kind)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def create(self, xero: XeroClient, body: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
         """Create many in as few calls as Xero allows; one result per element, in order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def lookup(self, xero: XeroClient, payloads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Xero's live records on the documents these payloads apply to: the candidates to adopt."""
-        raise NotImplementedError
 
+    @abstractmethod
     def current(self, xero: XeroClient, xero_id: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         """The record as Xero holds it now, or None when it is gone."""
-        raise NotImplementedError
 
+    @abstractmethod
     def undo(self, xero: XeroClient, xero_id: str, payload: dict[str, Any], idempotency_key: str) -> None:
         """Take the record off Xero."""
-        raise NotImplementedError
 
     def refusal(self, current: dict[str, Any]) -> str | None:
         """Why the record must not be taken off (a person decides), or None."""
