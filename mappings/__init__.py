@@ -3,26 +3,9 @@
 No I/O here: no network, no database, no clock. Dates, rules and lookup tables come in as arguments.
 """
 
+from . import cin7core, xero
 from .bill import map_bill, map_purchase_credit_note
-from .cin7core import (
-    Cin7AdditionalCharge,
-    Cin7Address,
-    Cin7CreditNote,
-    Cin7Customer,
-    Cin7CustomerChange,
-    Cin7CustomerContact,
-    Cin7Invoice,
-    Cin7InvoiceStatus,
-    Cin7Line,
-    Cin7Order,
-    Cin7Payment,
-    Cin7Sale,
-    Cin7SaleChange,
-    Cin7SaleListRow,
-    Cin7TaxRule,
-    parse_cin7_datetime,
-    parse_decimal,
-)
+from .cin7core import *  # noqa: F403
 from .cin7purchases import Cin7Purchase, Cin7PurchaseCreditNote, Cin7PurchaseInvoice, Cin7Supplier
 from .contact import MappedContact, contact_name_variant, map_contact, map_customer
 from .credit_note import credit_note_void_payload, map_credit_note
@@ -36,86 +19,24 @@ from .rules import DEFAULT_RULES_PATH, MappingRules, Side, load_rules
 from .supplier import abn_key, email_domain, map_supplier, website_domain
 from .terms import due_date_from_terms, parse_terms, xero_payment_terms
 from .util import canonical_json, content_hash, normalise_email, normalise_name, round_half_up
-from .xero import (
-    LineAmountTypes,
-    PaymentTermType,
-    Totals,
-    XeroAccountRef,
-    XeroAddress,
-    XeroAddressType,
-    XeroAllocation,
-    XeroBill,
-    XeroContact,
-    XeroContactPerson,
-    XeroContactRef,
-    XeroCreditNote,
-    XeroDocumentRef,
-    XeroInvoice,
-    XeroInvoiceStatus,
-    XeroLineItem,
-    XeroPayment,
-    XeroPaymentTerm,
-    XeroPaymentTerms,
-    XeroPhone,
-    XeroPhoneType,
-    XeroTaxType,
-    expected_line_amount,
-    xero_totals,
-)
+from .xero import *  # noqa: F403
 
 __all__ = [
     "DEFAULT_RULES_PATH",
-    "Cin7AdditionalCharge",
-    "Cin7Address",
-    "Cin7CreditNote",
-    "Cin7Customer",
-    "Cin7CustomerChange",
-    "Cin7CustomerContact",
-    "Cin7Invoice",
-    "Cin7InvoiceStatus",
-    "Cin7Line",
-    "Cin7Order",
-    "Cin7Payment",
     "Cin7Purchase",
     "Cin7PurchaseCreditNote",
     "Cin7PurchaseInvoice",
-    "Cin7Sale",
-    "Cin7SaleChange",
-    "Cin7SaleListRow",
     "Cin7Supplier",
-    "Cin7TaxRule",
     "Cin7Totals",
     "ContactPeople",
     "CreditAllocation",
     "InvoiceAction",
-    "LineAmountTypes",
     "MappedContact",
     "MappingError",
     "MappingProblem",
     "MappingRules",
     "OrgReference",
-    "PaymentTermType",
     "Side",
-    "Totals",
-    "XeroAccountRef",
-    "XeroAddress",
-    "XeroAddressType",
-    "XeroAllocation",
-    "XeroBill",
-    "XeroContact",
-    "XeroContactPerson",
-    "XeroContactRef",
-    "XeroCreditNote",
-    "XeroDocumentRef",
-    "XeroInvoice",
-    "XeroInvoiceStatus",
-    "XeroLineItem",
-    "XeroPayment",
-    "XeroPaymentTerm",
-    "XeroPaymentTerms",
-    "XeroPhone",
-    "XeroPhoneType",
-    "XeroTaxType",
     "abn_key",
     "canonical_json",
     "contact_name_variant",
@@ -125,7 +46,6 @@ __all__ = [
     "decide_invoice_action",
     "due_date_from_terms",
     "email_domain",
-    "expected_line_amount",
     "load_rules",
     "map_allocation",
     "map_bill",
@@ -140,8 +60,6 @@ __all__ = [
     "money_total",
     "normalise_email",
     "normalise_name",
-    "parse_cin7_datetime",
-    "parse_decimal",
     "parse_terms",
     "recheck_invoice_action",
     "round_half_up",
@@ -151,5 +69,7 @@ __all__ = [
     "void_payload",
     "website_domain",
     "xero_payment_terms",
-    "xero_totals",
 ]
+# The Cin7 models and the Xero payloads are exported whole, so each list of names is kept once, in its module.
+__all__ += cin7core.__all__
+__all__ += xero.__all__

@@ -14,19 +14,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .cin7purchases import Cin7Purchase, Cin7PurchaseCreditNote, Cin7PurchaseInvoice, Cin7Supplier
-from .currency import document_currency_rate
 from .errors import MappingProblem
 from .invoice import (
     base_currency_problems,
-    checked_day,
+    credit_note_day,
+    credit_note_number,
+    document_currency,
     document_dates,
+    document_lines,
     document_number,
     finish_document,
     line_amount_types_of,
+    tax_inclusive_of,
 )
-from .lines import LineContext, LineSource, map_lines
+from .lines import LineContext
 from .reference import OrgReference
-from .rounding import Cin7Totals
 from .rules import MappingRules
 from .util import clean_text
 from .xero import LineAmountTypes, XeroBill, XeroContactRef, XeroCreditNote, XeroInvoiceStatus, XeroLineItem
@@ -60,35 +62,24 @@ def _header(
         problems.append(MappingProblem("SupplierID", None, f"{document}: the Cin7 purchase has no SupplierID"))
     amount_types = line_amount_types_of(purchase, problems)
     problems.extend(base_currency_problems(purchase, reference))
-    currency = purchase.supplier_currency or purchase.base_currency
     if isinstance(source, Cin7PurchaseInvoice):
         rate_field, rate = "CurrencyConversionRate", source.currency_conversion_rate
     else:
         rate_field, rate = "CreditNoteConversionRate", source.credit_note_conversion_rate
-    currency_rate, rate_problem = document_currency_rate(
-        rate,
-        purchase.currency_rate,
-        own_field=rate_field,
-        currency=currency,
-        base_currency=purchase.base_currency,
-        document=document,
+    currency, currency_rate = document_currency(
+        purchase, rate, own_field=rate_field, document=document, problems=problems
     )
-    if rate_problem is not None:
-        problems.append(rate_problem)
     context = LineContext(
         document=document,
         default_tax_rule=clean_text(purchase.tax_rule) or (supplier.tax_rule if supplier is not None else None),
         fallback_account=rules.default_expense_account,
         rules=rules,
         reference=reference,
-        tax_inclusive=None if amount_types is None else amount_types is LineAmountTypes.INCLUSIVE,
+        tax_inclusive=tax_inclusive_of(amount_types),
         fold_discount=True,
         side="purchases",
     )
-    sources: list[LineSource] = [*source.lines, *source.additional_charges]
-    line_items = map_lines(sources, context, problems)
-    if not line_items:
-        problems.append(MappingProblem("Lines", None, f"{document} has no lines to send"))
+    line_items = document_lines(source, context, problems)
     return _Header(
         contact=XeroContactRef(contact_number=supplier_id) if supplier_id else None,
         amount_types=amount_types,
@@ -122,13 +113,7 @@ def map_bill(
         problems=problems,
     )
     document = f"bill {number} of {label}" if number else f"a bill of {label}"
-    day, due_day = document_dates(
-        invoice.invoice_date,
-        invoice.invoice_due_date,
-        clean_text(purchase.terms) or (supplier.payment_term if supplier is not None else None),
-        document,
-        problems,
-    )
+    day, due_day = document_dates(invoice, purchase, supplier, document, problems)
     header = _header(purchase, invoice, supplier, document, rules, reference, problems)
     payload = XeroBill(
         contact=header.contact,
@@ -141,8 +126,7 @@ def map_bill(
         currency_rate=header.currency_rate,
         line_items=header.line_items,
     )
-    totals = Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total)
-    return finish_document(payload, totals, header.amount_types, rules, reference, document, problems)
+    return finish_document(payload, invoice, header.amount_types, rules, reference, document, problems)
 
 
 def map_purchase_credit_note(
@@ -160,17 +144,9 @@ def map_purchase_credit_note(
     """
     problems: list[MappingProblem] = []
     label = purchase.label
-    number = document_number(
-        note.credit_note_number,
-        field="CreditNoteNumber",
-        noun="credit note number",
-        missing=f"a credit note of {label} has no number",
-        problems=problems,
-    )
+    number = credit_note_number(note, purchase, problems)
     document = f"supplier credit note {number} of {label}" if number else f"a credit note of {label}"
-    day = checked_day(note.credit_note_date, "CreditNoteDate", document, problems)
-    if day is None:
-        problems.append(MappingProblem("CreditNoteDate", None, f"{document} has no CreditNoteDate"))
+    day = credit_note_day(note, document, problems)
     header = _header(purchase, note, supplier, document, rules, reference, problems)
     payload = XeroCreditNote(
         type="ACCPAYCREDIT",
@@ -183,5 +159,4 @@ def map_purchase_credit_note(
         currency_rate=header.currency_rate,
         line_items=header.line_items,
     )
-    totals = Cin7Totals(subtotal=note.total_before_tax, tax=note.tax, total=note.total)
-    return finish_document(payload, totals, header.amount_types, rules, reference, document, problems)
+    return finish_document(payload, note, header.amount_types, rules, reference, document, problems)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_pascal
@@ -183,6 +183,10 @@ Currency = Annotated[str | None, BeforeValidator(_currency)]
 Guid = Annotated[str | None, BeforeValidator(_guid)]
 InvoiceStatusText = Annotated[Cin7InvoiceStatus | str | None, BeforeValidator(_invoice_status)]
 
+_T = TypeVar("_T")
+# A list Cin7 may send as null.
+_ListOf = Annotated[list[_T], BeforeValidator(_none_as_empty_list)]
+
 
 class _Cin7Model(BaseModel):
     model_config = ConfigDict(
@@ -237,8 +241,8 @@ class Cin7Customer(_Cin7Model):
     tax_number: str | None = None
     status: EnumText = None
     last_modified_on: Cin7DateTime = None
-    addresses: Annotated[list[Cin7Address], BeforeValidator(_none_as_empty_list)] = []
-    contacts: Annotated[list[Cin7CustomerContact], BeforeValidator(_none_as_empty_list)] = []
+    addresses: _ListOf[Cin7Address] = []
+    contacts: _ListOf[Cin7CustomerContact] = []
     display_name: str | None = None
 
     @property
@@ -289,33 +293,31 @@ class Cin7TaxRule(_Cin7Model):
 # --- sales ---------------------------------------------------------------------------------------------
 
 
-class Cin7Line(_Cin7Model):
+class _Cin7LineAmounts(_Cin7Model):
+    """What every kind of Cin7 line carries, so `mappings.lines` maps product and service lines alike."""
+
+    quantity: Amount = Decimal(0)
+    price: Amount = Decimal(0)
+    discount: Amount = Decimal(0)
+    tax: Amount = Decimal(0)
+    total: Amount = Decimal(0)
+    tax_rule: str | None = None
+    account: str | None = None
+
+
+class Cin7Line(_Cin7LineAmounts):
     """A product line of an order or invoice (amounts per the conventions file)."""
 
     product_id: Guid = Field(default=None, alias="ProductID")
     sku: str | None = Field(default=None, alias="SKU")
     name: str | None = None
-    quantity: Amount = Decimal(0)
-    price: Amount = Decimal(0)
-    discount: Amount = Decimal(0)
-    tax: Amount = Decimal(0)
-    total: Amount = Decimal(0)
-    tax_rule: str | None = None
-    account: str | None = None
     comment: str | None = None
 
 
-class Cin7AdditionalCharge(_Cin7Model):
+class Cin7AdditionalCharge(_Cin7LineAmounts):
     """A service/freight line; same amounts as :class:`Cin7Line`, a description instead of SKU/name."""
 
     description: str | None = None
-    quantity: Amount = Decimal(0)
-    price: Amount = Decimal(0)
-    discount: Amount = Decimal(0)
-    tax: Amount = Decimal(0)
-    total: Amount = Decimal(0)
-    tax_rule: str | None = None
-    account: str | None = None
 
 
 class Cin7Payment(_Cin7Model):
@@ -330,7 +332,17 @@ class Cin7Payment(_Cin7Model):
     date_created: Cin7DateTime = None
 
 
-class Cin7Invoice(_Cin7Model):
+class _Cin7Document(_Cin7Model):
+    """What every Cin7 document with lines carries: the lines, and Cin7's own header totals for them."""
+
+    lines: _ListOf[Cin7Line] = []
+    additional_charges: _ListOf[Cin7AdditionalCharge] = []
+    total_before_tax: Amount = Decimal(0)
+    tax: Amount = Decimal(0)
+    total: Amount = Decimal(0)
+
+
+class Cin7Invoice(_Cin7Document):
     """One invoice of a sale, identified by ``task_id``."""
 
     task_id: Guid = Field(default=None, alias="TaskID")
@@ -340,16 +352,11 @@ class Cin7Invoice(_Cin7Model):
     invoice_due_date: Cin7DateTime = None
     currency_conversion_rate: OptionalAmount = None
     memo: str | None = None
-    lines: Annotated[list[Cin7Line], BeforeValidator(_none_as_empty_list)] = []
-    additional_charges: Annotated[list[Cin7AdditionalCharge], BeforeValidator(_none_as_empty_list)] = []
-    payments: Annotated[list[Cin7Payment], BeforeValidator(_none_as_empty_list)] = []
-    total_before_tax: Amount = Decimal(0)
-    tax: Amount = Decimal(0)
-    total: Amount = Decimal(0)
+    payments: _ListOf[Cin7Payment] = []
     paid: Amount = Decimal(0)
 
 
-class Cin7CreditNote(_Cin7Model):
+class Cin7CreditNote(_Cin7Document):
     """One credit note of a sale (``CreditNotes[]``), identified by ``task_id``; quantities are positive."""
 
     task_id: Guid = Field(default=None, alias="TaskID")
@@ -360,25 +367,15 @@ class Cin7CreditNote(_Cin7Model):
     credit_note_conversion_rate: OptionalAmount = None
     memo: str | None = None
     status: InvoiceStatusText = None
-    lines: Annotated[list[Cin7Line], BeforeValidator(_none_as_empty_list)] = []
-    additional_charges: Annotated[list[Cin7AdditionalCharge], BeforeValidator(_none_as_empty_list)] = []
-    refunds: Annotated[list[Cin7Payment], BeforeValidator(_none_as_empty_list)] = []
-    total_before_tax: Amount = Decimal(0)
-    tax: Amount = Decimal(0)
-    total: Amount = Decimal(0)
+    refunds: _ListOf[Cin7Payment] = []
 
 
-class Cin7Order(_Cin7Model):
+class Cin7Order(_Cin7Document):
     """The order part of a sale."""
 
     sale_order_number: str | None = None
     memo: str | None = None
     status: EnumText = None
-    lines: Annotated[list[Cin7Line], BeforeValidator(_none_as_empty_list)] = []
-    additional_charges: Annotated[list[Cin7AdditionalCharge], BeforeValidator(_none_as_empty_list)] = []
-    total_before_tax: Amount = Decimal(0)
-    tax: Amount = Decimal(0)
-    total: Amount = Decimal(0)
 
 
 class Cin7Sale(_Cin7Model):
@@ -403,8 +400,8 @@ class Cin7Sale(_Cin7Model):
     combined_payment_status: EnumText = None
     type: EnumText = None
     order: Cin7Order | None = None
-    invoices: Annotated[list[Cin7Invoice], BeforeValidator(_none_as_empty_list)] = []
-    credit_notes: Annotated[list[Cin7CreditNote], BeforeValidator(_none_as_empty_list)] = []
+    invoices: _ListOf[Cin7Invoice] = []
+    credit_notes: _ListOf[Cin7CreditNote] = []
 
     def invoice_by_task_id(self, task_id: str) -> Cin7Invoice | None:
         """The invoice with this TaskID (compared case-insensitively), if any."""

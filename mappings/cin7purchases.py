@@ -9,27 +9,23 @@ simple-purchase examples spell the invoice number ``InvocieNumber``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
 from .cin7core import (
-    Amount,
-    Cin7AdditionalCharge,
     Cin7Address,
     Cin7CreditNote,
     Cin7CustomerContact,
     Cin7DateTime,
-    Cin7Line,
-    Cin7Payment,
+    Cin7Invoice,
     Currency,
     EnumText,
     Guid,
-    InvoiceStatusText,
     OptionalAmount,
     _Cin7Model,
     _guid,
+    _ListOf,
     _none_as_empty_list,
     default_contact_of,
     primary_email_of,
@@ -37,15 +33,9 @@ from .cin7core import (
 
 __all__ = ["Cin7Purchase", "Cin7PurchaseCreditNote", "Cin7PurchaseInvoice", "Cin7Supplier"]
 
-_T = TypeVar("_T")
-
 # The documented key first: when both are present the documented one wins.
 _INVOICE_NUMBER_KEYS = ("InvoiceNumber", "invoice_number")
 _MISSPELT_INVOICE_NUMBER = "InvocieNumber"
-
-
-# A list Cin7 may send as null.
-_ListOf = Annotated[list[_T], BeforeValidator(_none_as_empty_list)]
 
 
 def _blank(value: object) -> bool:
@@ -90,28 +80,14 @@ class Cin7Supplier(_Cin7Model):
         return next((c.website.strip() for c in ordered if c is not None and c.website and c.website.strip()), None)
 
 
-class Cin7PurchaseInvoice(_Cin7Model):
-    """One invoice (a supplier's bill) of a purchase, identified by ``task_id`` in an advanced purchase.
+class Cin7PurchaseInvoice(Cin7Invoice):
+    """One invoice (a supplier's bill) of a purchase: a sale invoice's shape, ``task_id`` in an advanced purchase.
 
     ``invoice_number`` is the supplier's own number: read from ``InvoiceNumber``, else from the
     ``InvocieNumber`` the simple-purchase examples send. Totals are in the supplier's currency.
     """
 
-    task_id: Guid = Field(default=None, alias="TaskID")
-    invoice_number: str | None = None
     invoicing_and_receiving_number: str | None = None
-    invoice_date: Cin7DateTime = None
-    invoice_due_date: Cin7DateTime = None
-    status: InvoiceStatusText = None
-    currency_conversion_rate: OptionalAmount = None
-    memo: str | None = None
-    lines: _ListOf[Cin7Line] = Field(default_factory=list)
-    additional_charges: _ListOf[Cin7AdditionalCharge] = Field(default_factory=list)
-    payments: _ListOf[Cin7Payment] = Field(default_factory=list)
-    total_before_tax: Amount = Decimal(0)
-    tax: Amount = Decimal(0)
-    total: Amount = Decimal(0)
-    paid: Amount = Decimal(0)
 
     @model_validator(mode="before")
     @classmethod

@@ -12,9 +12,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar, assert_never
 
-from .cin7core import Cin7Customer, Cin7Invoice, Cin7InvoiceStatus, Cin7Sale
-from .cin7purchases import Cin7Purchase
-from .currency import xero_currency_rate
+from .cin7core import Cin7CreditNote, Cin7Customer, Cin7Invoice, Cin7InvoiceStatus, Cin7Sale
+from .cin7purchases import Cin7Purchase, Cin7Supplier
+from .currency import document_currency_rate
 from .errors import MappingError, MappingProblem
 from .lines import DESCRIPTION_MAX, LineContext, map_lines
 from .reference import OrgReference
@@ -38,12 +38,19 @@ __all__ = [
     "InvoiceAction",
     "base_currency_problems",
     "checked_day",
+    "credit_note_day",
+    "credit_note_number",
+    "customer_contact",
     "decide_invoice_action",
+    "document_currency",
     "document_dates",
+    "document_lines",
     "document_number",
     "finish_document",
     "line_amount_types_of",
     "map_invoice",
+    "sales_line_context",
+    "tax_inclusive_of",
     "void_payload",
     "with_rounding",
 ]
@@ -196,42 +203,17 @@ def map_invoice(
     problems: list[MappingProblem] = []
     invoice_number = _invoice_number(invoice, problems)
     document = f"invoice {invoice_number}" if invoice_number else f"an invoice of sale {sale.id}"
-    customer_id = clean_text(sale.customer_id)
-    if customer_id is None:
-        problems.append(MappingProblem("CustomerID", None, f"Cin7 sale {sale.id} has no CustomerID"))
+    contact = customer_contact(sale, problems)
     line_amount_types = line_amount_types_of(sale, problems)
-    invoice_day, due_day = document_dates(
-        invoice.invoice_date,
-        invoice.invoice_due_date,
-        clean_text(sale.terms) or (customer.payment_term if customer is not None else None),
-        document,
-        problems,
-    )
+    invoice_day, due_day = document_dates(invoice, sale, customer, document, problems)
     problems.extend(base_currency_problems(sale, reference))
-    currency = sale.customer_currency or sale.base_currency
-    rate_field = "CurrencyConversionRate" if invoice.currency_conversion_rate is not None else "CurrencyRate"
-    currency_rate, rate_problem = xero_currency_rate(
-        invoice.currency_conversion_rate if invoice.currency_conversion_rate is not None else sale.currency_rate,
-        currency=currency,
-        base_currency=sale.base_currency,
-        document=document,
-        field=rate_field,
+    currency, currency_rate = document_currency(
+        sale, invoice.currency_conversion_rate, own_field="CurrencyConversionRate", document=document, problems=problems
     )
-    if rate_problem is not None:
-        problems.append(rate_problem)
-    context = LineContext(
-        document=document,
-        default_tax_rule=sale.tax_rule,
-        fallback_account=(customer.revenue_account if customer is not None else None) or rules.default_revenue_account,
-        rules=rules,
-        reference=reference,
-        tax_inclusive=None if line_amount_types is None else line_amount_types is LineAmountTypes.INCLUSIVE,
-    )
-    line_items = map_lines([*invoice.lines, *invoice.additional_charges], context, problems)
-    if not line_items:
-        problems.append(MappingProblem("Lines", None, f"{document} has no lines to send"))
+    context = sales_line_context(sale, customer, document, line_amount_types, rules, reference, fold_discount=False)
+    line_items = document_lines(invoice, context, problems)
     payload = XeroInvoice(
-        contact=XeroContactRef(contact_number=customer_id) if customer_id else None,
+        contact=contact,
         invoice_number=invoice_number,
         reference=clean_text(sale.customer_reference)
         or (clean_text(sale.order.sale_order_number) if sale.order is not None else None),
@@ -243,25 +225,25 @@ def map_invoice(
         currency_rate=currency_rate,
         line_items=line_items,
     )
-    totals = Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total)
-    return finish_document(payload, totals, line_amount_types, rules, reference, document, problems)
+    return finish_document(payload, invoice, line_amount_types, rules, reference, document, problems)
 
 
 def finish_document(
     payload: _Doc,
-    cin7: Cin7Totals,
+    source: Cin7Invoice | Cin7CreditNote,
     amount_types: LineAmountTypes | None,
     rules: MappingRules,
     reference: OrgReference,
     document: str,
     problems: list[MappingProblem],
 ) -> _Doc:
-    """The payload with its rounding line, or every problem found raised as one MappingError.
+    """The payload with the rounding line to `source`'s Cin7 totals, or every problem found raised as one MappingError.
 
     Rounding is only worked out for a document that is otherwise sound: on a broken one the gap it
     would report is noise next to the real problem.
     """
     if amount_types is not None and not problems:
+        cin7 = Cin7Totals(subtotal=source.total_before_tax, tax=source.tax, total=source.total)
         payload = with_rounding(payload, cin7, amount_types, rules, reference, document, problems)
     if problems:
         raise MappingError.from_problems(problems)
@@ -318,6 +300,104 @@ def _invoice_number(invoice: Cin7Invoice, problems: list[MappingProblem]) -> str
     )
 
 
+def credit_note_number(
+    note: Cin7CreditNote, owner: Cin7Sale | Cin7Purchase, problems: list[MappingProblem]
+) -> str | None:
+    """A credit note's CreditNoteNumber, checked as `document_number` checks it, for a sale's or a purchase's."""
+    return document_number(
+        note.credit_note_number,
+        field="CreditNoteNumber",
+        noun="credit note number",
+        missing=f"a credit note of {_owner(owner)} has no number",
+        problems=problems,
+    )
+
+
+def credit_note_day(note: Cin7CreditNote, document: str, problems: list[MappingProblem]) -> date | None:
+    """A credit note's Date: its CreditNoteDate, checked; a problem when it has none (Xero requires one)."""
+    day = checked_day(note.credit_note_date, "CreditNoteDate", document, problems)
+    if day is None:
+        problems.append(MappingProblem("CreditNoteDate", None, f"{document} has no CreditNoteDate"))
+    return day
+
+
+def customer_contact(sale: Cin7Sale, problems: list[MappingProblem]) -> XeroContactRef | None:
+    """The contact of a sale's document, by ContactNumber = Cin7 CustomerID; a problem when the sale has none."""
+    customer_id = clean_text(sale.customer_id)
+    if customer_id is None:
+        problems.append(MappingProblem("CustomerID", None, f"Cin7 sale {sale.id} has no CustomerID"))
+        return None
+    return XeroContactRef(contact_number=customer_id)
+
+
+def document_currency(
+    owner: Cin7Sale | Cin7Purchase,
+    own_rate: Decimal | None,
+    *,
+    own_field: str,
+    document: str,
+    problems: list[MappingProblem],
+) -> tuple[str | None, Decimal | None]:
+    """A document's CurrencyCode and Xero CurrencyRate (from its own rate, else its sale's or purchase's).
+
+    The currency is the customer's (or supplier's), else the base currency; a rate problem is appended.
+    """
+    foreign = owner.supplier_currency if isinstance(owner, Cin7Purchase) else owner.customer_currency
+    currency = foreign or owner.base_currency
+    rate, problem = document_currency_rate(
+        own_rate,
+        owner.currency_rate,
+        own_field=own_field,
+        currency=currency,
+        base_currency=owner.base_currency,
+        document=document,
+    )
+    if problem is not None:
+        problems.append(problem)
+    return currency, rate
+
+
+def tax_inclusive_of(amount_types: LineAmountTypes | None) -> bool | None:
+    """`LineContext.tax_inclusive` for a document's amount types (None when they are unknown)."""
+    return None if amount_types is None else amount_types is LineAmountTypes.INCLUSIVE
+
+
+def sales_line_context(
+    sale: Cin7Sale,
+    customer: Cin7Customer | None,
+    document: str,
+    amount_types: LineAmountTypes | None,
+    rules: MappingRules,
+    reference: OrgReference,
+    *,
+    fold_discount: bool,
+) -> LineContext:
+    """How the lines of a sale's invoice or credit note are mapped.
+
+    A line without a tax rule takes the sale's; one without an account the customer's revenue account,
+    else the rules' ``default_revenue_account``.
+    """
+    return LineContext(
+        document=document,
+        default_tax_rule=sale.tax_rule,
+        fallback_account=(customer.revenue_account if customer is not None else None) or rules.default_revenue_account,
+        rules=rules,
+        reference=reference,
+        tax_inclusive=tax_inclusive_of(amount_types),
+        fold_discount=fold_discount,
+    )
+
+
+def document_lines(
+    source: Cin7Invoice | Cin7CreditNote, context: LineContext, problems: list[MappingProblem]
+) -> list[XeroLineItem]:
+    """The Xero lines of a Cin7 document's product lines and additional charges; a problem when none is left."""
+    line_items = map_lines([*source.lines, *source.additional_charges], context, problems)
+    if not line_items:
+        problems.append(MappingProblem("Lines", None, f"{context.document} has no lines to send"))
+    return line_items
+
+
 def line_amount_types_of(sale: Cin7Sale | Cin7Purchase, problems: list[MappingProblem]) -> LineAmountTypes | None:
     """Exclusive or Inclusive from Cin7's TaxCalculation; anything else is a problem, never a default."""
     match sale.tax_calculation:
@@ -351,22 +431,23 @@ def checked_day(moment: datetime | None, field: str, document: str, problems: li
 
 
 def document_dates(
-    invoice_date: datetime | None,
-    due_date: datetime | None,
-    terms: str | None,
+    invoice: Cin7Invoice,
+    owner: Cin7Sale | Cin7Purchase,
+    contact: Cin7Customer | Cin7Supplier | None,
     document: str,
     problems: list[MappingProblem],
 ) -> tuple[date | None, date | None]:
     """An invoice's or bill's Date and DueDate, each checked.
 
-    A missing due date comes from the payment terms (the document's, else its contact's), since Xero
-    would otherwise leave it blank.
+    A missing due date comes from the payment terms (the sale's or purchase's, else its contact's
+    PaymentTerm), since Xero would otherwise leave it blank.
     """
-    invoice_day = checked_day(invoice_date, "InvoiceDate", document, problems)
-    due_day = checked_day(due_date, "InvoiceDueDate", document, problems)
+    invoice_day = checked_day(invoice.invoice_date, "InvoiceDate", document, problems)
+    due_day = checked_day(invoice.invoice_due_date, "InvoiceDueDate", document, problems)
     if invoice_day is None:
         problems.append(MappingProblem("InvoiceDate", None, f"{document} has no InvoiceDate"))
     elif due_day is None:
+        terms = clean_text(owner.terms) or (contact.payment_term if contact is not None else None)
         try:
             due_day = due_date_from_terms(invoice_day, terms)
         except MappingError as exc:

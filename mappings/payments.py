@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from .cin7core import Cin7CreditNote, Cin7Invoice, Cin7InvoiceStatus, Cin7Payment, Cin7Sale
-from .currency import xero_currency_rate
 from .errors import MappingError, MappingProblem
+from .invoice import document_currency
 from .lines import check_amount, fmt_amount
 from .reference import OrgReference
 from .rules import MappingRules
@@ -124,17 +124,10 @@ def map_payment(
         account = rules.payment_account_for(payment.account, bank_accounts=reference.payment_account_codes, where=where)
     except MappingError as exc:
         problems.append(MappingProblem("Account", exc.value, exc.message))
-    currency = sale.customer_currency or sale.base_currency
-    own_rate = payment.currency_rate
-    rate, rate_problem = xero_currency_rate(
-        own_rate if own_rate is not None else sale.currency_rate,
-        currency=currency,
-        base_currency=sale.base_currency,
-        document=document,
-        field="CurrencyRate",
+    # The payment's rate and the sale's are both Cin7's CurrencyRate field, so either is named the same.
+    _, rate = document_currency(
+        sale, payment.currency_rate, own_field="CurrencyRate", document=document, problems=problems
     )
-    if rate_problem is not None:
-        problems.append(rate_problem)
     if problems:
         raise MappingError.from_problems(problems)
     assert day is not None and account is not None

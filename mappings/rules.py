@@ -207,32 +207,32 @@ class MappingRules(BaseModel):
                 None,
                 f"no account{where}: set the Account in Cin7 or {setting} in the rules file",
             )
-        code = self.account_codes.get(source, source)
-        if valid_accounts is not None and code not in valid_accounts:
-            origin = "" if code == source else f" (mapped from Cin7 account {source!r})"
-            raise MappingError(
-                "AccountCode",
-                code,
-                f"unknown Xero account code {code!r}{origin}{where}: it is not an active account in Xero; "
-                "add it in Xero or map it in the account_codes table of the rules file",
-            )
-        return code
+        return _mapped_account(
+            source,
+            self.account_codes,
+            valid_accounts,
+            field="AccountCode",
+            where=where,
+            noun="unknown Xero account code",
+            remedy=": it is not an active account in Xero; "
+            "add it in Xero or map it in the account_codes table of the rules file",
+        )
 
     def payment_account_for(self, cin7_account: str | None, *, bank_accounts: frozenset[str] | None, where: str) -> str:
         """The Xero bank account a Cin7 payment account maps to; MappingError naming it when it is none."""
         source = (cin7_account or "").strip()
         if not source:
             raise MappingError("Account", None, f"no payment account{where}: set the payment's Account in Cin7")
-        code = self.payment_accounts.get(source, source)
-        if bank_accounts is not None and code not in bank_accounts:
-            origin = "" if code == source else f" (mapped from Cin7 account {source!r})"
-            raise MappingError(
-                "Account",
-                code,
-                f"Xero account {code!r}{origin}{where} is not a bank account or an account enabled for payments "
-                "in Xero: map the Cin7 payment account in the payment_accounts table of the rules file",
-            )
-        return code
+        return _mapped_account(
+            source,
+            self.payment_accounts,
+            bank_accounts,
+            field="Account",
+            where=where,
+            noun="Xero account",
+            remedy=" is not a bank account or an account enabled for payments "
+            "in Xero: map the Cin7 payment account in the payment_accounts table of the rules file",
+        )
 
     def is_public_domain(self, domain: str | None) -> bool:
         """Whether a mail or web domain is a free or ISP one (``public_mail_domains``), subdomains included.
@@ -251,6 +251,28 @@ class MappingRules(BaseModel):
                 return name_text
             return self.description_template.format(sku=sku_text, name=name_text).strip()
         return sku_text or name_text
+
+
+def _mapped_account(
+    source: str,
+    table: Mapping[str, str],
+    allowed: frozenset[str] | None,
+    *,
+    field: str,
+    where: str,
+    noun: str,
+    remedy: str,
+) -> str:
+    """`source` through an account table; MappingError naming the code when `allowed` is given and lacks it.
+
+    The message reads "<noun> '<code>' (mapped from Cin7 account '<source>')<where><remedy>", the
+    "mapped from" only when the table changed the code, so the operator knows which of the two to fix.
+    """
+    code = table.get(source, source)
+    if allowed is not None and code not in allowed:
+        origin = "" if code == source else f" (mapped from Cin7 account {source!r})"
+        raise MappingError(field, code, f"{noun} {code!r}{origin}{where}{remedy}")
+    return code
 
 
 def _bare_domain(domain: str) -> str:

@@ -150,16 +150,11 @@ class XeroContactRef(_XeroModel):
         return self
 
 
-class XeroInvoice(_XeroModel):
-    """An ACCREC invoice payload; a void/delete payload carries only InvoiceID, InvoiceNumber and Status."""
+class _XeroDocument(_XeroModel):
+    """What invoices, bills and credit notes share: the contact, date, status, currency and lines."""
 
-    type: Literal["ACCREC"] | None = Field(default="ACCREC", alias="Type")
-    invoice_id: str | None = Field(default=None, alias="InvoiceID")
     contact: XeroContactRef | None = Field(default=None, alias="Contact")
-    invoice_number: str | None = Field(default=None, alias="InvoiceNumber", max_length=255)
-    reference: str | None = Field(default=None, alias="Reference")
     date: XeroDate | None = Field(default=None, alias="Date")
-    due_date: XeroDate | None = Field(default=None, alias="DueDate")
     status: XeroInvoiceStatus | None = Field(default=None, alias="Status")
     line_amount_types: LineAmountTypes | None = Field(default=None, alias="LineAmountTypes")
     currency_code: str | None = Field(default=None, alias="CurrencyCode")
@@ -167,7 +162,17 @@ class XeroInvoice(_XeroModel):
     line_items: list[XeroLineItem] | None = Field(default=None, alias="LineItems")
 
 
-class XeroBill(_XeroModel):
+class XeroInvoice(_XeroDocument):
+    """An ACCREC invoice payload; a void/delete payload carries only InvoiceID, InvoiceNumber and Status."""
+
+    type: Literal["ACCREC"] | None = Field(default="ACCREC", alias="Type")
+    invoice_id: str | None = Field(default=None, alias="InvoiceID")
+    invoice_number: str | None = Field(default=None, alias="InvoiceNumber", max_length=255)
+    reference: str | None = Field(default=None, alias="Reference")
+    due_date: XeroDate | None = Field(default=None, alias="DueDate")
+
+
+class XeroBill(_XeroDocument):
     """An ACCPAY bill payload: a supplier's invoice to us.
 
     Its InvoiceNumber is the supplier's own number (Xero shows it as the bill's Reference and does not keep
@@ -177,15 +182,8 @@ class XeroBill(_XeroModel):
 
     type: Literal["ACCPAY"] | None = Field(default="ACCPAY", alias="Type")
     invoice_id: str | None = Field(default=None, alias="InvoiceID")
-    contact: XeroContactRef | None = Field(default=None, alias="Contact")
     invoice_number: str | None = Field(default=None, alias="InvoiceNumber", max_length=255)
-    date: XeroDate | None = Field(default=None, alias="Date")
     due_date: XeroDate | None = Field(default=None, alias="DueDate")
-    status: XeroInvoiceStatus | None = Field(default=None, alias="Status")
-    line_amount_types: LineAmountTypes | None = Field(default=None, alias="LineAmountTypes")
-    currency_code: str | None = Field(default=None, alias="CurrencyCode")
-    currency_rate: XeroDecimal | None = Field(default=None, alias="CurrencyRate")
-    line_items: list[XeroLineItem] | None = Field(default=None, alias="LineItems")
 
     @model_validator(mode="after")
     def _no_line_discounts(self) -> Self:
@@ -194,7 +192,7 @@ class XeroBill(_XeroModel):
         return self
 
 
-class XeroCreditNote(_XeroModel):
+class XeroCreditNote(_XeroDocument):
     """A credit note payload: ACCRECCREDIT (to a customer) or ACCPAYCREDIT (from a supplier).
 
     No line discounts: Xero refuses them on credit notes. Reference is ACCRECCREDIT only; on an
@@ -203,15 +201,8 @@ class XeroCreditNote(_XeroModel):
 
     type: Literal["ACCRECCREDIT", "ACCPAYCREDIT"] | None = Field(default="ACCRECCREDIT", alias="Type")
     credit_note_id: str | None = Field(default=None, alias="CreditNoteID")
-    contact: XeroContactRef | None = Field(default=None, alias="Contact")
     credit_note_number: str | None = Field(default=None, alias="CreditNoteNumber", max_length=255)
     reference: str | None = Field(default=None, alias="Reference")
-    date: XeroDate | None = Field(default=None, alias="Date")
-    status: XeroInvoiceStatus | None = Field(default=None, alias="Status")
-    line_amount_types: LineAmountTypes | None = Field(default=None, alias="LineAmountTypes")
-    currency_code: str | None = Field(default=None, alias="CurrencyCode")
-    currency_rate: XeroDecimal | None = Field(default=None, alias="CurrencyRate")
-    line_items: list[XeroLineItem] | None = Field(default=None, alias="LineItems")
 
 
 class XeroDocumentRef(_XeroModel):

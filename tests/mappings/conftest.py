@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,18 @@ def load_json(name: str) -> dict[str, Any]:
 @pytest.fixture
 def rules() -> MappingRules:
     return load_rules()
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Callable[[str], Path]:
+    """Writes an override rules file holding this TOML text, and gives its path (for `load_rules`)."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / "rules.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
 
 
 @pytest.fixture

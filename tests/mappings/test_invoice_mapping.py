@@ -42,26 +42,31 @@ def _error(sale_json: dict[str, Any], rules: MappingRules) -> MappingError:
     return info.value
 
 
-def test_exclusive_invoice_totals_match_cin7_to_the_cent(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:
-    payload = _map(exclusive_sale, rules)
-    totals = xero_totals(payload)
-    assert payload.line_amount_types is LineAmountTypes.EXCLUSIVE
-    assert (totals.subtotal, totals.total_tax, totals.total) == (
-        Decimal("195.01"),
-        Decimal("14.00"),
-        Decimal("209.01"),
-    )
+def _line_error(sale_json: dict[str, Any], rules: MappingRules, index: int, **changes: object) -> MappingError:
+    """The error of the sale once line `index` of its first invoice carries `changes`."""
+    sale_json["Invoices"][0]["Lines"][index].update(changes)
+    return _error(sale_json, rules)
 
 
-def test_inclusive_invoice_totals_match_cin7_to_the_cent(inclusive_sale: Cin7Sale, rules: MappingRules) -> None:
-    payload = _map(inclusive_sale, rules)
+@pytest.mark.parametrize(
+    ("sale_fixture", "amount_types", "expected"),
+    [
+        ("exclusive_sale", LineAmountTypes.EXCLUSIVE, (Decimal("195.01"), Decimal("14.00"), Decimal("209.01"))),
+        ("inclusive_sale", LineAmountTypes.INCLUSIVE, (Decimal("409.17"), Decimal("15.37"), Decimal("424.54"))),
+    ],
+    ids=["exclusive", "inclusive"],
+)
+def test_invoice_totals_match_cin7_to_the_cent(
+    request: pytest.FixtureRequest,
+    rules: MappingRules,
+    sale_fixture: str,
+    amount_types: LineAmountTypes,
+    expected: tuple[Decimal, Decimal, Decimal],
+) -> None:
+    payload = _map(request.getfixturevalue(sale_fixture), rules)
     totals = xero_totals(payload)
-    assert payload.line_amount_types is LineAmountTypes.INCLUSIVE
-    assert (totals.subtotal, totals.total_tax, totals.total) == (
-        Decimal("409.17"),
-        Decimal("15.37"),
-        Decimal("424.54"),
-    )
+    assert payload.line_amount_types is amount_types
+    assert (totals.subtotal, totals.total_tax, totals.total) == expected
 
 
 def test_exclusive_invoice_serialises_to_xero_json(exclusive_sale: Cin7Sale, rules: MappingRules) -> None:
@@ -133,9 +138,7 @@ def test_zero_quantity_zero_total_lines_are_dropped(exclusive_sale: Cin7Sale, ru
 def test_zero_quantity_line_with_a_total_is_reported_not_dropped(
     exclusive_sale_json: dict[str, Any], rules: MappingRules
 ) -> None:
-    sample = exclusive_sale_json["Invoices"][0]["Lines"][4]
-    sample["Total"] = 5
-    error = _error(exclusive_sale_json, rules)
+    error = _line_error(exclusive_sale_json, rules, 4, Total=5)
     assert any(p.field == "Lines[5].Total" and p.value == "5.00" for p in error.problems)
 
 
@@ -185,8 +188,7 @@ def test_line_without_tax_rule_uses_the_sale_tax_rule(inclusive_sale: Cin7Sale, 
 def test_unknown_tax_rule_raises_mapping_error_naming_the_rule(
     exclusive_sale_json: dict[str, Any], rules: MappingRules
 ) -> None:
-    exclusive_sale_json["Invoices"][0]["Lines"][1]["TaxRule"] = "Zero Rated Imports"
-    error = _error(exclusive_sale_json, rules)
+    error = _line_error(exclusive_sale_json, rules, 1, TaxRule="Zero Rated Imports")
     assert error.value == "Zero Rated Imports"
     assert error.field == "Lines[2].TaxRule"
     assert error.message == (
@@ -199,8 +201,7 @@ def test_unknown_tax_rule_raises_mapping_error_naming_the_rule(
 def test_unknown_account_raises_mapping_error_naming_the_code(
     exclusive_sale_json: dict[str, Any], rules: MappingRules
 ) -> None:
-    exclusive_sale_json["Invoices"][0]["Lines"][0]["Account"] = "4999"
-    error = _error(exclusive_sale_json, rules)
+    error = _line_error(exclusive_sale_json, rules, 0, Account="4999")
     assert error.value == "4999"
     assert "'4999'" in error.message
     assert "line 1 (SKU BRD-001)" in error.message
@@ -444,20 +445,19 @@ def test_cin7_line_total_more_than_a_cent_from_its_product_names_both_values(
     assert "69.97" in error.message
 
 
-def test_quantity_with_more_than_four_decimals_is_a_mapping_problem(
-    exclusive_sale_json: dict[str, Any], rules: MappingRules
+@pytest.mark.parametrize(("field", "value"), [("Quantity", "1.00001"), ("Price", "12.34561")])
+def test_quantity_or_price_with_more_than_four_decimals_is_a_mapping_problem(
+    exclusive_sale_json: dict[str, Any], rules: MappingRules, field: str, value: str
 ) -> None:
-    exclusive_sale_json["Invoices"][0]["Lines"][0]["Quantity"] = "1.00001"
-    error = _error(exclusive_sale_json, rules)
-    assert any(p.field == "Lines[1].Quantity" and p.value == "1.00001" for p in error.problems)
+    error = _line_error(exclusive_sale_json, rules, 0, **{field: value})
+    assert any(p.field == f"Lines[1].{field}" and p.value == value for p in error.problems)
 
 
 @pytest.mark.parametrize(("field", "value"), [("Price", "1e25"), ("Quantity", "-2e12"), ("Tax", "0.00000000001")])
 def test_absurd_amounts_are_a_mapping_problem_naming_the_field(
     exclusive_sale_json: dict[str, Any], rules: MappingRules, field: str, value: str
 ) -> None:
-    exclusive_sale_json["Invoices"][0]["Lines"][0][field] = value
-    error = _error(exclusive_sale_json, rules)
+    error = _line_error(exclusive_sale_json, rules, 0, **{field: value})
     assert any(p.field == f"Lines[1].{field}" for p in error.problems), error.problems
 
 
@@ -466,14 +466,6 @@ def test_a_date_out_of_range_is_a_mapping_problem(exclusive_sale_json: dict[str,
     error = _error(exclusive_sale_json, rules)
     assert error.field == "InvoiceDate"
     assert "2099-03-01" in error.message
-
-
-def test_price_with_more_than_four_decimals_is_reported(
-    exclusive_sale_json: dict[str, Any], rules: MappingRules
-) -> None:
-    exclusive_sale_json["Invoices"][0]["Lines"][0]["Price"] = "12.34561"
-    error = _error(exclusive_sale_json, rules)
-    assert any(p.field == "Lines[1].Price" and p.value == "12.34561" for p in error.problems)
 
 
 def test_four_dp_line_tax_is_sent_at_two(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,31 +30,27 @@ def test_purchase_and_sales_tables_are_looked_up_separately(rules: MappingRules)
         rules.tax_type_for("GST on Expenses")
 
 
-def test_an_override_adds_purchase_rules_and_a_default_expense_account(tmp_path: Path) -> None:
-    override = tmp_path / "rules.toml"
-    override.write_text(
-        'default_expense_account = " 300 "\n[purchase_tax_types]\n"Input Taxed" = "inputtaxed"\n', encoding="utf-8"
+def test_an_override_adds_purchase_rules_and_a_default_expense_account(rules_file: Callable[[str], Path]) -> None:
+    rules = load_rules(
+        rules_file('default_expense_account = " 300 "\n[purchase_tax_types]\n"Input Taxed" = "inputtaxed"\n')
     )
-    rules = load_rules(override)
     assert rules.default_expense_account == "300"
     assert rules.purchase_tax_types["Input Taxed"] is XeroTaxType.INPUTTAXED
     assert rules.purchase_tax_types["GST on Expenses"] is XeroTaxType.INPUT
 
 
-def test_a_purchase_tax_type_of_another_region_is_refused(tmp_path: Path) -> None:
-    override = tmp_path / "rules.toml"
-    override.write_text('[purchase_tax_types]\n"GST" = "INPUT2"\n', encoding="utf-8")
+def test_a_purchase_tax_type_of_another_region_is_refused(rules_file: Callable[[str], Path]) -> None:
     with pytest.raises(MappingError, match="INPUT2"):
-        load_rules(override)
+        load_rules(rules_file('[purchase_tax_types]\n"GST" = "INPUT2"\n'))
 
 
-def test_switching_region_drops_the_default_purchase_table_too(tmp_path: Path) -> None:
-    override = tmp_path / "rules.toml"
-    override.write_text(
-        'region = "NZ"\n[tax_types]\n"GST on Sales" = "OUTPUT2"\n[purchase_tax_types]\n"GST on Purchases" = "INPUT2"\n',
-        encoding="utf-8",
+def test_switching_region_drops_the_default_purchase_table_too(rules_file: Callable[[str], Path]) -> None:
+    rules = load_rules(
+        rules_file(
+            'region = "NZ"\n[tax_types]\n"GST on Sales" = "OUTPUT2"\n'
+            '[purchase_tax_types]\n"GST on Purchases" = "INPUT2"\n'
+        )
     )
-    rules = load_rules(override)
     assert rules.purchase_tax_types == {"GST on Purchases": XeroTaxType.INPUT2}
 
 

@@ -9,11 +9,14 @@ from typing import Any
 import pytest
 
 from mappings import (
+    Cin7Payment,
     Cin7Sale,
     MappingError,
     MappingRules,
     OrgReference,
+    XeroCreditNote,
     XeroDocumentRef,
+    XeroPayment,
     credit_allocations,
     map_allocation,
     map_credit_note,
@@ -103,11 +106,32 @@ def _sale(base: dict[str, Any], *, payments: list[dict[str, Any]] = (), notes: l
     return Cin7Sale.model_validate(data)
 
 
+def _credit_note(sale: Cin7Sale, rules: MappingRules) -> XeroCreditNote:
+    return map_credit_note(sale, sale.credit_notes[0], customer=None, rules=rules, reference=REFERENCE)
+
+
+def _pay(
+    payment: Cin7Payment, sale: Cin7Sale, rules: MappingRules, *, target: XeroDocumentRef, document: str
+) -> XeroPayment:
+    return map_payment(payment, sale=sale, target=target, document=document, rules=rules, reference=REFERENCE)
+
+
+def _pay_invoice(sale: Cin7Sale, rules: MappingRules) -> XeroPayment:
+    """The first payment of the sale's invoice, as the pipeline names it."""
+    return _pay(
+        sale.invoices[0].payments[0],
+        sale,
+        rules,
+        target=XeroDocumentRef(invoice_id=INVOICE_ID),
+        document="payment p1 of invoice INV-00039",
+    )
+
+
 def test_credit_note_folds_the_discount_into_the_price_and_keeps_cin7s_totals(
     exclusive_sale_json: dict[str, Any], rules: MappingRules
 ) -> None:
     sale = _sale(exclusive_sale_json, notes=[_note("c1", "CR-00001", [CAKE, FLOUR])])
-    payload = map_credit_note(sale, sale.credit_notes[0], customer=None, rules=rules, reference=REFERENCE)
+    payload = _credit_note(sale, rules)
     lines = payload.line_items or []
     assert payload.type == "ACCRECCREDIT" and payload.credit_note_number == "CR-00001"
     assert payload.reference == "INV-00039"
@@ -125,7 +149,7 @@ def test_credit_note_with_more_quantity_gets_a_rounding_line_for_what_folding_lo
     # 333 x 19.99 less 12.5% = 5824.586..., Cin7's total; 333 x 17.4913 = 5824.60: two cents apart.
     line = {**CAKE, "Quantity": 333, "Total": "5824.5863", "Tax": "582.4586"}
     sale = _sale(exclusive_sale_json, notes=[_note("c1", "CR-00002", [line])])
-    payload = map_credit_note(sale, sale.credit_notes[0], customer=None, rules=rules, reference=REFERENCE)
+    payload = _credit_note(sale, rules)
     totals = xero_totals(payload)
     assert totals.total == D("6407.04")  # Cin7's 5824.5863 + 582.4586 = 6407.0449, to the cent
     assert (payload.line_items or [])[-1].description == "Rounding"
@@ -158,7 +182,7 @@ def test_credit_note_problems_name_the_note_and_field(exclusive_sale_json: dict[
     note["CreditNoteDate"] = None
     sale = _sale(exclusive_sale_json, notes=[note])
     with pytest.raises(MappingError) as caught:
-        map_credit_note(sale, sale.credit_notes[0], customer=None, rules=rules, reference=REFERENCE)
+        _credit_note(sale, rules)
     messages = [p.message for p in caught.value.problems]
     assert any("credit note CR-00003 has no CreditNoteDate" in m for m in messages)
     assert any("'Mystery Tax'" in m and "credit note CR-00003" in m for m in messages)
@@ -169,14 +193,7 @@ def test_payment_goes_to_the_mapped_bank_account_with_cin7s_reference(
 ) -> None:
     sale = _sale(exclusive_sale_json, payments=[_payment("p1", "100.00", account="718")])
     mapped_rules = rules.model_copy(update={"payment_accounts": {"718": "090"}})
-    payload = map_payment(
-        sale.invoices[0].payments[0],
-        sale=sale,
-        target=XeroDocumentRef(invoice_id=INVOICE_ID),
-        document="payment p1 of invoice INV-00039",
-        rules=mapped_rules,
-        reference=REFERENCE,
-    ).to_json()
+    payload = _pay_invoice(sale, mapped_rules).to_json()
     assert payload == {
         "Invoice": {"InvoiceID": INVOICE_ID},
         "Account": {"Code": "090"},
@@ -191,14 +208,7 @@ def test_payment_to_a_non_bank_account_or_of_nothing_is_a_problem_naming_it(
 ) -> None:
     sale = _sale(exclusive_sale_json, payments=[_payment("p1", "0", account="200")])
     with pytest.raises(MappingError) as caught:
-        map_payment(
-            sale.invoices[0].payments[0],
-            sale=sale,
-            target=XeroDocumentRef(invoice_id=INVOICE_ID),
-            document="payment p1 of invoice INV-00039",
-            rules=rules,
-            reference=REFERENCE,
-        )
+        _pay_invoice(sale, rules)
     messages = " | ".join(p.message for p in caught.value.problems)
     assert "Xero account '200' of payment p1 of invoice INV-00039 is not a bank account" in messages
     assert "must be positive" in messages
@@ -207,13 +217,12 @@ def test_payment_to_a_non_bank_account_or_of_nothing_is_a_problem_naming_it(
 def test_refund_pays_the_credit_note_back(exclusive_sale_json: dict[str, Any], rules: MappingRules) -> None:
     refund = _payment("r1", "96.77", day="2024-03-25")
     sale = _sale(exclusive_sale_json, notes=[_note("c1", "CR-00001", [CAKE, FLOUR], refunds=[refund])])
-    payload = map_payment(
+    payload = _pay(
         sale.credit_notes[0].refunds[0],
-        sale=sale,
+        sale,
+        rules,
         target=XeroDocumentRef(credit_note_id=NOTE_ID),
         document="refund r1 of credit note CR-00001",
-        rules=rules,
-        reference=REFERENCE,
     ).to_json()
     assert payload["CreditNote"] == {"CreditNoteID": NOTE_ID} and "Invoice" not in payload
 

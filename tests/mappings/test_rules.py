@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,16 +67,14 @@ def test_no_account_at_all_raises() -> None:
         load_rules().account_for(None, fallback=None, valid_accounts=None)
 
 
-def test_override_file_is_deep_merged_with_the_defaults(tmp_path: Path) -> None:
-    override = tmp_path / "rules.toml"
-    override.write_text(
+def test_override_file_is_deep_merged_with_the_defaults(rules_file: Callable[[str], Path]) -> None:
+    override = rules_file(
         'invoice_status = "DRAFT"\n'
         "[tax_types]\n"
         '"Zero Rated Imports" = "gstonimports"\n'
         '"GST on Income" = "OUTPUT"\n'
         "[account_codes]\n"
-        '"4000" = "260"\n',
-        encoding="utf-8",
+        '"4000" = "260"\n'
     )
     rules = load_rules(override)
     assert rules.invoice_status == "DRAFT"
@@ -85,30 +84,28 @@ def test_override_file_is_deep_merged_with_the_defaults(tmp_path: Path) -> None:
     assert rules.default_revenue_account == "200"
 
 
-def test_switching_region_drops_the_default_au_tax_table(tmp_path: Path) -> None:
-    override = tmp_path / "nz.toml"
-    override.write_text('region = "NZ"\n[tax_types]\n"GST on Income" = "OUTPUT2"\n', encoding="utf-8")
-    rules = load_rules(override)
+def test_switching_region_drops_the_default_au_tax_table(rules_file: Callable[[str], Path]) -> None:
+    rules = load_rules(rules_file('region = "NZ"\n[tax_types]\n"GST on Income" = "OUTPUT2"\n'))
     assert rules.tax_types == {"GST on Income": XeroTaxType.OUTPUT2}
 
 
-def test_tax_type_from_the_wrong_region_is_rejected(tmp_path: Path) -> None:
-    override = tmp_path / "bad.toml"
-    override.write_text('[tax_types]\n"GST 15%" = "OUTPUT2"\n', encoding="utf-8")
-    with pytest.raises(MappingError, match="OUTPUT2"):
-        load_rules(override)
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[tax_types]\n"GST 15%" = "OUTPUT2"\n', "OUTPUT2"),  # a tax type of the other region
+        ('[tax_types]\n"Odd" = "NOTATAX"\n', "invalid mapping rules"),  # not a Xero tax type at all
+    ],
+    ids=["other-region", "not-a-tax-type"],
+)
+def test_a_tax_type_the_organisation_cannot_use_is_rejected(
+    rules_file: Callable[[str], Path], table: str, message: str
+) -> None:
+    with pytest.raises(MappingError, match=message):
+        load_rules(rules_file(table))
 
 
-def test_unknown_xero_tax_type_in_the_rules_file_is_rejected(tmp_path: Path) -> None:
-    override = tmp_path / "bad.toml"
-    override.write_text('[tax_types]\n"Odd" = "NOTATAX"\n', encoding="utf-8")
-    with pytest.raises(MappingError, match="invalid mapping rules"):
-        load_rules(override)
-
-
-def test_broken_toml_names_the_file(tmp_path: Path) -> None:
-    override = tmp_path / "broken.toml"
-    override.write_text("invoice_status = \n", encoding="utf-8")
+def test_broken_toml_names_the_file(rules_file: Callable[[str], Path]) -> None:
+    override = rules_file("invoice_status = \n")
     with pytest.raises(MappingError) as info:
         load_rules(override)
     assert info.value.value == str(override)

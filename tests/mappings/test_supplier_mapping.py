@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -241,10 +242,8 @@ def test_public_mail_domains(rules: MappingRules, domain: str | None, public: bo
     assert rules.is_public_domain(domain) is public
 
 
-def test_public_mail_domains_can_be_replaced_by_an_override(tmp_path: Path) -> None:
-    override = tmp_path / "rules.toml"
-    override.write_text('public_mail_domains = ["Example.NET "]\n', encoding="utf-8")
-    rules = load_rules(override)
+def test_public_mail_domains_can_be_replaced_by_an_override(rules_file: Callable[[str], Path]) -> None:
+    rules = load_rules(rules_file('public_mail_domains = ["Example.NET "]\n'))
     assert rules.public_mail_domains == frozenset({"example.net"})
     assert rules.is_public_domain("example.net") and not rules.is_public_domain("gmail.com")
 
