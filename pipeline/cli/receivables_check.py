@@ -19,7 +19,7 @@ from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import Dataset
 from pipeline.standins.generator.settlement import credit_allocations, invoice_balance, refunded_total
 from pipeline.standins.xero import XeroStandIn
-from pipeline.xero.client import parse_xero_date
+from pipeline.xero.sdk import parse_xero_date
 
 CENT = Decimal("0.01")
 LIVE = frozenset({"AUTHORISED", "PAID"})

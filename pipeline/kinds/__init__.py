@@ -7,7 +7,7 @@ refunds and allocations, applied to them, are `AppliedKind`s. `kind_of` finds on
 from __future__ import annotations
 
 from pipeline.kinds.applied import ALLOCATION, PAYMENT, REFUND, AppliedKind
-from pipeline.kinds.base import Dependency, DocumentKind, InXero, MappedDocument, Parents
+from pipeline.kinds.base import Dependency, DocumentKind, InXero, MappedDocument, Parents, PlanInput
 from pipeline.kinds.credit_note import CREDIT_NOTE
 from pipeline.kinds.invoice import INVOICE
 
@@ -33,5 +33,6 @@ __all__ = [
     "InXero",
     "MappedDocument",
     "Parents",
+    "PlanInput",
     "kind_of",
 ]

@@ -15,20 +15,18 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mappings import (
-    Cin7Customer,
     Cin7InvoiceStatus,
     Cin7Sale,
     InvoiceAction,
-    MappingRules,
-    OrgReference,
     XeroDocumentRef,
     content_hash,
     credit_allocations,
     map_allocation,
     map_payment,
 )
-from pipeline.kinds.base import Dependency, InXero, MappedDocument
-from pipeline.xero.client import ElementResult, XeroClient, parse_xero_date
+from pipeline.kinds.base import Dependency, InXero, MappedDocument, PlanInput
+from pipeline.xero.client import XeroClient
+from pipeline.xero.sdk import ElementResult, parse_xero_date
 
 CENT = Decimal("0.01")
 DELETED = "DELETED"
@@ -48,13 +46,14 @@ def _day(value: object) -> date | None:
         return None
 
 
-def _decide(present: bool, *, live: bool, payload: dict[str, Any] | None, synced_hash: str | None) -> InvoiceAction:
+def _decide(present: bool, *, in_xero: InXero, payload: dict[str, Any] | None) -> InvoiceAction:
     """Create what Xero lacks, take off what Cin7 no longer has, replace (UPDATE) what changed."""
+    live = in_xero.synced and (in_xero.xero_status or "").upper() != DELETED
     if not present or payload is None:
         return InvoiceAction.DELETE if live else InvoiceAction.SKIP
     if not live:
         return InvoiceAction.CREATE
-    return InvoiceAction.NOTHING if content_hash(payload) == synced_hash else InvoiceAction.UPDATE
+    return InvoiceAction.NOTHING if content_hash(payload) == in_xero.synced_hash else InvoiceAction.UPDATE
 
 
 class AppliedKind(ABC):
@@ -73,17 +72,7 @@ class AppliedKind(ABC):
         """What must be in Xero before this is applied."""
 
     @abstractmethod
-    def plan(
-        self,
-        sale: Cin7Sale,
-        task_id: str,
-        *,
-        cin7_status: str | None,
-        customer: Cin7Customer | None,
-        rules: MappingRules,
-        reference: OrgReference,
-        in_xero: InXero,
-    ) -> MappedDocument:
+    def plan(self, given: PlanInput) -> MappedDocument:
         """Map onto the parents' Xero ids and decide create, replace (UPDATE), delete or nothing."""
 
     def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
@@ -152,30 +141,24 @@ class PaymentKind(AppliedKind):
         found = self._find(sale, task_id)
         return [Dependency(self.target_kind, found[0])] if found is not None else []
 
-    def plan(
-        self,
-        sale: Cin7Sale,
-        task_id: str,
-        *,
-        cin7_status: str | None,
-        customer: Cin7Customer | None,
-        rules: MappingRules,
-        reference: OrgReference,
-        in_xero: InXero,
-    ) -> MappedDocument:
+    def plan(self, given: PlanInput) -> MappedDocument:
         """Map the payment onto its document's Xero id; a payment gone from Cin7 is taken off."""
-        found = self._find(sale, task_id)
-        live = in_xero.synced and (in_xero.xero_status or "").upper() != DELETED
+        found = self._find(given.sale, given.task_id)
         payload: dict[str, Any] | None = None
         if found is not None:
             parent_task, payment, document = found
-            target_id = in_xero.parents.get((self.target_kind, parent_task))
+            target_id = given.in_xero.parents.get((self.target_kind, parent_task))
             if target_id is not None:
                 target = XeroDocumentRef.model_validate({self.target_field: target_id})
                 payload = map_payment(
-                    payment, sale=sale, target=target, document=document, rules=rules, reference=reference
+                    payment,
+                    sale=given.sale,
+                    target=target,
+                    document=document,
+                    rules=given.rules,
+                    reference=given.reference,
                 ).to_json()
-        action = _decide(found is not None, live=live, payload=payload, synced_hash=in_xero.synced_hash)
+        action = _decide(found is not None, in_xero=given.in_xero, payload=payload)
         return MappedDocument(action, payload, "AUTHORISED" if found is not None else "VOIDED")
 
     def matches(self, found: dict[str, Any], payload: dict[str, Any]) -> bool:
@@ -254,31 +237,21 @@ class AllocationKind(AppliedKind):
             return [Dependency("credit_note", task_id, need="known")]
         return [Dependency("credit_note", task_id), Dependency("invoice", allocation.invoice.task_id or "")]
 
-    def plan(
-        self,
-        sale: Cin7Sale,
-        task_id: str,
-        *,
-        cin7_status: str | None,
-        customer: Cin7Customer | None,
-        rules: MappingRules,
-        reference: OrgReference,
-        in_xero: InXero,
-    ) -> MappedDocument:
+    def plan(self, given: PlanInput) -> MappedDocument:
         """Allocate what Cin7's figures leave owing; nothing to allocate takes an earlier one off."""
-        note = sale.credit_note_by_task_id(task_id)
-        allocation = credit_allocations(sale).get(task_id)
-        live = in_xero.synced and (in_xero.xero_status or "").upper() != DELETED
-        credit_note_id = in_xero.parents.get(("credit_note", task_id))
+        note = given.sale.credit_note_by_task_id(given.task_id)
+        allocation = credit_allocations(given.sale).get(given.task_id)
+        parents = given.in_xero.parents
+        credit_note_id = parents.get(("credit_note", given.task_id))
         present = note is not None and allocation is not None and allocation.amount > 0
         payload: dict[str, Any] | None = None
         if note is not None and allocation is not None and present and credit_note_id is not None:
-            invoice_id = in_xero.parents.get(("invoice", allocation.invoice.task_id or ""))
+            invoice_id = parents.get(("invoice", allocation.invoice.task_id or ""))
             if invoice_id is not None:
                 payload = map_allocation(
                     note, allocation, invoice_id=invoice_id, credit_note_id=credit_note_id
                 ).to_json()
-        action = _decide(present, live=live, payload=payload, synced_hash=in_xero.synced_hash)
+        action = _decide(present, in_xero=given.in_xero, payload=payload)
         if action is InvoiceAction.DELETE and credit_note_id is not None:
             # Taking it off needs the credit note it belongs to.
             payload = {"CreditNote": {"CreditNoteID": credit_note_id}}

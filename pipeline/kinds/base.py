@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from mappings import Cin7Customer, Cin7Sale, InvoiceAction, MappingRules, OrgReference
-from pipeline.xero.client import ElementResult, XeroClient
+from pipeline.xero.client import XeroClient
+from pipeline.xero.sdk import ElementResult
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,32 @@ class InXero:
     parents: Parents
 
 
+@dataclass(frozen=True)
+class PlanInput:
+    """Everything a kind's `plan` reads: the document in its sale, and what is known of it elsewhere."""
+
+    sale: Cin7Sale
+    #: The document's key within the sale (TaskID of an invoice or credit note, ID of a payment).
+    task_id: str
+    #: The status the ledger recorded for it at discovery.
+    cin7_status: str | None
+    customer: Cin7Customer | None
+    rules: MappingRules
+    reference: OrgReference
+    in_xero: InXero
+
+
 class DocumentKind(Protocol):
     """One kind of Cin7 document and the Xero document it becomes."""
 
     #: The ledger's `kind` value.
     name: str
-    #: Xero's name for the collection, e.g. "Invoices" (request envelopes, log lines).
-    collection: str
+
+    @property
+    def collection(self) -> str:
+        """Xero's name for the collection, e.g. "Invoices" (request envelopes, log lines)."""
+        ...
+
     #: The field that carries the Xero id in a payload, e.g. "InvoiceID".
     id_field: str
     #: Numbered and on a contact (invoices, credit notes): written by number, with contacts resolved
@@ -75,17 +95,7 @@ class DocumentKind(Protocol):
         """What must be in (or out of) Xero before this document can be written."""
         ...
 
-    def plan(
-        self,
-        sale: Cin7Sale,
-        task_id: str,
-        *,
-        cin7_status: str | None,
-        customer: Cin7Customer | None,
-        rules: MappingRules,
-        reference: OrgReference,
-        in_xero: InXero,
-    ) -> MappedDocument:
+    def plan(self, given: PlanInput) -> MappedDocument:
         """Map the document and decide the action (raises mappings.MappingError naming the problem)."""
         ...
 

@@ -7,33 +7,20 @@ from decimal import Decimal
 from typing import Any
 
 from mappings import (
-    Cin7Customer,
+    Cin7Invoice,
     Cin7InvoiceStatus,
     Cin7Sale,
     InvoiceAction,
-    MappingRules,
-    OrgReference,
-    XeroInvoiceStatus,
-    content_hash,
-    decide_invoice_action,
     map_invoice,
     recheck_invoice_action,
     void_payload,
 )
-from pipeline.kinds.base import Dependency, InXero, MappedDocument
-from pipeline.kinds.numbered import NumberedKind
-from pipeline.xero.client import ElementResult, XeroClient
+from pipeline.kinds.base import Dependency, PlanInput
+from pipeline.kinds.numbered import NumberedKind, xero_status_of
+from pipeline.xero.client import XeroClient
 
 
-def xero_status_of(value: str | None) -> XeroInvoiceStatus | None:
-    """Xero's status text as the enum; None when missing or one we do not know."""
-    try:
-        return XeroInvoiceStatus(str(value).upper()) if value else None
-    except ValueError:
-        return None
-
-
-class InvoiceKind(NumberedKind):
+class InvoiceKind(NumberedKind[Cin7Invoice]):
     """Sale invoices (`Invoices[]` of a Cin7 sale, keyed by TaskID) as Xero ACCREC invoices."""
 
     name = "invoice"
@@ -41,6 +28,7 @@ class InvoiceKind(NumberedKind):
     id_field = "InvoiceID"
     number_field = "InvoiceNumber"
     xero_type = "ACCREC"
+    sent_statuses = frozenset({Cin7InvoiceStatus.AUTHORISED, Cin7InvoiceStatus.PAID})
 
     def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """Nothing, to be created; to be voided, its payments and credit taken off Xero first (Cin7 asks
@@ -51,35 +39,19 @@ class InvoiceKind(NumberedKind):
             return []
         return [Dependency("payment", "*", need="undone")]
 
-    def plan(
-        self,
-        sale: Cin7Sale,
-        task_id: str,
-        *,
-        cin7_status: str | None,
-        customer: Cin7Customer | None,
-        rules: MappingRules,
-        reference: OrgReference,
-        in_xero: InXero,
-    ) -> MappedDocument:
-        """Map the invoice (when Cin7 has it authorised or paid) and decide create/update/void/skip."""
-        invoice = sale.invoice_by_task_id(task_id)
-        # An invoice gone from its sale (Cin7 "Undo") counts as voided.
-        status = "VOIDED" if invoice is None else (cin7_status or "NOT AVAILABLE")
-        payload: dict[str, Any] | None = None
-        if invoice is not None and Cin7InvoiceStatus.parse(status) in (
-            Cin7InvoiceStatus.AUTHORISED,
-            Cin7InvoiceStatus.PAID,
-        ):
-            payload = map_invoice(sale, invoice, customer=customer, rules=rules, reference=reference).to_json()
-        action = decide_invoice_action(
-            status,
-            synced=in_xero.synced,
-            xero_status=xero_status_of(in_xero.xero_status),
-            xero_amount_paid=None,
-            content_changed=payload is not None and content_hash(payload) != in_xero.synced_hash,
-        )
-        return MappedDocument(action, payload, status)
+    def document(self, given: PlanInput) -> Cin7Invoice | None:
+        """`Invoices[]` of the sale by TaskID."""
+        return given.sale.invoice_by_task_id(given.task_id)
+
+    def map(self, given: PlanInput, document: Cin7Invoice) -> dict[str, Any]:
+        """`mappings.map_invoice`."""
+        return map_invoice(
+            given.sale, document, customer=given.customer, rules=given.rules, reference=given.reference
+        ).to_json()
+
+    def get(self, xero: XeroClient, *, numbers: Sequence[str] = (), ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """`GET /Invoices?InvoiceNumbers=` or `?IDs=`."""
+        return xero.get_invoices(numbers=numbers, ids=ids)
 
     def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
         """Only InvoiceID, InvoiceNumber and the new Status."""
@@ -89,22 +61,6 @@ class InvoiceKind(NumberedKind):
         """Paid or credited in Xero since the mapping: a conflict; voided there already: nothing to do."""
         paid = Decimal(str(current.get("AmountPaid") or 0)) + Decimal(str(current.get("AmountCredited") or 0))
         return recheck_invoice_action(action, xero_status_of(current.get("Status")), paid)
-
-    def create(self, xero: XeroClient, body: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
-        """`PUT /Invoices`."""
-        return xero.create_invoices(body, idempotency_key)
-
-    def update(self, xero: XeroClient, body: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
-        """`POST /Invoices`."""
-        return xero.update_invoices(body, idempotency_key)
-
-    def find_by_numbers(self, xero: XeroClient, numbers: Sequence[str]) -> list[dict[str, Any]]:
-        """Our invoices only: an ACCPAY bill may carry the same number."""
-        return [inv for inv in xero.get_invoices(numbers=numbers) if self.ours(inv)]
-
-    def find_by_ids(self, xero: XeroClient, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """`GET /Invoices?IDs=`."""
-        return xero.get_invoices(ids=ids)
 
 
 INVOICE = InvoiceKind()

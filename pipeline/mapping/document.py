@@ -22,7 +22,7 @@ from pipeline import app
 from pipeline.app import TaskName
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
-from pipeline.kinds import AnyKind, InXero, MappedDocument, kind_of
+from pipeline.kinds import AnyKind, InXero, MappedDocument, PlanInput, kind_of
 from pipeline.ledger.models import (
     CustomerRecord,
     DocumentState,
@@ -102,18 +102,20 @@ def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
             return False
         try:
             mapped = kind.plan(
-                sale,
-                doc.task_id,
-                cin7_status=doc.cin7_status,
-                customer=customer,
-                rules=ctx.rules,
-                reference=reference,
-                in_xero=InXero(
-                    synced=doc.xero_id is not None,
-                    xero_status=doc.xero_status,
-                    synced_hash=doc.synced_hash,
-                    parents=waits.parents,
-                ),
+                PlanInput(
+                    sale,
+                    doc.task_id,
+                    cin7_status=doc.cin7_status,
+                    customer=customer,
+                    rules=ctx.rules,
+                    reference=reference,
+                    in_xero=InXero(
+                        synced=doc.xero_id is not None,
+                        xero_status=doc.xero_status,
+                        synced_hash=doc.synced_hash,
+                        parents=waits.parents,
+                    ),
+                )
             )
         except MappingError as exc:
             doc.attempts += 1

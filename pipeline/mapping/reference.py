@@ -20,7 +20,7 @@ from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import Tenant, utcnow
 from pipeline.operations.pauses import TenantPaused, paused_for
-from pipeline.xero.client import parse_xero_date
+from pipeline.xero.sdk import parse_xero_date
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
 from pipeline.idempotency import idempotency_key
 from pipeline.kinds import AppliedKind
-from pipeline.ledger.models import DocumentState, SyncDocument
-from pipeline.writer.batches import sdk_body_size, split_by_size
-from pipeline.writer.outcomes import WriteOutcome, record_dead, record_synced_all
+from pipeline.ledger.models import SyncDocument
+from pipeline.writer.batches import send_in_chunks
+from pipeline.writer.outcomes import WriteOutcome, record_conflict, record_dead, record_synced_all
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _take_off(
         if current is not None and str(current.get("Status") or "").upper() != DELETED:
             refusal = kind.refusal(current)
             if refusal is not None:
-                _record_conflict(ctx, token, doc, refusal, outcome)
+                record_conflict(ctx, token, doc, refusal, outcome)
                 continue
             kind.undo(ctx.xero, xero_id, payload, idempotency_key(ctx.tenant_key, f"DELETE {kind.name}", xero_id))
         gone.add(doc.id)
@@ -73,18 +73,6 @@ def _take_off(
                 .execution_options(synchronize_session=False)
             )
     return gone
-
-
-def _record_conflict(ctx: TenantContext, token: str, doc: SyncDocument, reason: str, outcome: WriteOutcome) -> None:
-    with ctx.sessions() as session, session.begin():
-        row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
-        if row is None:
-            return
-        row.state = DocumentState.CONFLICT
-        row.error_class = ErrorClass.CONFLICT.value
-        row.claim_token = None
-        row.last_error = reason
-    outcome.conflicts += 1
 
 
 def _adopt_uncertain(
@@ -132,15 +120,9 @@ def _create(ctx: TenantContext, kind: AppliedKind, token: str, docs: list[SyncDo
             .execution_options(synchronize_session=False)
         )
     sendable = [(doc, doc.payload or {}) for doc in docs]
-    model = kind.collection[:-1]
-    for chunk in split_by_size(
-        sendable, ctx.settings.xero_max_request_bytes, lambda payload: sdk_body_size(payload, model)
-    ):
-        body = [payload for _, payload in chunk]
-        results = kind.create(ctx.xero, body, idempotency_key(ctx.tenant_key, f"PUT /{kind.collection}", body))
+    for sent in send_in_chunks(ctx, kind, sendable, "PUT", kind.create):
         landed: list[tuple[SyncDocument, dict[str, Any]]] = []
-        for index, (doc, payload) in enumerate(chunk):
-            result = results[index] if index < len(results) else None
+        for doc, payload, result in sent:
             if result is not None and result.ok and kind.xero_id(result.data):
                 landed.append((doc, {**result.data, "Status": result.data.get("Status") or "AUTHORISED"}))
             else:

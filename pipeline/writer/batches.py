@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 
-from pipeline.kinds import DocumentKind
-from pipeline.ledger.models import (
-    SyncDocument,
-)
-from pipeline.xero.client import from_sdk, to_sdk
+from pipeline.context import TenantContext
+from pipeline.idempotency import idempotency_key
+from pipeline.kinds import AnyKind
+from pipeline.ledger.models import SyncDocument
+from pipeline.xero.client import XeroClient
+from pipeline.xero.sdk import ElementResult, from_sdk, to_sdk
+
+#: One element of a sent chunk: the row, the payload sent for it, and Xero's answer (None if none came).
+Sent = tuple[SyncDocument, dict[str, Any], ElementResult | None]
 
 
 def sdk_body_size(payload: dict[str, Any], model: str = "Invoice") -> int:
@@ -49,10 +53,32 @@ def split_by_size(
     return chunks
 
 
-def align_results(kind: DocumentKind, results: Sequence[Any], body: Sequence[dict[str, Any]]) -> list[Any]:
+def send_in_chunks(
+    ctx: TenantContext,
+    kind: AnyKind,
+    sendable: Sequence[tuple[SyncDocument, dict[str, Any]]],
+    verb: Literal["PUT", "POST"],
+    send: Callable[[XeroClient, Sequence[dict[str, Any]], str], list[ElementResult]],
+) -> Iterator[list[Sent]]:
+    """Send `sendable` in chunks under Xero's request size, each with the Idempotency-Key of its body
+    (a retry of the same chunk is the same request); yield each chunk with its answers aligned.
+    """
+    model = kind.collection[:-1]
+    for chunk in split_by_size(
+        sendable, ctx.settings.xero_max_request_bytes, lambda payload: sdk_body_size(payload, model)
+    ):
+        body = [payload for _, payload in chunk]
+        results = send(ctx.xero, body, idempotency_key(ctx.tenant_key, f"{verb} /{kind.collection}", body))
+        aligned = align_results(kind, results, body)
+        yield [(doc, payload, result) for (doc, payload), result in zip(chunk, aligned, strict=True)]
+
+
+def align_results(
+    kind: AnyKind, results: Sequence[ElementResult], body: Sequence[dict[str, Any]]
+) -> list[ElementResult | None]:
     """Xero answers elements in request order; check by document number and fall back to it."""
     by_number = {number: r for r in results if (number := kind.number(r.data))}
-    aligned: list[Any] = []
+    aligned: list[ElementResult | None] = []
     for index, payload in enumerate(body):
         number = kind.number(payload)
         if index < len(results) and kind.number(results[index].data) == number:

@@ -20,7 +20,6 @@ from pipeline.contacts.inline import InlineContact, link_inline
 from pipeline.contacts.resolve import ContactResult
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
-from pipeline.idempotency import idempotency_key
 from pipeline.kinds import DocumentKind
 from pipeline.ledger.models import (
     ContactLink,
@@ -28,11 +27,9 @@ from pipeline.ledger.models import (
     SyncDocument,
 )
 from pipeline.writer.batches import (
-    align_results,
     contact_id_for,
     customer_of,
-    sdk_body_size,
-    split_by_size,
+    send_in_chunks,
     with_contact,
     with_contact_name,
 )
@@ -75,14 +72,9 @@ def write_creates(
                 .execution_options(synchronize_session=False)
             )
     duplicates: list[tuple[SyncDocument, dict[str, Any]]] = []
-    model = kind.collection[:-1]
-    for chunk in split_by_size(
-        sendable, ctx.settings.xero_max_request_bytes, lambda payload: sdk_body_size(payload, model)
-    ):
-        body = [payload for _, payload in chunk]
-        results = kind.create(ctx.xero, body, idempotency_key(ctx.tenant_key, f"PUT /{kind.collection}", body))
+    for sent in send_in_chunks(ctx, kind, sendable, "PUT", kind.create):
         landed: list[tuple[SyncDocument, dict[str, Any]]] = []
-        for (doc, payload), result in zip(chunk, align_results(kind, results, body), strict=True):
+        for doc, payload, result in sent:
             if result is not None and result.ok:
                 landed.append((doc, result.data))
             elif result is not None and any("must be unique" in m.lower() for m in result.messages):

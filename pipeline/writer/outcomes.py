@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -188,19 +187,23 @@ def record_synced_all(
 
 
 def record_conflict(
-    ctx: TenantContext, token: str, doc: SyncDocument, status: str, paid: Decimal, outcome: WriteOutcome
+    ctx: TenantContext,
+    token: str,
+    doc: SyncDocument,
+    reason: str,
+    outcome: WriteOutcome,
+    *,
+    xero_status: str | None = None,
 ) -> None:
-    """Record that Xero holds what the planned write must not overwrite (paid, credited, voided)."""
+    """Record that Xero holds what the planned write must not overwrite (paid, credited, reconciled)."""
     with ctx.sessions() as session, session.begin():
         row = session.scalar(select(SyncDocument).where(SyncDocument.id == doc.id, SyncDocument.claim_token == token))
         if row is None:
             return
         row.state = DocumentState.CONFLICT
         row.error_class = ErrorClass.CONFLICT.value
-        row.xero_status = status
+        if xero_status is not None:
+            row.xero_status = xero_status
         row.claim_token = None
-        row.last_error = (
-            f"Xero invoice {row.document_number} is {status} with {paid} paid/credited: "
-            f"the Cin7 change ({row.action}) was not applied"
-        )
+        row.last_error = reason
     outcome.conflicts += 1

@@ -27,27 +27,17 @@ MIGRATION_BATCH_WAIT_SECONDS = 5.0
 def _migration_still_filling(ctx: TenantContext) -> bool:
     """Only migrated documents are ready, and more of the migration is still being mapped."""
     with ctx.sessions() as session:
-        live_ready = session.scalar(
-            select(SyncDocument.id)
-            .where(
-                SyncDocument.tenant_id == ctx.tenant_pk,
-                SyncDocument.state == DocumentState.READY,
-                SyncDocument.migration_id.is_(None),
+
+        def any_in(state: DocumentState, *, migrated: bool) -> bool:
+            migration = SyncDocument.migration_id.is_not(None) if migrated else SyncDocument.migration_id.is_(None)
+            found = session.scalar(
+                select(SyncDocument.id)
+                .where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.state == state, migration)
+                .limit(1)
             )
-            .limit(1)
-        )
-        if live_ready is not None:
-            return False
-        mapping = session.scalar(
-            select(SyncDocument.id)
-            .where(
-                SyncDocument.tenant_id == ctx.tenant_pk,
-                SyncDocument.state == DocumentState.PENDING,
-                SyncDocument.migration_id.is_not(None),
-            )
-            .limit(1)
-        )
-    return mapping is not None
+            return found is not None
+
+        return not any_in(DocumentState.READY, migrated=False) and any_in(DocumentState.PENDING, migrated=True)
 
 
 def _ready_backlog(ctx: TenantContext) -> tuple[int, float]:

@@ -10,12 +10,11 @@ from mappings import (
 )
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
-from pipeline.idempotency import idempotency_key
 from pipeline.kinds import DocumentKind
 from pipeline.ledger.models import (
     SyncDocument,
 )
-from pipeline.writer.batches import align_results, contact_id_for, sdk_body_size, split_by_size, with_contact
+from pipeline.writer.batches import contact_id_for, send_in_chunks, with_contact
 from pipeline.writer.outcomes import WriteOutcome, record_conflict, record_dead, record_synced, record_synced_all
 
 
@@ -49,7 +48,12 @@ def write_updates(
             continue
         wanted = kind.recheck(InvoiceAction(doc.action or InvoiceAction.UPDATE), existing)
         if wanted is InvoiceAction.CONFLICT:
-            record_conflict(ctx, token, doc, str(existing.get("Status") or "").upper(), _paid(existing), outcome)
+            status = str(existing.get("Status") or "").upper()
+            reason = (
+                f"Xero {kind.name.replace('_', ' ')} {doc.document_number} is {status} with {_paid(existing)} "
+                f"paid/credited: the Cin7 change ({doc.action}) was not applied"
+            )
+            record_conflict(ctx, token, doc, reason, outcome, xero_status=status)
             continue
         if wanted is InvoiceAction.NOTHING:
             record_synced(ctx, token, doc, existing, outcome)
@@ -61,14 +65,9 @@ def write_updates(
             assert contact_id is not None
             payload = {**with_contact(doc.payload or {}, contact_id), kind.id_field: doc.xero_id}
         sendable.append((doc, payload))
-    model = kind.collection[:-1]
-    for chunk in split_by_size(
-        sendable, ctx.settings.xero_max_request_bytes, lambda payload: sdk_body_size(payload, model)
-    ):
-        body = [payload for _, payload in chunk]
-        results = kind.update(ctx.xero, body, idempotency_key(ctx.tenant_key, f"POST /{kind.collection}", body))
+    for sent in send_in_chunks(ctx, kind, sendable, "POST", kind.update):
         landed: list[tuple[SyncDocument, dict[str, Any]]] = []
-        for (doc, payload), result in zip(chunk, align_results(kind, results, body), strict=True):
+        for doc, payload, result in sent:
             if result is not None and result.ok:
                 landed.append((doc, result.data))
             else:

@@ -142,15 +142,24 @@ class XeroTokenManager:
             row = session.scalar(
                 select(OAuthToken).where(OAuthToken.tenant_id == self._tenant_pk, OAuthToken.provider == "xero")
             )
-            if row is None:
-                row = OAuthToken(tenant_id=self._tenant_pk, provider="xero", grant=grant, encrypted_token="")
-                session.add(row)
-            row.grant = grant
-            row.encrypted_token = self._encrypt(token)
-            row.access_expires_at = datetime.fromtimestamp(token.expires_at, UTC)
-            if token.refresh_token:
-                row.refresh_token_issued_at = utcnow()
+            self._write_row(session, row, token, grant, new_refresh_token=bool(token.refresh_token))
         self._cached = token
+
+    def _write_row(
+        self, session: Session, row: OAuthToken | None, token: TokenSet, grant: str, *, new_refresh_token: bool
+    ) -> OAuthToken:
+        """The token set, encrypted, on the tenant's row (made if missing); a new refresh token restarts
+        its 60-day clock.
+        """
+        if row is None:
+            row = OAuthToken(tenant_id=self._tenant_pk, provider="xero", grant=grant, encrypted_token="")
+            session.add(row)
+        row.grant = grant
+        row.encrypted_token = self._encrypt(token)
+        row.access_expires_at = datetime.fromtimestamp(token.expires_at, UTC)
+        if new_refresh_token:
+            row.refresh_token_issued_at = utcnow()
+        return row
 
     # --- the token the SDK asks for ----------------------------------------------------------------
     def current(self) -> TokenSet:
@@ -215,15 +224,9 @@ class XeroTokenManager:
             else:
                 token = self._client_credentials()
                 grant = "client_credentials"
-            if row is None:
-                row = OAuthToken(tenant_id=self._tenant_pk, provider="xero", grant=grant, encrypted_token="")
-                session.add(row)
-            row.grant = grant
-            row.encrypted_token = self._encrypt(token)
-            row.access_expires_at = datetime.fromtimestamp(token.expires_at, UTC)
-            if token.refresh_token and (stored is None or token.refresh_token != stored.refresh_token):
-                row.refresh_token_issued_at = utcnow()
-            log.info("xero token obtained by %s, valid until %s", grant, row.access_expires_at.isoformat())
+            rotated = bool(token.refresh_token) and (stored is None or token.refresh_token != stored.refresh_token)
+            row = self._write_row(session, row, token, grant, new_refresh_token=rotated)
+            log.info("xero token obtained by %s, valid until %s", grant, row.access_expires_at)
             return token
 
     # --- token endpoint ----------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """Xero Accounting API through the official xero-python SDK.
 
 Our payloads are Xero JSON (PascalCase, what `mappings` produces and the ledger stores); the SDK wants
-its own model objects. The SDK's deserializer builds those from JSON, so the only conversion we own is
-dates (the SDK expects MS-JSON dates). Results come back as plain dicts for the ledger.
+its own model objects (`pipeline.xero.sdk` converts both ways). Results come back as plain dicts.
 
 Every call takes a slot from the shared per-tenant limiter first (60/minute), reads Xero's
 remaining-calls headers to slow down before a 429, and turns every failure into a classified
@@ -14,23 +13,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import requests
 import urllib3
-import xero_python.accounting.models as accounting_models
 from xero_python.accounting import AccountingApi
-from xero_python.api_client import ApiClient, ModelFinder
+from xero_python.api_client import ApiClient
 from xero_python.api_client.configuration import Configuration
-from xero_python.api_client.deserializer import deserialize
 from xero_python.api_client.oauth2 import OAuth2Token
-from xero_python.api_client.serializer import serialize
 from xero_python.exceptions import ApiException
 from xero_python.exceptions.http_status_exceptions import HTTPStatusException
 
@@ -39,11 +33,10 @@ from pipeline.http import send
 from pipeline.ratelimit import RateLimiter, RateLimitTimeout
 from pipeline.settings import Settings
 from pipeline.xero.auth import XeroTokenManager
+from pipeline.xero.sdk import ElementResult, element_results, from_sdk, to_sdk
 
 log = logging.getLogger(__name__)
 
-_models = ModelFinder(accounting_models)
-_DATE_KEYS = frozenset({"Date", "DueDate", "ExpectedPaymentDate", "PlannedPaymentDate"})
 # Xero: at most 5 calls in flight per tenant. The writer lease already makes writes single-flight;
 # this bounds the rest (mapping tasks reading the chart of accounts on a cold cache, reconciliation
 # reads, contact lookups) across every worker process.
@@ -64,71 +57,20 @@ DAY_REMAINING_WARNING = 250
 INLINE_RATE_LIMIT_WAIT = 10.0
 INLINE_RATE_LIMIT_RETRIES = 3
 INVOICE_LOOKUP_CHUNK = 40
+
+WritableCollection = Literal["Invoices", "CreditNotes", "Contacts", "Payments"]
+#: Per collection: the SDK's method suffix (create_…, update_or_create_…) and whether amounts are sent
+#: and answered to four decimals (unitdp=4, so that unit prices keep Cin7's precision).
+_WRITES: dict[str, tuple[str, bool]] = {
+    "Invoices": ("invoices", True),
+    "CreditNotes": ("credit_notes", True),
+    "Contacts": ("contacts", False),
+    "Payments": ("payments", False),
+}
 REQUEST_TIMEOUT = (5, 60)
 NO_RETRIES = urllib3.Retry(
     total=0, connect=0, read=0, redirect=0, status=0, respect_retry_after_header=False, raise_on_status=False
 )
-
-
-def _ms_date(value: str) -> str:
-    parsed = date.fromisoformat(value[:10])
-    epoch_ms = int(datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC).timestamp() * 1000)
-    return f"/Date({epoch_ms}+0000)/"
-
-
-def _with_ms_dates(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: (
-                _ms_date(item)
-                if key in _DATE_KEYS and isinstance(item, str) and item[:1].isdigit()
-                else _with_ms_dates(item)
-            )
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_with_ms_dates(item) for item in value]
-    return value
-
-
-_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
-
-
-def parse_xero_date(value: object) -> date | None:
-    """A Xero date from `/Date(ms+zzzz)/`, an ISO string, or a date."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value)
-    match = _MS_DATE.fullmatch(text.strip())
-    if match:
-        # The offset only says which zone the timestamp was written in; the instant is UTC epoch ms.
-        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
-    return date.fromisoformat(text.strip()[:10])
-
-
-def to_sdk(model_name: str, payload: dict[str, Any]) -> Any:
-    """Build an SDK model (e.g. "Invoices") from Xero JSON."""
-    return deserialize(model_name, _with_ms_dates(payload), _models)
-
-
-def from_sdk(model: Any) -> Any:
-    """Plain JSON-like dicts from an SDK model (PascalCase keys, as Xero sends them)."""
-    return serialize(model)
-
-
-@dataclass
-class ElementResult:
-    """One element of a batch write: Xero's verdict on it and what it stored."""
-
-    index: int
-    ok: bool
-    data: dict[str, Any]
-    messages: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def _int_header(headers: Any, name: str) -> int | None:
@@ -137,17 +79,6 @@ def _int_header(headers: Any, name: str) -> int | None:
         return int(raw) if raw is not None else None
     except ValueError:
         return None
-
-
-def _element_results(elements: Sequence[dict[str, Any]]) -> list[ElementResult]:
-    results = []
-    for index, element in enumerate(elements):
-        status = str(element.get("StatusAttributeString") or "OK").upper()
-        errors = [str(e.get("Message")) for e in element.get("ValidationErrors") or [] if e.get("Message")]
-        warnings = [str(w.get("Message")) for w in element.get("Warnings") or [] if w.get("Message")]
-        ok = status != "ERROR" and not errors and not element.get("HasErrors")
-        results.append(ElementResult(index=index, ok=ok, data=element, messages=errors, warnings=warnings))
-    return results
 
 
 class XeroClient:
@@ -410,69 +341,44 @@ class XeroClient:
         return list(from_sdk(data).get("Contacts") or [])
 
     # --- writes (always summarizeErrors=false, always an Idempotency-Key) --------------------------
-    def create_invoices(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
-        """PUT /Invoices: create only, so a duplicate InvoiceNumber can never become a second invoice."""
-        body = to_sdk("Invoices", {"Invoices": list(payloads)})
+    def write(
+        self,
+        verb: Literal["PUT", "POST"],
+        collection: WritableCollection,
+        payloads: Sequence[dict[str, Any]],
+        idempotency_key: str,
+    ) -> list[ElementResult]:
+        """PUT creates only (a duplicate number can never become a second document); POST with ids
+        updates, voids and deletes. One result per element, in order.
+        """
+        sdk_name, unitdp = _WRITES[collection]
+        method = getattr(self._api(), ("create_" if verb == "PUT" else "update_or_create_") + sdk_name)
+        extra: dict[str, Any] = {"unitdp": 4} if unitdp else {}
+        body = to_sdk(collection, {collection: list(payloads)})
         data = self._call(
-            "PUT /Invoices",
-            self._api().create_invoices,
-            body,
-            summarize_errors=False,
-            unitdp=4,
-            idempotency_key=idempotency_key,
+            f"{verb} /{collection}", method, body, summarize_errors=False, idempotency_key=idempotency_key, **extra
         )
-        return _element_results(from_sdk(data).get("Invoices") or [])
+        return element_results(from_sdk(data).get(collection) or [])
+
+    def create_invoices(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
+        """PUT /Invoices."""
+        return self.write("PUT", "Invoices", payloads, idempotency_key)
 
     def update_invoices(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
         """POST /Invoices with InvoiceIDs: updates, voids and deletes."""
-        body = to_sdk("Invoices", {"Invoices": list(payloads)})
-        data = self._call(
-            "POST /Invoices",
-            self._api().update_or_create_invoices,
-            body,
-            summarize_errors=False,
-            unitdp=4,
-            idempotency_key=idempotency_key,
-        )
-        return _element_results(from_sdk(data).get("Invoices") or [])
+        return self.write("POST", "Invoices", payloads, idempotency_key)
 
     def create_contacts(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
-        """PUT /Contacts: create only."""
-        body = to_sdk("Contacts", {"Contacts": list(payloads)})
-        data = self._call(
-            "PUT /Contacts",
-            self._api().create_contacts,
-            body,
-            summarize_errors=False,
-            idempotency_key=idempotency_key,
-        )
-        return _element_results(from_sdk(data).get("Contacts") or [])
+        """PUT /Contacts."""
+        return self.write("PUT", "Contacts", payloads, idempotency_key)
 
     def create_credit_notes(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
-        """PUT /CreditNotes: create only, so a duplicate CreditNoteNumber never becomes a second one."""
-        body = to_sdk("CreditNotes", {"CreditNotes": list(payloads)})
-        data = self._call(
-            "PUT /CreditNotes",
-            self._api().create_credit_notes,
-            body,
-            summarize_errors=False,
-            unitdp=4,
-            idempotency_key=idempotency_key,
-        )
-        return _element_results(from_sdk(data).get("CreditNotes") or [])
+        """PUT /CreditNotes."""
+        return self.write("PUT", "CreditNotes", payloads, idempotency_key)
 
     def update_credit_notes(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
         """POST /CreditNotes with CreditNoteIDs: updates and voids."""
-        body = to_sdk("CreditNotes", {"CreditNotes": list(payloads)})
-        data = self._call(
-            "POST /CreditNotes",
-            self._api().update_or_create_credit_notes,
-            body,
-            summarize_errors=False,
-            unitdp=4,
-            idempotency_key=idempotency_key,
-        )
-        return _element_results(from_sdk(data).get("CreditNotes") or [])
+        return self.write("POST", "CreditNotes", payloads, idempotency_key)
 
     def get_credit_notes(self, *, numbers: Sequence[str] = (), ids: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Credit notes by number or by id (a `where` of ORs, chunked), with their allocations."""
@@ -491,15 +397,7 @@ class XeroClient:
 
     def create_payments(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
         """PUT /Payments: many payments (or refunds) in one call, each answered on its own."""
-        body = to_sdk("Payments", {"Payments": list(payloads)})
-        data = self._call(
-            "PUT /Payments",
-            self._api().create_payments,
-            body,
-            summarize_errors=False,
-            idempotency_key=idempotency_key,
-        )
-        return _element_results(from_sdk(data).get("Payments") or [])
+        return self.write("PUT", "Payments", payloads, idempotency_key)
 
     def get_payments(self, where: str) -> list[dict[str, Any]]:
         """Every payment matching a `where` filter (pages of 100)."""
@@ -550,7 +448,7 @@ class XeroClient:
             summarize_errors=False,
             idempotency_key=idempotency_key,
         )
-        return _element_results(from_sdk(data).get("Allocations") or [])
+        return element_results(from_sdk(data).get("Allocations") or [])
 
     def delete_allocation(self, credit_note_id: str, allocation_id: str) -> dict[str, Any]:
         """DELETE /CreditNotes/{id}/Allocations/{AllocationID} (a DELETE: repeating it changes nothing)."""
@@ -564,15 +462,7 @@ class XeroClient:
 
     def update_contacts(self, payloads: Sequence[dict[str, Any]], idempotency_key: str) -> list[ElementResult]:
         """POST /Contacts with ContactIDs: updates (e.g. giving an adopted contact our ContactNumber)."""
-        body = to_sdk("Contacts", {"Contacts": list(payloads)})
-        data = self._call(
-            "POST /Contacts",
-            self._api().update_or_create_contacts,
-            body,
-            summarize_errors=False,
-            idempotency_key=idempotency_key,
-        )
-        return _element_results(from_sdk(data).get("Contacts") or [])
+        return self.write("POST", "Contacts", payloads, idempotency_key)
 
     def get_credit_notes_page(self, where: str, page: int) -> list[dict[str, Any]]:
         """One page (Xero's 100) of the credit notes matching a `where` filter, with allocations and

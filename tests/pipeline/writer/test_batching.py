@@ -18,7 +18,7 @@ from mappings import Cin7Customer, Cin7Sale, OrgReference, canonical_json, load_
 from pipeline.ledger.models import DocumentState, SyncDocument
 from pipeline.standins.generator import format_timestamp, generate
 from pipeline.writer.batches import split_by_size
-from pipeline.xero.client import to_sdk
+from pipeline.xero.sdk import to_sdk
 from tests.pipeline.conftest import Pipeline
 
 # No Xero to read reference data from: only the rounding line needs an account.
