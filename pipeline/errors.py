@@ -173,21 +173,17 @@ def _xero_credentials_refused(status: int, parsed: Any, text: str) -> SyncError 
             api="xero",
             status=status,
         )
-    if status == 400 and isinstance(parsed, Mapping) and parsed.get("error") == "invalid_grant":
-        return SyncError(
-            ErrorClass.CONFIGURATION,
-            "Xero refused the refresh token (invalid_grant): reconnect with `cin7xero xero connect`",
-            api="xero",
-            status=status,
-        )
-    if status == 400 and isinstance(parsed, Mapping) and parsed.get("error") == "invalid_client":
-        return SyncError(
-            ErrorClass.CONFIGURATION,
-            "Xero refused the client id/secret (invalid_client)",
-            api="xero",
-            status=status,
-        )
+    oauth_error = parsed.get("error") if status == 400 and isinstance(parsed, Mapping) else None
+    if oauth_error in _OAUTH_REFUSALS:
+        return SyncError(ErrorClass.CONFIGURATION, _OAUTH_REFUSALS[str(oauth_error)], api="xero", status=status)
     return None
+
+
+#: Xero identity's 400 `error` codes that no retry can cure.
+_OAUTH_REFUSALS = {
+    "invalid_grant": "Xero refused the refresh token (invalid_grant): reconnect with `cin7xero xero connect`",
+    "invalid_client": "Xero refused the client id/secret (invalid_client)",
+}
 
 
 def classify_cin7_response(status: int, body: str | bytes | None, *, throttle_wait: float) -> SyncError:

@@ -124,7 +124,15 @@ class Tenant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SaleRecord(Base):
+class TenantRow:
+    """A row that belongs to one tenant, with a surrogate key (BIGINT in PostgreSQL)."""
+
+    # sort_order keeps these first in the table, as the migrations create them.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, sort_order=-2)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), sort_order=-1)
+
+
+class SaleRecord(TenantRow, Base):
     """A Cin7 sale header as last seen, with the detail snapshot the mapping reads."""
 
     __tablename__ = "cin7_sales"
@@ -133,8 +141,6 @@ class SaleRecord(Base):
         Index("ix_cin7_sales_state", "tenant_id", "state"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     sale_id: Mapped[str] = mapped_column(String(64))
     order_number: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="cin7core")
@@ -152,21 +158,19 @@ class SaleRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class CustomerRecord(Base):
+class CustomerRecord(TenantRow, Base):
     """A Cin7 customer snapshot, read in bulk pages so that no order needs its own customer call."""
 
     __tablename__ = "cin7_customers"
     __table_args__ = (UniqueConstraint("tenant_id", "customer_id", name="uq_cin7_customers_tenant_customer"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     customer_id: Mapped[str] = mapped_column(String(64))
     snapshot: Mapped[dict[str, Any]]
     last_modified_on: Mapped[datetime | None]
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SyncDocument(Base):
+class SyncDocument(TenantRow, Base):
     """One Cin7 document (a sale invoice or credit note, a payment, refund or allocation) and its Xero one.
 
     Natural key: (tenant, source, kind, sale id, task id). `source_hash` is the Cin7 content we last read;
@@ -181,8 +185,6 @@ class SyncDocument(Base):
         Index("ix_sync_documents_migration", "migration_id", "state"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     # The Source that read it (`Source.name`): ids are unique only within one source.
     source: Mapped[str] = mapped_column(String(24), default="cin7core", server_default="cin7core")
     kind: Mapped[str] = mapped_column(String(24), default="invoice")
@@ -249,7 +251,7 @@ class MigrationRun(Base):
     finished_at: Mapped[datetime | None]
 
 
-class ContactLink(Base):
+class ContactLink(TenantRow, Base):
     """Cin7 customer id <-> Xero ContactID, with the name Xero holds (it may be a de-clashed variant)."""
 
     __tablename__ = "contact_links"
@@ -258,8 +260,6 @@ class ContactLink(Base):
         Index("ix_contact_links_xero", "tenant_id", "xero_contact_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     cin7_customer_id: Mapped[str] = mapped_column(String(64))
     xero_contact_id: Mapped[str] = mapped_column(String(64))
     xero_name: Mapped[str] = mapped_column(String(255))
@@ -312,14 +312,12 @@ class OAuthToken(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class DeadLetter(Base):
+class DeadLetter(TenantRow, Base):
     """A document that needs a person: what failed, where, why (Xero's words), and what was sent."""
 
     __tablename__ = "dead_letters"
     __table_args__ = (Index("ix_dead_letters_open", "tenant_id", "resolved_at"),)
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     document_id: Mapped[int | None] = mapped_column(ForeignKey("sync_documents.id"))
     kind: Mapped[str] = mapped_column(String(24), default="invoice")
     sale_id: Mapped[str | None] = mapped_column(String(64))
@@ -369,7 +367,7 @@ class AlertState(Base):
     closed_at: Mapped[datetime | None]
 
 
-class WebhookEvent(Base):
+class WebhookEvent(TenantRow, Base):
     """A Cin7 webhook delivery, recorded before it is acknowledged (an inbox with a unique key)."""
 
     __tablename__ = "webhook_events"
@@ -378,8 +376,6 @@ class WebhookEvent(Base):
         Index("ix_webhook_events_state", "tenant_id", "state"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     event_type: Mapped[str] = mapped_column(String(64))
     # Identifies a repeated delivery of the same event (type + document ids + body hash).
     dedupe_key: Mapped[str] = mapped_column(String(128))
@@ -409,7 +405,7 @@ class ReconciliationRun(Base):
     report_dir: Mapped[str | None] = mapped_column(Text)
 
 
-class XeroContactCache(Base):
+class XeroContactCache(TenantRow, Base):
     """What Xero's contact list holds, read in bulk pages (in full on the first run, then what changed).
 
     Contact resolution looks here instead of searching Xero per batch; a Xero-side uniqueness error
@@ -424,8 +420,6 @@ class XeroContactCache(Base):
         Index("ix_xero_contacts_name", "tenant_id", "name_key"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     contact_id: Mapped[str] = mapped_column(String(64))
     # The contact as Xero returned it (Name, ContactNumber, EmailAddress, ContactStatus).
     contact: Mapped[dict[str, Any]]

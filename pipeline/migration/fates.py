@@ -6,15 +6,19 @@ and which are conflicts), so that what the plan said is what the run does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from mappings import (
+    Cin7CreditNote,
     Cin7Customer,
+    Cin7Invoice,
     Cin7InvoiceStatus,
+    Cin7Payment,
     Cin7Sale,
     Cin7Totals,
     MappingError,
@@ -31,7 +35,7 @@ from mappings import (
 from pipeline.migration.history import in_window, number_key
 from pipeline.migration.plan_rows import Fate, PlanRow
 from pipeline.reconcile.window import Window
-from pipeline.xero.client import parse_xero_date
+from pipeline.xero.sdk import parse_xero_date
 
 CENT = Decimal("0.01")
 LIVE_CIN7 = (Cin7InvoiceStatus.AUTHORISED, Cin7InvoiceStatus.PAID)
@@ -118,56 +122,62 @@ def decide_sale(sale: Cin7Sale, ctx: Context) -> list[Decided]:
     decided: list[Decided] = []
     customer = ctx.customers.get((sale.customer_id or "").lower())
     for invoice in sale.invoices:
-        day = invoice.invoice_date.date() if invoice.invoice_date is not None else None
-        if not invoice.task_id or not in_window(day, ctx.window):
-            continue
-        make = _row(sale, "invoice", invoice.task_id, (invoice.invoice_number or "").strip(), day, invoice.total)
-        totals = Cin7Totals(subtotal=invoice.total_before_tax, tax=invoice.tax, total=invoice.total)
-
-        def mapper(invoice: Any = invoice) -> XeroInvoice:
-            return map_invoice(sale, invoice, customer=customer, rules=ctx.rules, reference=ctx.reference)
-
+        mapper = partial(map_invoice, sale, invoice, customer=customer, rules=ctx.rules, reference=ctx.reference)
         parent = _decide_document(
-            sale, ("invoice", invoice.task_id), invoice.status, day, totals, make, mapper, ctx.xero_invoices, ctx
+            sale, "invoice", invoice, invoice.invoice_number, invoice.invoice_date, mapper, ctx.xero_invoices, ctx
         )
-        decided.append(parent)
-        for payment in invoice.payments:
-            paid_on = payment.date_paid.date() if payment.date_paid is not None else None
-            applied = _row(sale, "payment", payment.id or "", parent.row.number, paid_on, payment.amount)
-            decided.append(Decided(_applied_fate(parent.row, applied, paid_on, ctx, ("payment", payment.id or ""))))
+        if parent is not None:
+            decided.append(parent)
+            decided.extend(_decide_applied(sale, "payment", invoice.payments, parent.row, ctx))
     for note in sale.credit_notes:
-        day = note.credit_note_date.date() if note.credit_note_date is not None else None
-        if not note.task_id or not in_window(day, ctx.window):
-            continue
-        make = _row(sale, "credit_note", note.task_id, (note.credit_note_number or "").strip(), day, note.total)
-        totals = Cin7Totals(subtotal=note.total_before_tax, tax=note.tax, total=note.total)
-
-        def note_mapper(note: Any = note) -> XeroCreditNote:
-            return map_credit_note(sale, note, customer=customer, rules=ctx.rules, reference=ctx.reference)
-
+        note_mapper = partial(map_credit_note, sale, note, customer=customer, rules=ctx.rules, reference=ctx.reference)
         parent = _decide_document(
-            sale, ("credit_note", note.task_id), note.status, day, totals, make, note_mapper, ctx.xero_credit_notes, ctx
+            sale,
+            "credit_note",
+            note,
+            note.credit_note_number,
+            note.credit_note_date,
+            note_mapper,
+            ctx.xero_credit_notes,
+            ctx,
         )
-        decided.append(parent)
-        decided.append(Decided(_allocation_fate(sale, note.task_id, parent.row, decided, ctx)))
-        for refund in note.refunds:
-            paid_on = refund.date_paid.date() if refund.date_paid is not None else None
-            applied = _row(sale, "refund", refund.id or "", parent.row.number, paid_on, refund.amount)
-            decided.append(Decided(_applied_fate(parent.row, applied, paid_on, ctx, ("refund", refund.id or ""))))
+        if parent is not None:
+            decided.append(parent)
+            decided.append(Decided(_allocation_fate(sale, note.task_id or "", parent.row, decided, ctx)))
+            decided.extend(_decide_applied(sale, "refund", note.refunds, parent.row, ctx))
+    return decided
+
+
+def _decide_applied(
+    sale: Cin7Sale, kind: str, applied: Sequence[Cin7Payment], parent: PlanRow, ctx: Context
+) -> list[Decided]:
+    """Payments of an invoice, refunds of a credit note: each dated on its own, on its document's number."""
+    decided = []
+    for item in applied:
+        paid_on = item.date_paid.date() if item.date_paid is not None else None
+        make = _row(sale, kind, item.id or "", parent.number, paid_on, item.amount)
+        decided.append(Decided(_applied_fate(parent, make, paid_on, ctx, (kind, item.id or ""))))
     return decided
 
 
 def _decide_document(
     sale: Cin7Sale,
-    key: tuple[str, str],
-    status: object,
-    day: date | None,
-    totals: Cin7Totals,
-    make: Callable[..., PlanRow],
+    kind: str,
+    document: Cin7Invoice | Cin7CreditNote,
+    number: str | None,
+    dated: datetime | None,
     mapper: Callable[[], XeroInvoice | XeroCreditNote],
     in_xero: Mapping[str, dict[str, Any]],
     ctx: Context,
-) -> Decided:
+) -> Decided | None:
+    """The fate of an invoice or credit note dated in the window; None for one outside it."""
+    day = dated.date() if dated is not None else None
+    if not document.task_id or not in_window(day, ctx.window):
+        return None
+    make = _row(sale, kind, document.task_id, (number or "").strip(), day, document.total)
+    totals = Cin7Totals(subtotal=document.total_before_tax, tax=document.tax, total=document.total)
+    key = (kind, document.task_id)
+    status = document.status
     parsed = Cin7InvoiceStatus.parse(status)
     if parsed not in LIVE_CIN7:
         return Decided(make(Fate.SKIPPED, f"Cin7 status {status}"))

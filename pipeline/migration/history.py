@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from pipeline.errors import SyncError
 from pipeline.ledger.models import SaleRecord, SaleState, utcnow
 from pipeline.reconcile.window import Window
 from pipeline.source.cin7core.client import Cin7Client
+from pipeline.source.cin7core.reading import list_rows, parse_sale
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,7 @@ def iter_cin7_history(ctx: TenantContext, window: Window, read: CinRead) -> Iter
     since = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC) - LIST_MARGIN
     for page in _pages(ctx, since, read):
         wanted: dict[str, Cin7SaleListRow] = {}
-        for raw in page:
-            try:
-                row = Cin7SaleListRow.model_validate(raw)
-            except ValidationError as exc:
-                read.errors.append(f"unreadable saleList row {raw.get('SaleID')}: {exc.errors()[0]['msg']}")
-                continue
+        for row in list_rows(page, read.errors).values():
             read.listed += 1
             if _invoiced_in(row, window):
                 wanted[row.sale_id] = row
@@ -88,10 +83,8 @@ def iter_cin7_history(ctx: TenantContext, window: Window, read: CinRead) -> Iter
                     continue
             else:
                 read.from_ledger += 1
-            try:
-                sale = Cin7Sale.model_validate(detail)
-            except ValidationError as exc:
-                read.errors.append(f"Cin7 sale {sale_id} ({row.order_number}) does not parse: {exc.errors()[0]['msg']}")
+            sale = parse_sale(detail, row, read.errors)
+            if sale is None:
                 continue
             read.sales += 1
             yield sale, detail

@@ -10,6 +10,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from mappings import Cin7Totals, totals_in_xero
@@ -301,6 +302,8 @@ def _compare_pair(
 ) -> list[Finding]:
     findings: list[Finding] = []
     doc_id = doc.doc_id if doc else None
+    # Every finding of the pair names both sides, the ledger row and what the ledger knows of it.
+    found = partial(Finding, cin7=invoice, xero=(xero,), doc_id=doc_id, known=known)
     differences = total_differences(invoice, xero)
     conflict = doc is not None and doc.state == DocumentState.CONFLICT.value
     # VOIDED (or, for a credit note, DRAFT) in Cin7: nothing live may stand for it in Xero.
@@ -308,27 +311,19 @@ def _compare_pair(
         if xero.live:
             paid_note = " and paid/credited there" if xero.paid else ""
             findings.append(
-                Finding(
+                found(
                     Kind.STATUS,
                     f"{invoice.status.lower()} in Cin7 but {xero.status} in Xero{paid_note}",
-                    cin7=invoice,
-                    xero=(xero,),
-                    known=known,
                     healable=not xero.paid and not conflict and _healable(doc, known),
-                    doc_id=doc_id,
                 )
             )
         return findings
     if not xero.live:
         findings.append(
-            Finding(
+            found(
                 Kind.STATUS,
                 f"{invoice.status} in Cin7 but {xero.status} in Xero",
-                cin7=invoice,
-                xero=(xero,),
                 difference=differences,
-                known=known,
-                doc_id=doc_id,
             )
         )
         return findings
@@ -336,14 +331,11 @@ def _compare_pair(
         # The sync itself saw Cin7 change a document Xero had already paid (or allocated) and stopped.
         what = f"totals differ ({_fmt_differences(differences)})" if differences else "changed"
         findings.append(
-            Finding(
+            found(
                 Kind.STATUS,
                 f"{_used(xero)} but {what} in Cin7; the sync does not change a paid or credited {noun}",
-                cin7=invoice,
-                xero=(xero,),
                 difference=differences,
                 known="ledger conflict",
-                doc_id=doc_id,
             )
         )
     elif differences:
@@ -352,41 +344,29 @@ def _compare_pair(
         # still differ as totals, but the sync may not rewrite the document, so it is never healable.
         paid_note = f"; {_used(xero)}, which the sync does not change" if xero.paid else ""
         findings.append(
-            Finding(
+            found(
                 Kind.ROUNDING if rounding else Kind.MISMATCH,
                 f"{'rounding' if rounding else 'totals'} differ: {_fmt_differences(differences)} (Xero - Cin7)"
                 + paid_note,
-                cin7=invoice,
-                xero=(xero,),
                 difference=differences,
-                known=known,
                 healable=not rounding and not xero.paid and doc is not None and doc.state == DocumentState.SYNCED.value,
-                doc_id=doc_id,
             )
         )
     if invoice.date is not None and xero.date is not None and invoice.date != xero.date:
         findings.append(
-            Finding(
+            found(
                 Kind.DATE,
                 f"dated {invoice.date.isoformat()} in Cin7 but {xero.date.isoformat()} in Xero",
-                cin7=invoice,
-                xero=(xero,),
-                known=known,
                 healable=not xero.paid and doc is not None and doc.state == DocumentState.SYNCED.value,
-                doc_id=doc_id,
             )
         )
     link = ledger.contact_links.get((invoice.customer_id or "").lower())
     if link is not None and xero.contact_id is not None and link.lower() != xero.contact_id:
         findings.append(
-            Finding(
+            found(
                 Kind.CONTACT,
                 f"Xero {noun} is on contact {xero.contact_name or xero.contact_id} ({xero.contact_id}); "
                 f"the ledger links Cin7 customer {invoice.customer} to Xero contact {link}",
-                cin7=invoice,
-                xero=(xero,),
-                known=known,
-                doc_id=doc_id,
             )
         )
     balance = balance_finding(invoice, xero, differences, noun=noun, known=known, doc_id=doc_id)

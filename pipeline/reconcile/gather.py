@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 
-from mappings import Cin7Sale, Cin7SaleListRow
 from pipeline.context import TenantContext
 from pipeline.errors import SyncError
 from pipeline.ledger.models import (
@@ -39,6 +37,7 @@ from pipeline.reconcile.rows import (
     xero_invoice_row,
 )
 from pipeline.reconcile.window import Window
+from pipeline.source.cin7core.reading import list_rows, parse_sale
 from pipeline.writer.claim import ready_count
 
 XERO_PAGE_SIZE = 1000
@@ -136,14 +135,7 @@ def read_cin7_window(ctx: TenantContext, window: Window) -> Cin7Read:
     result = Cin7Read()
     since = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC) - FORWARD_DATED_MARGIN
     for page in ctx.cin7.iter_sale_pages(since):
-        listed: dict[str, Cin7SaleListRow] = {}
-        for raw in page:
-            try:
-                row = Cin7SaleListRow.model_validate(raw)
-            except ValidationError as exc:
-                result.errors.append(f"unreadable saleList row {raw.get('SaleID')}: {exc.errors()[0]['msg']}")
-                continue
-            listed[row.sale_id] = row
+        listed = list_rows(page, result.errors)
         result.listed += len(listed)
         with ctx.sessions() as session:
             records = {
@@ -173,10 +165,8 @@ def read_cin7_window(ctx: TenantContext, window: Window) -> Cin7Read:
                     result.errors.append(f"Cin7 sale {sale_id} ({row.order_number}) could not be read: {error.message}")
                     continue
                 result.fetched += 1
-            try:
-                sale = Cin7Sale.model_validate(detail)
-            except ValidationError as exc:
-                result.errors.append(f"Cin7 sale {sale_id} does not parse: {exc.errors()[0]['msg']}")
+            sale = parse_sale(detail, row, result.errors)
+            if sale is None:
                 continue
             result.sales_read.add(sale.id)
             result.rows.extend(cin7_invoice_rows(sale))

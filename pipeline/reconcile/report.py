@@ -250,6 +250,17 @@ def _link(url: object, text: object) -> str:
     return f'<a href="{_e(url)}" target="_blank" rel="noopener noreferrer">{_e(text)}</a>'
 
 
+def _side_cells(document: str, texts: list[str], side: Mapping[str, Any], balance_keys: list[str]) -> str:
+    """One side's cells: number, date, contact and status (already escaped), then its amounts."""
+    number, dated, contact, status = texts
+    return (
+        f'<td class="nowrap">{number}</td><td class="nowrap">{dated}</td><td>{contact}</td>'
+        f'<td class="nowrap">{status}</td>'
+        + "".join(_amount(side.get(key)) for key in ("subtotal", "tax", "total"))
+        + _balance_cell(document, [side.get(key) for key in balance_keys])
+    )
+
+
 def _balance_cell(document: str, values: Sequence[object], *, diff: bool = False) -> str:
     """Paid, credited and due (refunded, allocated, remaining) stacked in one cell; blanks left out."""
     words = balance_words(document)
@@ -310,13 +321,11 @@ def _row_html(index: int, finding: Mapping[str, Any]) -> str:
     document = _document(finding)
     if cin7:
         cin7_number = _link(cin7.get("link"), cin7.get("number") or "(no number)")
-        cin7_cells = (
-            f'<td class="nowrap">{cin7_number}</td><td class="nowrap">{_e(cin7.get("date"))}</td>'
-            f'<td>{_e(cin7.get("customer"))}</td><td class="nowrap">{_e(cin7.get("status"))}</td>'
-            + _amount(cin7.get("subtotal"))
-            + _amount(cin7.get("tax"))
-            + _amount(cin7.get("total"))
-            + _balance_cell(document, [cin7.get("paid"), cin7.get("credited"), cin7.get("due")])
+        cin7_cells = _side_cells(
+            document,
+            [cin7_number, _e(cin7.get("date")), _e(cin7.get("customer")), _e(cin7.get("status"))],
+            cin7,
+            ["paid", "credited", "due"],
         )
     else:
         cin7_cells = '<td colspan="8" class="muted">not in Cin7</td>'
@@ -325,14 +334,8 @@ def _row_html(index: int, finding: Mapping[str, Any]) -> str:
         statuses = "<br>".join(_e(row.get("status")) for row in xero)
         dates = "<br>".join(_e(row.get("date")) for row in xero)
         contacts = "<br>".join(_e(row.get("contact")) for row in xero)
-        first = xero[0]
-        xero_cells = (
-            f'<td class="nowrap">{links}</td><td class="nowrap">{dates}</td><td>{contacts}</td>'
-            f'<td class="nowrap">{statuses}</td>'
-            + _amount(first.get("subtotal"))
-            + _amount(first.get("tax"))
-            + _amount(first.get("total"))
-            + _balance_cell(document, [first.get("amount_paid"), first.get("amount_credited"), first.get("amount_due")])
+        xero_cells = _side_cells(
+            document, [links, dates, contacts, statuses], xero[0], ["amount_paid", "amount_credited", "amount_due"]
         )
     else:
         xero_cells = '<td colspan="8" class="muted">not in Xero</td>'

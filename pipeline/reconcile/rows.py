@@ -9,15 +9,15 @@ import enum
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from mappings import Cin7Sale, credit_allocations, money_total, round_half_up
+from mappings import Cin7CreditNote, Cin7Invoice, Cin7Sale, credit_allocations, money_total, round_half_up
 from pipeline.ledger.models import (
     DocumentState,
 )
-from pipeline.xero.client import parse_xero_date
+from pipeline.xero.sdk import parse_xero_date
 
 # Differences up to this much (per total) are Xero's or Cin7's rounding, reported apart from mismatches.
 CIN7_SALE_LINK = "https://inventory.dearsystems.com/Sale#{id}"
@@ -310,13 +310,21 @@ def number_shape(number: str) -> str:
     return re.sub(r"\d+", lambda m: f"#{len(m.group())}", number.strip().upper())
 
 
-def xero_invoice_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
-    """A row from Xero's invoice JSON (as the SDK serialises it, or the stand-in renders it)."""
+def _xero_row(
+    data: Mapping[str, Any],
+    *,
+    document: str,
+    id_key: str,
+    number_key: str,
+    paid: Decimal,
+    credited: Decimal,
+    due: object,
+) -> XeroInvoiceRow:
     contact = data.get("Contact") or {}
     contact_id = contact.get("ContactID")
     return XeroInvoiceRow(
-        invoice_id=str(data.get("InvoiceID") or "").lower(),
-        number=str(data.get("InvoiceNumber") or "").strip(),
+        invoice_id=str(data.get(id_key) or "").lower(),
+        number=str(data.get(number_key) or "").strip(),
         date=parse_xero_date(data.get("DateString") or data.get("Date")),
         status=str(data.get("Status") or "").upper(),
         contact_id=str(contact_id).lower() if contact_id else None,
@@ -324,10 +332,24 @@ def xero_invoice_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
         subtotal=_decimal(data.get("SubTotal")),
         tax=_decimal(data.get("TotalTax")),
         total=_decimal(data.get("Total")),
-        amount_paid=_decimal(data.get("AmountPaid")),
-        amount_credited=_decimal(data.get("AmountCredited")),
-        amount_due=_decimal(data["AmountDue"]) if data.get("AmountDue") is not None else None,
+        amount_paid=paid,
+        amount_credited=credited,
+        amount_due=_decimal(due) if due is not None else None,
         currency=str(data["CurrencyCode"]) if data.get("CurrencyCode") else None,
+        document=document,
+    )
+
+
+def xero_invoice_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
+    """A row from Xero's invoice JSON (as the SDK serialises it, or the stand-in renders it)."""
+    return _xero_row(
+        data,
+        document=INVOICE,
+        id_key="InvoiceID",
+        number_key="InvoiceNumber",
+        paid=_decimal(data.get("AmountPaid")),
+        credited=_decimal(data.get("AmountCredited")),
+        due=data.get("AmountDue"),
     )
 
 
@@ -337,8 +359,6 @@ def xero_credit_note_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
     A listing may leave Allocations out; then what is allocated is what of the total is neither left
     (RemainingCredit) nor refunded.
     """
-    contact = data.get("Contact") or {}
-    contact_id = contact.get("ContactID")
     total = _decimal(data.get("Total"))
     refunded = sum((_decimal(p.get("Amount")) for p in data.get("Payments") or [] if isinstance(p, Mapping)), ZERO)
     allocations = [a for a in data.get("Allocations") or [] if isinstance(a, Mapping)]
@@ -349,21 +369,14 @@ def xero_credit_note_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
         allocated = total - _decimal(remaining) - refunded
     else:
         allocated = ZERO
-    return XeroInvoiceRow(
-        invoice_id=str(data.get("CreditNoteID") or "").lower(),
-        number=str(data.get("CreditNoteNumber") or "").strip(),
-        date=parse_xero_date(data.get("DateString") or data.get("Date")),
-        status=str(data.get("Status") or "").upper(),
-        contact_id=str(contact_id).lower() if contact_id else None,
-        contact_name=str(contact.get("Name") or ""),
-        subtotal=_decimal(data.get("SubTotal")),
-        tax=_decimal(data.get("TotalTax")),
-        total=total,
-        amount_paid=refunded,
-        currency=str(data["CurrencyCode"]) if data.get("CurrencyCode") else None,
+    return _xero_row(
+        data,
         document=CREDIT_NOTE,
-        amount_credited=allocated,
-        amount_due=_decimal(remaining) if remaining is not None else None,
+        id_key="CreditNoteID",
+        number_key="CreditNoteNumber",
+        paid=refunded,
+        credited=allocated,
+        due=remaining,
     )
 
 
@@ -372,34 +385,53 @@ def _cents(amounts: Iterable[Decimal]) -> Decimal:
     return sum((round_half_up(amount) for amount in amounts), ZERO)
 
 
+def _cin7_row(
+    sale: Cin7Sale,
+    document: Cin7Invoice | Cin7CreditNote,
+    *,
+    kind: str,
+    number: str | None,
+    dated: datetime | None,
+    paid: Decimal,
+    credited: Decimal,
+) -> Cin7InvoiceRow:
+    return Cin7InvoiceRow(
+        sale_id=sale.id,
+        task_id=document.task_id or "",
+        number=(number or "").strip(),
+        date=dated.date() if dated is not None else None,
+        customer=(sale.customer or "").strip(),
+        customer_id=sale.customer_id,
+        status=str(document.status or "NOT AVAILABLE").upper(),
+        subtotal=document.total_before_tax,
+        tax=document.tax,
+        total=document.total,
+        currency=sale.customer_currency or sale.base_currency,
+        document=kind,
+        paid=paid,
+        credited=credited,
+    )
+
+
 def cin7_invoice_rows(sale: Cin7Sale) -> list[Cin7InvoiceRow]:
     """Every invoice of a sale (any status, any date) as rows, with what Xero must show as paid and credited."""
     credited: dict[str | None, Decimal] = {}
     for allocation in credit_allocations(sale).values():
         key = allocation.invoice.task_id
         credited[key] = credited.get(key, ZERO) + allocation.amount
-    rows = []
-    for invoice in sale.invoices:
-        if not invoice.task_id:
-            continue
-        rows.append(
-            Cin7InvoiceRow(
-                sale_id=sale.id,
-                task_id=invoice.task_id,
-                number=(invoice.invoice_number or "").strip(),
-                date=invoice.invoice_date.date() if invoice.invoice_date is not None else None,
-                customer=(sale.customer or "").strip(),
-                customer_id=sale.customer_id,
-                status=str(invoice.status or "NOT AVAILABLE").upper(),
-                subtotal=invoice.total_before_tax,
-                tax=invoice.tax,
-                total=invoice.total,
-                currency=sale.customer_currency or sale.base_currency,
-                paid=_cents(payment.amount for payment in invoice.payments),
-                credited=credited.get(invoice.task_id, ZERO),
-            )
+    return [
+        _cin7_row(
+            sale,
+            invoice,
+            kind=INVOICE,
+            number=invoice.invoice_number,
+            dated=invoice.invoice_date,
+            paid=_cents(payment.amount for payment in invoice.payments),
+            credited=credited.get(invoice.task_id, ZERO),
         )
-    return rows
+        for invoice in sale.invoices
+        if invoice.task_id
+    ]
 
 
 def cin7_credit_note_rows(sale: Cin7Sale) -> list[Cin7InvoiceRow]:
@@ -411,19 +443,12 @@ def cin7_credit_note_rows(sale: Cin7Sale) -> list[Cin7InvoiceRow]:
             continue
         allocation = allocations.get(note.task_id)
         rows.append(
-            Cin7InvoiceRow(
-                sale_id=sale.id,
-                task_id=note.task_id,
-                number=(note.credit_note_number or "").strip(),
-                date=note.credit_note_date.date() if note.credit_note_date is not None else None,
-                customer=(sale.customer or "").strip(),
-                customer_id=sale.customer_id,
-                status=str(note.status or "NOT AVAILABLE").upper(),
-                subtotal=note.total_before_tax,
-                tax=note.tax,
-                total=note.total,
-                currency=sale.customer_currency or sale.base_currency,
-                document=CREDIT_NOTE,
+            _cin7_row(
+                sale,
+                note,
+                kind=CREDIT_NOTE,
+                number=note.credit_note_number,
+                dated=note.credit_note_date,
                 paid=_cents(refund.amount for refund in note.refunds),
                 credited=allocation.amount if allocation is not None else ZERO,
             )

@@ -1,0 +1,40 @@
+"""Cin7 Core answers read into models for passes over many sales (reconciliation, migration): a record
+that does not parse is named, with its field, in the pass's errors and passed over, never fatal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from mappings import Cin7Sale, Cin7SaleListRow
+
+
+def _problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def list_rows(page: Iterable[dict[str, Any]], errors: list[str]) -> dict[str, Cin7SaleListRow]:
+    """A saleList page's rows by SaleID."""
+    rows: dict[str, Cin7SaleListRow] = {}
+    for raw in page:
+        try:
+            row = Cin7SaleListRow.model_validate(raw)
+        except ValidationError as exc:
+            errors.append(f"unreadable saleList row {raw.get('SaleID')}: {_problem(exc)}")
+            continue
+        rows[row.sale_id] = row
+    return rows
+
+
+def parse_sale(detail: dict[str, Any], row: Cin7SaleListRow, errors: list[str]) -> Cin7Sale | None:
+    """A sale's detail as the model, or None (noted) when it does not parse."""
+    try:
+        return Cin7Sale.model_validate(detail)
+    except ValidationError as exc:
+        errors.append(f"Cin7 sale {row.sale_id} ({row.order_number}) does not parse: {_problem(exc)}")
+        return None
