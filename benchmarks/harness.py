@@ -7,6 +7,7 @@ Mirrors what tests/conftest.py does for tests (create/migrate/drop a database, s
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -187,3 +188,16 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def machine_facts(load_before: tuple[float, float, float]) -> dict[str, object]:
+    """What a report says of the machine: cores, Python, platform, and the other work on it during the
+    run (1/5/15-minute load averages before and after).
+    """
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }

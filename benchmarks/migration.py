@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from benchmarks.harness import (
     XERO_CALLS_PER_WINDOW,
     Workers,
     fresh_database,
+    machine_facts,
     pick_redis_dbs,
     pipeline_env,
     redis_database,
@@ -605,13 +605,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": "python -m benchmarks.migration " + " ".join(argv),
         "generated_at": datetime.now(UTC).isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-        },
+        "machine": machine_facts(load_before),
         "settings": {
             "sizes": args.sizes,
             "seed": args.seed,

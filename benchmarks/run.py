@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -49,6 +48,7 @@ from benchmarks.harness import (
     XERO_CALLS_PER_WINDOW,
     Workers,
     fresh_database,
+    machine_facts,
     pick_redis_dbs,
     pipeline_env,
     redis_database,
@@ -888,14 +888,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "generated_at": datetime.now(UTC).isoformat(),
         "parts": parts,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            # Other work on the machine during the run (1/5/15-minute load averages).
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-        },
+        "machine": machine_facts(load_before),
         "settings": {
             "sales": args.sales,
             "throttled_sales": args.throttled_sales,

@@ -19,11 +19,8 @@ at one a second.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -51,6 +48,7 @@ from pipeline.standins.generator import generate
 from pipeline.standins.xero import XeroStandIn
 from pipeline.standins.xero.data import parse_ms_datetime
 from pipeline.webhooks.server import WebhookServer
+from pipeline.workerpool import WorkerPool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,63 +59,9 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def _start_worker(
-    name: str, env: dict[str, str], logdir: Path, concurrency: int, log_level: str
-) -> subprocess.Popen[bytes]:
-    log = logdir / f"{name}.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "pipeline.app",
-            "worker",
-            "-Q",
-            "cin7,mapping,xero,maintenance",
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            log_level,
-            "-f",
-            str(log),
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return process
-
-
-def _wait_ready(count: int, timeout: float = 60) -> None:
-    # Workers log at WARNING here; readiness is seen through the broker instead.
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        replies = app.control.ping(timeout=0.5) or []
-        if len(replies) >= count:
-            return
-        time.sleep(0.3)
-    raise RuntimeError("workers did not become ready")
-
-
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        # The main process only: it finishes its pool's tasks (signalling the group would kill them).
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+def _answers_ping(node: str) -> bool:
+    # Workers log at WARNING here, so their " ready." line is not written: ask through the broker.
+    return bool(app.control.ping(destination=[node], timeout=0.5))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,15 +97,15 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update(env)
     reload_runtime()
     upgrade(database_url)
-    processes: list[subprocess.Popen[bytes]] = []
     logdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
+    workers = WorkerPool(
+        env={**os.environ, **env, **xero_limit_env(args.xero_window or None)}, logdir=logdir, processes=[]
+    )
 
     server: WebhookServer | None = None
     try:
-        worker_env = {**os.environ, **env, **xero_limit_env(args.xero_window or None)}
         for index in range(args.workers):
-            processes.append(_start_worker(f"bench{index}", worker_env, logdir, args.concurrency, args.log_level))
-        _wait_ready(args.workers)
+            workers.start(f"bench{index}", concurrency=args.concurrency, log_level=args.log_level, ready=_answers_ping)
         server = WebhookServer(max_connections=256).start()
         by_sale: dict[str, list[str]] = {}
         for expectation in dataset.expectations:
@@ -254,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
-        _stop(processes)
+        workers.stop_all(finish_tasks=True)
         cin7.stop()
         xero.stop()
 

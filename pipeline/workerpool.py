@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +37,15 @@ class WorkerPool:
         queues: str = "cin7,mapping,xero,maintenance",
         pool: str = "prefork",
         beat: bool = False,
+        log_level: str = "INFO",
+        ready: Callable[[str], bool] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start `celery -A pipeline.app worker` (with embedded beat if asked) and wait until it consumes."""
+        """Start `celery -A pipeline.app worker` (with embedded beat if asked) and wait until it consumes.
+
+        Readiness is read from the worker's log (its " ready." line, logged at INFO); a quieter worker
+        needs `ready`, asked with the worker's node name (e.g. a broker ping, which only the caller's
+        Celery app can send).
+        """
         log = self.logdir / f"{name}.log"
         beat_args = ["-B", "-s", str(self.logdir / f"{name}-beat-schedule")] if beat else []
         process = subprocess.Popen(  # noqa: S603 - our own command line, no outside input
@@ -58,7 +67,7 @@ class WorkerPool:
                 "--without-mingle",
                 "--without-gossip",
                 "-l",
-                "INFO",
+                log_level,
                 "-f",
                 str(log),
                 *beat_args,
@@ -71,8 +80,9 @@ class WorkerPool:
         )
         self.processes.append(process)
         deadline = time.monotonic() + 60
+        node = f"{name}@{socket.gethostname()}"
         while time.monotonic() < deadline:
-            if log.exists() and " ready." in log.read_text(errors="replace"):
+            if ready(node) if ready is not None else log.exists() and " ready." in log.read_text(errors="replace"):
                 return process
             if process.poll() is not None:
                 raise RuntimeError(f"worker {name} exited: {log.read_text(errors='replace')[-3000:]}")
@@ -85,12 +95,20 @@ class WorkerPool:
             os.killpg(process.pid, sig)
         process.wait(timeout=30)
 
-    def stop_all(self) -> None:
-        """Warm shutdown, then kill whatever is left."""
+    def stop_all(self, *, finish_tasks: bool = False) -> None:
+        """Shut down, then kill whatever is left after 20 s.
+
+        By default every process of each worker gets SIGTERM (quick: running tasks are cut short, and
+        the ledger heals them). `finish_tasks` signals each worker's main process only, which lets its
+        pool finish the tasks in hand first (a benchmark's last figures).
+        """
         for process in self.processes:
             if process.poll() is None:
                 try:
-                    os.killpg(process.pid, signal.SIGTERM)
+                    if finish_tasks:
+                        os.kill(process.pid, signal.SIGTERM)
+                    else:
+                        os.killpg(process.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     continue
         deadline = time.monotonic() + 20

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -340,6 +339,7 @@ def standins_serve(
 
     from pipeline.standins.cin7 import Cin7StandIn
     from pipeline.standins.generator import generate
+    from pipeline.standins.serving import serve_until_signalled
     from pipeline.standins.xero import XeroStandIn
 
     signal.signal(signal.SIGTERM, _interrupt)
@@ -362,14 +362,7 @@ def standins_serve(
         f"XERO_CONNECTIONS_URL={xero.connections_url} XERO_CLIENT_ID={xero.client_id} "
         f"XERO_CLIENT_SECRET={xero.client_secret}"
     )
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        cin7.stop()
-        xero.stop()
+    serve_until_signalled(cin7, xero)
 
 
 @app.command()

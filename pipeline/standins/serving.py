@@ -5,8 +5,11 @@ Each stand-in subclasses both, choosing its own accept queue, buffers and reques
 
 from __future__ import annotations
 
+import signal
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, TypeVar
+from types import FrameType
+from typing import Any, Generic, Protocol, TypeVar
 
 StandInT = TypeVar("StandInT")
 
@@ -26,3 +29,28 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logging; tests and benchmarks would otherwise spend their time on stderr."""
+
+
+class Stoppable(Protocol):
+    """A running stand-in."""
+
+    def stop(self) -> None:
+        """Shut its server down."""
+        ...
+
+
+def serve_until_signalled(*standins: Stoppable) -> None:
+    """Block until SIGINT (Ctrl-C) or SIGTERM (docker stop), then stop every stand-in cleanly."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        for standin in standins:
+            standin.stop()

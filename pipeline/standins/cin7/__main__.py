@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import time
 from datetime import UTC, datetime
 
 from pipeline.standins.cin7.server import Cin7StandIn
 from pipeline.standins.cin7.state import DEFAULT_ACCOUNT_ID, DEFAULT_APPLICATION_KEY
 from pipeline.standins.generator import generate, generate_purchases, with_purchases
+from pipeline.standins.serving import serve_until_signalled
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,13 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         throttle_status=args.throttle_status,
     ).start()
     print(f"Cin7 Core stand-in on {standin.url} (API {standin.api_url}); Ctrl-C to stop", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        standin.stop()
+    serve_until_signalled(standin)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
-import signal
-import threading
-from types import FrameType
 
 import pipeline.standins.xero as package
+from pipeline.standins.serving import serve_until_signalled
 from pipeline.standins.xero.server import XeroStandIn
 from pipeline.standins.xero.state import DEFAULT_TENANT_ID, XeroOptions
 
@@ -33,36 +32,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--period-lock-date", default="2020-06-30", help="YYYY-MM-DD, or 'none' for no lock date")
     args = parser.parse_args(argv)
     lock = None if args.period_lock_date.lower() == "none" else dt.date.fromisoformat(args.period_lock_date)
-    options = XeroOptions(
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        tenant_id=args.tenant_id,
-        org_name=args.org_name,
-        minute_limit=args.minute_limit,
-        day_limit=args.day_limit,
-        concurrent_limit=args.concurrent_limit,
-        window_seconds=args.window_seconds,
-        day_window_seconds=args.day_window_seconds,
-        idempotency_ttl_seconds=args.idempotency_ttl_seconds,
-        access_token_ttl_seconds=args.access_token_ttl_seconds,
-        refresh_grace_seconds=args.refresh_grace_seconds,
-        period_lock_date=lock,
-    )
+    # Every option but the lock date is a flag of the same name.
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(XeroOptions) if hasattr(args, f.name)}
+    options = XeroOptions(**{**given, "period_lock_date": lock})
     standin = XeroStandIn(args.host, args.port, options=options)
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     standin.start()
     print(standin.url, flush=True)
-    try:
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        standin.stop()
+    serve_until_signalled(standin)
 
 
 if __name__ == "__main__":
