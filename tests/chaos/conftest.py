@@ -27,7 +27,7 @@ import redis
 from sqlalchemy import select
 
 from pipeline.app import TaskName, send
-from pipeline.ledger.models import DeadLetter, PollCursor
+from pipeline.ledger.models import DeadLetter, DocumentState, PollCursor
 from pipeline.operations.status import LedgerCounts, ledger_counts, wait_until_settled
 from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
@@ -127,6 +127,18 @@ class Chaos:
                 raise AssertionError(f"timed out waiting for {what or condition}: {counts}\n{self.p.workers.logs()}")
             time.sleep(0.1)
 
+    def poll_until_first_synced(self) -> datetime | None:
+        """Send a poll and wait for its first invoices in Xero; return the previous poll time for `settle`."""
+        before = self.start_poll()
+        self.wait_for(lambda c: c.get(DocumentState.SYNCED) > 0, what="the first invoices in Xero")
+        return before
+
+    def settle_through_xero_faults(self, **faults: Any) -> LedgerCounts:
+        """Poll; once the first invoices are in Xero, set Xero's `faults`; wait until the poll has settled."""
+        before = self.poll_until_first_synced()
+        self.p.xero.set_faults(**faults)
+        return self.settle(before)
+
     def settle(self, before: datetime | None, timeout: float = 60) -> LedgerCounts:
         """Wait until the poll sent after `before` has run and nothing is in flight."""
 
@@ -140,6 +152,18 @@ class Chaos:
             raise AssertionError(f"{exc}\n--- worker logs ---\n{self.p.workers.logs()}") from exc
 
     # --- breaking ----------------------------------------------------------------------------------
+    def kill_workers(self) -> None:
+        """SIGKILL every worker process still running, and forget them all (a host losing its processes)."""
+        for process in list(self.p.workers.processes):
+            if process.poll() is None:
+                self.p.workers.kill(process)
+        self.p.workers.processes.clear()
+
+    def restart_workers(self) -> None:
+        """Start two workers again after `kill_workers`, the first with beat."""
+        self.p.workers.start("w0", beat=True)
+        self.p.workers.start("w1")
+
     def empty_redis(self) -> None:
         """Redis restarted without persistence: every queued, unacked and scheduled message is lost."""
         if self.private_redis is not None:

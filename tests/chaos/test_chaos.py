@@ -26,16 +26,9 @@ from tests.chaos.conftest import Chaos
 pytestmark = pytest.mark.pipeline
 
 
-def _synced_some(counts: object) -> bool:
-    return isinstance(counts, LedgerCounts) and counts.get(DocumentState.SYNCED) > 0
-
-
 def test_a_xero_outage_is_waited_out_with_backoff(make_chaos: Callable[..., Chaos]) -> None:
     chaos = make_chaos(env={"XERO_BATCH_SIZE": "5"})
-    before = chaos.start_poll()
-    chaos.wait_for(_synced_some, what="the first invoices in Xero")
-    chaos.p.xero.set_faults(outage_seconds=6)
-    chaos.settle(before)
+    chaos.settle_through_xero_faults(outage_seconds=6)
 
     chaos.assert_exactly_once()
     # Some batches met the outage (a failed attempt, then the successful one) and still went through.
@@ -46,10 +39,7 @@ def test_a_xero_outage_is_waited_out_with_backoff(make_chaos: Callable[..., Chao
 
 def test_a_storm_of_429s_is_waited_out_without_spending_attempts(make_chaos: Callable[..., Chaos]) -> None:
     chaos = make_chaos(env={"XERO_BATCH_SIZE": "10"})
-    before = chaos.start_poll()
-    chaos.wait_for(_synced_some, what="the first invoices in Xero")
-    chaos.p.xero.set_faults(rate_limit_next=12)
-    chaos.settle(before)
+    chaos.settle_through_xero_faults(rate_limit_next=12)
 
     chaos.assert_exactly_once()
     assert chaos.p.xero.stats()["rate_limited"] == 12
@@ -85,8 +75,7 @@ def test_expired_tokens_are_refreshed_once_by_many_workers_at_once(make_chaos: C
     # Slow Xero down so that both expiries land while invoices are still being written: an expiry after
     # the last write would need no refresh at all.
     chaos.p.xero.set_faults(latency_seconds=0.2)
-    before = chaos.start_poll()
-    chaos.wait_for(_synced_some, what="the first invoices in Xero")
+    before = chaos.poll_until_first_synced()
     chaos.p.xero.set_faults(expire_all_tokens=True)
     chaos.wait_for(lambda c: c.get(DocumentState.SYNCED) >= 8, what="more invoices after the first expiry")
     assert chaos.wait_for(lambda c: c.get(DocumentState.READY) + c.get(DocumentState.WRITING) > 0, what="work left")
@@ -111,12 +100,8 @@ def test_workers_sigkilled_mid_batch_and_restarted_lose_and_duplicate_nothing(
     before = chaos.start_poll()
     for _round in range(2):
         chaos.wait_for(lambda c: c.get(DocumentState.WRITING) > 0, what="a batch being written")
-        for process in list(chaos.p.workers.processes):
-            if process.poll() is None:
-                chaos.p.workers.kill(process)
-        chaos.p.workers.processes.clear()
-        chaos.p.workers.start("w0", beat=True)
-        chaos.p.workers.start("w1")
+        chaos.kill_workers()
+        chaos.restart_workers()
     chaos.p.xero.set_faults(latency_seconds=0)
     chaos.settle(before)
 
@@ -138,14 +123,10 @@ def test_every_worker_sigkilled_recovers_within_two_minutes_at_the_default_lease
     chaos.p.xero.set_faults(latency_seconds=0.3)
     before = chaos.start_poll()
     chaos.wait_for(lambda c: c.get(DocumentState.WRITING) > 0, what="a batch being written")
-    for process in list(chaos.p.workers.processes):
-        if process.poll() is None:
-            chaos.p.workers.kill(process)
-    chaos.p.workers.processes.clear()
+    chaos.kill_workers()
     chaos.p.xero.set_faults(latency_seconds=0)
     restarted = time.monotonic()
-    chaos.p.workers.start("w0", beat=True)
-    chaos.p.workers.start("w1")
+    chaos.restart_workers()
     chaos.settle(before, timeout=150)
     recovery = time.monotonic() - restarted
     print(f"\nrecovery after SIGKILL of every worker: {recovery:.1f} s (target <= 120 s)")
@@ -157,8 +138,7 @@ def test_every_worker_sigkilled_recovers_within_two_minutes_at_the_default_lease
 def test_redis_restarted_empty_loses_nothing_the_sweep_cannot_send_again(make_chaos: Callable[..., Chaos]) -> None:
     chaos = make_chaos(env={"XERO_BATCH_SIZE": "5"})
     chaos.p.xero.set_faults(latency_seconds=0.1)
-    before = chaos.start_poll()
-    chaos.wait_for(_synced_some, what="the first invoices in Xero")
+    before = chaos.poll_until_first_synced()
     in_flight = chaos.wait_for(lambda c: c.in_flight > 0, what="work in flight")
     chaos.empty_redis()
     chaos.p.xero.set_faults(latency_seconds=0)
@@ -309,13 +289,9 @@ def test_payments_and_credit_notes_through_faults_land_exactly_once(
     before = chaos.start_poll()
     if fault == "sigkill":
         chaos.wait_for(lambda c: c.get(DocumentState.WRITING) > 0, what="payments or credit notes being written")
-        for process in list(chaos.p.workers.processes):
-            if process.poll() is None:
-                chaos.p.workers.kill(process)
-        chaos.p.workers.processes.clear()
+        chaos.kill_workers()
         chaos.p.xero.set_faults(latency_seconds=0)
-        chaos.p.workers.start("w0", beat=True)
-        chaos.p.workers.start("w1")
+        chaos.restart_workers()
     chaos.settle(before)
 
     chaos.assert_exactly_once()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import pytest
+
+from pipeline.runtime import reload_runtime
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.env import standin_env
 from pipeline.standins.xero import XeroStandIn
@@ -23,3 +29,30 @@ def pipeline_env(database_url: str, redis_url: str, cin7: Cin7StandIn, xero: Xer
         "POLL_INTERVAL_SECONDS": "3600",
         "TOKEN_ENCRYPTION_KEY": "",
     }
+
+
+def xero_client_env(database_url: str, xero: XeroStandIn) -> dict[str, str]:
+    """Settings for this process alone to call `xero`: this test's ledger, no Redis, a broker in memory."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "memory://localhost/",
+        "XERO_API_URL": xero.api_url,
+        "XERO_TOKEN_URL": xero.token_url,
+        "XERO_CONNECTIONS_URL": xero.connections_url,
+        "XERO_CLIENT_ID": xero.client_id,
+        "XERO_CLIENT_SECRET": xero.client_secret,
+    }
+
+
+@contextmanager
+def runtime_env(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> Iterator[None]:
+    """This process's settings are `env` for the block, and what they were again after it."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reload_runtime()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        reload_runtime()

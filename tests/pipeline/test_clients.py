@@ -15,7 +15,6 @@ from sqlalchemy import select
 from pipeline.context import TenantContext, tenant_context
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import OAuthToken
-from pipeline.runtime import reload_runtime
 from pipeline.settings import Settings
 from pipeline.source.cin7core.client import Cin7Client
 from pipeline.standins.cin7 import Cin7StandIn
@@ -23,6 +22,7 @@ from pipeline.standins.generator import generate
 from pipeline.standins.xero import XeroStandIn
 from pipeline.xero.auth import code_from_callback, consent_url
 from pipeline.xero.client import xero_string_literal
+from tests.pipeline.environment import runtime_env, xero_client_env
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -88,24 +88,13 @@ def test_cin7_errors_are_classified_including_errors_inside_http_200(cin7: Cin7S
 def xero_ctx(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[XeroStandIn, TenantContext]]:
     standin = XeroStandIn(access_token_ttl_seconds=200, refresh_grace_seconds=0.5).start()
     env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "memory://localhost/",
-        "XERO_API_URL": standin.api_url,
-        "XERO_TOKEN_URL": standin.token_url,
-        "XERO_CONNECTIONS_URL": standin.connections_url,
+        **xero_client_env(database_url, standin),
         "XERO_AUTHORIZE_URL": standin.authorize_url,
-        "XERO_CLIENT_ID": standin.client_id,
-        "XERO_CLIENT_SECRET": standin.client_secret,
         "XERO_REDIRECT_URI": "http://localhost:8765/xero/callback",
     }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reload_runtime()
-    yield standin, tenant_context()
-    standin.stop()
-    monkeypatch.undo()
-    reload_runtime()
+    with runtime_env(monkeypatch, env):
+        yield standin, tenant_context()
+        standin.stop()
 
 
 def test_xero_client_writes_batches_and_reads_back_through_the_sdk(xero_ctx: tuple[XeroStandIn, TenantContext]) -> None:

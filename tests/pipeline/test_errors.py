@@ -21,8 +21,8 @@ from pipeline.errors import (
     transport_error,
 )
 from pipeline.policy import CONFIGURATION_PAUSE, counts_as_attempt, pause_seconds, pauses_tenant, retryable
-from pipeline.runtime import reload_runtime
 from pipeline.standins.xero import XeroStandIn
+from tests.pipeline.environment import runtime_env, xero_client_env
 
 # --- the table, row by row ----------------------------------------------------------------------
 
@@ -176,24 +176,13 @@ def test_mapping_conflict_and_poison_are_permanent_and_counted() -> None:
 def xero(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[XeroStandIn, TenantContext]]:
     standin = XeroStandIn(minute_limit=10, window_seconds=2).start()
     env = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": "",
-        "CELERY_BROKER_URL": "memory://localhost/",
-        "XERO_API_URL": standin.api_url,
-        "XERO_TOKEN_URL": standin.token_url,
-        "XERO_CONNECTIONS_URL": standin.connections_url,
-        "XERO_CLIENT_ID": standin.client_id,
-        "XERO_CLIENT_SECRET": standin.client_secret,
+        **xero_client_env(database_url, standin),
         # Distinct per test: the in-process limiter is shared by the whole test process.
         "TENANT_KEY": f"errors-{time.monotonic_ns()}",
     }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    reload_runtime()
-    yield standin, tenant_context()
-    standin.stop()
-    monkeypatch.undo()
-    reload_runtime()
+    with runtime_env(monkeypatch, env):
+        yield standin, tenant_context()
+        standin.stop()
 
 
 def test_a_short_429_storm_is_waited_out_inside_the_call(xero: tuple[XeroStandIn, TenantContext]) -> None:
@@ -207,25 +196,27 @@ def test_a_short_429_storm_is_waited_out_inside_the_call(xero: tuple[XeroStandIn
     assert time.monotonic() - started >= 1.5
 
 
-def test_a_long_429_storm_surfaces_as_rate_limited_for_the_ledger(xero: tuple[XeroStandIn, TenantContext]) -> None:
+def _refused_after_faults(xero: tuple[XeroStandIn, TenantContext], **faults: object) -> SyncError:
+    """What the second of two calls raises when `faults` are set between them."""
     standin, ctx = xero
     ctx.xero.get_accounts()
-    standin.set_faults(rate_limit_next=10)
+    standin.set_faults(**faults)
     with pytest.raises(SyncError) as raised:
         ctx.xero.get_accounts()
-    assert raised.value.error_class is ErrorClass.RATE_LIMITED
-    assert standin.stats()["rate_limited"] == 4  # the call and its three inline retries
+    return raised.value
+
+
+def test_a_long_429_storm_surfaces_as_rate_limited_for_the_ledger(xero: tuple[XeroStandIn, TenantContext]) -> None:
+    error = _refused_after_faults(xero, rate_limit_next=10)
+    assert error.error_class is ErrorClass.RATE_LIMITED
+    assert xero[0].stats()["rate_limited"] == 4  # the call and its three inline retries
 
 
 def test_a_day_limit_is_not_retried_inside_the_call(xero: tuple[XeroStandIn, TenantContext]) -> None:
-    standin, ctx = xero
-    ctx.xero.get_accounts()
-    standin.set_faults(day_limit_next=1)
-    with pytest.raises(SyncError) as raised:
-        ctx.xero.get_accounts()
-    assert raised.value.error_class is ErrorClass.DAY_LIMIT
-    assert raised.value.retry_after is not None and raised.value.retry_after > 0
-    assert standin.stats()["rate_limited"] == 1
+    error = _refused_after_faults(xero, day_limit_next=1)
+    assert error.error_class is ErrorClass.DAY_LIMIT
+    assert error.retry_after is not None and error.retry_after > 0
+    assert xero[0].stats()["rate_limited"] == 1
 
 
 def test_an_expired_access_token_is_refreshed_once_and_the_call_retried(

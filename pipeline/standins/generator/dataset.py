@@ -36,7 +36,12 @@ from pipeline.standins.generator.tables import (
     UNKNOWN_TAX_RULE,
     ZERO_RATED_AS_GST_RULE,
 )
-from pipeline.standins.generator.totals import derive_statuses, rebuild_order, recompute_invoice_totals
+from pipeline.standins.generator.totals import (
+    derive_statuses,
+    rebuild_order,
+    recompute_invoice_totals,
+    unpaid_invoice_body,
+)
 from pipeline.standins.generator.values import ZERO, format_date, format_timestamp, random_uuid, round_cents, to_decimal
 
 
@@ -283,13 +288,7 @@ def _make_invoice(
         "BillingAddressLine2": customer["Addresses"][0]["Line2"],
         "LinkedFulfillmentNumber": "1",
         "Memo": rng.choice(["", "", "Thank you for your business", "Deliver to rear dock"]),
-        "Lines": lines,
-        "AdditionalCharges": charges,
-        "Payments": [],
-        "TotalBeforeTax": ZERO,
-        "Tax": ZERO,
-        "Total": ZERO,
-        "Paid": ZERO,
+        **unpaid_invoice_body(lines, charges),
     }
     recompute_invoice_totals(invoice, plan.tax_calculation, TAX_RULES, places=4 if plan.kind == "four_dp" else 2)
     if status == "PAID":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,19 @@ from pipeline.standins.generator.totals import derive_statuses, find_invoice
 from pipeline.standins.generator.values import ZERO, format_timestamp, round_cents, to_decimal
 
 
+@dataclass(frozen=True, slots=True)
+class _MoneyKeys:
+    """Where a document keeps what money moves against it: its date, its rate and the list of the moves."""
+
+    date: str
+    rate: str
+    lines: str
+
+
+_INVOICE_MONEY = _MoneyKeys(date="InvoiceDate", rate="CurrencyConversionRate", lines="Payments")
+_CREDIT_NOTE_MONEY = _MoneyKeys(date="CreditNoteDate", rate="CreditNoteConversionRate", lines="Refunds")
+
+
 def add_payment(
     sale: dict[str, Any], task_id: str, value: Decimal, *, now: datetime, reference: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -44,11 +58,7 @@ def add_payment(
     _, _, due = invoice_balance(changed, invoice)
     if value > due:
         raise ValueError(f"payment {value} exceeds the {due} due on {invoice['InvoiceNumber']}")
-    day = _day_on_or_after(now, invoice["InvoiceDate"])
-    rng = _rng(changed, invoice["TaskID"], now, len(invoice["Payments"]))
-    payment = payment_line(rng, value, day, invoice["CurrencyConversionRate"], latest=now, reference=reference)
-    invoice["Payments"].append(payment)
-    return _finish(changed, now), copy.deepcopy(payment)
+    return _pay(changed, invoice, value, _INVOICE_MONEY, now=now, reference=reference)
 
 
 def remove_payment(sale: dict[str, Any], payment_id: str, *, now: datetime) -> dict[str, Any]:
@@ -131,11 +141,25 @@ def add_refund(
     if value > unused:
         # Refunding credit already applied to the invoice would silently re-open the invoice.
         raise ValueError(f"refund {value} exceeds the unused credit {unused} of {credit_note['CreditNoteNumber']}")
-    day = _day_on_or_after(now, credit_note["CreditNoteDate"])
-    rng = _rng(changed, credit_note["TaskID"], now, len(credit_note["Refunds"]))
-    refund = payment_line(rng, value, day, credit_note["CreditNoteConversionRate"], latest=now, reference=reference)
-    credit_note["Refunds"].append(refund)
-    return _finish(changed, now), copy.deepcopy(refund)
+    return _pay(changed, credit_note, value, _CREDIT_NOTE_MONEY, now=now, reference=reference)
+
+
+def _pay(
+    sale: dict[str, Any],
+    document: dict[str, Any],
+    value: Decimal,
+    keys: _MoneyKeys,
+    *,
+    now: datetime,
+    reference: str | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Add a payment line of ``value`` to ``document`` of ``sale``: ``(finished sale, a copy of the line)``."""
+    day = _day_on_or_after(now, document[keys.date])
+    # Seeded by how many lines the document has already, so that a second payment gets an ID of its own.
+    rng = _rng(sale, document["TaskID"], now, len(document[keys.lines]))
+    line = payment_line(rng, value, day, document[keys.rate], latest=now, reference=reference)
+    document[keys.lines].append(line)
+    return _finish(sale, now), copy.deepcopy(line)
 
 
 def _live_invoice(sale: dict[str, Any], task_id: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pipeline.standins.generator.purchase_tables import (
 )
 from pipeline.standins.generator.settlement import LIVE_INVOICE_STATUSES, day_between, paid_total
 from pipeline.standins.generator.tables import DISCOUNTS, TAX_RULES
-from pipeline.standins.generator.totals import recompute_invoice_totals
+from pipeline.standins.generator.totals import recompute_invoice_totals, unpaid_invoice_body
 from pipeline.standins.generator.values import ONE, ZERO, format_date, random_uuid, round_cents, to_decimal
 
 #: The two spellings of a bill's number key in Cin7's payloads.
@@ -125,13 +125,7 @@ def make_bill(
         "Status": status,
         "CurrencyConversionRate": rate,
         "Memo": rng.choice(["", "", "Back order to follow", "Per quote Q-118"]),
-        "Lines": lines,
-        "AdditionalCharges": charges,
-        "Payments": [],
-        "TotalBeforeTax": ZERO,
-        "Tax": ZERO,
-        "Total": ZERO,
-        "Paid": ZERO,
+        **unpaid_invoice_body(lines, charges),
     }
     recompute_invoice_totals(bill, tax_calculation, TAX_RULES)
     return bill

@@ -66,6 +66,23 @@ def recompute_invoice_totals(
         invoice["Total"] = sum_total + sum_tax
 
 
+def unpaid_invoice_body(lines: list[dict[str, Any]], charges: list[dict[str, Any]]) -> dict[str, Any]:
+    """The money part of a new invoice or bill: ``lines`` and ``charges``, no payments, zero totals.
+
+    Sale invoices and purchase bills share it because they share the totals rules. The zero totals keep
+    their place (and so the keys' order in the JSON) until ``recompute_invoice_totals`` fills them in.
+    """
+    return {
+        "Lines": lines,
+        "AdditionalCharges": charges,
+        "Payments": [],
+        "TotalBeforeTax": ZERO,
+        "Tax": ZERO,
+        "Total": ZERO,
+        "Paid": ZERO,
+    }
+
+
 def copy_line(line: dict[str, Any]) -> dict[str, Any]:
     """A deep copy of a document line, cheaply: its values are nearly always immutable scalars.
 

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
-from pipeline.workerpool import ROOT
 from tests.conftest import POSTGRES_URL
+from tests.pipeline.commands import run_cli
 
 pytestmark = pytest.mark.pipeline
 
 
 def _status(database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", "status"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli({**os.environ, "DATABASE_URL": database_url, "REDIS_URL": ""}, "status", timeout=60)
 
 
 def test_status_on_a_missing_ledger_says_which_and_what_to_do_without_a_traceback() -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,7 @@ import requests
 from pipeline.standins.cin7 import DEFAULT_ACCOUNT_ID, DEFAULT_APPLICATION_KEY
 from pipeline.standins.generator import generate
 from pipeline.workerpool import ROOT, WorkerPool
+from tests.pipeline.commands import run_cli
 
 pytestmark = pytest.mark.pipeline
 
@@ -105,15 +107,19 @@ def _env(database_url: str, redis_url: str, cin7_url: str, xero_url: str, **extr
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(env, *args, timeout=600)
+
+
+@contextmanager
+def _two_workers(env: dict[str, str], logdir: Path, name: str, *, beat: bool) -> Iterator[WorkerPool]:
+    """Two worker processes `name`-a (with beat if `beat`) and `name`-b, stopped after the block."""
+    workers = WorkerPool(env=env, logdir=logdir, processes=[])
+    try:
+        workers.start(f"{name}-a", concurrency=2, beat=beat)
+        workers.start(f"{name}-b", concurrency=2)
+        yield workers
+    finally:
+        workers.stop_all()
 
 
 def test_sync_once_wait_against_separate_processes_is_exact_and_repeatable(
@@ -121,10 +127,7 @@ def test_sync_once_wait_against_separate_processes_is_exact_and_repeatable(
 ) -> None:
     cin7_url, xero_url = standins
     env = _env(database_url, redis_url, cin7_url, xero_url, POLL_INTERVAL_SECONDS="3600", SWEEP_INTERVAL_SECONDS="5")
-    workers = WorkerPool(env=env, logdir=tmp_path, processes=[])
-    try:
-        workers.start("cli-a", concurrency=2, beat=True)
-        workers.start("cli-b", concurrency=2)
+    with _two_workers(env, tmp_path, "cli", beat=True) as workers:
         # the ledger of this test was cloned migrated; `db upgrade` must be a no-op on it
         assert _cli(env, "db", "upgrade").returncode == 0
 
@@ -164,8 +167,6 @@ def test_sync_once_wait_against_separate_processes_is_exact_and_repeatable(
         assert second.returncode == 0, second.stdout + second.stderr
         assert _writes(xero_url) == writes_before
         assert len(requests.get(f"{xero_url}/_standin/invoices", timeout=30).json()) == len(synced)
-    finally:
-        workers.stop_all()
 
 
 def _writes(xero_url: str) -> int:
@@ -179,10 +180,7 @@ def test_sync_once_wait_without_beat_settles_through_cin7_and_xero_faults(
     # No beat, so no sweep and no second poll: every retry must be a countdown of its own task.
     cin7_url, xero_url = standins
     env = _env(database_url, redis_url, cin7_url, xero_url, RETRY_BASE_SECONDS="1", RETRY_CAP_SECONDS="8")
-    workers = WorkerPool(env=env, logdir=tmp_path, processes=[])
-    try:
-        workers.start("nobeat-a", concurrency=2)
-        workers.start("nobeat-b", concurrency=2)
+    with _two_workers(env, tmp_path, "nobeat", beat=False) as workers:
         # A Cin7 500 for the first seconds (the poll), a 500 on five sale reads (fetches), then Xero down,
         # a storm of 429s, and two answers lost after Xero committed the write.
         cin7_faults = {"outage_seconds": 2, "sale_errors_next": 5}
@@ -205,5 +203,3 @@ def test_sync_once_wait_without_beat_settles_through_cin7_and_xero_faults(
         cin7_stats = requests.get(f"{cin7_url}/_standin/stats", timeout=10).json()
         assert cin7_stats["calls"] > 0
         assert "Scheduler: Sending due task" not in workers.logs()
-    finally:
-        workers.stop_all()

@@ -143,6 +143,13 @@ def dead_letters(ctx: TenantContext, error_class: ErrorClass, count: int, *, sta
             note_problem(session, ctx.tenant_pk, error_class, message)
 
 
+def alerted_then_more(ctx: TenantContext, more: int) -> None:
+    """50 validation errors, alerted about (which opens the alert window), then `more` new ones."""
+    dead_letters(ctx, ErrorClass.VALIDATION, 50)
+    flush_alerts(ctx)
+    dead_letters(ctx, ErrorClass.VALIDATION, more, start=50)
+
+
 def resolve_all(ctx: TenantContext) -> None:
     with ctx.sessions() as session, session.begin():
         session.execute(update(DeadLetter).values(resolved_at=utcnow()))
@@ -188,9 +195,7 @@ def test_fifty_dead_letters_in_one_window_send_one_post_and_one_email_with_the_c
 def test_a_second_flush_within_the_window_sends_nothing_even_with_new_problems(
     ctx: TenantContext, slack: HttpSink, mail: tuple[MailRecorder, int]
 ) -> None:
-    dead_letters(ctx, ErrorClass.VALIDATION, 50)
-    flush_alerts(ctx)
-    dead_letters(ctx, ErrorClass.VALIDATION, 3, start=50)
+    alerted_then_more(ctx, 3)
 
     assert flush_alerts(ctx) == []
     assert flush_alerts(ctx, now=utcnow() + timedelta(seconds=WINDOW / 2)) == []
@@ -202,9 +207,7 @@ def test_a_second_flush_within_the_window_sends_nothing_even_with_new_problems(
 def test_problems_after_the_window_send_one_more_alert_with_the_new_count(
     ctx: TenantContext, slack: HttpSink, mail: tuple[MailRecorder, int]
 ) -> None:
-    dead_letters(ctx, ErrorClass.VALIDATION, 50)
-    flush_alerts(ctx)
-    dead_letters(ctx, ErrorClass.VALIDATION, 7, start=50)
+    alerted_then_more(ctx, 7)
 
     later = utcnow() + timedelta(seconds=WINDOW + 1)
     sent = flush_alerts(ctx, now=later)

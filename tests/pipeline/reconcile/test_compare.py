@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,78 +14,22 @@ import pytest
 
 from mappings import Cin7Sale
 from pipeline.reconcile.compare import compare, split_cin7, summarise, total_differences, unknown_statuses
-from pipeline.reconcile.report import build_report, render_csv, render_html, write_report_files
+from pipeline.reconcile.report import render_csv, render_html, write_report_files
 from pipeline.reconcile.rows import (
     Cin7Elsewhere,
-    Cin7InvoiceRow,
     Finding,
     Kind,
     LedgerDoc,
     LedgerView,
-    XeroInvoiceRow,
     cin7_invoice_rows,
     number_shape,
     xero_invoice_row,
 )
 from pipeline.reconcile.window import resolve_window
-from pipeline.xero.client import parse_xero_date
+from pipeline.xero.sdk import parse_xero_date
+from tests.pipeline.reconcile.builders import CONTACT, CUSTOMER, cin7_row, ledger_for, may_report, xero_for
 
 D = Decimal
-CUSTOMER = "c0000000-0000-0000-0000-000000000001"
-CONTACT = "x0000000-0000-0000-0000-00000000000a"
-
-
-def cin7_row(n: int, *, status: str = "AUTHORISED", total: str = "110.00", day: int = 10) -> Cin7InvoiceRow:
-    amount = D(total)
-    tax = (amount / 11).quantize(D("0.01"))
-    return Cin7InvoiceRow(
-        sale_id=f"sale-{n}",
-        task_id=f"task-{n}",
-        number=f"INV-{n:05d}",
-        date=date(2024, 5, day),
-        customer="O'Brien & Sons",
-        customer_id=CUSTOMER,
-        status=status,
-        subtotal=amount - tax,
-        tax=tax,
-        total=amount,
-        currency="AUD",
-    )
-
-
-def xero_for(row: Cin7InvoiceRow, **changes: object) -> XeroInvoiceRow:
-    base = XeroInvoiceRow(
-        invoice_id=f"xero-{row.number.lower()}",
-        number=row.number,
-        date=row.date,
-        status="AUTHORISED",
-        contact_id=CONTACT,
-        contact_name="O'Brien & Sons",
-        subtotal=row.subtotal,
-        tax=row.tax,
-        total=row.total,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def ledger_for(
-    rows: list[Cin7InvoiceRow], *, state: str = "synced", overrides: dict[str, LedgerDoc] | None = None
-) -> LedgerView:
-    overrides = overrides or {}
-    view = LedgerView(contact_links={CUSTOMER: CONTACT})
-    for index, row in enumerate(rows, start=1):
-        view.documents[(row.sale_id, row.task_id)] = overrides.get(
-            row.number,
-            LedgerDoc(
-                doc_id=index,
-                sale_id=row.sale_id,
-                task_id=row.task_id,
-                number=row.number,
-                state=state,
-                xero_id=f"xero-{row.number.lower()}",
-            ),
-        )
-    return view
 
 
 def kinds(findings: list[Finding]) -> list[tuple[Kind, str]]:
@@ -367,17 +311,7 @@ def test_the_window_defaults_to_the_lookback_and_includes_until() -> None:
 
 
 def _report(findings: list[Finding]) -> dict[str, object]:
-
-    summary = summarise(findings) | {"cin7_invoices": 3, "xero_invoices": 3, "errors": []}
-    return build_report(
-        run_id=7,
-        tenant="default",
-        window_from=date(2024, 5, 1),
-        window_until=date(2024, 5, 31),
-        generated_at=datetime(2024, 6, 1, 3, 15, tzinfo=UTC),
-        summary=summary,
-        findings=[f.as_json() for f in findings],
-    )
+    return may_report(findings, run_id=7, counts={"cin7_invoices": 3, "xero_invoices": 3})
 
 
 def test_the_html_report_escapes_names_and_links_both_sides(tmp_path: Path) -> None:

@@ -20,18 +20,15 @@ from pipeline.reconcile.rows import (
     Cin7InvoiceRow,
     Finding,
     Kind,
-    LedgerDoc,
-    LedgerView,
     XeroInvoiceRow,
     cin7_credit_note_rows,
     cin7_invoice_rows,
     xero_credit_note_row,
     xero_invoice_row,
 )
+from tests.pipeline.reconcile.builders import CONTACT, CUSTOMER, ledger_for
 
 D = Decimal
-CUSTOMER = "c0000000-0000-0000-0000-000000000001"
-CONTACT = "x0000000-0000-0000-0000-00000000000a"
 START, END = date(2024, 5, 1), date(2024, 6, 1)
 
 
@@ -82,26 +79,29 @@ def sale(*, payments: Sequence[str] = (), notes: Sequence[dict[str, Any]] = (), 
     )
 
 
+def _xero_document(row: Cin7InvoiceRow, noun: str, xero_type: str, *, settled: bool) -> dict[str, Any]:
+    """What Xero's JSON of an invoice (`noun` "Invoice") or credit note ("CreditNote") of `row` holds of it."""
+    return {
+        f"{noun}ID": f"xero-{row.number.lower()}",
+        f"{noun}Number": row.number,
+        "Type": xero_type,
+        "Date": row.date.isoformat() if row.date else None,
+        "Status": "PAID" if settled else "AUTHORISED",
+        "Contact": {"ContactID": CONTACT, "Name": "Acme"},
+        "SubTotal": str(row.subtotal),
+        "TotalTax": str(row.tax),
+        "Total": str(row.total),
+    }
+
+
 def xero_invoice(
     row: Cin7InvoiceRow, *, paid: str, credited: str = "0", due: str | None = None, **extra: Any
 ) -> XeroInvoiceRow:
     """The Xero invoice the sync leaves for `row`, with these balance figures (due: what follows)."""
     amount_due = D(due) if due is not None else row.total - D(paid) - D(credited)
     return xero_invoice_row(
-        {
-            "InvoiceID": f"xero-{row.number.lower()}",
-            "InvoiceNumber": row.number,
-            "Type": "ACCREC",
-            "Date": row.date.isoformat() if row.date else None,
-            "Status": "PAID" if amount_due == 0 else "AUTHORISED",
-            "Contact": {"ContactID": CONTACT, "Name": "Acme"},
-            "SubTotal": str(row.subtotal),
-            "TotalTax": str(row.tax),
-            "Total": str(row.total),
-            "AmountPaid": paid,
-            "AmountCredited": credited,
-            "AmountDue": str(amount_due),
-        }
+        _xero_document(row, "Invoice", "ACCREC", settled=amount_due == 0)
+        | {"AmountPaid": paid, "AmountCredited": credited, "AmountDue": str(amount_due)}
         | extra
     )
 
@@ -117,16 +117,7 @@ def xero_note(
 ) -> XeroInvoiceRow:
     """The Xero ACCRECCREDIT for `row` with this allocation to its invoice and these refunds."""
     left = D(remaining) if remaining is not None else row.total - D(allocated) - sum((D(r) for r in refunded), D(0))
-    data: dict[str, Any] = {
-        "CreditNoteID": f"xero-{row.number.lower()}",
-        "CreditNoteNumber": row.number,
-        "Type": "ACCRECCREDIT",
-        "Date": row.date.isoformat() if row.date else None,
-        "Status": "PAID" if left == 0 else "AUTHORISED",
-        "Contact": {"ContactID": CONTACT, "Name": "Acme"},
-        "SubTotal": str(row.subtotal),
-        "TotalTax": str(row.tax),
-        "Total": str(row.total),
+    data = _xero_document(row, "CreditNote", "ACCRECCREDIT", settled=left == 0) | {
         "RemainingCredit": str(left),
         "Payments": [{"Amount": r} for r in refunded],
     }
@@ -137,15 +128,6 @@ def xero_note(
     return xero_credit_note_row(data | extra)
 
 
-def ledger(rows: Sequence[Cin7InvoiceRow], *, state: str = "synced") -> LedgerView:
-    view = LedgerView(contact_links={CUSTOMER: CONTACT})
-    for index, row in enumerate(rows, start=1):
-        view.documents[(row.sale_id, row.task_id)] = LedgerDoc(
-            index, row.sale_id, row.task_id, row.number, state, f"xero-{row.number.lower()}"
-        )
-    return view
-
-
 def compare_sale(
     cin7: Cin7Sale, xero_invoices: list[XeroInvoiceRow], xero_notes: list[XeroInvoiceRow]
 ) -> list[Finding]:
@@ -153,8 +135,8 @@ def compare_sale(
     invoices, _ = split_cin7(cin7_invoice_rows(cin7), START, END)
     notes, _ = split_cin7(cin7_credit_note_rows(cin7), START, END, statuses=CIN7_CREDIT_NOTES_COMPARED)
     return [
-        *compare(invoices, xero_invoices, ledger(invoices)),
-        *compare(notes, xero_notes, ledger(notes), document=CREDIT_NOTE),
+        *compare(invoices, xero_invoices, ledger_for(invoices)),
+        *compare(notes, xero_notes, ledger_for(notes), document=CREDIT_NOTE),
     ]
 
 
@@ -287,7 +269,7 @@ def test_when_totals_differ_the_amount_due_is_left_to_the_totals_finding() -> No
 def test_balances_of_voided_documents_are_not_compared() -> None:
     invoice, _ = rows_of(sale(status="VOIDED"))
     voided = xero_invoice(invoice, paid="0", Status="VOIDED")
-    assert compare([invoice], [voided], ledger([invoice])) == []
+    assert compare([invoice], [voided], ledger_for([invoice])) == []
 
 
 # --- credit notes ----------------------------------------------------------------------------------------

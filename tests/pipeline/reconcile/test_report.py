@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import replace
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from pipeline.reconcile.compare import compare, summarise, unknown_statuses
-from pipeline.reconcile.report import build_report, write_report_files
-from pipeline.reconcile.rows import CREDIT_NOTE, Cin7InvoiceRow, Finding, Kind, LedgerDoc, LedgerView, XeroInvoiceRow
+from pipeline.reconcile.report import write_report_files
+from pipeline.reconcile.rows import Kind
+from tests.pipeline.reconcile.builders import EVERY_KIND_COUNTS, HOSTILE_NAME, every_kind_findings, may_report
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\"> O'Brien & Sons"
 
 
 def _chromium() -> str:
@@ -91,97 +87,12 @@ class _Dom(HTMLParser):
             self.rows[-1]["text"] += data + " "
 
 
-def _cin7(n: int, *, status: str = "AUTHORISED") -> Cin7InvoiceRow:
-    return Cin7InvoiceRow(
-        sale_id=f"5a1e0000-0000-0000-0000-{n:012d}",
-        task_id=f"7a5c0000-0000-0000-0000-{n:012d}",
-        number=f"INV-{n:05d}",
-        date=date(2024, 5, 1 + n % 28),
-        customer=HOSTILE_NAME if n == 1 else f"Customer {n}",
-        customer_id="c1",
-        status=status,
-        subtotal=Decimal("100.00"),
-        tax=Decimal("10.00"),
-        total=Decimal("110.00"),
-        currency="AUD",
-    )
-
-
-def _xero(row: Cin7InvoiceRow, **changes: object) -> XeroInvoiceRow:
-    base = XeroInvoiceRow(
-        invoice_id=f"1e7o0000-0000-0000-0000-{row.number[-5:]:0>12}",
-        number=row.number,
-        date=row.date,
-        status="AUTHORISED",
-        contact_id="x1",
-        contact_name=row.customer,
-        subtotal=row.subtotal,
-        tax=row.tax,
-        total=row.total,
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def _findings() -> list[Finding]:
-    rows = [_cin7(n) for n in range(1, 9)] + [_cin7(10)]
-    rows[4] = _cin7(5, status="VOIDED")
-    ledger = LedgerView(contact_links={"c1": "x1"})
-    for index, row in enumerate(rows, start=1):
-        ledger.documents[(row.sale_id, row.task_id)] = LedgerDoc(
-            index, row.sale_id, row.task_id, row.number, "synced", _xero(row).invoice_id
-        )
-    dead = rows[7]
-    ledger.documents[(dead.sale_id, dead.task_id)] = LedgerDoc(
-        8, dead.sale_id, dead.task_id, dead.number, "dead", None, 31
-    )
-    xero = [
-        _xero(rows[1], total=Decimal("120.00"), subtotal=Decimal("110.00")),
-        _xero(rows[2], total=Decimal("110.03")),
-        _xero(rows[3]),
-        replace(_xero(rows[3]), invoice_id="1e7o0000-0000-0000-0000-dup000000004"),
-        _xero(rows[4]),
-        _xero(rows[5], contact_id="x2", contact_name="Someone Else"),
-        _xero(rows[6], date=date(2024, 5, 30)),
-        _xero(rows[8], amount_paid=Decimal("50.00")),  # paid in Xero, not in Cin7
-        _xero(_cin7(77)),
-    ]
-    credited = _cin7(9, status="CREDITED")
-    # A credit note (with the hostile customer) missing in Xero, and one whose refund Xero lacks.
-    note = replace(_cin7(1), number="CR-00001", task_id="c4ed0000-0000-0000-0000-000000000001", document=CREDIT_NOTE)
-    refunded = replace(
-        _cin7(2), number="CR-00002", task_id="c4ed0000-0000-0000-0000-000000000002", document=CREDIT_NOTE
-    )
-    refunded = replace(refunded, paid=refunded.total)
-    notes = compare(
-        [note, refunded], [replace(_xero(refunded), document=CREDIT_NOTE)], LedgerView(), document=CREDIT_NOTE
-    )
-    return [
-        *compare(rows, xero, ledger),
-        *notes,
-        *unknown_statuses([credited], date(2024, 1, 1), date(2025, 1, 1)),
-    ]
-
-
 def test_the_report_renders_in_chromium_with_its_summary_and_every_discrepancy(tmp_path: Path) -> None:
     binary = _chromium()
-    findings = _findings()
+    findings = every_kind_findings()
     assert {f.kind for f in findings} == set(Kind), "the fixture should cover every kind"
-    summary = summarise(findings) | {
-        "cin7_invoices": 9,
-        "xero_invoices": 9,
-        "cin7_credit_notes": 2,
-        "xero_credit_notes": 1,
-        "errors": [],
-    }
-    report = build_report(
-        run_id=12,
-        tenant="default",
-        window_from=date(2024, 5, 1),
-        window_until=date(2024, 5, 31),
-        generated_at=datetime(2024, 6, 1, 3, 15, tzinfo=UTC),
-        summary=summary,
-        findings=[f.as_json() for f in findings],
-    )
+    report = may_report(findings, run_id=12, counts=EVERY_KIND_COUNTS)
+    summary = report["summary"]
     files = write_report_files(report, tmp_path / "report")
     url = files["html"].resolve().as_uri()
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from pipeline.reconcile.compare import summarise
-from pipeline.reconcile.report import CSV_COLUMNS, build_report, render_html, write_report_files
+from pipeline.reconcile.report import CSV_COLUMNS, render_html, write_report_files
 from pipeline.reconcile.rows import Kind
-from tests.pipeline.reconcile.test_report import _findings
+from tests.pipeline.reconcile.builders import EVERY_KIND_COUNTS, every_kind_findings, may_report
 
 VOID_TAGS = frozenset({"br", "img", "meta", "link", "input", "hr"})
 # Kind, Cin7's 8 cells, Xero's 8, 4 differences, the note.
@@ -52,27 +50,11 @@ class _Structure(HTMLParser):
 
 
 def _report() -> dict[str, Any]:
-    findings = _findings()
-    summary = summarise(findings) | {
-        "cin7_invoices": 9,
-        "xero_invoices": 9,
-        "cin7_credit_notes": 2,
-        "xero_credit_notes": 1,
-        "errors": [],
-    }
-    return build_report(
-        run_id=3,
-        tenant="default",
-        window_from=date(2024, 5, 1),
-        window_until=date(2024, 5, 31),
-        generated_at=datetime(2024, 6, 1, 3, 15, tzinfo=UTC),
-        summary=summary,
-        findings=[f.as_json() for f in findings],
-    )
+    return may_report(every_kind_findings(), run_id=3, counts=EVERY_KIND_COUNTS)
 
 
 def test_the_fixture_covers_every_kind_and_both_documents() -> None:
-    findings = _findings()
+    findings = every_kind_findings()
     assert {f.kind for f in findings} == set(Kind)
     assert {f.document for f in findings} == {"invoice", "credit_note"}
 

@@ -5,29 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pipeline.ledger.models import DocumentState
-from tests.conftest import ROOT
+from tests.pipeline.commands import run_cli
 from tests.pipeline.conftest import Pipeline
 
 pytestmark = pytest.mark.pipeline
 
 
 def _cli(p: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli.main", *args],
-        env={**os.environ, **p.env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli({**os.environ, **p.env}, *args, timeout=120)
 
 
 def test_requeue_after_fixing_the_rules_syncs_each_invoice_once(

@@ -184,12 +184,8 @@ def test_reference_lists_carry_tax_rules_and_accounts(cin7: Cin7StandIn, http: r
     assert {"200", "610", "999"} <= {a["Code"] for a in accounts["AccountsList"]}
 
 
-def test_rate_limit_throttles_with_429_and_no_retry_after(dataset: Dataset) -> None:
-    with (
-        Cin7StandIn(dataset=dataset, rate_limit_per_minute=5, window_seconds=0.5) as cin7,
-        requests.Session() as http,
-    ):
-        http.headers.update(AUTH)
+def test_rate_limit_throttles_with_429_and_no_retry_after(dataset: Dataset, http: requests.Session) -> None:
+    with Cin7StandIn(dataset=dataset, rate_limit_per_minute=5, window_seconds=0.5) as cin7:
         codes = [get(http, cin7, "me").status_code for _ in range(5)]
         throttled = get(http, cin7, "saleList")
         assert codes == [200] * 5
@@ -203,12 +199,8 @@ def test_rate_limit_throttles_with_429_and_no_retry_after(dataset: Dataset) -> N
         assert stats["by_endpoint"] == {"me": 6, "saleList": 1}
 
 
-def test_rate_limit_can_answer_with_503_instead(dataset: Dataset) -> None:
-    with (
-        Cin7StandIn(dataset=dataset, rate_limit_per_minute=2, throttle_status=503) as cin7,
-        requests.Session() as http,
-    ):
-        http.headers.update(AUTH)
+def test_rate_limit_can_answer_with_503_instead(dataset: Dataset, http: requests.Session) -> None:
+    with Cin7StandIn(dataset=dataset, rate_limit_per_minute=2, throttle_status=503) as cin7:
         codes = [get(http, cin7, "me").status_code for _ in range(3)]
         assert codes == [200, 200, 503]
 
