@@ -6,7 +6,14 @@ No I/O here: no network, no database, no clock. Dates, rules and lookup tables c
 from . import cin7core, xero
 from .bill import map_bill, map_purchase_credit_note
 from .cin7core import *  # noqa: F403
-from .cin7purchases import Cin7Purchase, Cin7PurchaseCreditNote, Cin7PurchaseInvoice, Cin7Supplier
+from .cin7purchases import (
+    Cin7Purchase,
+    Cin7PurchaseCreditNote,
+    Cin7PurchaseInvoice,
+    Cin7PurchaseListRow,
+    Cin7Supplier,
+    Cin7SupplierChange,
+)
 from .contact import MappedContact, contact_name_variant, map_contact, map_customer
 from .credit_note import credit_note_void_payload, map_credit_note
 from .errors import MappingError, MappingProblem
@@ -26,7 +33,9 @@ __all__ = [
     "Cin7Purchase",
     "Cin7PurchaseCreditNote",
     "Cin7PurchaseInvoice",
+    "Cin7PurchaseListRow",
     "Cin7Supplier",
+    "Cin7SupplierChange",
     "Cin7Totals",
     "ContactPeople",
     "CreditAllocation",

@@ -1,4 +1,4 @@
-"""Pydantic models of Cin7 Core suppliers and purchases (``supplier``, ``advanced-purchase?ID=``).
+"""Pydantic models of Cin7 Core suppliers and purchases (``supplier``, ``purchaseList``, ``advanced-purchase?ID=``).
 
 Kept apart from `mappings.cin7core` (sales and customers) only for size; they share its lenient value
 parsers. Two quirks of Cin7's purchase JSON are absorbed here so no mapping has to know them: a simple
@@ -9,11 +9,13 @@ simple-purchase examples spell the invoice number ``InvocieNumber``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
 from .cin7core import (
+    Amount,
     Cin7Address,
     Cin7CreditNote,
     Cin7CustomerContact,
@@ -22,6 +24,7 @@ from .cin7core import (
     Currency,
     EnumText,
     Guid,
+    InvoiceStatusText,
     OptionalAmount,
     _Cin7Model,
     _guid,
@@ -31,7 +34,14 @@ from .cin7core import (
     primary_email_of,
 )
 
-__all__ = ["Cin7Purchase", "Cin7PurchaseCreditNote", "Cin7PurchaseInvoice", "Cin7Supplier"]
+__all__ = [
+    "Cin7Purchase",
+    "Cin7PurchaseCreditNote",
+    "Cin7PurchaseInvoice",
+    "Cin7PurchaseListRow",
+    "Cin7Supplier",
+    "Cin7SupplierChange",
+]
 
 # The documented key first: when both are present the documented one wins.
 _INVOICE_NUMBER_KEYS = ("InvoiceNumber", "invoice_number")
@@ -165,3 +175,40 @@ class Cin7Purchase(_Cin7Model):
     def is_simple(self) -> bool:
         """A Simple Purchase: one invoice without its own TaskID, keyed on the purchase itself."""
         return self.type == "SIMPLE PURCHASE"
+
+
+class Cin7SupplierChange(_Cin7Model):
+    """What the supplier poll reads of a ``supplier`` row: which supplier, its name, and when it last changed."""
+
+    id: Annotated[str, BeforeValidator(_guid)] = Field(alias="ID")
+    name: str | None = None
+    last_modified_on: Cin7DateTime = None
+
+
+class Cin7PurchaseListRow(_Cin7Model):
+    """A row of ``GET purchaseList``; its watermark is ``last_updated_date`` (purchases have no ``Updated``).
+
+    The ``invoice_*`` fields describe the purchase's first bill only, so an advanced purchase with several
+    bills needs its detail; amounts are in the supplier's currency.
+    """
+
+    id: Annotated[str, BeforeValidator(_guid)] = Field(alias="ID")
+    order_number: str | None = None
+    order_date: Cin7DateTime = None
+    status: EnumText = None
+    type: EnumText = None
+    supplier: str | None = None
+    supplier_id: Guid = Field(default=None, alias="SupplierID")
+    supplier_currency: Currency = None
+    base_currency: Currency = None
+    invoice_number: str | None = None
+    invoice_date: Cin7DateTime = None
+    invoice_due_date: Cin7DateTime = None
+    invoice_amount: Amount = Decimal(0)
+    paid_amount: Amount = Decimal(0)
+    invoice_status: InvoiceStatusText = None
+    combined_invoice_status: EnumText = None
+    combined_payment_status: EnumText = None
+    credit_note_number: str | None = None
+    credit_note_status: InvoiceStatusText = None
+    last_updated_date: Cin7DateTime = None

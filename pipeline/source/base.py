@@ -1,8 +1,9 @@
 """What the pipeline asks of a Cin7 product: the seam that Cin7 Core implements, and Cin7 Omni can.
 
-Written from the calls the stages make today: discovery lists changed sales and customers in pages,
-the fetch reads one sale's detail, and the webhook receiver knows which events name a sale. The
-records stay the source's own JSON; its models (`mappings.cin7core`) say how to read them.
+Written from the calls the stages make: discovery lists changed sales, customers, purchases and suppliers
+in pages, the fetch reads one sale's or purchase's detail, and the webhook receiver knows which events name
+a sale. The records stay the source's own JSON; its models (`mappings.cin7core`, `mappings.cin7purchases`)
+say how to read them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ class Source(Protocol):
 
     def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         """One customer, or None when the source does not know it."""
+        ...
+
+    def iter_purchase_pages(self, updated_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of purchase headers whose LastUpdatedDate is at or after the watermark."""
+        ...
+
+    def get_purchase(self, purchase_id: str) -> dict[str, Any]:
+        """One purchase's detail (simple, advanced or service): its bills, credit notes and payments."""
+        ...
+
+    def iter_supplier_pages(self, modified_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of suppliers changed since the watermark, deprecated ones included."""
+        ...
+
+    def get_supplier(self, supplier_id: str) -> dict[str, Any] | None:
+        """One supplier, deprecated ones included, or None when the source does not know it."""
         ...
 
     def tax_rules(self) -> list[dict[str, Any]]:

@@ -1,13 +1,25 @@
-"""Cin7Supplier and Cin7Purchase: both purchase shapes, both invoice-number spellings, lenient parsing."""
+"""Cin7Supplier, Cin7Purchase and the rows the polls read: both purchase shapes, both invoice-number
+spellings, lenient parsing.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
-from mappings import Cin7Customer, Cin7InvoiceStatus, Cin7Purchase, Cin7PurchaseInvoice, Cin7Supplier
+from mappings import (
+    Cin7Customer,
+    Cin7InvoiceStatus,
+    Cin7Purchase,
+    Cin7PurchaseInvoice,
+    Cin7PurchaseListRow,
+    Cin7Supplier,
+    Cin7SupplierChange,
+)
 
 from .conftest import load_json
 
@@ -120,3 +132,123 @@ def test_customer_contacts_now_carry_include_in_email_and_job_title() -> None:
     )
     assert customer.contacts[0].include_in_email and customer.contacts[0].job_title == "Buyer"
     assert not customer.contacts[1].include_in_email
+
+
+# The purchaseList example of the Cin7 reference, GUIDs spelt out.
+_PURCHASE_ROW: dict[str, Any] = {
+    "ID": "60B75408-1C2D-4E3F-8A9B-0C1D2E3F4A5B",
+    "OrderNumber": "PO-00026",
+    "OrderDate": "2018-02-22T00:00:00",
+    "Status": "INVOICED",
+    "Type": "Simple Purchase",
+    "Supplier": "Bayside Club",
+    "SupplierID": "807B6BB2-0000-4000-8000-000000000001",
+    "SupplierCurrency": "usd",
+    "BaseCurrency": "USD",
+    "InvoiceNumber": "345345",
+    "InvoiceDate": "2018-02-22T00:00:00",
+    "InvoiceDueDate": "2018-03-24T00:00:00",
+    "InvoiceAmount": 15,
+    "PaidAmount": 15,
+    "InvoiceStatus": "PAID",
+    "CombinedInvoiceStatus": "INVOICED",
+    "CombinedPaymentStatus": "PAID",
+    "CreditNoteNumber": "CR-00026",
+    "CreditNoteStatus": "DRAFT",
+    "LastUpdatedDate": "2018-04-19T04:03:06.52Z",
+}
+
+
+def test_purchase_list_row_parses_the_reference_example() -> None:
+    row = Cin7PurchaseListRow.model_validate(_PURCHASE_ROW)
+    assert row.id == "60b75408-1c2d-4e3f-8a9b-0c1d2e3f4a5b"
+    assert row.supplier_id == "807b6bb2-0000-4000-8000-000000000001"
+    assert row.order_number == "PO-00026" and row.supplier == "Bayside Club"
+    assert row.type == "SIMPLE PURCHASE" and row.status == "INVOICED"
+    assert row.supplier_currency == "USD"
+    assert row.invoice_number == "345345"
+    assert row.invoice_status is Cin7InvoiceStatus.PAID
+    assert row.credit_note_status is Cin7InvoiceStatus.DRAFT
+    assert row.combined_invoice_status == "INVOICED" and row.combined_payment_status == "PAID"
+    assert row.credit_note_number == "CR-00026"
+    assert row.invoice_amount == Decimal(15) and row.paid_amount == Decimal(15)
+    assert row.last_updated_date == datetime(2018, 4, 19, 4, 3, 6, 520000, tzinfo=UTC)
+
+
+def test_zone_less_purchase_row_dates_read_as_utc() -> None:
+    row = Cin7PurchaseListRow.model_validate({**_PURCHASE_ROW, "LastUpdatedDate": "2018-04-19T04:03:06.52"})
+    assert row.order_date == datetime(2018, 2, 22, tzinfo=UTC)
+    assert row.invoice_date == datetime(2018, 2, 22, tzinfo=UTC)
+    assert row.invoice_due_date == datetime(2018, 3, 24, tzinfo=UTC)
+    assert row.last_updated_date == datetime(2018, 4, 19, 4, 3, 6, 520000, tzinfo=UTC)
+
+
+def test_a_sparse_purchase_row_with_odd_values_still_parses() -> None:
+    row = Cin7PurchaseListRow.model_validate(
+        {
+            "ID": " 60B75408-1C2D-4E3F-8A9B-0C1D2E3F4A5B ",
+            "OrderDate": "",
+            "InvoiceNumber": None,
+            "InvoiceDate": None,
+            "InvoiceAmount": "12.3456",
+            "PaidAmount": None,
+            "InvoiceStatus": "authorized",
+            "CreditNoteStatus": "not  available",
+            "CombinedInvoiceStatus": "partially invoiced /  credited",
+            "SupplierID": "",
+            "SomethingNew": {"nested": True},
+        }
+    )
+    assert row.id == "60b75408-1c2d-4e3f-8a9b-0c1d2e3f4a5b"
+    assert row.order_date is None and row.invoice_date is None and row.last_updated_date is None
+    assert row.invoice_number is None and row.supplier_id is None
+    assert row.invoice_amount == Decimal("12.3456") and row.paid_amount == Decimal(0)
+    assert row.invoice_status is Cin7InvoiceStatus.AUTHORISED
+    assert row.credit_note_status is Cin7InvoiceStatus.NOT_AVAILABLE
+    assert row.combined_invoice_status == "PARTIALLY INVOICED / CREDITED"
+
+
+def test_an_unknown_purchase_invoice_status_is_kept_as_upper_case_text() -> None:
+    row = Cin7PurchaseListRow.model_validate({**_PURCHASE_ROW, "InvoiceStatus": "on hold"})
+    assert row.invoice_status == "ON HOLD"
+
+
+def _error_fields(model: type[BaseModel], raw: dict[str, Any]) -> list[tuple[str | int, ...]]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(raw)
+    return [tuple(error["loc"]) for error in caught.value.errors()]
+
+
+@pytest.mark.parametrize("bad_id", [None, "", "   ", "missing"])
+def test_a_purchase_row_without_an_id_is_an_error_naming_the_field(bad_id: str | None) -> None:
+    raw = {k: v for k, v in _PURCHASE_ROW.items() if k != "ID"}
+    if bad_id != "missing":
+        raw["ID"] = bad_id
+    assert _error_fields(Cin7PurchaseListRow, raw) == [("ID",)]
+
+
+@pytest.mark.parametrize("stamp", ["2026-11-20T00:00:00", "yesterday"])
+def test_a_purchase_row_with_an_unreadable_watermark_names_it(stamp: str) -> None:
+    raw = {**_PURCHASE_ROW, "LastUpdatedDate": stamp}
+    if stamp == "yesterday":
+        assert _error_fields(Cin7PurchaseListRow, raw) == [("LastUpdatedDate",)]
+    else:
+        assert Cin7PurchaseListRow.model_validate(raw).last_updated_date == datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_supplier_change_reads_id_name_and_last_modified_on() -> None:
+    change = Cin7SupplierChange.model_validate(
+        {**load_json("supplier.json"), "ID": "5B6C7D8E-9F0A-4B1C-8D2E-3F4A5B6C7D8E", "Name": "Kōwhai Supplies"}
+    )
+    assert change.id == "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e" and change.name == "Kōwhai Supplies"
+    assert change.last_modified_on is not None and change.last_modified_on.tzinfo is not None
+
+
+def test_supplier_change_is_lenient_about_everything_but_its_id() -> None:
+    zone_less = Cin7SupplierChange.model_validate({"ID": "ABC", "LastModifiedOn": "2018-01-24T05:07:23.917"})
+    assert zone_less.id == "abc" and zone_less.name is None
+    assert zone_less.last_modified_on == datetime(2018, 1, 24, 5, 7, 23, 917000, tzinfo=UTC)
+    blank = Cin7SupplierChange.model_validate({"ID": "ABC", "Name": None, "LastModifiedOn": ""})
+    assert blank.last_modified_on is None
+    assert _error_fields(Cin7SupplierChange, {"Name": "No Id"}) == [("ID",)]
+    assert _error_fields(Cin7SupplierChange, {"ID": " ", "Name": "Blank Id"}) == [("ID",)]

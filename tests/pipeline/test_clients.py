@@ -12,13 +12,15 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from mappings import Cin7Purchase, Cin7PurchaseListRow, Cin7SupplierChange
 from pipeline.context import TenantContext, tenant_context
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import OAuthToken
 from pipeline.settings import Settings
 from pipeline.source.cin7core.client import Cin7Client
 from pipeline.standins.cin7 import Cin7StandIn
-from pipeline.standins.generator import generate
+from pipeline.standins.generator import generate, generate_purchases, with_purchases
+from pipeline.standins.generator.purchase_documents import bill_number, bills_of
 from pipeline.standins.xero import XeroStandIn
 from pipeline.xero.auth import code_from_callback, consent_url
 from pipeline.xero.client import xero_string_literal
@@ -82,6 +84,79 @@ def test_cin7_errors_are_classified_including_errors_inside_http_200(cin7: Cin7S
     with pytest.raises(SyncError) as throttled:
         client.me()
     assert throttled.value.error_class is ErrorClass.RATE_LIMITED
+
+
+@pytest.fixture
+def cin7_purchases() -> Iterator[Cin7StandIn]:
+    world = with_purchases(generate(3, 10, now=NOW), generate_purchases(3, 250, now=NOW))
+    standin = Cin7StandIn(dataset=world).start()
+    yield standin
+    standin.stop()
+
+
+def _stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_cin7_purchase_list_pages_from_a_last_updated_date_watermark(cin7_purchases: Cin7StandIn) -> None:
+    client = Cin7Client(_cin7_settings(cin7_purchases, CIN7_PAGE_SIZE=100))
+    pages = list(client.iter_purchase_pages(None))
+    assert [len(p) for p in pages] == [100, 100, 50]
+    assert cin7_purchases.stats()["by_endpoint"]["purchaseList"] == 3
+    rows = [Cin7PurchaseListRow.model_validate(r) for p in pages for r in p]
+    assert len({r.id for r in rows}) == 250
+    stamps = sorted(_stamp(r["LastUpdatedDate"]) for p in pages for r in p)
+    since = stamps[200]
+    recent = [r for p in client.iter_purchase_pages(since) for r in p]
+    assert len(recent) == len([s for s in stamps if s >= since]) < 250
+    assert all(_stamp(r["LastUpdatedDate"]) >= since for r in recent)
+
+
+def test_cin7_supplier_pages_include_deprecated_ones_and_filter_on_modified_since(
+    cin7_purchases: Cin7StandIn,
+) -> None:
+    client = Cin7Client(_cin7_settings(cin7_purchases, CIN7_PAGE_SIZE=20))
+    first = [Cin7SupplierChange.model_validate(r) for p in client.iter_supplier_pages(None) for r in p]
+    old = cin7_purchases.supplier(first[0].id)
+    cin7_purchases.put_supplier({**old, "Status": "Deprecated", "LastModifiedOn": "2026-11-20T10:00:00.000Z"})
+    pages = list(client.iter_supplier_pages(None))
+    assert [len(p) for p in pages] == [20, 20, 10]
+    assert cin7_purchases.stats()["by_endpoint"]["supplier"] == 6
+    assert old["ID"] in {r["ID"] for p in pages for r in p}
+    changed = [r for p in client.iter_supplier_pages(NOW) for r in p]
+    assert [(r["ID"], r["Status"]) for r in changed] == [(old["ID"], "Deprecated")]
+
+
+def test_cin7_get_supplier_finds_deprecated_suppliers_and_none_for_unknown_ids(cin7_purchases: Cin7StandIn) -> None:
+    client = Cin7Client(_cin7_settings(cin7_purchases))
+    supplier_id = next(r["ID"] for p in client.iter_supplier_pages(None) for r in p)
+    cin7_purchases.put_supplier({**cin7_purchases.supplier(supplier_id), "Status": "Deprecated"})
+    found = client.get_supplier(supplier_id.upper())
+    assert found is not None and found["ID"] == supplier_id and found["Status"] == "Deprecated"
+    assert client.get_supplier("00000000-0000-4000-8000-000000000000") is None
+
+
+def test_cin7_simple_and_advanced_purchases_parse_with_their_invoices(cin7_purchases: Cin7StandIn) -> None:
+    client = Cin7Client(_cin7_settings(cin7_purchases))
+    rows = [r for p in client.iter_purchase_pages(None) for r in p]
+    simple = next(
+        r
+        for r in rows
+        if r["Type"] == "Simple Purchase" and "InvocieNumber" in cin7_purchases.purchase(r["ID"])["Invoice"]
+    )
+    advanced = next(
+        r for r in rows if r["Type"] == "Advanced Purchase" and len(cin7_purchases.purchase(r["ID"])["Invoice"]) == 2
+    )
+    for row in (simple, advanced):
+        raw = client.get_purchase(row["ID"])
+        purchase = Cin7Purchase.model_validate(raw)
+        assert purchase.id == row["ID"].lower() and purchase.is_simple == (row is simple)
+        assert [i.invoice_number for i in purchase.invoices] == [bill_number(b) for b in bills_of(raw)]
+        assert all(i.invoice_number for i in purchase.invoices)
+    assert cin7_purchases.stats()["by_endpoint"]["advanced-purchase"] == 2
+    with pytest.raises(SyncError) as unknown:
+        client.get_purchase("00000000-0000-4000-8000-000000000000")
+    assert unknown.value.error_class is ErrorClass.VALIDATION
 
 
 @pytest.fixture

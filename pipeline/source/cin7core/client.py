@@ -168,3 +168,39 @@ class Cin7Client:
         body = self._get("customer", {"ID": customer_id}) or {}
         rows = body.get("CustomerList") or []
         return dict(rows[0]) if rows else None
+
+    def iter_purchase_pages(self, updated_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """PurchaseList pages at the largest page size, optionally from an UpdatedSince watermark.
+
+        The rows' watermark is ``LastUpdatedDate``, the field Cin7 filters ``UpdatedSince`` on.
+        """
+        params: dict[str, Any] = {}
+        if updated_since is not None:
+            params["UpdatedSince"] = format_cin7_datetime(updated_since)
+        yield from self._paged("purchaseList", "PurchaseList", params)
+
+    def get_purchase(self, purchase_id: str) -> dict[str, Any]:
+        """One purchase with its invoices (bills), credit notes and payments.
+
+        ``advanced-purchase`` rather than ``purchase``: the latter serves simple purchases only.
+        """
+        result = self._get("advanced-purchase", {"ID": purchase_id})
+        if not isinstance(result, dict) or not result.get("ID"):
+            raise SyncError(ErrorClass.VALIDATION, f"Cin7 purchase {purchase_id} not found", api="cin7", status=404)
+        return result
+
+    def iter_supplier_pages(self, modified_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        """Supplier pages at the largest page size, deprecated ones too, optionally from a ModifiedSince watermark.
+
+        Deprecated suppliers are listed because old purchases still name them.
+        """
+        params: dict[str, Any] = {"IncludeDeprecated": "true"}
+        if modified_since is not None:
+            params["ModifiedSince"] = format_cin7_datetime(modified_since)
+        yield from self._paged("supplier", "SupplierList", params)
+
+    def get_supplier(self, supplier_id: str) -> dict[str, Any] | None:
+        """One supplier, deprecated or not (Cin7 answers `?ID=` with a one-row list)."""
+        body = self._get("supplier", {"ID": supplier_id, "IncludeDeprecated": "true"}) or {}
+        rows = body.get("SupplierList") or []
+        return dict(rows[0]) if rows else None
