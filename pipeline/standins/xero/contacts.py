@@ -38,6 +38,14 @@ from pipeline.standins.xero.values import (
 )
 from pipeline.standins.xero.where import equality_hints, evaluate
 
+#: Xero keeps at most this many people besides the contact's own (xero.md "Contact persons").
+MAX_CONTACT_PERSONS = 5
+#: Xero's words, as an integration catalogue quotes them (xero.md "Contact persons").
+NO_PRIMARY_EMAIL = "Additional people cannot be added when the primary person has no email address set."
+#: The stand-in's words: Xero documents the limit but not its message.
+TOO_MANY_PERSONS = f"A contact can have a maximum of {MAX_CONTACT_PERSONS} contact persons."
+_PERSON_TEXT_FIELDS = ("FirstName", "LastName", "EmailAddress")
+
 
 @dataclass(slots=True)
 class ContactPlan:
@@ -107,7 +115,8 @@ class ContactsMixin(BatchWriteMixin):
                 return record.get(key)
         return None
 
-    def _render_contact(self, c: Record, *, num: Num, summary: bool = False) -> dict[str, Any]:
+    def _render_contact(self, c: Record, *, num: Num, summary: bool = False, persons: bool = True) -> dict[str, Any]:
+        """A contact as Xero JSON; ``persons``: with its ContactPersons (single and paged GETs, writes)."""
         out: dict[str, Any] = {"ContactID": c["ContactID"], "ContactStatus": c["ContactStatus"]}
         for key in CONTACT_SUMMARY_FIELDS if summary else CONTACT_TEXT_FIELDS:
             if c.get(key) is not None:
@@ -127,7 +136,8 @@ class ContactsMixin(BatchWriteMixin):
         out["Addresses"] = [dict(a) for a in addresses.values()]
         out["Phones"] = [dict(p) for p in phones.values()]
         out["ContactGroups"] = []
-        out["ContactPersons"] = jsonable(c["ContactPersons"], num)
+        if persons:
+            out["ContactPersons"] = jsonable(c["ContactPersons"], num)
         if c.get("PaymentTerms"):
             out["PaymentTerms"] = jsonable(c["PaymentTerms"], num)
         out["HasAttachments"] = False
@@ -168,10 +178,15 @@ class ContactsMixin(BatchWriteMixin):
                 continue
             out.append(c)
         out = self._order(request, out, CONTACT_SCHEMA, "Contact", self._contact_field)
-        page, pagination = self._paginate(out, self._paging(request))
+        paging = self._paging(request)
+        page, pagination = self._paginate(out, paging)
         summary = bool(request.flag("summaryOnly"))
+        # Xero leaves the people out of unpaged lists (xero.md "Contact persons"; XeroAPI/Xero-Java #245).
+        persons = paging is not None and "page" in request.query
         return self._envelope(
-            "Contacts", [self._render_contact(c, num=as_float, summary=summary) for c in page], pagination
+            "Contacts",
+            [self._render_contact(c, num=as_float, summary=summary, persons=persons) for c in page],
+            pagination,
         )
 
     def _get_contact(self, request: Request) -> Response:
@@ -308,7 +323,35 @@ def _apply_contact_input(record: Record, elem: Mapping[str, Any], errors: list[s
     if "PaymentTerms" in elem:
         record["PaymentTerms"] = copy.deepcopy(elem["PaymentTerms"]) or {}
     if "ContactPersons" in elem:
-        record["ContactPersons"] = copy.deepcopy(elem["ContactPersons"]) or []
+        record["ContactPersons"] = _contact_persons(elem["ContactPersons"], errors)
+    # Checked only when the element touches either side, so an unrelated edit of an old contact goes through.
+    touched = "ContactPersons" in elem or "EmailAddress" in elem
+    if touched and record["ContactPersons"] and not (record.get("EmailAddress") or "").strip():
+        errors.append(NO_PRIMARY_EMAIL)
+
+
+def _contact_persons(items: Any, errors: list[str]) -> list[Record]:
+    """The people of a ``ContactPersons`` list as Xero keeps them: the list replaces the stored one."""
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        errors.append("ContactPersons must be a list of contact person objects.")
+        return []
+    if len(items) > MAX_CONTACT_PERSONS:
+        errors.append(TOO_MANY_PERSONS)
+    people: list[Record] = []
+    for item in items:
+        person: Record = {}
+        for key in _PERSON_TEXT_FIELDS:
+            value = as_text(item.get(key))
+            if value is not None:
+                person[key] = value
+        for key, value in person.items():
+            if len(value) > 255:
+                errors.append(f"The contact person's {key} must be 255 characters or less.")
+        person["IncludeInEmails"] = bool(item.get("IncludeInEmails"))
+        people.append(person)
+    return people
 
 
 def _merge_typed(

@@ -18,6 +18,7 @@ __all__ = [
     "ACCOUNTS",
     "CURRENCIES",
     "DEFAULT_CURRENCY_RATES",
+    "TAX_CLASSES",
     "TAX_RATES",
     "Account",
     "TaxRate",
@@ -145,9 +146,28 @@ class Account:
         return out
 
 
+#: Account class -> the ``GET /TaxRates`` flag saying whether a rate applies to accounts of that class.
+TAX_CLASSES = {
+    "ASSET": "CanApplyToAssets",
+    "EQUITY": "CanApplyToEquity",
+    "EXPENSE": "CanApplyToExpenses",
+    "LIABILITY": "CanApplyToLiabilities",
+    "REVENUE": "CanApplyToRevenue",
+}
+_SALES_CLASSES = frozenset({"ASSET", "EQUITY", "LIABILITY", "REVENUE"})
+_PURCHASE_CLASSES = frozenset({"ASSET", "EQUITY", "EXPENSE", "LIABILITY"})
+_ZERO_RATED_CLASSES = frozenset({"LIABILITY", "REVENUE"})
+_ALL_CLASSES = frozenset(TAX_CLASSES)
+
+
 @dataclass(frozen=True, slots=True)
 class TaxRate:
-    """An AU tax rate; ``revenue``/``expenses`` say which document types may use it."""
+    """An AU tax rate; ``revenue``/``expenses`` say which side's documents (sales, purchases) may use it.
+
+    ``applies_to`` is what ``GET /TaxRates`` reports per account class. It follows the spec's example
+    organisation (XERO-OAS ``GET /TaxRates``: INPUT2, OUTPUT2, GSTONIMPORTS, NONE, ZERORATED), so GST on
+    Imports names only liabilities. Lines are still checked by side alone, as the stand-in always has.
+    """
 
     tax_type: str
     name: str
@@ -155,19 +175,15 @@ class TaxRate:
     report_tax_type: str
     revenue: bool
     expenses: bool
+    applies_to: frozenset[str]
     status: str = "ACTIVE"
 
     def to_xero(self) -> dict[str, Any]:
         """The tax rate as ``GET /TaxRates`` returns it."""
-        return {
-            "Name": self.name,
-            "TaxType": self.tax_type,
-            "ReportTaxType": self.report_tax_type,
-            "CanApplyToAssets": self.expenses,
-            "CanApplyToEquity": False,
-            "CanApplyToExpenses": self.expenses,
-            "CanApplyToLiabilities": self.revenue,
-            "CanApplyToRevenue": self.revenue,
+        out: dict[str, Any] = {"Name": self.name, "TaxType": self.tax_type, "ReportTaxType": self.report_tax_type}
+        for account_class, flag in TAX_CLASSES.items():
+            out[flag] = account_class in self.applies_to
+        return out | {
             "DisplayTaxRate": float(self.rate),
             "EffectiveRate": float(self.rate),
             "Status": self.status,
@@ -177,6 +193,8 @@ class TaxRate:
         }
 
 
+# The AU demo organisation's codes. Purchases code stock to 630 and freight and services to 425 and 429
+# (the generator's Cin7 chart); 800 is the payable control account, which Xero keeps off document lines.
 ACCOUNTS: dict[str, Account] = {
     a.code: a
     for a in (
@@ -192,8 +210,14 @@ ACCOUNTS: dict[str, Account] = {
         Account("200", "Sales", "REVENUE", "REVENUE", "OUTPUT", True),
         Account("260", "Other Revenue", "REVENUE", "REVENUE", "OUTPUT", True),
         Account("270", "Interest Income", "REVENUE", "REVENUE", "EXEMPTOUTPUT", True),
+        Account("300", "Purchases", "DIRECTCOSTS", "EXPENSE", "INPUT", True),
         Account("400", "Advertising", "EXPENSE", "EXPENSE", "INPUT", True),
+        Account("425", "Freight & Courier", "EXPENSE", "EXPENSE", "INPUT", True),
+        Account("429", "General Expenses", "EXPENSE", "EXPENSE", "INPUT", True),
         Account("610", "Accounts Receivable", "CURRENT", "ASSET", "BASEXCLUDED", False, system_account="DEBTORS"),
+        Account("630", "Inventory", "INVENTORY", "ASSET", "BASEXCLUDED", True),
+        Account("800", "Accounts Payable", "CURRLIAB", "LIABILITY", "BASEXCLUDED", False, system_account="CREDITORS"),
+        Account("820", "GST", "CURRLIAB", "LIABILITY", "BASEXCLUDED", False, system_account="GST"),
         Account("860", "Rounding", "CURRLIAB", "LIABILITY", "BASEXCLUDED", True, system_account="ROUNDING"),
     )
 }
@@ -203,19 +227,21 @@ _ZERO = Decimal("0.0000")
 TAX_RATES: dict[str, TaxRate] = {
     t.tax_type: t
     for t in (
-        TaxRate("OUTPUT", "GST on Income", _TEN, "OUTPUT", revenue=True, expenses=False),
-        TaxRate("INPUT", "GST on Expenses", _TEN, "INPUT", revenue=False, expenses=True),
-        TaxRate("CAPEXINPUT", "GST on Capital", _TEN, "INPUT", revenue=False, expenses=True),
-        TaxRate("EXEMPTOUTPUT", "GST Free Income", _ZERO, "OUTPUT", revenue=True, expenses=False),
-        TaxRate("EXEMPTEXPORT", "GST Free Exports", _ZERO, "OUTPUT", revenue=True, expenses=False),
-        TaxRate("EXEMPTEXPENSES", "GST Free Expenses", _ZERO, "INPUT", revenue=False, expenses=True),
-        TaxRate("EXEMPTCAPITAL", "GST Free Capital", _ZERO, "INPUT", revenue=False, expenses=True),
-        TaxRate("INPUTTAXED", "Input Taxed", _ZERO, "INPUT", revenue=True, expenses=True),
-        TaxRate("BASEXCLUDED", "BAS Excluded", _ZERO, "BASEXCLUDED", revenue=True, expenses=True),
-        TaxRate("GSTONIMPORTS", "GST on Imports", _ZERO, "GSTONIMPORTS", revenue=False, expenses=True),
-        TaxRate("GSTONCAPIMPORTS", "GST on Capital Imports", _ZERO, "GSTONIMPORTS", revenue=False, expenses=True),
+        TaxRate("OUTPUT", "GST on Income", _TEN, "OUTPUT", True, False, _SALES_CLASSES),
+        TaxRate("INPUT", "GST on Expenses", _TEN, "INPUT", False, True, _PURCHASE_CLASSES),
+        TaxRate("CAPEXINPUT", "GST on Capital", _TEN, "CAPITALEXINPUT", False, True, _PURCHASE_CLASSES),
+        TaxRate("EXEMPTOUTPUT", "GST Free Income", _ZERO, "EXEMPTOUTPUT", True, False, _ZERO_RATED_CLASSES),
+        TaxRate("EXEMPTEXPORT", "GST Free Exports", _ZERO, "EXEMPTEXPORT", True, False, _ZERO_RATED_CLASSES),
+        TaxRate("EXEMPTEXPENSES", "GST Free Expenses", _ZERO, "EXEMPTEXPENSES", False, True, _PURCHASE_CLASSES),
+        TaxRate("EXEMPTCAPITAL", "GST Free Capital", _ZERO, "EXEMPTCAPITAL", False, True, _PURCHASE_CLASSES),
+        TaxRate("INPUTTAXED", "Input Taxed", _ZERO, "INPUTTAXED", True, True, _ALL_CLASSES),
+        TaxRate("BASEXCLUDED", "BAS Excluded", _ZERO, "BASEXCLUDED", True, True, _ALL_CLASSES),
+        TaxRate("GSTONIMPORTS", "GST on Imports", _ZERO, "GSTONIMPORTS", False, True, frozenset({"LIABILITY"})),
+        TaxRate(
+            "GSTONCAPIMPORTS", "GST on Capital Imports", _ZERO, "GSTONCAPIMPORTS", False, True, frozenset({"LIABILITY"})
+        ),
         # A retired custom rate: present in /TaxRates but not usable, as in real orgs.
-        TaxRate("TAX001", "GST on Income (retired)", _TEN, "OUTPUT", revenue=True, expenses=False, status="DELETED"),
+        TaxRate("TAX001", "GST on Income (retired)", _TEN, "OUTPUT", True, False, _SALES_CLASSES, status="DELETED"),
     )
 }
 

@@ -17,19 +17,28 @@ from typing import Any
 from pipeline.standins.xero.data import ACCOUNTS, TAX_RATES, parse_decimal, round2
 from pipeline.standins.xero.values import Num, Record, as_text, jsonable
 
-#: Xero's words for a discount on a document that does not take one (it says so of ACCPAY and credit notes).
+#: The stand-in's words for a discount on a credit note, after Xero's field text (XERO-OAS ``DiscountAmount``).
 NO_DISCOUNTS = (
     "Discounts are only supported on ACCREC invoices and quotes. Credit notes in Xero do not support discounts."
+)
+#: The same for a bill, in the spec's own sentence (XERO-OAS ``LineItem.DiscountAmount``, INV-DOC).
+NO_BILL_DISCOUNTS = (
+    "Discounts are only supported on ACCREC invoices and quotes. "
+    "ACCPAY invoices and credit notes in Xero do not support discounts."
 )
 
 
 @dataclass(frozen=True, slots=True)
 class LineRules:
-    """What a document's lines may hold: revenue or expense tax rates, 4-dp unit prices, discounts."""
+    """What a document's lines may hold: revenue or expense tax rates, 4-dp unit prices, discounts.
+
+    ``noun`` ("Invoice" or "Credit Note") picks the words for a refused discount.
+    """
 
     sales: bool
     unitdp4: bool
     discounts: bool = True
+    noun: str = "Invoice"
 
 
 @dataclass(slots=True)
@@ -169,7 +178,7 @@ def _line_amounts(raw: Record, rules: LineRules, errors: list[str]) -> _LineAmou
         errors.append(f"A line item amount is not a number: {exc}")
         return None
     if not rules.discounts and (discount or discount_amount):
-        errors.append(NO_DISCOUNTS)
+        errors.append(NO_BILL_DISCOUNTS if rules.noun == "Invoice" else NO_DISCOUNTS)
     if quantity is None and unit is None and given_amount is not None:
         quantity, unit = Decimal("1"), given_amount
     quantity = Decimal("1") if quantity is None else quantity.quantize(Decimal("0.0001"))

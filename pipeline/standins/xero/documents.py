@@ -34,8 +34,9 @@ from pipeline.standins.xero.values import ZERO_GUID, Record, as_text, is_guid, u
 class DocumentSpec:
     """How one kind of document differs from the other (invoice or credit note).
 
-    ``types[0]`` is the sales type (ACCREC, ACCRECCREDIT): only it takes a Reference and is auto-numbered;
-    numbers of ``unique_types`` must be unique per type. ``applied_key`` is the record field that allocations add to.
+    ``types[0]`` is the sales type (ACCREC, ACCRECCREDIT): only it takes a Reference, is auto-numbered, has
+    unique numbers and, on invoices, takes line discounts (``discounts``); Xero keeps purchase numbers as
+    typed, repeats included. ``applied_key`` is the record field that allocations add to.
     ``settled_edits``: whether a document with payments or allocations may still take edits that leave
     its amounts alone (credit notes), rather than refusing every edit (invoices, as the stand-in always has).
     """
@@ -46,7 +47,6 @@ class DocumentSpec:
     id_key: str
     number_key: str
     types: tuple[str, ...]
-    unique_types: tuple[str, ...]
     number_prefix: str
     duplicate_number: str
     text_fields: tuple[str, ...]
@@ -84,7 +84,6 @@ INVOICE_SPEC = DocumentSpec(
     id_key="InvoiceID",
     number_key="InvoiceNumber",
     types=INVOICE_TYPES,
-    unique_types=INVOICE_TYPES,
     number_prefix="INV-",
     duplicate_number="Invoice # must be unique.",
     text_fields=("Reference", "Url", "BrandingThemeID"),
@@ -99,7 +98,6 @@ CREDIT_NOTE_SPEC = DocumentSpec(
     id_key="CreditNoteID",
     number_key="CreditNoteNumber",
     types=CREDIT_NOTE_TYPES,
-    unique_types=CREDIT_NOTE_TYPES[:1],
     number_prefix="CN-",
     duplicate_number="Credit Note number must be unique.",
     text_fields=("Reference", "BrandingThemeID"),
@@ -148,7 +146,8 @@ class DocumentValidationMixin(ContactsMixin):
         self._apply_dates(elem, record, errors)
         self._apply_line_amount_types(elem, record, errors)
         self._apply_currency(elem, record, errors)
-        rules = LineRules(sales=kind == spec.sales_type, unitdp4=unitdp4, discounts=spec.discounts)
+        sales = kind == spec.sales_type
+        rules = LineRules(sales=sales, unitdp4=unitdp4, discounts=spec.discounts and sales, noun=spec.noun)
         self._apply_lines(elem, record, existing, rules, errors)
         settled = settled_edit_problems(spec, existing, record) if existing is not None else []
         if settled:
@@ -187,8 +186,8 @@ class DocumentValidationMixin(ContactsMixin):
             key = number.casefold()
             match = next((store.by_number[(k, key)] for k in kinds if (k, key) in store.by_number), None)
             if match is not None and method == "PUT":
-                # A repeated purchase credit note number is not an error: a PUT then creates another.
-                if store.records[match]["Type"] in spec.unique_types:
+                # A repeated bill or purchase credit note number is not an error: a PUT then creates another.
+                if store.records[match]["Type"] == spec.sales_type:
                     raise Rejected(spec.duplicate_number)
             elif match is not None:
                 existing = store.records[match]
@@ -227,7 +226,7 @@ class DocumentValidationMixin(ContactsMixin):
             return
         if len(number) > 255:
             errors.append(f"{spec.noun} Number must be 255 characters or less.")
-        if kind in spec.unique_types:
+        if kind == spec.sales_type:
             key = (kind, number.casefold())
             holder = self._documents[spec.store_key].by_number.get(key)
             existing_id = existing[spec.id_key] if existing else None
@@ -277,7 +276,7 @@ class DocumentValidationMixin(ContactsMixin):
                 record[spec.number_key] = _next_number(spec, store)
         doc_id = record[spec.id_key]
         if record.get(spec.number_key):
-            # Numbers of purchase credit notes may repeat: the index then points at the newest.
+            # Numbers of bills and purchase credit notes may repeat: the index then points at the newest.
             store.by_number[(record["Type"], record[spec.number_key].casefold())] = doc_id
         store.by_contact.setdefault(record["ContactID"], set()).add(doc_id)
         contact = self._contacts.get(record["ContactID"])

@@ -13,7 +13,7 @@ from pipeline.standins.xero.document_views import DocumentViewsMixin
 from pipeline.standins.xero.documents import INVOICE_SPEC
 from pipeline.standins.xero.query import Candidates
 from pipeline.standins.xero.responses import Request, Response, not_found
-from pipeline.standins.xero.schemas import INVOICE_SCHEMA, INVOICE_TYPES
+from pipeline.standins.xero.schemas import INVOICE_SCHEMA
 from pipeline.standins.xero.settlement import outstanding
 from pipeline.standins.xero.values import Num, Record, as_decimal, as_float, split_csv
 from pipeline.standins.xero.where import equality_hints
@@ -98,12 +98,16 @@ class InvoicesMixin(DocumentViewsMixin):
         )
 
     def _ids_for_numbers(self, numbers: Iterable[str]) -> list[str]:
-        found: list[str] = []
-        for number in numbers:
-            for kind in INVOICE_TYPES:
-                invoice_id = self._invoice_by_number.get((kind, number.casefold()))
-                if invoice_id:
-                    found.append(invoice_id)
+        """Every invoice with one of these numbers: the one ACCREC, and all the bills that share it."""
+        wanted = {number.casefold() for number in numbers}
+        index = self._invoice_by_number
+        found = [index[("ACCREC", key)] for key in wanted if ("ACCREC", key) in index]
+        # Xero keeps bill numbers as typed, repeats included, so the number index holds only the newest.
+        found.extend(
+            inv["InvoiceID"]
+            for inv in self._invoices.values()
+            if inv["Type"] != "ACCREC" and (inv.get("InvoiceNumber") or "").casefold() in wanted
+        )
         return found
 
     def _get_invoice(self, request: Request) -> Response:
