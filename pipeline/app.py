@@ -46,6 +46,7 @@ class TaskName(enum.StrEnum):
 
     POLL = "cin7xero.poll"
     FETCH_SALE = "cin7xero.fetch_sale"
+    FETCH_PURCHASE = "cin7xero.fetch_purchase"
     MAP_DOCUMENT = "cin7xero.map_document"
     WRITE_DOCUMENT = "cin7xero.write_document"
     SWEEP = "cin7xero.sweep"
@@ -55,9 +56,14 @@ class TaskName(enum.StrEnum):
     RECONCILE = "cin7xero.reconcile"
 
 
+#: The task that reads a parent document's detail, by the parent's kind (`ledger.models.ParentKind`).
+FETCH_TASKS: dict[str, TaskName] = {"sale": TaskName.FETCH_SALE, "purchase": TaskName.FETCH_PURCHASE}
+
+
 TASK_QUEUES: dict[TaskName, QueueName] = {
     TaskName.POLL: QueueName.CIN7,
     TaskName.FETCH_SALE: QueueName.CIN7,
+    TaskName.FETCH_PURCHASE: QueueName.CIN7,
     TaskName.MAP_DOCUMENT: QueueName.MAPPING,
     TaskName.WRITE_DOCUMENT: QueueName.XERO,
     TaskName.SWEEP: QueueName.MAINTENANCE,

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # The cutover: the live sync handles documents dated on or after it; earlier ones are migrated
     # (`cin7xero migrate`). When set, the first poll reads from it instead of the lookback.
     sync_start_date: date | None = Field(default=None, alias="SYNC_START_DATE")
+    # Off by default: many businesses already enter supplier bills in Xero (by hand or a bill inbox),
+    # and a second copy of every bill is worse than none. Turned on, suppliers and purchases sync too.
+    sync_purchases: bool = Field(default=False, alias="SYNC_PURCHASES")
     cin7_calls_per_minute: int = Field(default=60, alias="CIN7_CALLS_PER_MINUTE", ge=1)
     # Of those, at most this many at once: the rest are spread about evenly over the minute, so a poll
     # with a backlog never bursts into Cin7's throttling.

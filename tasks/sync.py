@@ -14,6 +14,7 @@ from celery import Task
 from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
 from pipeline.discovery.poll import poll_message
+from pipeline.ledger.models import ParentKind
 from pipeline.mapping.stage import fetch_and_map, map_message
 from pipeline.recovery.sweep import sweep_message
 from pipeline.writer.drain import write_message
@@ -33,6 +34,12 @@ def poll(self: Task, tenant_key: str) -> dict[str, Any]:
 def fetch_sale(tenant_key: str, sale_id: str) -> dict[str, Any]:
     """Read one sale's detail, record its invoices, map each changed one here, and wake a writer."""
     return fetch_and_map(tenant_context(tenant_key), sale_id)
+
+
+@app.task(name=TaskName.FETCH_PURCHASE.value, **IDEMPOTENT, **DB_RETRY)
+def fetch_purchase(tenant_key: str, purchase_id: str) -> dict[str, Any]:
+    """Read one purchase's detail, record its bills, map each changed one here, and wake a writer."""
+    return fetch_and_map(tenant_context(tenant_key), purchase_id, kind=ParentKind.PURCHASE)
 
 
 @app.task(name=TaskName.MAP_DOCUMENT.value, bind=True, **IDEMPOTENT, **DB_RETRY)

@@ -252,7 +252,7 @@ def dlq_requeue(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Re-read the documents from Cin7, re-map and re-send them (fixed data or rules take effect)."""
-    from pipeline.app import TaskName, send
+    from pipeline.app import FETCH_TASKS, send
     from pipeline.context import tenant_context
     from pipeline.recovery.deadletters import list_dead_letters, requeue
 
@@ -267,9 +267,9 @@ def dlq_requeue(
                 console.print(f"would requeue {letter.id}: {letter.document_number or letter.sale_id}")
             return
         sale_ids = requeue(session, ctx.tenant_pk, [letter.id for letter in letters])
-    for sale_id in sale_ids:
-        send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
-    console.print(f"requeued {len(letters)} dead letters ({len(sale_ids)} sales re-read from Cin7)")
+    for sale_id, kind in sale_ids:
+        send(FETCH_TASKS[kind], ctx.tenant_key, sale_id)
+    console.print(f"requeued {len(letters)} dead letters ({len(sale_ids)} sales or purchases re-read from Cin7)")
 
 
 @dlq_app.command("purge")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from mappings import Cin7Customer, normalise_email, normalise_name
+from mappings import Cin7Customer, Cin7Supplier, abn_key, email_domain, normalise_email, normalise_name, website_domain
 from pipeline.context import TenantContext
 from pipeline.ledger.models import PollCursor, XeroContactCache, utcnow
 from pipeline.ledger.ops import insert_ignore
@@ -23,6 +23,10 @@ CACHE_STREAM = "xero_contacts"
 CACHE_REFRESH = timedelta(minutes=5)
 
 
+_KEYS = ("number_key", "email_key", "name_key", "tax_key", "domain_key", "website_key")
+_KEPT = ("ContactID", "Name", "ContactNumber", "EmailAddress", "ContactStatus", "TaxNumber", "Website")
+
+
 def _cache_keys(contact: dict[str, Any]) -> dict[str, Any]:
     number = str(contact.get("ContactNumber") or "").strip().lower() or None
     name = normalise_name(str(contact.get("Name") or "")) or None
@@ -30,6 +34,9 @@ def _cache_keys(contact: dict[str, Any]) -> dict[str, Any]:
         "number_key": number[:64] if number else None,
         "email_key": (normalise_email(contact.get("EmailAddress")) or "")[:255] or None,
         "name_key": name[:255] if name else None,
+        "tax_key": abn_key(contact.get("TaxNumber")),
+        "domain_key": (email_domain(contact.get("EmailAddress")) or "")[:255] or None,
+        "website_key": (website_domain(contact.get("Website")) or "")[:255] or None,
     }
 
 
@@ -38,10 +45,7 @@ def cache_contacts(ctx: TenantContext, contacts: Sequence[dict[str, Any]]) -> No
     fresh = {str(c["ContactID"]): c for c in contacts if c.get("ContactID")}
     if not fresh:
         return
-    slim = {
-        cid: {k: c.get(k) for k in ("ContactID", "Name", "ContactNumber", "EmailAddress", "ContactStatus")}
-        for cid, c in fresh.items()
-    }
+    slim = {cid: {k: c.get(k) for k in _KEPT} for cid, c in fresh.items()}
     with ctx.sessions() as session, session.begin():
         existing = {
             row.contact_id: row
@@ -67,7 +71,8 @@ def cache_contacts(ctx: TenantContext, contacts: Sequence[dict[str, Any]]) -> No
                 )
             else:
                 row.contact = contact
-                row.number_key, row.email_key, row.name_key = keys["number_key"], keys["email_key"], keys["name_key"]
+                for key in _KEYS:
+                    setattr(row, key, keys[key])
                 row.refreshed_at = utcnow()
         insert_ignore(session, XeroContactCache, new_rows, ["tenant_id", "contact_id"])
 
@@ -99,11 +104,19 @@ def refresh_contact_cache(ctx: TenantContext) -> None:
         cursor.last_polled_at = started
 
 
-def cached_candidates(ctx: TenantContext, customers: Sequence[Cin7Customer]) -> list[dict[str, Any]]:
-    """Cached contacts that may be these customers' by ContactNumber, e-mail or name, archived included."""
-    numbers = [c.id for c in customers]
-    emails = [e for e in (normalise_email(c.primary_email) for c in customers) if e]
-    names = [n for n in (normalise_name(c.name or "") for c in customers) if n]
+def cached_candidates(
+    ctx: TenantContext,
+    parties: Sequence[Cin7Customer | Cin7Supplier],
+    *,
+    abns: Sequence[str] = (),
+    domains: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Cached contacts that may be these parties' by ContactNumber, e-mail, name, ABN or domain,
+    archived included.
+    """
+    numbers = [c.id for c in parties]
+    emails = [e for e in (normalise_email(c.primary_email) for c in parties) if e]
+    names = [n for n in (normalise_name(c.name or "") for c in parties) if n]
     with ctx.sessions() as session:
         rows = session.scalars(
             select(XeroContactCache).where(
@@ -112,6 +125,9 @@ def cached_candidates(ctx: TenantContext, customers: Sequence[Cin7Customer]) -> 
                     XeroContactCache.number_key.in_(numbers),
                     XeroContactCache.email_key.in_(emails),
                     XeroContactCache.name_key.in_(names),
+                    XeroContactCache.tax_key.in_(list(abns)),
+                    XeroContactCache.domain_key.in_(list(domains)),
+                    XeroContactCache.website_key.in_(list(domains)),
                 ),
             )
         )

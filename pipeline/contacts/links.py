@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mappings import Cin7Customer, content_hash
+from mappings import Cin7Customer, Cin7Supplier, content_hash
 from pipeline.context import TenantContext
 from pipeline.ledger.models import ContactLink
 from pipeline.ledger.ops import insert_ignore
 
 
-def customer_source_hash(customer: Cin7Customer) -> str:
-    """The hash of the customer as Cin7 has it, recorded on its link when made and when pushed."""
+def customer_source_hash(customer: Cin7Customer | Cin7Supplier) -> str:
+    """The hash of the customer (or supplier) as Cin7 has it, recorded on its link when made and when pushed."""
     return content_hash(customer.model_dump(mode="json"))
 
 

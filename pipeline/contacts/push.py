@@ -16,9 +16,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import and_, case, func, or_, select
 
-from mappings import Cin7Customer, MappingError, map_contact, normalise_name
+from mappings import MappingError, normalise_name
 from pipeline.contacts.cache import cache_contacts
 from pipeline.contacts.links import customer_source_hash
+from pipeline.contacts.parties import Party, contact_payload, parse_party
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
@@ -86,7 +87,7 @@ def push_backlog(ctx: TenantContext) -> tuple[int, float]:
     return int(count), max(0.0, (utcnow() - oldest).total_seconds())
 
 
-def _push_name(link: ContactLink, customer: Cin7Customer, taken: set[str]) -> str:
+def _push_name(link: ContactLink, customer: Party, taken: set[str]) -> str:
     """The name to send: Cin7's when it changed and is free in Xero, else the one Xero has."""
     wanted = (customer.name or "").strip()
     if wanted and normalise_name(wanted) != normalise_name(link.xero_name) and normalise_name(wanted) not in taken:
@@ -99,7 +100,7 @@ class _Round:
     """One push round's links and what became of each (keyed by link id)."""
 
     rows: list[Any]
-    customers: dict[int, Cin7Customer] = field(default_factory=dict)
+    customers: dict[int, Party] = field(default_factory=dict)
     bad: dict[int, str] = field(default_factory=dict)
     unchanged: set[int] = field(default_factory=set)
     body: list[dict[str, Any]] = field(default_factory=list)
@@ -118,7 +119,7 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
     """
     with ctx.sessions() as session:
         rows = session.execute(
-            select(ContactLink, CustomerRecord.snapshot, CustomerRecord.last_modified_on)
+            select(ContactLink, CustomerRecord.snapshot, CustomerRecord.last_modified_on, CustomerRecord.kind)
             .join(CustomerRecord, _push_join())
             .where(_push_filter(ctx))
             .order_by(ContactLink.id)
@@ -135,14 +136,14 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
 
 
 def _parse_customers(batch: _Round) -> None:
-    for link, snapshot, _modified in batch.rows:
+    for link, snapshot, _modified, kind in batch.rows:
         try:
-            batch.customers[link.id] = Cin7Customer.model_validate(snapshot)
+            batch.customers[link.id] = parse_party(snapshot, kind)
         except ValidationError as exc:
-            batch.bad[link.id] = f"Cin7 customer {link.cin7_customer_id} does not parse: {exc}"
+            batch.bad[link.id] = f"Cin7 {kind} {link.cin7_customer_id} does not parse: {exc}"
 
 
-def _taken_names(ctx: TenantContext, customers: Iterable[Cin7Customer]) -> set[str]:
+def _taken_names(ctx: TenantContext, customers: Iterable[Party]) -> set[str]:
     names = [n for n in (normalise_name(c.name or "") for c in customers) if n]
     with ctx.sessions() as session:
         return {
@@ -156,7 +157,7 @@ def _taken_names(ctx: TenantContext, customers: Iterable[Cin7Customer]) -> set[s
 
 
 def _build_body(batch: _Round, taken: set[str]) -> None:
-    for link, _snapshot, _modified in batch.rows:
+    for link, _snapshot, _modified, _kind in batch.rows:
         customer = batch.customers.get(link.id)
         if customer is None:
             continue
@@ -168,7 +169,7 @@ def _build_body(batch: _Round, taken: set[str]) -> None:
             continue
         else:
             try:
-                payload = map_contact(customer, name=_push_name(link, customer, taken)).to_json()
+                payload = contact_payload(customer, _push_name(link, customer, taken))
             except MappingError as exc:
                 batch.bad[link.id] = "; ".join(p.message for p in exc.problems)
                 continue
@@ -226,7 +227,7 @@ def _record(ctx: TenantContext, batch: _Round) -> PushOutcome:
     outcome = PushOutcome()
     now = utcnow()
     with ctx.sessions() as session, session.begin():
-        for link, _snapshot, modified in batch.rows:
+        for link, _snapshot, modified, _kind in batch.rows:
             row = session.get(ContactLink, link.id)
             if row is None:
                 continue

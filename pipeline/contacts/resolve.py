@@ -20,21 +20,29 @@ from pydantic import ValidationError
 from sqlalchemy import and_, select
 
 from mappings import (
-    Cin7Customer,
     MappingError,
     contact_name_variant,
-    map_contact,
     normalise_email,
     normalise_name,
 )
 from pipeline.contacts.cache import cache_contacts, cached_candidates, refresh_contact_cache
 from pipeline.contacts.inline import InlineContact
 from pipeline.contacts.links import customer_source_hash, insert_links
+from pipeline.contacts.parties import (
+    Party,
+    contact_abn,
+    contact_domains,
+    contact_payload,
+    parse_party,
+    party_abn,
+    party_domains,
+    party_noun,
+)
 from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
-from pipeline.ledger.models import ContactLink, CustomerRecord, SyncDocument, utcnow
+from pipeline.ledger.models import ContactLink, CustomerRecord, PartyKind, SyncDocument, utcnow
 from pipeline.policy import pauses_tenant, retryable
 from pipeline.xero.client import quotable, xero_string_literal
 
@@ -57,7 +65,7 @@ class ContactResult:
 
 @dataclass
 class _Plan:
-    customer: Cin7Customer
+    customer: Party
     contact_id: str | None = None
     linked_by: str = "created"
     name: str = ""
@@ -67,10 +75,13 @@ class _Plan:
     without_currency: bool = False
 
 
-def _load_customers(ctx: TenantContext, ids: Sequence[str], result: ContactResult) -> dict[str, Cin7Customer]:
+def _load_customers(
+    ctx: TenantContext, ids: Sequence[str], result: ContactResult, kind: PartyKind = PartyKind.CUSTOMER
+) -> dict[str, Party]:
+    """The parties' snapshots (read from Cin7 once, and kept, when the bulk poll has not got them)."""
     with ctx.sessions() as session:
         rows = {
-            r.customer_id: dict(r.snapshot)
+            r.customer_id: (dict(r.snapshot), r.kind)
             for r in session.scalars(
                 select(CustomerRecord).where(
                     CustomerRecord.tenant_id == ctx.tenant_pk, CustomerRecord.customer_id.in_(list(ids))
@@ -79,27 +90,29 @@ def _load_customers(ctx: TenantContext, ids: Sequence[str], result: ContactResul
         }
     for customer_id in ids:
         if customer_id not in rows:
-            fetched = ctx.cin7.get_customer(customer_id)
+            fetched = (
+                ctx.cin7.get_supplier(customer_id) if kind is PartyKind.SUPPLIER else ctx.cin7.get_customer(customer_id)
+            )
             if fetched is None:
                 result.failures[customer_id] = SyncError(
-                    ErrorClass.MAPPING, f"Cin7 customer {customer_id} not found", api="cin7"
+                    ErrorClass.MAPPING, f"Cin7 {kind.value} {customer_id} not found", api="cin7"
                 )
                 continue
             with ctx.sessions() as session, session.begin():
-                store_customers(session, ctx.tenant_pk, [fetched])
-            rows[customer_id] = fetched
-    customers: dict[str, Cin7Customer] = {}
-    for customer_id, row in rows.items():
+                store_customers(session, ctx.tenant_pk, [fetched], kind=kind)
+            rows[customer_id] = (fetched, kind.value)
+    parties: dict[str, Party] = {}
+    for customer_id, (row, row_kind) in rows.items():
         try:
-            customers[customer_id] = Cin7Customer.model_validate(row)
+            parties[customer_id] = parse_party(row, row_kind)
         except ValidationError as exc:
             result.failures[customer_id] = SyncError(
-                ErrorClass.MAPPING, f"Cin7 customer {customer_id} does not parse: {exc}", api="cin7"
+                ErrorClass.MAPPING, f"Cin7 {row_kind} {customer_id} does not parse: {exc}", api="cin7"
             )
-    return customers
+    return parties
 
 
-def _lookup(ctx: TenantContext, customers: Sequence[Cin7Customer], result: ContactResult) -> list[dict[str, Any]]:
+def _lookup(ctx: TenantContext, customers: Sequence[Party], result: ContactResult) -> list[dict[str, Any]]:
     """Candidate Xero contacts for these customers: one filtered read per chunk, archived included.
 
     Text Xero's `where` cannot quote (a name with a double quote) is searched with searchTerm and
@@ -120,7 +133,7 @@ def _lookup(ctx: TenantContext, customers: Sequence[Cin7Customer], result: Conta
     return list(found.values())
 
 
-def _find_each(ctx: TenantContext, customers: Sequence[Cin7Customer], result: ContactResult) -> list[dict[str, Any]]:
+def _find_each(ctx: TenantContext, customers: Sequence[Party], result: ContactResult) -> list[dict[str, Any]]:
     contacts: list[dict[str, Any]] = []
     for customer in customers:
         try:
@@ -130,13 +143,13 @@ def _find_each(ctx: TenantContext, customers: Sequence[Cin7Customer], result: Co
                 raise
             result.failures[customer.id] = SyncError(
                 ErrorClass.VALIDATION,
-                f"Xero refused the contact lookup for customer {customer.id}: {refused.message}",
+                f"Xero refused the contact lookup for {party_noun(customer)} {customer.id}: {refused.message}",
                 api="xero",
             )
     return contacts
 
 
-def _find(ctx: TenantContext, customers: Sequence[Cin7Customer]) -> list[dict[str, Any]]:
+def _find(ctx: TenantContext, customers: Sequence[Party]) -> list[dict[str, Any]]:
     clauses: list[str] = []
     unquotable: list[str] = []
     for customer in customers:
@@ -161,19 +174,63 @@ def _active(contact: dict[str, Any]) -> bool:
     return str(contact.get("ContactStatus") or "ACTIVE").upper() == "ACTIVE"
 
 
+@dataclass(frozen=True)
+class _Identity:
+    """What a party is matched on besides its number, e-mail and name: its ABN, its domains (suppliers),
+    and which kinds of party already hold each candidate contact (a customer's may become its supplier's).
+    """
+
+    abns: dict[str, str | None] = field(default_factory=dict)
+    domains: dict[str, list[str]] = field(default_factory=dict)
+    holders: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _by_abn(customer: Party, candidates: list[dict[str, Any]], claimed: set[str], identity: _Identity) -> Any:
+    """The active contact with the party's ABN: unlinked (suppliers), or held by a party of the other
+    kind only (one company that is both customer and supplier is one contact).
+    """
+    abn = identity.abns.get(customer.id)
+    if abn is None:
+        return None
+    kind = party_noun(customer)
+    for contact in candidates:
+        contact_id = str(contact.get("ContactID"))
+        if not _active(contact) or contact_abn(contact) != abn:
+            continue
+        holders = identity.holders.get(contact_id, set())
+        if holders and kind not in holders and contact_id in claimed:
+            return contact
+        if not holders and kind == "supplier" and contact_id not in claimed:
+            return contact
+    return None
+
+
+def _by_domain(customer: Party, unclaimed: list[dict[str, Any]], identity: _Identity) -> Any:
+    """The one active unlinked contact sharing a domain of the supplier's; none when several do."""
+    for domain in identity.domains.get(customer.id, []):
+        sharing = [c for c in unclaimed if _active(c) and domain in contact_domains(c)]
+        if len(sharing) == 1:
+            return sharing[0]
+    return None
+
+
 def _plan(
-    customers: dict[str, Cin7Customer],
+    customers: dict[str, Party],
     candidates: list[dict[str, Any]],
     linked_elsewhere: set[str],
     result: ContactResult,
     reserved: dict[str, tuple[str, str]] | None = None,
+    identity: _Identity | None = None,
 ) -> list[_Plan]:
-    """Decide each customer's contact.
+    """Decide each party's contact.
 
+    Customers: their link's, else by ContactNumber, e-mail, name. Suppliers: by ContactNumber, ABN,
+    domain, name. Either takes the contact of the other kind that has its ABN (one company, one contact).
     `reserved` maps contact names (normalised) that creates with an unknown outcome sent to (customer,
     name as sent): Xero may hold such a contact for that customer already. That customer sends the
     same name again, so Xero finds what the lost call made; nobody else takes or adopts the name.
     """
+    identity = identity or _Identity()
     plans: list[_Plan] = []
     reserved = reserved or {}
     taken_names = {normalise_name(str(c.get("Name") or "")) for c in candidates if _active(c)}
@@ -206,14 +263,25 @@ def _plan(
                 api="xero",
             )
             continue
+        by_abn = _by_abn(customer, candidates, claimed, identity) if by_number is None else None
+        merged = by_abn is not None and str(by_abn.get("ContactID")) in claimed
         by_email = next(
             (c for c in unclaimed if _active(c) and email and normalise_email(c.get("EmailAddress")) == email), None
         )
+        if party_noun(customer) == "supplier":
+            # A supplier's people write from its domain; the e-mail of one of them is not the company's.
+            by_email = _by_domain(customer, unclaimed, identity)
         by_name = next(
             (c for c in unclaimed if _active(c) and name_key and normalise_name(str(c.get("Name") or "")) == name_key),
             None,
         )
-        for contact, how in ((by_number, "adopted_number"), (by_email, "adopted_email"), (by_name, "adopted_name")):
+        matches = (
+            (by_number, "adopted_number"),
+            (by_abn, "merged_abn" if merged else "adopted_abn"),
+            (by_email, "adopted_domain" if party_noun(customer) == "supplier" else "adopted_email"),
+            (by_name, "adopted_name"),
+        )
+        for contact, how in matches:
             if contact is not None:
                 plan.contact_id = str(contact["ContactID"])
                 plan.linked_by = how
@@ -234,9 +302,14 @@ def _plan(
 
 
 def ensure_contacts(
-    ctx: TenantContext, customer_ids: Sequence[str], *, inline_allowed: Collection[str] = ()
+    ctx: TenantContext,
+    customer_ids: Sequence[str],
+    *,
+    inline_allowed: Collection[str] = (),
+    kind: PartyKind = PartyKind.CUSTOMER,
 ) -> ContactResult:
-    """Every customer's Xero ContactID: linked, adopted, created in one batch, or left to the invoice.
+    """Every customer's (or supplier's) Xero ContactID: linked, adopted, created in one batch, or left
+    to the invoice.
 
     A customer in `inline_allowed` (only new invoices need it) whose name is free in Xero is not
     created here: it comes back in `result.inline`, and the invoice names the contact.
@@ -252,14 +325,32 @@ def ensure_contacts(
     missing = [c for c in ids if c not in result.contact_ids]
     if not missing:
         return result
-    customers = _load_customers(ctx, missing, result)
+    customers = _load_customers(ctx, missing, result, kind)
     if not customers:
         return result
+    identity = _Identity(
+        abns={c.id: party_abn(c) for c in customers.values()},
+        domains={c.id: party_domains(c, ctx.rules) for c in customers.values()},
+    )
     # The bulk cache, not a Xero search per batch; Xero's own uniqueness rules catch what it misses.
     refresh_contact_cache(ctx)
-    candidates = cached_candidates(ctx, list(customers.values()))
-    linked_elsewhere = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in candidates])
-    plans = _plan(customers, candidates, linked_elsewhere, result, _reserved_names(ctx))
+    candidates = cached_candidates(
+        ctx,
+        list(customers.values()),
+        abns=[a for a in identity.abns.values() if a],
+        domains=sorted({d for ds in identity.domains.values() for d in ds}),
+    )
+    holders = _holders(ctx, [str(c.get("ContactID")) for c in candidates])
+    identity = _Identity(abns=identity.abns, domains=identity.domains, holders=holders)
+    merged = _merge_by_ledger_abn(ctx, customers, identity, candidates, kind)
+    plans = merged + _plan(
+        {k: v for k, v in customers.items() if k not in {p.customer.id for p in merged}},
+        candidates,
+        set(holders),
+        result,
+        _reserved_names(ctx),
+        identity,
+    )
     to_create: list[_Plan] = []
     for plan in plans:
         if plan.contact_id is not None:
@@ -267,7 +358,7 @@ def ensure_contacts(
         if plan.customer.id in inline_ok:
             try:
                 # Checked now, so that a customer Xero would refuse later is a dead letter today.
-                map_contact(plan.customer, name=plan.name)
+                contact_payload(plan.customer, plan.name)
             except MappingError as exc:
                 result.failures[plan.customer.id] = SyncError(
                     ErrorClass.MAPPING, str(exc), messages=[p.message for p in exc.problems]
@@ -290,7 +381,7 @@ def ensure_contacts(
                 [(p.customer.id, p.contact_id, p.linked_by, p.name) for p in plans],
             )
             result.failures[customer_id] = SyncError(
-                ErrorClass.TRANSIENT, f"no Xero contact could be resolved for customer {customer_id}", api="xero"
+                ErrorClass.TRANSIENT, f"no Xero contact could be resolved for {kind.value} {customer_id}", api="xero"
             )
     return result
 
@@ -322,6 +413,69 @@ def _reserved_names(ctx: TenantContext) -> dict[str, tuple[str, str]]:
         if customer and name:
             reserved.setdefault(normalise_name(str(name)), (str(customer), str(name)))
     return reserved
+
+
+def _merge_by_ledger_abn(
+    ctx: TenantContext,
+    parties: dict[str, Party],
+    identity: _Identity,
+    candidates: list[dict[str, Any]],
+    kind: PartyKind,
+) -> list[_Plan]:
+    """Parties whose ABN a party of the other kind has, already linked: they share its contact.
+
+    Xero may not show the ABN yet (a customer's contact made by its first invoice has only a name), so
+    the ledger's own record of the other side decides; an archived contact is never joined.
+    """
+    abns = {abn: party_id for party_id, abn in identity.abns.items() if abn}
+    if not abns:
+        return []
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(CustomerRecord.tax_key, ContactLink.xero_contact_id, ContactLink.xero_name)
+            .join(
+                ContactLink,
+                and_(
+                    ContactLink.tenant_id == CustomerRecord.tenant_id,
+                    ContactLink.cin7_customer_id == CustomerRecord.customer_id,
+                ),
+            )
+            .where(
+                CustomerRecord.tenant_id == ctx.tenant_pk,
+                CustomerRecord.kind != kind.value,
+                CustomerRecord.tax_key.in_(list(abns)),
+            )
+        ).all()
+    archived = {str(c.get("ContactID")) for c in candidates if not _active(c)}
+    plans: list[_Plan] = []
+    for tax_key, contact_id, name in rows:
+        party_id = abns.pop(str(tax_key), None)
+        if party_id is None or str(contact_id) in archived:
+            continue
+        plans.append(
+            _Plan(customer=parties[party_id], contact_id=str(contact_id), linked_by="merged_abn", name=str(name))
+        )
+    return plans
+
+
+def _holders(ctx: TenantContext, contact_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Which kinds of party (customer, supplier) the ledger links each of these Xero contacts to."""
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(ContactLink.xero_contact_id, CustomerRecord.kind)
+            .outerjoin(
+                CustomerRecord,
+                and_(
+                    CustomerRecord.tenant_id == ContactLink.tenant_id,
+                    CustomerRecord.customer_id == ContactLink.cin7_customer_id,
+                ),
+            )
+            .where(ContactLink.tenant_id == ctx.tenant_pk, ContactLink.xero_contact_id.in_(list(contact_ids)))
+        ).all()
+    holders: dict[str, set[str]] = {}
+    for contact_id, kind in rows:
+        holders.setdefault(str(contact_id), set()).add(str(kind or PartyKind.CUSTOMER.value))
+    return holders
 
 
 def _linked_contact_ids(ctx: TenantContext, contact_ids: Sequence[str]) -> set[str]:
@@ -366,7 +520,7 @@ def _create_body(pending: list[_Plan], result: ContactResult) -> tuple[list[dict
     sendable: list[_Plan] = []
     for plan in pending:
         try:
-            payload = map_contact(plan.customer, name=plan.name).to_json()
+            payload = contact_payload(plan.customer, plan.name)
         except MappingError as exc:
             result.failures[plan.customer.id] = SyncError(
                 ErrorClass.MAPPING, str(exc), messages=[p.message for p in exc.problems]
@@ -447,8 +601,9 @@ def _link(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None
     for p in plans:
         source_hash = customer_source_hash(p.customer)
         # Created with every detail, or found by our ContactNumber: nothing to push. Adopted by e-mail
-        # or name: our ContactNumber follows with the next push.
-        pushed = p.linked_by in ("created", "adopted_number")
+        # or name: our ContactNumber follows with the next push. Merged into the contact of the same
+        # company's other side: that side's ContactNumber and details stay, so nothing is ever pushed.
+        pushed = p.linked_by in ("created", "adopted_number", "merged_abn")
         rows.append(
             {
                 "tenant_id": ctx.tenant_pk,

@@ -20,11 +20,12 @@ from mappings import Cin7Sale
 from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
 from pipeline.discovery.rows import unstorable, validation_reasons
-from pipeline.discovery.versions import document_versions
+from pipeline.discovery.versions import Versions, document_versions
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import (
     CustomerRecord,
     DocumentState,
+    ParentKind,
     SaleRecord,
     SaleState,
     SyncDocument,
@@ -168,24 +169,58 @@ def record_fetched_sale(
     customer_row: dict[str, Any] | None,
 ) -> list[FetchedInvoice]:
     """Store the sale's detail snapshot and one row per invoice; return each invoice and its state."""
+    return record_fetched(
+        session,
+        tenant_pk,
+        Fetched(
+            parent_id=sale_id,
+            kind=ParentKind.SALE,
+            detail=detail,
+            modified_at=sale.last_modified_on,
+            order_number=sale.order.sale_order_number if sale.order is not None else None,
+            versions=document_versions(detail, sale, customer_row),
+            document_kinds=KINDS,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One read of a parent document (a sale or a purchase): what the ledger records of it."""
+
+    parent_id: str
+    kind: ParentKind
+    detail: dict[str, Any]
+    modified_at: datetime | None
+    #: None when the detail does not say (then the number the listing gave stays).
+    order_number: str | None
+    versions: Versions
+    #: Every document kind such a parent holds: its rows Cin7 no longer lists are marked gone.
+    document_kinds: tuple[str, ...]
+
+
+def record_fetched(session: Session, tenant_pk: int, read: Fetched) -> list[FetchedInvoice]:
+    """Store the parent's detail snapshot and one row per document; return each document and its state."""
     now = utcnow()
+    sale_id = read.parent_id
     sale_values: dict[str, Any] = {
         "tenant_id": tenant_pk,
         "sale_id": sale_id,
+        "kind": read.kind.value,
         "discovered_at": now,
         "attempts": 0,
         "source": Cin7Client.name,
-        "snapshot": detail,
-        "fetched_updated": sale.last_modified_on,
+        "snapshot": read.detail,
+        "fetched_updated": read.modified_at,
         "fetched_at": now,
         "state": SaleState.FETCHED.value,
         "last_error": None,
         "updated_at": now,
-        "order_number": sale.order.sale_order_number if sale.order is not None else None,
+        "order_number": read.order_number,
     }
-    # One statement for the sale row, new or not; it locks the row as SELECT ... FOR UPDATE did.
-    session.execute(_sale_upsert(session, keep_order_number=sale.order is None), sale_values)
-    versions = document_versions(detail, sale, customer_row)
+    # One statement for the parent row, new or not; it locks the row as SELECT ... FOR UPDATE did.
+    session.execute(_sale_upsert(session, keep_order_number=read.order_number is None), sale_values)
+    versions = read.versions
     # New documents are inserted as they end up (pending, to be mapped) and come back from RETURNING;
     # the sale's other rows are read (locked) and compared, including those Cin7 no longer lists.
     inserted: Any = (
@@ -196,7 +231,7 @@ def record_fetched_sale(
                     "tenant_id": tenant_pk,
                     "source": Cin7Client.name,
                     "kind": kind,
-                    "sale_id": sale.id,
+                    "sale_id": sale_id,
                     "task_id": task_id,
                     **version,
                     "state": DocumentState.PENDING.value,
@@ -219,14 +254,14 @@ def record_fetched_sale(
         )
         for kind, task_id, doc_id in inserted
     }
-    if len(fetched) < len(versions) or _may_have_gone(session, tenant_pk, sale.id, len(fetched)):
+    if len(fetched) < len(versions) or _may_have_gone(session, tenant_pk, sale_id, len(fetched)):
         for doc in session.scalars(
             select(SyncDocument)
             .where(
                 SyncDocument.tenant_id == tenant_pk,
                 SyncDocument.source == Cin7Client.name,
-                SyncDocument.kind.in_(KINDS),
-                SyncDocument.sale_id == sale.id,
+                SyncDocument.kind.in_(read.document_kinds),
+                SyncDocument.sale_id == sale_id,
             )
             .with_for_update()
         ):
@@ -244,7 +279,7 @@ def record_fetched_sale(
                     document_date=doc.document_date,
                     customer_id=doc.customer_id,
                     cin7_status=doc.cin7_status,
-                    cin7_modified_at=sale.last_modified_on,
+                    cin7_modified_at=read.modified_at,
                     source_hash=GONE,
                 )
     return [fetched[key] for key in [*versions, *(k for k in fetched if k not in versions)] if key in fetched]

@@ -1,19 +1,29 @@
 """Document kinds: what the writer and the mapping stage ask of each kind of document.
 
-Each kind is one module here: sale invoices and credit notes implement `DocumentKind`; payments,
-refunds and allocations, applied to them, are `AppliedKind`s. `kind_of` finds one by the row's `kind`.
+Each kind is one module here: sale invoices, credit notes and supplier bills implement `DocumentKind`;
+payments, refunds and allocations, applied to them, are `AppliedKind`s. `kind_of` finds one by the row's `kind`.
 """
 
 from __future__ import annotations
 
 from pipeline.kinds.applied import ALLOCATION, PAYMENT, REFUND, AppliedKind
-from pipeline.kinds.base import Dependency, DocumentKind, InXero, MappedDocument, Parents, PlanInput
+from pipeline.kinds.base import (
+    Dependency,
+    DocumentKind,
+    InXero,
+    MappedDocument,
+    Parent,
+    Parents,
+    Party,
+    PlanInput,
+)
+from pipeline.kinds.bill import BILL
 from pipeline.kinds.credit_note import CREDIT_NOTE
 from pipeline.kinds.invoice import INVOICE
 
 AnyKind = DocumentKind | AppliedKind
 
-KINDS: dict[str, AnyKind] = {kind.name: kind for kind in (INVOICE, CREDIT_NOTE, PAYMENT, REFUND, ALLOCATION)}
+KINDS: dict[str, AnyKind] = {kind.name: kind for kind in (INVOICE, CREDIT_NOTE, PAYMENT, REFUND, ALLOCATION, BILL)}
 
 
 def kind_of(name: str) -> AnyKind:
@@ -32,7 +42,9 @@ __all__ = [
     "DocumentKind",
     "InXero",
     "MappedDocument",
+    "Parent",
     "Parents",
+    "Party",
     "PlanInput",
     "kind_of",
 ]

@@ -24,7 +24,7 @@ from mappings import (
     map_allocation,
     map_payment,
 )
-from pipeline.kinds.base import Dependency, InXero, MappedDocument, PlanInput
+from pipeline.kinds.base import Dependency, InXero, MappedDocument, Parent, PlanInput, as_sale
 from pipeline.xero.client import XeroClient
 from pipeline.xero.sdk import ElementResult, parse_xero_date
 
@@ -66,9 +66,10 @@ class AppliedKind(ABC):
     collection = ""
     id_field = ""
     numbered = False
+    parent_kind = "sale"
 
     @abstractmethod
-    def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+    def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """What must be in Xero before this is applied."""
 
     @abstractmethod
@@ -136,8 +137,9 @@ class PaymentKind(AppliedKind):
         invoice, payment = found
         return invoice.task_id or "", payment, f"payment {task_id} of invoice {invoice.invoice_number}"
 
-    def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+    def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """Its invoice (credit note, for a refund) must be in Xero and open."""
+        sale = as_sale(parent)
         found = self._find(sale, task_id)
         return [Dependency(self.target_kind, found[0])] if found is not None else []
 
@@ -228,10 +230,11 @@ class AllocationKind(AppliedKind):
     collection = "Allocations"
     id_field = "AllocationID"
 
-    def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+    def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """Both the credit note and its invoice in Xero; with nothing to allocate, nothing to wait for
         (but taking an earlier allocation off needs its credit note's id, when the ledger has it).
         """
+        sale = as_sale(parent)
         allocation = credit_allocations(sale).get(task_id)
         if allocation is None or allocation.amount <= 0:
             return [Dependency("credit_note", task_id, need="known")]

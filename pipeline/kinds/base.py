@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from mappings import Cin7Customer, Cin7Sale, InvoiceAction, MappingRules, OrgReference
+from mappings import Cin7Customer, Cin7Purchase, Cin7Sale, Cin7Supplier, InvoiceAction, MappingRules, OrgReference
 from pipeline.xero.client import XeroClient
 from pipeline.xero.sdk import ElementResult
 
@@ -59,19 +59,63 @@ class InXero:
     parents: Parents
 
 
+#: The Cin7 document whose detail holds the ledger's documents: a sale, or a purchase.
+Parent = Cin7Sale | Cin7Purchase
+#: Whom the Xero contact stands for: the sale's customer or the purchase's supplier.
+Party = Cin7Customer | Cin7Supplier
+
+
+def as_sale(parent: Parent) -> Cin7Sale:
+    """The parent of a sale's document (the kind registry pairs each kind with its parent's kind)."""
+    if not isinstance(parent, Cin7Sale):
+        raise TypeError(f"a sale document was given a {type(parent).__name__}")
+    return parent
+
+
+def as_purchase(parent: Parent) -> Cin7Purchase:
+    """The parent of a purchase's document."""
+    if not isinstance(parent, Cin7Purchase):
+        raise TypeError(f"a purchase document was given a {type(parent).__name__}")
+    return parent
+
+
 @dataclass(frozen=True)
 class PlanInput:
-    """Everything a kind's `plan` reads: the document in its sale, and what is known of it elsewhere."""
+    """Everything a kind's `plan` reads: the document in its parent, and what is known of it elsewhere."""
 
-    sale: Cin7Sale
-    #: The document's key within the sale (TaskID of an invoice or credit note, ID of a payment).
+    parent: Parent
+    #: The document's key within its parent (TaskID of an invoice or credit note, ID of a payment).
     task_id: str
     #: The status the ledger recorded for it at discovery.
     cin7_status: str | None
-    customer: Cin7Customer | None
+    party: Party | None
     rules: MappingRules
     reference: OrgReference
     in_xero: InXero
+
+    @property
+    def sale(self) -> Cin7Sale:
+        """The parent, for a sale's document."""
+        return as_sale(self.parent)
+
+    @property
+    def customer(self) -> Cin7Customer | None:
+        """The party, for a sale's document."""
+        if self.party is not None and not isinstance(self.party, Cin7Customer):
+            raise TypeError(f"a sale document was given a {type(self.party).__name__}")
+        return self.party
+
+    @property
+    def purchase(self) -> Cin7Purchase:
+        """The parent, for a purchase's document."""
+        return as_purchase(self.parent)
+
+    @property
+    def supplier(self) -> Cin7Supplier | None:
+        """The party, for a purchase's document."""
+        if self.party is not None and not isinstance(self.party, Cin7Supplier):
+            raise TypeError(f"a purchase document was given a {type(self.party).__name__}")
+        return self.party
 
 
 class DocumentKind(Protocol):
@@ -90,8 +134,10 @@ class DocumentKind(Protocol):
     #: Numbered and on a contact (invoices, credit notes): written by number, with contacts resolved
     #: first. Otherwise applied to another document (payments, refunds, allocations).
     numbered: bool
+    #: The kind of parent record the document lives in (`ledger.models.ParentKind`: sale, purchase).
+    parent_kind: str
 
-    def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+    def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """What must be in (or out of) Xero before this document can be written."""
         ...
 

@@ -9,14 +9,13 @@ from typing import Any
 from mappings import (
     Cin7CreditNote,
     Cin7InvoiceStatus,
-    Cin7Sale,
     InvoiceAction,
     XeroInvoiceStatus,
     credit_note_void_payload,
     map_credit_note,
     recheck_invoice_action,
 )
-from pipeline.kinds.base import Dependency, PlanInput
+from pipeline.kinds.base import Dependency, Parent, PlanInput, as_sale
 from pipeline.kinds.numbered import NumberedKind, xero_status_of
 from pipeline.xero.client import XeroClient
 
@@ -38,8 +37,9 @@ class CreditNoteKind(NumberedKind[Cin7CreditNote]):
     xero_type = "ACCRECCREDIT"
     sent_statuses = frozenset({Cin7InvoiceStatus.AUTHORISED})
 
-    def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+    def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """A credit note is voided only after its allocation is taken off (Xero refuses otherwise)."""
+        sale = as_sale(parent)
         note = sale.credit_note_by_task_id(task_id)
         if note is None or Cin7InvoiceStatus.parse(note.status) is Cin7InvoiceStatus.VOIDED:
             return [Dependency("allocation", task_id, need="undone")]

@@ -9,13 +9,12 @@ from typing import Any
 from mappings import (
     Cin7Invoice,
     Cin7InvoiceStatus,
-    Cin7Sale,
     InvoiceAction,
     map_invoice,
     recheck_invoice_action,
     void_payload,
 )
-from pipeline.kinds.base import Dependency, PlanInput
+from pipeline.kinds.base import Dependency, Parent, PlanInput, as_sale
 from pipeline.kinds.numbered import NumberedKind, xero_status_of
 from pipeline.xero.client import XeroClient
 
@@ -30,10 +29,11 @@ class InvoiceKind(NumberedKind[Cin7Invoice]):
     xero_type = "ACCREC"
     sent_statuses = frozenset({Cin7InvoiceStatus.AUTHORISED, Cin7InvoiceStatus.PAID})
 
-    def dependencies(self, sale: Cin7Sale, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+    def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """Nothing, to be created; to be voided, its payments and credit taken off Xero first (Cin7 asks
         for them to be removed before a void, and Xero refuses to void a paid or credited invoice).
         """
+        sale = as_sale(parent)
         invoice = sale.invoice_by_task_id(task_id)
         if invoice is not None and Cin7InvoiceStatus.parse(invoice.status) is not Cin7InvoiceStatus.VOIDED:
             return []

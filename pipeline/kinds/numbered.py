@@ -41,6 +41,7 @@ class NumberedKind(ABC, Generic[Cin7Document]):
     #: Xero's `Type` for ours (ACCREC, ACCRECCREDIT): another type with our number is someone else's.
     xero_type = ""
     numbered = True
+    parent_kind = "sale"
     #: The Cin7 statuses in which the document is mapped and sent (others void it or skip it).
     sent_statuses: frozenset[Cin7InvoiceStatus] = frozenset()
 

@@ -132,8 +132,24 @@ class TenantRow:
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), sort_order=-1)
 
 
+class ParentKind(enum.StrEnum):
+    """What a parent record is: the Cin7 document whose detail holds the ledger's documents."""
+
+    SALE = "sale"
+    PURCHASE = "purchase"
+
+
+class PartyKind(enum.StrEnum):
+    """Whom a party record describes: the Cin7 customer or supplier a Xero contact stands for."""
+
+    CUSTOMER = "customer"
+    SUPPLIER = "supplier"
+
+
 class SaleRecord(TenantRow, Base):
-    """A Cin7 sale header as last seen, with the detail snapshot the mapping reads."""
+    """A Cin7 sale (or, with kind `purchase`, a purchase) as last listed, with the detail snapshot the
+    mapping reads. Purchases share the table because their life is the sale's: listed, fetched, retried.
+    """
 
     __tablename__ = "cin7_sales"
     __table_args__ = (
@@ -142,6 +158,7 @@ class SaleRecord(TenantRow, Base):
     )
 
     sale_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default=ParentKind.SALE, server_default=ParentKind.SALE.value)
     order_number: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="cin7core")
     # `Updated` from saleList: a newer value means the detail must be read again.
@@ -159,13 +176,21 @@ class SaleRecord(TenantRow, Base):
 
 
 class CustomerRecord(TenantRow, Base):
-    """A Cin7 customer snapshot, read in bulk pages so that no order needs its own customer call."""
+    """A Cin7 customer (or, with kind `supplier`, supplier) snapshot, read in bulk pages so that no order
+    needs its own call. Ids are Cin7 GUIDs, unique across both.
+    """
 
     __tablename__ = "cin7_customers"
-    __table_args__ = (UniqueConstraint("tenant_id", "customer_id", name="uq_cin7_customers_tenant_customer"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "customer_id", name="uq_cin7_customers_tenant_customer"),
+        Index("ix_cin7_customers_tax", "tenant_id", "tax_key"),
+    )
 
     customer_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default=PartyKind.CUSTOMER, server_default=PartyKind.CUSTOMER.value)
     snapshot: Mapped[dict[str, Any]]
+    # The ABN (11 digits) of its TaxNumber: a customer and a supplier with one are one Xero contact.
+    tax_key: Mapped[str | None] = mapped_column(String(32))
     last_modified_on: Mapped[datetime | None]
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -418,12 +443,19 @@ class XeroContactCache(TenantRow, Base):
         Index("ix_xero_contacts_number", "tenant_id", "number_key"),
         Index("ix_xero_contacts_email", "tenant_id", "email_key"),
         Index("ix_xero_contacts_name", "tenant_id", "name_key"),
+        Index("ix_xero_contacts_tax", "tenant_id", "tax_key"),
+        Index("ix_xero_contacts_domain", "tenant_id", "domain_key"),
+        Index("ix_xero_contacts_website", "tenant_id", "website_key"),
     )
 
     contact_id: Mapped[str] = mapped_column(String(64))
-    # The contact as Xero returned it (Name, ContactNumber, EmailAddress, ContactStatus).
+    # The contact as Xero returned it (Name, ContactNumber, EmailAddress, ContactStatus, TaxNumber, Website).
     contact: Mapped[dict[str, Any]]
     number_key: Mapped[str | None] = mapped_column(String(64))
     email_key: Mapped[str | None] = mapped_column(String(255))
     name_key: Mapped[str | None] = mapped_column(String(255))
+    # Its ABN (11 digits), and the domains of its e-mail and website: what suppliers are matched on.
+    tax_key: Mapped[str | None] = mapped_column(String(32))
+    domain_key: Mapped[str | None] = mapped_column(String(255))
+    website_key: Mapped[str | None] = mapped_column(String(255))
     refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)

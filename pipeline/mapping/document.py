@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 from mappings import (
     Cin7Customer,
     Cin7InvoiceStatus,
+    Cin7Purchase,
     Cin7Sale,
+    Cin7Supplier,
     InvoiceAction,
     MappingError,
     XeroInvoiceStatus,
@@ -22,11 +24,12 @@ from pipeline import app
 from pipeline.app import TaskName
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
-from pipeline.kinds import AnyKind, InXero, MappedDocument, PlanInput, kind_of
+from pipeline.kinds import AnyKind, InXero, MappedDocument, Parent, Party, PlanInput, kind_of
 from pipeline.ledger.models import (
     CustomerRecord,
     DocumentState,
     MigrationRun,
+    ParentKind,
     SaleRecord,
     SyncDocument,
     utcnow,
@@ -64,7 +67,7 @@ def _wait_is_over(ctx: TenantContext, doc_id: int) -> bool:
         doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
         if doc is None or doc.state != DocumentState.WAITING:
             return False
-        loaded = _sale_and_customer(session, doc)
+        loaded = _parent_and_party(session, doc)
         if loaded is None:
             return False
         needs = kind_of(doc.kind).dependencies(loaded[0], doc.task_id, cin7_status=doc.cin7_status)
@@ -81,14 +84,14 @@ def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
         doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
         if doc is None or doc.state != DocumentState.PENDING:
             return False  # a duplicate message, or already handled
-        loaded = _sale_and_customer(session, doc)
+        loaded = _parent_and_party(session, doc)
         if loaded is None:
             return False
-        sale, customer = loaded
+        parent, party = loaded
         kind = kind_of(doc.kind)
         if _before_cutover(ctx, doc) or _held_conflict(session, doc):
             return False
-        waits = dependencies.unmet(session, doc, kind.dependencies(sale, doc.task_id, cin7_status=doc.cin7_status))
+        waits = dependencies.unmet(session, doc, kind.dependencies(parent, doc.task_id, cin7_status=doc.cin7_status))
         if waits.reason is not None and waits.locked_by is not None:
             doc.state = DocumentState.LOCKED
             doc.last_error = f"{waits.locked_by} is dated on or before Xero's lock date, so this is not written either"
@@ -103,10 +106,10 @@ def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
         try:
             mapped = kind.plan(
                 PlanInput(
-                    sale,
+                    parent,
                     doc.task_id,
                     cin7_status=doc.cin7_status,
-                    customer=customer,
+                    party=party,
                     rules=ctx.rules,
                     reference=reference,
                     in_xero=InXero(
@@ -225,20 +228,33 @@ def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDoc
     return True
 
 
-def _sale_and_customer(session: Session, doc: SyncDocument) -> tuple[Cin7Sale, Cin7Customer | None] | None:
-    """The document's sale snapshot and its customer's, or None when the sale was never fetched."""
-    sale_record = session.scalar(
+def _parent_and_party(session: Session, doc: SyncDocument) -> tuple[Parent, Party | None] | None:
+    """The document's parent snapshot (sale or purchase) and its party's (customer or supplier), or None
+    when the parent was never fetched.
+    """
+    record = session.scalar(
         select(SaleRecord).where(SaleRecord.tenant_id == doc.tenant_id, SaleRecord.sale_id == doc.sale_id)
     )
-    if sale_record is None or sale_record.snapshot is None:
+    if record is None or record.snapshot is None:
         return None
-    sale = Cin7Sale.model_validate(sale_record.snapshot)
-    customer_record = session.scalar(
+    purchase = kind_of(doc.kind).parent_kind == ParentKind.PURCHASE
+    parent: Parent = (
+        Cin7Purchase.model_validate(record.snapshot) if purchase else Cin7Sale.model_validate(record.snapshot)
+    )
+    party_id = parent.supplier_id if isinstance(parent, Cin7Purchase) else parent.customer_id
+    party_record = session.scalar(
         select(CustomerRecord).where(
-            CustomerRecord.tenant_id == doc.tenant_id, CustomerRecord.customer_id == (sale.customer_id or "")
+            CustomerRecord.tenant_id == doc.tenant_id, CustomerRecord.customer_id == (party_id or "").lower()
         )
     )
-    return sale, Cin7Customer.model_validate(customer_record.snapshot) if customer_record else None
+    if party_record is None:
+        return parent, None
+    party: Party = (
+        Cin7Supplier.model_validate(party_record.snapshot)
+        if purchase
+        else Cin7Customer.model_validate(party_record.snapshot)
+    )
+    return parent, party
 
 
 def _note_unknown_status(session: Session, doc: SyncDocument) -> None:

@@ -15,12 +15,13 @@ import redis
 from sqlalchemy import select
 
 from pipeline import app
-from pipeline.app import TaskName
+from pipeline.app import FETCH_TASKS, TaskName
 from pipeline.context import TenantContext, shared_redis
 from pipeline.discovery import fetch
 from pipeline.discovery.fetch import FetchedInvoice
+from pipeline.discovery.purchases import fetch_purchase
 from pipeline.errors import SyncError
-from pipeline.ledger.models import DocumentState, SyncDocument
+from pipeline.ledger.models import DocumentState, ParentKind, SyncDocument
 from pipeline.mapping import document
 from pipeline.operations.pauses import pause_tenant
 from pipeline.policy import MAX_COUNTDOWN_SECONDS, Next, counts_as_attempt, decide_for, pauses_tenant
@@ -205,7 +206,7 @@ def map_fetched(
     return states, finished
 
 
-def fetch_and_map(ctx: TenantContext, sale_id: str) -> dict[str, Any]:
+def fetch_and_map(ctx: TenantContext, sale_id: str, *, kind: ParentKind = ParentKind.SALE) -> dict[str, Any]:
     """What a fetch_sale message does: read one sale's detail, record and map its invoices, wake a writer.
 
     Returns the sale and each of its invoices by number with where it stands, e.g.
@@ -226,13 +227,13 @@ def fetch_and_map(ctx: TenantContext, sale_id: str) -> dict[str, Any]:
             forget_deliveries(client, [sale_key])
             return {**result, "fetch": "poison"}
     try:
-        fetched = fetch.fetch_sale(ctx, sale_id)
+        fetched = fetch_purchase(ctx, sale_id) if kind is ParentKind.PURCHASE else fetch.fetch_sale(ctx, sale_id)
     except SyncError as error:
         failure = fetch.record_fetch_failure(ctx, sale_id, error, counted=counted)
         if deliveries is not None:
             forget_deliveries(client, [sale_key])
         if failure.countdown is not None:
-            app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id, countdown=failure.countdown)
+            app.send(FETCH_TASKS[kind], ctx.tenant_key, sale_id, countdown=failure.countdown)
         return {**result, "fetch": f"{failure.state} ({error.error_class.value})"}
     # Documents are counted in Redis only when this message may have been delivered before (it kept
     # killing workers while mapping them): a first delivery cannot be poison yet.

@@ -284,19 +284,20 @@ def list_dead_letters(
     return [_view(letter, held.get(letter.sale_id or "", ())) for letter in letters]
 
 
-def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list[str]:
-    """Send the sales behind these letters back through fetch -> map -> write.
+def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list[tuple[str, str]]:
+    """Send the sales (and purchases) behind these letters back through fetch -> map -> write.
 
-    Returns the sale ids to enqueue (the caller enqueues after commit). The letters stay open until
-    the document goes through; a second requeue of the same letter is harmless.
+    Returns (id, parent kind) of each to enqueue (the caller enqueues after commit, with
+    `app.FETCH_TASKS`). The letters stay open until the document goes through; a second requeue of
+    the same letter is harmless.
     """
-    sale_ids: list[str] = []
+    sale_ids: list[tuple[str, str]] = []
     for letter in session.scalars(
         select(DeadLetter).where(DeadLetter.tenant_id == tenant_pk, DeadLetter.id.in_(list(letter_ids)))
     ):
         letter.requeued_at = utcnow()
-        if letter.kind == "customer" or (letter.sale_id or "").startswith(("row:", "event:")):
-            # Nothing to fetch: a customer, or a list row without an id, is read again by the next poll
+        if letter.kind in ("customer", "supplier") or (letter.sale_id or "").startswith(("row:", "event:")):
+            # Nothing to fetch: a customer or supplier, or a list row without an id, is read again by the next poll
             # once it is fixed in Cin7 (and its letter is then closed).
             continue
         if letter.document_id is not None:
@@ -314,8 +315,10 @@ def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list
             sale.state = SaleState.DISCOVERED
             sale.attempts = 0
             sale.enqueued_at = utcnow()
-        if letter.sale_id and letter.sale_id not in sale_ids:
-            sale_ids.append(letter.sale_id)
+        # A purchase's letter (a bill, or the purchase itself) is re-read as a purchase.
+        kind = sale.kind if sale is not None else ("purchase" if letter.kind in ("purchase", "bill") else "sale")
+        if letter.sale_id and (letter.sale_id, kind) not in sale_ids:
+            sale_ids.append((letter.sale_id, kind))
     return sale_ids
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from pipeline import app
-from pipeline.app import QueueName, TaskName, queue_backlog
+from pipeline.app import FETCH_TASKS, QueueName, TaskName, queue_backlog
 from pipeline.contacts.push import push_backlog
 from pipeline.context import (
     USAGE_BASE_PREFIX,
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 class SweepResult:
     """Which rows the sweep sent again."""
 
-    sales: list[str]
+    #: (parent id, parent kind) of each sale or purchase to read again.
+    sales: list[tuple[str, str]]
     to_map: list[int]
     to_write: list[int]
     reclaimed: int
@@ -221,7 +222,7 @@ def sweep(ctx: TenantContext) -> SweepResult:
         ):
             sale.state = SaleState.DISCOVERED
             sale.enqueued_at = now
-            result.sales.append(sale.sale_id)
+            result.sales.append((sale.sale_id, sale.kind))
         for doc in session.scalars(
             select(SyncDocument)
             .where(
@@ -277,8 +278,8 @@ def sweep(ctx: TenantContext) -> SweepResult:
 def sweep_message(ctx: TenantContext) -> dict[str, int]:
     """What a sweep message does: heal the ledger, re-send what it found, mirror the dead letters."""
     result = sweep(ctx)
-    for sale_id in result.sales:
-        app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+    for sale_id, kind in result.sales:
+        app.send(FETCH_TASKS[kind], ctx.tenant_key, sale_id)
     for doc_id in result.to_map:
         app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, doc_id)
     if result.to_write or result.released or result.contacts_to_push:

@@ -138,10 +138,10 @@ def resolve_uncertain_creates(
     uncertain = [d for d in creates if d.write_uncertain and d.document_number]
     if not uncertain:
         return creates
-    found = {
-        kind.number(existing) or "": existing
-        for existing in kind.find_by_numbers(ctx.xero, [d.document_number or "" for d in uncertain])
-    }
+    # Several per number for bills: Xero keeps their numbers unique per nothing.
+    found: dict[str, list[dict[str, Any]]] = {}
+    for existing in kind.find_by_numbers(ctx.xero, [d.document_number or "" for d in uncertain]):
+        found.setdefault(kind.number(existing) or "", []).append(existing)
     if not found:
         return creates
     customer_ids = sorted({d.customer_id for d in uncertain if d.customer_id})
@@ -154,12 +154,33 @@ def resolve_uncertain_creates(
                 )
             )
         }
+    taken = _held_xero_ids(ctx, kind, [kind.xero_id(e) or "" for same in found.values() for e in same])
     remaining = list(creates)
     for doc in uncertain:
-        existing = found.get(doc.document_number or "")
-        if existing is not None and _adopt_found(ctx, kind, token, doc, existing, links, outcome):
-            remaining.remove(doc)
+        for existing in found.get(doc.document_number or "", []):
+            xero_id = kind.xero_id(existing)
+            # Another row stands for that one already (a second bill of the supplier with its number).
+            if xero_id in taken:
+                continue
+            if _adopt_found(ctx, kind, token, doc, existing, links, outcome):
+                taken.add(xero_id)
+                remaining.remove(doc)
+                break
     return remaining
+
+
+def _held_xero_ids(ctx: TenantContext, kind: DocumentKind, xero_ids: Sequence[str]) -> set[str | None]:
+    """Which of these Xero documents a ledger row of the kind already holds."""
+    with ctx.sessions() as session:
+        return set(
+            session.scalars(
+                select(SyncDocument.xero_id).where(
+                    SyncDocument.tenant_id == ctx.tenant_pk,
+                    SyncDocument.kind == kind.name,
+                    SyncDocument.xero_id.in_([x for x in xero_ids if x]),
+                )
+            )
+        )
 
 
 def _adopt_found(

@@ -24,9 +24,7 @@ from pipeline.contacts.resolve import ContactResult, ensure_contacts
 from pipeline.context import TenantContext
 from pipeline.errors import SyncError
 from pipeline.kinds import AppliedKind, DocumentKind, kind_of
-from pipeline.ledger.models import (
-    SyncDocument,
-)
+from pipeline.ledger.models import ParentKind, PartyKind, SyncDocument
 from pipeline.operations.pauses import pause_tenant, paused_for, resume_after_success
 from pipeline.policy import MAX_COUNTDOWN_SECONDS, decide_for
 from pipeline.writer.applied import write_applied
@@ -162,11 +160,24 @@ def _write_kind(
         creates = resolve_uncertain_creates(ctx, kind, token, creates, outcome)
         needing = [d for d in docs if d.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE) and d.customer_id]
         customer_ids = sorted({d.customer_id for d in needing if d.customer_id})
-        # A customer only new invoices need can have its contact created by the invoice itself.
-        inline_allowed = {d.customer_id for d in creates if d.customer_id} - {
-            d.customer_id for d in updates if d.customer_id
-        }
-        contact_result = ensure_contacts(ctx, customer_ids, inline_allowed=inline_allowed) if customer_ids else None
+        # A customer only new invoices need can have its contact created by the invoice itself; a
+        # supplier's contact is always made first, with its ABN and people, to be matched by them later.
+        supplier = kind.parent_kind == ParentKind.PURCHASE
+        inline_allowed = (
+            set()
+            if supplier
+            else {d.customer_id for d in creates if d.customer_id} - {d.customer_id for d in updates if d.customer_id}
+        )
+        contact_result = (
+            ensure_contacts(
+                ctx,
+                customer_ids,
+                inline_allowed=inline_allowed,
+                kind=PartyKind.SUPPLIER if supplier else PartyKind.CUSTOMER,
+            )
+            if customer_ids
+            else None
+        )
         result = contact_result or ContactResult()
         # Contact failures are permanent for the documents that need them.
         for doc in list(creates) + list(updates):

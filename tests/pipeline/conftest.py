@@ -45,8 +45,10 @@ class Pipeline:
         return tenant_context()
 
     def _polled_at(self) -> datetime | None:
+        # The stream a poll reads last: purchases come after sales when they are synced.
+        stream = "purchases" if self.env.get("SYNC_PURCHASES") == "true" else "sales"
         with self.ctx.sessions() as session:
-            return session.scalar(select(PollCursor.last_polled_at).where(PollCursor.stream == "sales"))
+            return session.scalar(select(PollCursor.last_polled_at).where(PollCursor.stream == stream))
 
     def poll_and_wait(self, timeout: float = 90) -> LedgerCounts:
         """Send one poll through the broker and wait until the ledger settles."""
@@ -96,7 +98,7 @@ class Pipeline:
 def make_pipeline(
     database_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., Pipeline]]:
-    """Build a pipeline: `make_pipeline(sales=60, seed=3, workers=1, xero={...}, cin7={...})`."""
+    """Build a pipeline: `make_pipeline(sales=60, seed=3, workers=1, xero={...}, cin7={...}, settings={...})`."""
     started: list[Pipeline] = []
 
     def build(
@@ -108,11 +110,12 @@ def make_pipeline(
         xero: dict[str, Any] | None = None,
         cin7: dict[str, Any] | None = None,
         dataset: Dataset | None = None,
+        settings: dict[str, str] | None = None,
     ) -> Pipeline:
         dataset = dataset or generate(seed, sales, now=datetime.now(UTC))
         cin7_standin = Cin7StandIn(dataset=dataset, **(cin7 or {})).start()
         xero_standin = XeroStandIn(seed_contacts=dataset.xero_contacts, **(xero or {})).start()
-        env = pipeline_env(database_url, redis_url, cin7_standin, xero_standin)
+        env = {**pipeline_env(database_url, redis_url, cin7_standin, xero_standin), **(settings or {})}
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         reload_runtime()

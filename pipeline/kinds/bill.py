@@ -1,0 +1,85 @@
+"""The supplier bill: each invoice of a Cin7 purchase becomes one Xero ACCPAY bill.
+
+Xero does not keep bill numbers unique (two suppliers may well both send "1001"), so a bill is known
+by its ledger key, the purchase and the invoice's TaskID, and a lost answer is looked up by number and
+then checked against its supplier's contact (`adoptable`), never adopted on the number alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from mappings import (
+    Cin7InvoiceStatus,
+    Cin7Purchase,
+    Cin7PurchaseInvoice,
+    InvoiceAction,
+    map_bill,
+    recheck_invoice_action,
+    void_payload,
+)
+from pipeline.kinds.base import Dependency, Parent, PlanInput, as_purchase
+from pipeline.kinds.numbered import NumberedKind, xero_status_of
+from pipeline.xero.client import XeroClient
+
+
+def bill_task_id(purchase: Cin7Purchase, invoice: Cin7PurchaseInvoice) -> str:
+    """The ledger key of a purchase's invoice: its TaskID, or the purchase's ID for a simple purchase
+    (whose one invoice has none).
+    """
+    return (invoice.task_id or purchase.id).lower()
+
+
+def bill_of(purchase: Cin7Purchase, task_id: str) -> Cin7PurchaseInvoice | None:
+    """The purchase's invoice with this ledger key, or None when Cin7 no longer lists it."""
+    return next((i for i in purchase.invoices if bill_task_id(purchase, i) == task_id.lower()), None)
+
+
+class BillKind(NumberedKind[Cin7PurchaseInvoice]):
+    """Purchase invoices (`Invoice` of a Cin7 purchase) as Xero ACCPAY bills."""
+
+    name = "bill"
+    collection = "Invoices"
+    id_field = "InvoiceID"
+    number_field = "InvoiceNumber"
+    xero_type = "ACCPAY"
+    parent_kind = "purchase"
+    sent_statuses = frozenset({Cin7InvoiceStatus.AUTHORISED, Cin7InvoiceStatus.PAID})
+
+    def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
+        """Nothing yet: supplier payments and credit notes, which would wait for it, come next."""
+        as_purchase(parent)
+        return []
+
+    def document(self, given: PlanInput) -> Cin7PurchaseInvoice | None:
+        """The purchase's invoice by its ledger key."""
+        return bill_of(given.purchase, given.task_id)
+
+    def map(self, given: PlanInput, document: Cin7PurchaseInvoice) -> dict[str, Any]:
+        """`mappings.map_bill`."""
+        return map_bill(
+            given.purchase, document, supplier=given.supplier, rules=given.rules, reference=given.reference
+        ).to_json()
+
+    def get(self, xero: XeroClient, *, numbers: Sequence[str] = (), ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """`GET /Invoices?InvoiceNumbers=` or `?IDs=` (bills and sale invoices alike; `ours` tells them apart)."""
+        return xero.get_invoices(numbers=numbers, ids=ids)
+
+    def adoptable(self, found: dict[str, Any], contact_id: str | None) -> bool:
+        """A bill with our number is ours only on our supplier's contact: numbers repeat across suppliers."""
+        contact = (found.get("Contact") or {}).get("ContactID")
+        return self.ours(found) and contact_id is not None and contact == contact_id
+
+    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
+        """Only InvoiceID, InvoiceNumber and the new Status."""
+        return void_payload(xero_id, number, action).to_json()
+
+    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
+        """Paid in Xero since the mapping: a bill cannot be edited once paid, so it is a conflict."""
+        paid = Decimal(str(current.get("AmountPaid") or 0)) + Decimal(str(current.get("AmountCredited") or 0))
+        return recheck_invoice_action(action, xero_status_of(current.get("Status")), paid)
+
+
+BILL = BillKind()
