@@ -3,17 +3,10 @@
 No I/O here: no network, no database, no clock. Dates, rules and lookup tables come in as arguments.
 """
 
-from . import cin7core, xero
+from . import cin7core, cin7purchases, xero
 from .bill import map_bill, map_purchase_credit_note
 from .cin7core import *  # noqa: F403
-from .cin7purchases import (
-    Cin7Purchase,
-    Cin7PurchaseCreditNote,
-    Cin7PurchaseInvoice,
-    Cin7PurchaseListRow,
-    Cin7Supplier,
-    Cin7SupplierChange,
-)
+from .cin7purchases import *  # noqa: F403
 from .contact import MappedContact, contact_name_variant, map_contact, map_customer
 from .credit_note import credit_note_void_payload, map_credit_note
 from .errors import MappingError, MappingProblem
@@ -30,12 +23,6 @@ from .xero import *  # noqa: F403
 
 __all__ = [
     "DEFAULT_RULES_PATH",
-    "Cin7Purchase",
-    "Cin7PurchaseCreditNote",
-    "Cin7PurchaseInvoice",
-    "Cin7PurchaseListRow",
-    "Cin7Supplier",
-    "Cin7SupplierChange",
     "Cin7Totals",
     "ContactPeople",
     "CreditAllocation",
@@ -81,4 +68,5 @@ __all__ = [
 ]
 # The Cin7 models and the Xero payloads are exported whole, so each list of names is kept once, in its module.
 __all__ += cin7core.__all__
+__all__ += cin7purchases.__all__
 __all__ += xero.__all__

@@ -321,9 +321,13 @@ class Cin7AdditionalCharge(_Cin7LineAmounts):
 
 
 class Cin7Payment(_Cin7Model):
-    """A payment applied to an invoice (refunds have the same shape)."""
+    """A payment applied to an invoice (refunds have the same shape).
+
+    ``type`` is set on purchase payments only: PREPAYMENT, PAYMENT or REFUND (upper case).
+    """
 
     id: Guid = Field(default=None, alias="ID")
+    type: EnumText = None
     reference: str | None = None
     amount: Amount = Decimal(0)
     date_paid: Cin7DateTime = None

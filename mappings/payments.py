@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from .cin7core import Cin7CreditNote, Cin7Invoice, Cin7InvoiceStatus, Cin7Payment, Cin7Sale
+from .cin7purchases import Cin7Purchase
 from .errors import MappingError, MappingProblem
 from .invoice import document_currency
 from .lines import check_amount, fmt_amount
@@ -46,8 +47,9 @@ def _is_authorised(status: object) -> bool:
     return Cin7InvoiceStatus.parse(status) is Cin7InvoiceStatus.AUTHORISED
 
 
-def credit_allocations(sale: Cin7Sale) -> dict[str, CreditAllocation]:
-    """Each authorised credit note's allocation to its invoice, by credit note TaskID.
+def credit_allocations(sale: Cin7Sale | Cin7Purchase) -> dict[str, CreditAllocation]:
+    """Each authorised credit note's allocation to its invoice (or a purchase's to its bill), by credit
+    note TaskID.
 
     Per invoice, its credit notes in date (then number) order each take what is left of the credit
     after its refunds, up to what the invoice still owes after its payments and the earlier credit
@@ -83,13 +85,14 @@ def _sum(amounts: Iterable[Decimal]) -> Decimal:
 def map_payment(
     payment: Cin7Payment,
     *,
-    sale: Cin7Sale,
+    sale: Cin7Sale | Cin7Purchase,
     target: XeroDocumentRef,
     document: str,
     rules: MappingRules,
     reference: OrgReference,
 ) -> XeroPayment:
-    """The Xero payment for a Cin7 payment line (`target` is the invoice, or for a refund the credit note).
+    """The Xero payment for a Cin7 payment line (`target` is the invoice or bill, or for a refund the
+    credit note); `sale` is the sale or purchase whose currency it is in.
 
     `document` names it in messages ("payment 3f2a… of invoice INV-1"). Raises MappingError with every
     problem: no date, an amount that is not positive or not whole cents, an account that is not a Xero

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from mappings import Cin7Customer, Cin7Supplier, content_hash
 from pipeline.context import TenantContext
-from pipeline.ledger.models import ContactLink
+from pipeline.ledger.models import ContactLink, CustomerRecord
 from pipeline.ledger.ops import insert_ignore
+
+
+def link_party_join() -> Any:
+    """The join of a link to its party's record (`ContactLink` -> `CustomerRecord`)."""
+    return and_(
+        CustomerRecord.tenant_id == ContactLink.tenant_id, CustomerRecord.customer_id == ContactLink.cin7_customer_id
+    )
 
 
 def customer_source_hash(customer: Cin7Customer | Cin7Supplier) -> str:

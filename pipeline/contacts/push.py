@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from mappings import MappingError, normalise_name
 from pipeline.contacts.cache import cache_contacts
-from pipeline.contacts.links import customer_source_hash
+from pipeline.contacts.links import customer_source_hash, link_party_join
 from pipeline.contacts.parties import Party, contact_payload, parse_party
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass, SyncError
@@ -60,12 +60,6 @@ def _push_filter(ctx: TenantContext) -> Any:
     )
 
 
-def _push_join() -> Any:
-    return and_(
-        CustomerRecord.tenant_id == ContactLink.tenant_id, CustomerRecord.customer_id == ContactLink.cin7_customer_id
-    )
-
-
 def push_backlog(ctx: TenantContext) -> tuple[int, float]:
     """(links whose contact may lack something of ours, seconds the oldest of them has waited).
 
@@ -77,7 +71,7 @@ def push_backlog(ctx: TenantContext) -> tuple[int, float]:
         count, oldest = session.execute(
             select(func.count(), func.min(waiting_since))
             .select_from(ContactLink)
-            .join(CustomerRecord, _push_join())
+            .join(CustomerRecord, link_party_join())
             .where(_push_filter(ctx))
         ).one()
     if not count or oldest is None:
@@ -120,7 +114,7 @@ def push_contacts(ctx: TenantContext, *, limit: int = PUSH_BATCH) -> PushOutcome
     with ctx.sessions() as session:
         rows = session.execute(
             select(ContactLink, CustomerRecord.snapshot, CustomerRecord.last_modified_on, CustomerRecord.kind)
-            .join(CustomerRecord, _push_join())
+            .join(CustomerRecord, link_party_join())
             .where(_push_filter(ctx))
             .order_by(ContactLink.id)
             .limit(limit)

@@ -27,7 +27,7 @@ from mappings import (
 )
 from pipeline.contacts.cache import cache_contacts, cached_candidates, refresh_contact_cache
 from pipeline.contacts.inline import InlineContact
-from pipeline.contacts.links import customer_source_hash, insert_links
+from pipeline.contacts.links import customer_source_hash, insert_links, link_party_join
 from pipeline.contacts.parties import (
     Party,
     contact_abn,
@@ -433,13 +433,7 @@ def _merge_by_ledger_abn(
     with ctx.sessions() as session:
         rows = session.execute(
             select(CustomerRecord.tax_key, ContactLink.xero_contact_id, ContactLink.xero_name)
-            .join(
-                ContactLink,
-                and_(
-                    ContactLink.tenant_id == CustomerRecord.tenant_id,
-                    ContactLink.cin7_customer_id == CustomerRecord.customer_id,
-                ),
-            )
+            .join(ContactLink, link_party_join())
             .where(
                 CustomerRecord.tenant_id == ctx.tenant_pk,
                 CustomerRecord.kind != kind.value,
@@ -463,13 +457,7 @@ def _holders(ctx: TenantContext, contact_ids: Sequence[str]) -> dict[str, set[st
     with ctx.sessions() as session:
         rows = session.execute(
             select(ContactLink.xero_contact_id, CustomerRecord.kind)
-            .outerjoin(
-                CustomerRecord,
-                and_(
-                    CustomerRecord.tenant_id == ContactLink.tenant_id,
-                    CustomerRecord.customer_id == ContactLink.cin7_customer_id,
-                ),
-            )
+            .outerjoin(CustomerRecord, link_party_join())
             .where(ContactLink.tenant_id == ctx.tenant_pk, ContactLink.xero_contact_id.in_(list(contact_ids)))
         ).all()
     holders: dict[str, set[str]] = {}

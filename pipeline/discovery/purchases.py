@@ -9,23 +9,25 @@ supplier's invoice number, is what stops a bill being written twice.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from mappings import Cin7Purchase, content_hash
+from mappings import Cin7Purchase, content_hash, credit_allocations
 from pipeline.context import TenantContext
 from pipeline.discovery.fetch import Fetched, FetchedInvoice, record_fetched
 from pipeline.discovery.poll import store_customers
 from pipeline.discovery.rows import unstorable, validation_reasons
 from pipeline.discovery.versions import Versions
 from pipeline.errors import ErrorClass, SyncError
-from pipeline.kinds.bill import bill_task_id
+from pipeline.kinds.bill import bill_task_id, supplier_payments
+from pipeline.kinds.supplier_credit import credit_task_id, supplier_credit_notes
 from pipeline.ledger.models import CustomerRecord, ParentKind, PartyKind
 
-#: Every kind a purchase's detail holds (supplier payments and credit notes are next).
-PURCHASE_KINDS = ("bill",)
+#: Every kind a purchase's detail holds.
+PURCHASE_KINDS = ("bill", "bill_payment", "supplier_credit_note", "supplier_refund", "supplier_allocation")
 
 # What a bill's mapping reads of the purchase header, besides the invoice itself.
 _HEADER_KEYS = (
@@ -41,6 +43,8 @@ _HEADER_KEYS = (
 )
 # What it reads of the supplier: the fallback terms and tax rule.
 _SUPPLIER_KEYS = ("PaymentTerm", "TaxRule")
+# What a payment's mapping reads of the purchase: the currency it converts at.
+_CURRENCY_KEYS = ("SupplierCurrency", "BaseCurrency", "CurrencyRate")
 
 
 def _raw_invoices(detail: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,24 +58,93 @@ def purchase_versions(detail: dict[str, Any], purchase: Cin7Purchase, supplier: 
     """Every bill of the purchase, by (kind, task id), with the columns a fetch records for it."""
     header = {key: detail.get(key) for key in _HEADER_KEYS}
     terms = {key: (supplier or {}).get(key) for key in _SUPPLIER_KEYS}
+    currency = {key: detail.get(key) for key in _CURRENCY_KEYS}
     raw_by_key: dict[str, dict[str, Any]] = {}
+    raw_payments: dict[str, dict[str, Any]] = {}
     for raw in _raw_invoices(detail):
         key = str(raw.get("TaskID") or purchase.id).strip().lower()
         # Its payments are not part of what the bill's mapping reads.
         raw_by_key[key] = {k: v for k, v in raw.items() if k != "Payments"}
+        for payment in raw.get("Payments") or []:
+            if isinstance(payment, dict) and payment.get("ID"):
+                raw_payments[str(payment["ID"]).strip().lower()] = payment
     versions: Versions = {}
     for invoice in purchase.invoices:
         task_id = bill_task_id(purchase, invoice)
         source = {"header": header, "supplier": terms, "invoice": raw_by_key.get(task_id, {})}
-        versions[("bill", task_id)] = {
-            "document_number": invoice.invoice_number,
-            "document_date": invoice.invoice_date.date() if invoice.invoice_date is not None else None,
-            "customer_id": purchase.supplier_id,
-            "cin7_status": str(invoice.status) if invoice.status is not None else None,
-            "cin7_modified_at": purchase.last_updated_date,
-            "source_hash": content_hash(source),
-        }
+        versions[("bill", task_id)] = _version(
+            purchase, invoice.invoice_number, invoice.status, source, invoice.invoice_date
+        )
+        for payment in supplier_payments(invoice):
+            payment_id = (payment.id or "").lower()
+            read: dict[str, Any] = {"currency": currency, "bill": task_id, "payment": raw_payments.get(payment_id, {})}
+            versions[("bill_payment", payment_id)] = _version(
+                purchase, invoice.invoice_number, "AUTHORISED", read, payment.date_paid
+            )
+    _credit_versions(detail, purchase, header, currency, versions)
     return versions
+
+
+def _raw_credit_notes(detail: dict[str, Any], purchase: Cin7Purchase) -> dict[str, dict[str, Any]]:
+    raw = detail.get("CreditNote")
+    notes = [raw] if isinstance(raw, dict) else [n for n in raw or [] if isinstance(n, dict)]
+    return {str(n.get("TaskID") or purchase.id).strip().lower(): n for n in notes if n}
+
+
+def _credit_versions(
+    detail: dict[str, Any], purchase: Cin7Purchase, header: dict[str, Any], currency: dict[str, Any], versions: Versions
+) -> None:
+    """The purchase's credit notes, their refunds and their allocations to bills, as `purchase_versions`."""
+    raw_notes = _raw_credit_notes(detail, purchase)
+    allocations = credit_allocations(purchase)
+    for note in supplier_credit_notes(purchase):
+        key = credit_task_id(purchase, note)
+        raw = raw_notes.get(key, {})
+        lines_only = {k: v for k, v in raw.items() if k not in ("Refunds", "Unstock")}
+        number = note.credit_note_number
+        source: dict[str, Any] = {"header": header, "credit_note": lines_only}
+        versions[("supplier_credit_note", key)] = _version(purchase, number, note.status, source, note.credit_note_date)
+        raw_refunds = {str(r.get("ID") or "").lower(): r for r in raw.get("Refunds") or [] if isinstance(r, dict)}
+        for refund in note.refunds:
+            refund_id = (refund.id or "").lower()
+            if not refund_id:
+                continue
+            refund_read: dict[str, Any] = {
+                "currency": currency,
+                "credit_note": key,
+                "refund": raw_refunds.get(refund_id, {}),
+            }
+            versions[("supplier_refund", refund_id)] = _version(
+                purchase, number, "AUTHORISED", refund_read, refund.date_paid
+            )
+        allocation = allocations.get(note.task_id or "")
+        read: dict[str, Any] = {
+            "credit_note": key,
+            "status": str(note.status),
+            "date": str(note.credit_note_date),
+            "bill": allocation.invoice.task_id if allocation is not None else None,
+            "bill_date": str(allocation.invoice.invoice_date) if allocation is not None else None,
+            "amount": str(allocation.amount) if allocation is not None else None,
+        }
+        # Dated as the allocation is: when both the credit note and its bill exist.
+        dated = max(
+            (d for d in (note.credit_note_date, allocation.invoice.invoice_date if allocation else None) if d),
+            default=None,
+        )
+        versions[("supplier_allocation", key)] = _version(purchase, number, note.status, read, dated)
+
+
+def _version(
+    purchase: Cin7Purchase, number: str | None, status: object, source: dict[str, Any], dated: datetime | None
+) -> dict[str, Any]:
+    return {
+        "document_number": number,
+        "document_date": dated.date() if dated is not None else None,
+        "customer_id": purchase.supplier_id,
+        "cin7_status": str(status) if status is not None else None,
+        "cin7_modified_at": purchase.last_updated_date,
+        "source_hash": content_hash(source),
+    }
 
 
 def _unstorable_text(purchase: Cin7Purchase) -> list[str]:

@@ -17,13 +17,28 @@ from pipeline.kinds.base import (
     Party,
     PlanInput,
 )
-from pipeline.kinds.bill import BILL
+from pipeline.kinds.bill import BILL, BILL_PAYMENT
 from pipeline.kinds.credit_note import CREDIT_NOTE
 from pipeline.kinds.invoice import INVOICE
+from pipeline.kinds.supplier_credit import SUPPLIER_ALLOCATION, SUPPLIER_CREDIT_NOTE, SUPPLIER_REFUND
 
 AnyKind = DocumentKind | AppliedKind
 
-KINDS: dict[str, AnyKind] = {kind.name: kind for kind in (INVOICE, CREDIT_NOTE, PAYMENT, REFUND, ALLOCATION, BILL)}
+KINDS: dict[str, AnyKind] = {
+    kind.name: kind
+    for kind in (
+        INVOICE,
+        CREDIT_NOTE,
+        PAYMENT,
+        REFUND,
+        ALLOCATION,
+        BILL,
+        BILL_PAYMENT,
+        SUPPLIER_CREDIT_NOTE,
+        SUPPLIER_REFUND,
+        SUPPLIER_ALLOCATION,
+    )
+}
 
 
 def kind_of(name: str) -> AnyKind:

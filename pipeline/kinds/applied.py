@@ -15,8 +15,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mappings import (
+    Cin7CreditNote,
     Cin7InvoiceStatus,
-    Cin7Sale,
+    CreditAllocation,
     InvoiceAction,
     XeroDocumentRef,
     content_hash,
@@ -129,23 +130,22 @@ class PaymentKind(AppliedKind):
     target_kind = "invoice"
     target_field = "InvoiceID"
 
-    def _find(self, sale: Cin7Sale, task_id: str) -> tuple[str, Any, str] | None:
+    def _find(self, parent: Parent, task_id: str) -> tuple[str, Any, str] | None:
         """(parent task id, the Cin7 payment, how messages name it), or None when Cin7 no longer has it."""
-        found = sale.payment_by_id(task_id)
+        found = as_sale(parent).payment_by_id(task_id)
         if found is None:
             return None
         invoice, payment = found
         return invoice.task_id or "", payment, f"payment {task_id} of invoice {invoice.invoice_number}"
 
     def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
-        """Its invoice (credit note, for a refund) must be in Xero and open."""
-        sale = as_sale(parent)
-        found = self._find(sale, task_id)
+        """Its invoice (credit note, for a refund; bill, for a supplier payment) must be in Xero and open."""
+        found = self._find(parent, task_id)
         return [Dependency(self.target_kind, found[0])] if found is not None else []
 
     def plan(self, given: PlanInput) -> MappedDocument:
         """Map the payment onto its document's Xero id; a payment gone from Cin7 is taken off."""
-        found = self._find(given.sale, given.task_id)
+        found = self._find(given.parent, given.task_id)
         payload: dict[str, Any] | None = None
         if found is not None:
             parent_task, payment, document = found
@@ -154,7 +154,7 @@ class PaymentKind(AppliedKind):
                 target = XeroDocumentRef.model_validate({self.target_field: target_id})
                 payload = map_payment(
                     payment,
-                    sale=given.sale,
+                    sale=given.parent,
                     target=target,
                     document=document,
                     rules=given.rules,
@@ -215,8 +215,8 @@ class RefundKind(PaymentKind):
     target_kind = "credit_note"
     target_field = "CreditNoteID"
 
-    def _find(self, sale: Cin7Sale, task_id: str) -> tuple[str, Any, str] | None:
-        found = sale.refund_by_id(task_id)
+    def _find(self, parent: Parent, task_id: str) -> tuple[str, Any, str] | None:
+        found = as_sale(parent).refund_by_id(task_id)
         if found is None:
             return None
         note, refund = found
@@ -229,27 +229,40 @@ class AllocationKind(AppliedKind):
     name = "allocation"
     collection = "Allocations"
     id_field = "AllocationID"
+    #: The kinds of the credit note and of the document it is allocated to.
+    note_kind = "credit_note"
+    document_kind = "invoice"
+
+    def _allocation(self, parent: Parent, task_id: str) -> tuple[Cin7CreditNote | None, CreditAllocation | None]:
+        """The credit note with this key, and what of it goes to its document (by the sales rule)."""
+        sale = as_sale(parent)
+        return sale.credit_note_by_task_id(task_id), credit_allocations(sale).get(task_id)
+
+    def _document_key(self, parent: Parent, allocation: CreditAllocation) -> str:
+        """The ledger key of the document an allocation goes to."""
+        return allocation.invoice.task_id or ""
 
     def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
         """Both the credit note and its invoice in Xero; with nothing to allocate, nothing to wait for
         (but taking an earlier allocation off needs its credit note's id, when the ledger has it).
         """
-        sale = as_sale(parent)
-        allocation = credit_allocations(sale).get(task_id)
+        _note, allocation = self._allocation(parent, task_id)
         if allocation is None or allocation.amount <= 0:
-            return [Dependency("credit_note", task_id, need="known")]
-        return [Dependency("credit_note", task_id), Dependency("invoice", allocation.invoice.task_id or "")]
+            return [Dependency(self.note_kind, task_id, need="known")]
+        return [
+            Dependency(self.note_kind, task_id),
+            Dependency(self.document_kind, self._document_key(parent, allocation)),
+        ]
 
     def plan(self, given: PlanInput) -> MappedDocument:
         """Allocate what Cin7's figures leave owing; nothing to allocate takes an earlier one off."""
-        note = given.sale.credit_note_by_task_id(given.task_id)
-        allocation = credit_allocations(given.sale).get(given.task_id)
+        note, allocation = self._allocation(given.parent, given.task_id)
         parents = given.in_xero.parents
-        credit_note_id = parents.get(("credit_note", given.task_id))
+        credit_note_id = parents.get((self.note_kind, given.task_id))
         present = note is not None and allocation is not None and allocation.amount > 0
         payload: dict[str, Any] | None = None
         if note is not None and allocation is not None and present and credit_note_id is not None:
-            invoice_id = parents.get(("invoice", allocation.invoice.task_id or ""))
+            invoice_id = parents.get((self.document_kind, self._document_key(given.parent, allocation)))
             if invoice_id is not None:
                 payload = map_allocation(
                     note, allocation, invoice_id=invoice_id, credit_note_id=credit_note_id

@@ -13,6 +13,7 @@ from typing import Any
 
 from mappings import (
     Cin7InvoiceStatus,
+    Cin7Payment,
     Cin7Purchase,
     Cin7PurchaseInvoice,
     InvoiceAction,
@@ -20,6 +21,7 @@ from mappings import (
     recheck_invoice_action,
     void_payload,
 )
+from pipeline.kinds.applied import PaymentKind
 from pipeline.kinds.base import Dependency, Parent, PlanInput, as_purchase
 from pipeline.kinds.numbered import NumberedKind, xero_status_of
 from pipeline.xero.client import XeroClient
@@ -49,9 +51,13 @@ class BillKind(NumberedKind[Cin7PurchaseInvoice]):
     sent_statuses = frozenset({Cin7InvoiceStatus.AUTHORISED, Cin7InvoiceStatus.PAID})
 
     def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
-        """Nothing yet: supplier payments and credit notes, which would wait for it, come next."""
-        as_purchase(parent)
-        return []
+        """Nothing, to be created; to be voided, its payments taken off Xero first (Xero refuses to
+        void a paid bill).
+        """
+        bill = bill_of(as_purchase(parent), task_id)
+        if bill is not None and Cin7InvoiceStatus.parse(bill.status) is not Cin7InvoiceStatus.VOIDED:
+            return []
+        return [Dependency("bill_payment", "*", need="undone")]
 
     def document(self, given: PlanInput) -> Cin7PurchaseInvoice | None:
         """The purchase's invoice by its ledger key."""
@@ -83,3 +89,28 @@ class BillKind(NumberedKind[Cin7PurchaseInvoice]):
 
 
 BILL = BillKind()
+
+
+def supplier_payments(invoice: Cin7PurchaseInvoice) -> list[Cin7Payment]:
+    """The payments of a purchase invoice that pay the bill (a REFUND line is money coming back)."""
+    return [p for p in invoice.payments if str(p.type or "PAYMENT").upper() != "REFUND" and p.id]
+
+
+class BillPaymentKind(PaymentKind):
+    """Cin7 supplier payments (`Invoice.Payments[]` of a purchase) as Xero payments on the bill."""
+
+    name = "bill_payment"
+    parent_kind = "purchase"
+    target_kind = "bill"
+
+    def _find(self, parent: Parent, task_id: str) -> tuple[str, Any, str] | None:
+        purchase = as_purchase(parent)
+        for invoice in purchase.invoices:
+            for payment in supplier_payments(invoice):
+                if (payment.id or "").lower() == task_id.lower():
+                    number = invoice.invoice_number or "(no number)"
+                    return bill_task_id(purchase, invoice), payment, f"supplier payment {task_id} of bill {number}"
+        return None
+
+
+BILL_PAYMENT = BillPaymentKind()

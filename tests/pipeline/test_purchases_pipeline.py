@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +15,7 @@ from sqlalchemy import select
 from pipeline.ledger.models import ContactLink, DocumentState
 from pipeline.recovery.deadletters import list_dead_letters
 from pipeline.standins.generator import generate, generate_purchases, with_purchases
+from pipeline.standins.generator.purchase_documents import make_purchase_credit_note
 from tests.pipeline.conftest import Pipeline
 
 pytestmark = pytest.mark.pipeline
@@ -61,6 +64,44 @@ def test_suppliers_become_one_contact_each_and_bills_reach_xero_once_with_cin7_t
         ), expected.invoice_number
         assert bill["CurrencyCode"] == expected.currency
         assert str(bill["DateString"])[:10] == expected.date.isoformat()
+
+    # Each supplier payment once, on its bill, and the bill's balance as Cin7's.
+    bill_ids = {(row.sale_id, row.task_id): str(row.xero_id).lower() for row in p.rows("bill")}
+    live = [pay for pay in p.xero.payments() if pay["Status"] != "DELETED"]
+    supplier_payments = [e for e in purchases.payments if e.kind == "payment"]
+    assert supplier_payments and counts.get(DocumentState.SYNCED, "bill_payment") == len(supplier_payments)
+    for payment in supplier_payments:
+        bill_id = bill_ids[(payment.purchase_id, payment.document_task_id)]
+        on_bill = [pay for pay in live if str((pay.get("Invoice") or {}).get("InvoiceID")).lower() == bill_id]
+        assert [_money(pay["Amount"]) for pay in on_bill].count(payment.amount) >= 1, payment
+    in_xero = {str(i["InvoiceID"]).lower(): i for i in bills}
+    for expected in synced:
+        bill = in_xero[bill_ids[(expected.purchase_id, expected.task_id)]]
+        assert (_money(bill["AmountPaid"]), _money(bill["AmountDue"]), bill["Status"]) == (
+            expected.amount_paid,
+            expected.amount_due,
+            expected.status,
+        ), expected.invoice_number
+
+    # Supplier credit notes once, as ACCPAYCREDIT with Cin7's totals, what is left of them as Cin7's,
+    # and each refund on its credit note.
+    credited = [c for c in purchases.credit_notes if c.outcome == "synced"]
+    assert credited and counts.get(DocumentState.SYNCED, "supplier_credit_note") == len(credited)
+    note_ids = {(row.sale_id, row.task_id): str(row.xero_id).lower() for row in p.rows("supplier_credit_note")}
+    notes = {str(n["CreditNoteID"]).lower(): n for n in p.xero.credit_notes() if n["Type"] == "ACCPAYCREDIT"}
+    assert len(notes) == len(credited)
+    for expected_note in credited:
+        note = notes[note_ids[(expected_note.purchase_id, expected_note.task_id)]]
+        assert (_money(note["Total"]), _money(note["RemainingCredit"])) == (
+            expected_note.total,
+            expected_note.remaining_credit,
+        ), expected_note.credit_note_number
+    refunds = [e for e in purchases.payments if e.kind == "refund"]
+    assert counts.get(DocumentState.SYNCED, "supplier_refund") == len(refunds)
+    for refund in refunds:
+        note_id = note_ids[(refund.purchase_id, refund.document_task_id)]
+        on_note = [pay for pay in live if str((pay.get("CreditNote") or {}).get("CreditNoteID")).lower() == note_id]
+        assert [_money(pay["Amount"]) for pay in on_note].count(refund.amount) >= 1, refund
 
     contacts = {c["ContactID"]: c for c in p.xero.contacts()}
     billed_suppliers = {b.supplier_id for b in synced}
@@ -118,3 +159,64 @@ def test_bills_whose_answers_are_lost_after_the_idempotency_window_are_found_not
     assert len(names) == len(set(names)), names
     supplier_names = {str(s["Name"]).strip().casefold() for s in purchases.suppliers}
     assert not [n for n in names if n.endswith(")") and n.rsplit(" (", 1)[0] in supplier_names], names
+
+
+def test_a_supplier_credit_note_is_allocated_to_its_unpaid_bill_and_a_void_takes_it_off_first(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    now = datetime.now(UTC)
+    sales = generate(43, 2, now=now, hostile=False)
+    purchases = generate_purchases(43, 12, now=now)
+    p = make_pipeline(dataset=with_purchases(sales, purchases), settings={"SYNC_PURCHASES": "true"})
+    p.poll_and_wait()
+    unpaid = next(b for b in purchases.bills if b.outcome == "synced" and b.amount_paid == 0 and b.total > 0)
+    bill_id = next(
+        str(r.xero_id) for r in p.rows("bill") if (r.sale_id, r.task_id) == (unpaid.purchase_id, unpaid.task_id)
+    )
+
+    def change(status: str | None = None) -> dict[str, Any]:
+        purchase = copy.deepcopy(p.cin7.purchase(unpaid.purchase_id))
+        notes = purchase["CreditNote"] if isinstance(purchase["CreditNote"], list) else []
+        if status is None:
+            bill = next(i for i in _invoices(purchase) if i["TaskID"].lower() == unpaid.task_id)
+            notes.append(
+                make_purchase_credit_note(
+                    random.Random(5),
+                    bill,
+                    number="CR-ALLOC-1",
+                    status="AUTHORISED",
+                    tax_calculation=purchase["TaxCalculation"],
+                    refunded=False,
+                    latest=now,
+                )
+            )
+        else:
+            next(n for n in notes if n["CreditNoteNumber"] == "CR-ALLOC-1")["Status"] = status
+        purchase["CreditNote"] = notes
+        purchase["LastUpdatedDate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        p.cin7.put_purchase(purchase)
+        return purchase
+
+    purchase = change()
+    p.poll_and_wait()
+
+    note = next(n for n in p.xero.credit_notes() if n["CreditNoteNumber"] == "CR-ALLOC-1")
+    cin7_note = next(n for n in purchase["CreditNote"] if n["CreditNoteNumber"] == "CR-ALLOC-1")
+    bill = next(i for i in p.xero.invoices() if i["InvoiceID"] == bill_id)
+    assert note["Type"] == "ACCPAYCREDIT" and _money(note["Total"]) == _money(cin7_note["Total"])
+    assert _money(note["RemainingCredit"]) == 0
+    assert _money(bill["AmountCredited"]) == _money(cin7_note["Total"])
+    assert _money(bill["AmountDue"]) == unpaid.total - _money(cin7_note["Total"])
+
+    change(status="VOIDED")
+    p.poll_and_wait()
+
+    note = next(n for n in p.xero.credit_notes() if n["CreditNoteNumber"] == "CR-ALLOC-1")
+    bill = next(i for i in p.xero.invoices() if i["InvoiceID"] == bill_id)
+    assert note["Status"] == "VOIDED"
+    assert _money(bill["AmountDue"]) == unpaid.total and _money(bill["AmountCredited"]) == 0
+
+
+def _invoices(purchase: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = purchase["Invoice"]
+    return [raw] if isinstance(raw, dict) else list(raw)
