@@ -12,11 +12,12 @@ from typing import Any, Literal
 from pipeline.source.cin7core.events import (
     CUSTOMER_EVENT_TYPES,
     HANDLED_EVENT_TYPES,
+    PURCHASE_EVENT_TYPES,
     SALE_EVENT_TYPES,
     normalise_event_type,
 )
 
-EventKind = Literal["sale", "customer"]
+EventKind = Literal["sale", "customer", "purchase"]
 
 
 class EventState:
@@ -28,7 +29,7 @@ class EventState:
     IGNORED = "ignored"
 
 
-_CANONICAL = {normalise_event_type(name): name for name in HANDLED_EVENT_TYPES}
+_CANONICAL = {normalise_event_type(name): name for name in HANDLED_EVENT_TYPES + PURCHASE_EVENT_TYPES}
 
 
 def canonical_event_type(value: str) -> str | None:
@@ -43,6 +44,8 @@ def event_kind(event_type: str) -> EventKind | None:
         return "sale"
     if canonical in CUSTOMER_EVENT_TYPES:
         return "customer"
+    if canonical in PURCHASE_EVENT_TYPES:
+        return "purchase"
     return None
 
 
@@ -83,14 +86,14 @@ class ParsedEvent:
 
     event_type: str  # canonical for handled types, else as received (or "unknown")
     kind: EventKind | None
-    sale_id: str | None  # for sale events that carry an id
+    sale_id: str | None  # for sale (and purchase) events that carry an id
     document_ids: tuple[str, ...]  # every id or number the payload names, for the dedupe key
     dedupe_key: str
 
 
 def _document_ids(item: Mapping[str, Any]) -> list[str]:
     ids: list[str] = []
-    for key in ("SaleID", "SaleTaskID", "TaskID", "ID", "CustomerID"):
+    for key in ("SaleID", "SaleTaskID", "PurchaseID", "PurchaseTaskID", "TaskID", "ID", "CustomerID"):
         guid = guid_or_none(ci_get(item, key))
         if guid:
             ids.append(guid)
@@ -126,6 +129,12 @@ def parse_event(payload: Any) -> ParsedEvent:
     if kind == "sale":
         # Sale/InvoiceAuthorised names the sale `SaleTaskID`; the others `SaleID`.
         sale_id = guid_or_none(ci_get(first, "SaleID")) or guid_or_none(ci_get(first, "SaleTaskID"))
+    elif kind == "purchase":
+        # Cin7 does not document these payloads; the sale events' spellings, for a purchase.
+        sale_id = next(
+            (g for key in ("PurchaseID", "PurchaseTaskID", "TaskID", "ID") if (g := guid_or_none(ci_get(first, key)))),
+            None,
+        )
     body = json.dumps(_canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(f"{normalise_event_type(event_type)}\n{body}".encode()).hexdigest()
     readable = f"{normalise_event_type(event_type)[:40]}:{(ids[0] if ids else '-')[:36]}:"

@@ -52,8 +52,10 @@ def record_event(ctx: TenantContext, parsed: ParsedEvent, payload: Any) -> Recei
     now = utcnow()
     state = EventState.RECEIVED if parsed.kind is not None else EventState.IGNORED
     error = None if parsed.kind is not None else f"event type {parsed.event_type!r} is not handled"
-    if parsed.kind == "sale" and parsed.sale_id is None and not parsed.document_ids:
-        state, error = EventState.IGNORED, "sale event without a sale id or document number"
+    if parsed.kind in ("sale", "purchase") and parsed.sale_id is None and not parsed.document_ids:
+        state, error = EventState.IGNORED, f"{parsed.kind} event without an id or document number"
+    if parsed.kind == "purchase" and not ctx.settings.sync_purchases:
+        state, error = EventState.IGNORED, "a purchase event, and SYNC_PURCHASES is off"
     values = {
         "tenant_id": ctx.tenant_pk,
         "event_type": parsed.event_type,

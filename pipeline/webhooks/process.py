@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline import app
-from pipeline.app import TaskName
+from pipeline.app import FETCH_TASKS, TaskName
 from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
 from pipeline.errors import SyncError
-from pipeline.ledger.models import SaleRecord, SaleState, SyncDocument, WebhookEvent, utcnow
+from pipeline.ledger.models import ParentKind, SaleRecord, SaleState, SyncDocument, WebhookEvent, utcnow
 from pipeline.ledger.ops import insert_ignore
 from pipeline.policy import Next, decide_for
 from pipeline.recovery.deadletters import record_row_dead_letter
@@ -34,6 +34,8 @@ class EventOutcome:
 
     state: str
     sale_ids: list[str] = field(default_factory=list)
+    #: What the ids are: sales, or purchases (`ledger.models.ParentKind`).
+    parent_kind: str = "sale"
     customers: int = 0
     error: str | None = None
     #: Too many customers to read one by one: the caller sends a poll instead.
@@ -48,6 +50,8 @@ def _sale_ids_for(session: Session, ctx: TenantContext, event: WebhookEvent) -> 
     sale_id = guid_or_none(ci_get(first, "SaleID")) or guid_or_none(ci_get(first, "SaleTaskID"))
     if sale_id:
         return [sale_id]
+    if event_kind(event.event_type) == "purchase":
+        return _purchase_ids_for(session, ctx, first)
     # Only a number: find the sale through what the ledger already knows.
     number = ci_get(first, "DocumentNumber", "InvoiceNumber", "CreditNoteNumber")
     if isinstance(number, str | int):
@@ -70,8 +74,27 @@ def _sale_ids_for(session: Session, ctx: TenantContext, event: WebhookEvent) -> 
     return []
 
 
-def mark_sales_discovered(session: Session, tenant_pk: int, sale_ids: list[str]) -> None:
-    """Flag sales for a fresh detail read, like a poll that saw them change (the sweep re-sends lost fetches)."""
+def _purchase_ids_for(session: Session, ctx: TenantContext, first: Mapping[str, Any]) -> list[str]:
+    """A purchase event without an id: the purchase the ledger knows by its order number."""
+    order = ci_get(first, "OrderNumber", "PurchaseOrderNumber")
+    if not isinstance(order, str | int):
+        return []
+    found = session.scalar(
+        select(SaleRecord.sale_id).where(
+            SaleRecord.tenant_id == ctx.tenant_pk,
+            SaleRecord.kind == ParentKind.PURCHASE.value,
+            SaleRecord.order_number == str(order).strip(),
+        )
+    )
+    return [found] if found else []
+
+
+def mark_sales_discovered(
+    session: Session, tenant_pk: int, sale_ids: list[str], kind: ParentKind = ParentKind.SALE
+) -> None:
+    """Flag sales (or purchases) for a fresh detail read, like a poll that saw them change (the sweep
+    re-sends lost fetches).
+    """
     now = utcnow()
     insert_ignore(
         session,
@@ -80,6 +103,7 @@ def mark_sales_discovered(session: Session, tenant_pk: int, sale_ids: list[str])
             {
                 "tenant_id": tenant_pk,
                 "sale_id": sale_id,
+                "kind": kind.value,
                 "state": SaleState.DISCOVERED.value,
                 "discovered_at": now,
                 "updated_at": now,
@@ -142,18 +166,19 @@ def process_event(ctx: TenantContext, event_id: int) -> EventOutcome:
         event = session.get(WebhookEvent, event_id, with_for_update=True)
         if event is None or event.state in (EventState.DONE, EventState.IGNORED):
             return EventOutcome(state=event.state if event is not None else "missing")
-        if kind != "sale":
+        if kind not in ("sale", "purchase") or (kind == "purchase" and not ctx.settings.sync_purchases):
             _finish(session, event_id, EventState.IGNORED, f"event type {event.event_type!r} is not handled")
             return EventOutcome(state=EventState.IGNORED)
+        parent = ParentKind.PURCHASE if kind == "purchase" else ParentKind.SALE
         sale_ids = _sale_ids_for(session, ctx, event)
         if not sale_ids:
-            _finish(session, event_id, EventState.IGNORED, "no sale found for this event")
-            return EventOutcome(state=EventState.IGNORED, error="no sale found")
-        mark_sales_discovered(session, ctx.tenant_pk, sale_ids)
+            _finish(session, event_id, EventState.IGNORED, f"no {parent.value} found for this event")
+            return EventOutcome(state=EventState.IGNORED, error=f"no {parent.value} found")
+        mark_sales_discovered(session, ctx.tenant_pk, sale_ids, parent)
         if event.sale_id is None:
             event.sale_id = sale_ids[0]
         _finish(session, event_id, EventState.DONE, None)
-    return EventOutcome(state=EventState.DONE, sale_ids=sale_ids)
+    return EventOutcome(state=EventState.DONE, sale_ids=sale_ids, parent_kind=parent.value)
 
 
 def _customer_event(ctx: TenantContext, event_id: int, customer_ids: list[str]) -> EventOutcome:
@@ -222,7 +247,7 @@ def event_message(ctx: TenantContext, event_id: int, *, retries: int) -> tuple[d
         mark_event_failed(ctx, event_id, error.message)
         return {"event": event_id, "state": "failed"}, None
     for sale_id in outcome.sale_ids:
-        app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+        app.send(FETCH_TASKS[outcome.parent_kind], ctx.tenant_key, sale_id)
     if outcome.poll:
         app.send(TaskName.POLL, ctx.tenant_key)
     result = {"event": event_id, "state": outcome.state, "sales": len(outcome.sale_ids), "customers": outcome.customers}

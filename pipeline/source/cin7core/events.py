@@ -17,9 +17,23 @@ SALE_EVENT_TYPES: tuple[str, ...] = (
 
 CUSTOMER_EVENT_TYPES: tuple[str, ...] = ("Customer/Updated",)
 
+# Acted on when SYNC_PURCHASES is on (and only then subscribed to).
+PURCHASE_EVENT_TYPES: tuple[str, ...] = (
+    "Purchase/OrderAuthorised",
+    "Purchase/InvoiceAuthorised",
+    "Purchase/StockReceivedAuthorised",
+    "Purchase/CreditNoteAuthorised",
+    "Purchase/Updated",
+)
+
 
 # What `register` subscribes to, and what the task acts on; everything else is recorded as ignored.
 HANDLED_EVENT_TYPES: tuple[str, ...] = SALE_EVENT_TYPES + CUSTOMER_EVENT_TYPES
+
+
+def subscribed_event_types(*, purchases: bool) -> tuple[str, ...]:
+    """The event types to subscribe to: purchases' too when they are synced."""
+    return HANDLED_EVENT_TYPES + (PURCHASE_EVENT_TYPES if purchases else ())
 
 
 def normalise_event_type(value: str) -> str:

@@ -17,7 +17,7 @@ from pipeline.http import send
 from pipeline.ratelimit import limiter_for
 from pipeline.settings import Settings
 from pipeline.source.cin7core.client import cin7_error, cin7_limit, cin7_session, cin7_throttling
-from pipeline.source.cin7core.events import HANDLED_EVENT_TYPES, normalise_event_type
+from pipeline.source.cin7core.events import normalise_event_type, subscribed_event_types
 
 
 def auth_configured(settings: Settings) -> bool:
@@ -143,10 +143,11 @@ def register_webhooks(
     url: str,
     *,
     client: Cin7WebhooksClient | None = None,
-    event_types: Iterable[str] = HANDLED_EVENT_TYPES,
+    event_types: Iterable[str] | None = None,
     force: bool = False,
 ) -> list[RegistrationResult]:
-    """Create or update our subscriptions (one per handled type, pointing at `url`); idempotent.
+    """Create or update our subscriptions (one per handled type, pointing at `url`, purchases' types
+    too with SYNC_PURCHASES); idempotent.
 
     An existing subscription is ours when its type matches (loosely) and its URL is `url`. A
     deactivated one (Cin7 gives up after 6 failed deliveries) is reactivated. Inactive
@@ -157,7 +158,7 @@ def register_webhooks(
     client = client or Cin7WebhooksClient(settings)
     existing = client.list()
     results: list[RegistrationResult] = []
-    for event_type in event_types:
+    for event_type in event_types or subscribed_event_types(purchases=settings.sync_purchases):
         wanted = desired_subscription(settings, event_type, url)
         same_type = [
             h for h in existing if normalise_event_type(str(h.get("Type") or "")) == normalise_event_type(event_type)

@@ -15,7 +15,14 @@ from sqlalchemy import func, select
 from pipeline.ledger.models import DocumentState, WebhookEvent
 from pipeline.operations.status import LedgerCounts, wait_until_settled
 from pipeline.runtime import reload_runtime
-from pipeline.standins.generator import add_credit_note, add_payment, void_invoice
+from pipeline.standins.generator import (
+    add_credit_note,
+    add_payment,
+    generate,
+    generate_purchases,
+    void_invoice,
+    with_purchases,
+)
 from pipeline.standins.generator.settlement import invoice_balance
 from pipeline.webhooks.server import WebhookServer
 from tests.pipeline.conftest import Pipeline
@@ -182,3 +189,41 @@ def test_a_void_webhook_voids_the_invoice_in_xero(webhook_pipeline: tuple[Pipeli
     _deliver(server, {"SaleID": target.sale_id, "EventType": "Sale/Voided"})
 
     assert _wait_for(lambda: _xero_status(p, target.invoice_number) == "VOIDED"), p.workers.logs()
+
+
+def test_a_purchase_webhook_brings_its_bill_into_xero_without_a_poll(
+    make_pipeline: Callable[..., Pipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)
+    purchases = generate_purchases(18, 6, now=now)
+    p = make_pipeline(
+        dataset=with_purchases(generate(18, 2, now=now, hostile=False), purchases),
+        settings={"SYNC_PURCHASES": "true", "CIN7_WEBHOOK_TOKEN": TOKEN},
+    )
+    monkeypatch.setenv("SYNC_PURCHASES", "true")
+    monkeypatch.setenv("CIN7_WEBHOOK_TOKEN", TOKEN)
+    reload_runtime()
+    target = next(b for b in purchases.bills if b.outcome == "synced")
+    server = WebhookServer().start()
+    try:
+        # The payload's shape is not documented; the purchase's id, in the case Cin7 happens to send.
+        _deliver(server, {"PurchaseID": target.purchase_id.upper(), "EventType": "Purchase/InvoiceAuthorised"})
+
+        def billed() -> bool:
+            return any(i["Type"] == "ACCPAY" and i["InvoiceNumber"] == target.invoice_number for i in p.xero.invoices())
+
+        assert _wait_for(billed), p.workers.logs()
+    finally:
+        server.stop()
+
+
+def test_a_purchase_webhook_is_recorded_and_ignored_while_purchases_are_not_synced(
+    webhook_pipeline: tuple[Pipeline, WebhookServer],
+) -> None:
+    p, server = webhook_pipeline
+    _deliver(server, {"PurchaseID": "60b75408-0000-4000-8000-000000000001", "EventType": "Purchase/InvoiceAuthorised"})
+    with p.ctx.sessions() as session:
+        event = session.scalars(
+            select(WebhookEvent).where(WebhookEvent.event_type == "Purchase/InvoiceAuthorised")
+        ).one()
+    assert (event.state, event.error) == ("ignored", "a purchase event, and SYNC_PURCHASES is off")
