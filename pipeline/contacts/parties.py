@@ -12,10 +12,11 @@ from typing import Any
 from mappings import (
     Cin7Customer,
     Cin7Supplier,
+    MappedContact,
     MappingRules,
     abn_key,
     email_domain,
-    map_contact,
+    map_customer,
     map_supplier,
     website_domain,
 )
@@ -42,11 +43,18 @@ def party_kind(party: Party) -> PartyKind:
     return PartyKind.SUPPLIER if isinstance(party, Cin7Supplier) else PartyKind.CUSTOMER
 
 
-def contact_payload(party: Party, name: str) -> dict[str, Any]:
-    """The Xero contact for the party, named `name` (raises mappings.MappingError)."""
+def mapped_contact(party: Party, name: str) -> MappedContact:
+    """The Xero contact for the party, named `name`, with its people, and who of them it cannot carry
+    (raises mappings.MappingError).
+    """
     if isinstance(party, Cin7Supplier):
-        return map_supplier(party, name=name).payload.to_json()
-    return map_contact(party, name=name).to_json()
+        return map_supplier(party, name=name)
+    return map_customer(party, name=name)
+
+
+def contact_payload(party: Party, name: str) -> dict[str, Any]:
+    """`mapped_contact`'s payload as Xero JSON."""
+    return mapped_contact(party, name).payload.to_json()
 
 
 def party_abn(party: Party) -> str | None:

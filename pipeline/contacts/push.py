@@ -19,7 +19,7 @@ from sqlalchemy import and_, case, func, or_, select
 from mappings import MappingError, normalise_name
 from pipeline.contacts.cache import cache_contacts
 from pipeline.contacts.links import customer_source_hash, link_party_join
-from pipeline.contacts.parties import Party, contact_payload, parse_party
+from pipeline.contacts.parties import Party, mapped_contact, parse_party
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
@@ -96,6 +96,8 @@ class _Round:
     rows: list[Any]
     customers: dict[int, Party] = field(default_factory=dict)
     bad: dict[int, str] = field(default_factory=dict)
+    # link id -> the people its contact could not carry (contacts sent in full only)
+    left_out: dict[int, list[str]] = field(default_factory=dict)
     unchanged: set[int] = field(default_factory=set)
     body: list[dict[str, Any]] = field(default_factory=list)
     sent: list[tuple[ContactLink, str]] = field(default_factory=list)
@@ -163,7 +165,9 @@ def _build_body(batch: _Round, taken: set[str]) -> None:
             continue
         else:
             try:
-                payload = contact_payload(customer, _push_name(link, customer, taken))
+                mapped = mapped_contact(customer, _push_name(link, customer, taken))
+                payload = mapped.payload.to_json()
+                batch.left_out[link.id] = list(mapped.left_out)
             except MappingError as exc:
                 batch.bad[link.id] = "; ".join(p.message for p in exc.problems)
                 continue
@@ -244,6 +248,8 @@ def _record(ctx: TenantContext, batch: _Round) -> PushOutcome:
             if data is not None:
                 row.push_error = None
                 row.xero_name = str(data.get("Name") or row.xero_name)[:255]
+                if link.id in batch.left_out:
+                    row.people_left_out = batch.left_out[link.id] or None
                 outcome.pushed += 1
             else:
                 row.push_error = (error or "Xero returned no result for this contact")[:4000]

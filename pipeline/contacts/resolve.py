@@ -33,6 +33,7 @@ from pipeline.contacts.parties import (
     contact_abn,
     contact_domains,
     contact_payload,
+    mapped_contact,
     parse_party,
     party_abn,
     party_domains,
@@ -73,6 +74,8 @@ class _Plan:
     name_attempt: int = -1
     # Xero rejects a DefaultCurrency the organisation has not enabled; the contact is still wanted.
     without_currency: bool = False
+    # The party's people the created contact could not carry, each with the reason.
+    left_out: list[str] = field(default_factory=list)
 
 
 def _load_customers(
@@ -508,7 +511,9 @@ def _create_body(pending: list[_Plan], result: ContactResult) -> tuple[list[dict
     sendable: list[_Plan] = []
     for plan in pending:
         try:
-            payload = contact_payload(plan.customer, plan.name)
+            mapped = mapped_contact(plan.customer, plan.name)
+            payload = mapped.payload.to_json()
+            plan.left_out = list(mapped.left_out)
         except MappingError as exc:
             result.failures[plan.customer.id] = SyncError(
                 ErrorClass.MAPPING, str(exc), messages=[p.message for p in exc.problems]
@@ -601,6 +606,7 @@ def _link(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None
                 "linked_by": p.linked_by,
                 "name_note": p.name_note,
                 "source_hash": source_hash,
+                "people_left_out": p.left_out or None if p.linked_by == "created" else None,
                 "pushed_at": now if pushed else None,
                 "pushed_source_hash": source_hash if pushed else None,
                 "created_at": now,

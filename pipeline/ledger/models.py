@@ -300,6 +300,9 @@ class ContactLink(TenantRow, Base):
     # The customer's Cin7 LastModifiedOn when last pushed (or checked): a newer one is an edit to send.
     pushed_modified_on: Mapped[datetime | None]
     push_error: Mapped[str | None] = mapped_column(Text)
+    # The Cin7 people the Xero contact could not carry, each with the reason (Xero keeps five others
+    # besides the primary, and none without a primary e-mail), as of its last create or push.
+    people_left_out: Mapped[list[Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

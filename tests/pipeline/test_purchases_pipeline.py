@@ -104,6 +104,9 @@ def test_suppliers_become_one_contact_each_and_bills_reach_xero_once_with_cin7_t
         assert [_money(pay["Amount"]) for pay in on_note].count(refund.amount) >= 1, refund
 
     contacts = {c["ContactID"]: c for c in p.xero.contacts()}
+    with p.ctx.sessions() as session:
+        left_out = {link.cin7_customer_id: link.people_left_out for link in session.scalars(select(ContactLink))}
+    checked_people = 0
     billed_suppliers = {b.supplier_id for b in synced}
     for expected_contact in purchases.contacts:
         if expected_contact.supplier_id not in billed_suppliers:
@@ -112,9 +115,18 @@ def test_suppliers_become_one_contact_each_and_bills_reach_xero_once_with_cin7_t
         if expected_contact.customer_id is None:
             assert (contact.get("TaxNumber") or "") == expected_contact.tax_number
             assert contact["Name"] == expected_contact.name
+            # Its people: the Default one in the contact's own fields, the next five as ContactPersons,
+            # and everyone else named on the link.
+            assert (contact.get("EmailAddress") or "") == expected_contact.email
+            persons = [str(person.get("EmailAddress") or "") for person in contact.get("ContactPersons") or []]
+            assert persons == [person.email for person in expected_contact.contact_persons]
+            noted = " ".join(left_out.get(expected_contact.supplier_id) or [])
+            assert all(name in noted for name in expected_contact.left_out), (noted, expected_contact.left_out)
+            checked_people += bool(expected_contact.contact_persons)
         else:
             # Joined to the customer's contact: its TaxNumber is as the customer's side typed it.
             assert "".join(str(contact.get("TaxNumber") or "").split()) == expected_contact.tax_number
+    assert checked_people, "a billed supplier has people beyond its primary one"
     # One company that is both a customer and a supplier is one Xero contact.
     merges = [m for m in purchases.merges if m.supplier_id in billed_suppliers and m.customer_id in links]
     assert merges, "the dataset has a billed supplier that is also an invoiced customer"
