@@ -34,6 +34,7 @@ from pipeline.ratelimit import RateLimiter, RateLimitTimeout
 from pipeline.settings import Settings
 from pipeline.xero.auth import XeroTokenManager
 from pipeline.xero.sdk import ElementResult, element_results, from_sdk, to_sdk
+from pipeline.xero.tracking import active_categories, option_idempotency_key, unique_names
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +340,30 @@ class XeroClient:
         """
         data = self._call("GET /Contacts", self._api().get_contacts, search_term=term, include_archived=True, page=1)
         return list(from_sdk(data).get("Contacts") or [])
+
+    def get_tracking_categories(self) -> list[dict[str, Any]]:
+        """The active tracking categories, each with its active options (Xero leaves archived ones out)."""
+        data = self._call("GET /TrackingCategories", self._api().get_tracking_categories)
+        return active_categories(from_sdk(data).get("TrackingCategories") or [])
+
+    def create_tracking_options(
+        self, category_id: str, names: Sequence[str], idempotency_key: str
+    ) -> list[dict[str, Any]]:
+        """PUT /TrackingCategories/{id}/Options, one call per name (the SDK sends one option a call), each
+        keyed by `idempotency_key` and the name; the options created, in order. A refusal (e.g. a duplicate
+        name) raises after the earlier names were created: re-read the categories to see what Xero holds.
+        """
+        created: list[dict[str, Any]] = []
+        for name in unique_names(names):
+            data = self._call(
+                "PUT /TrackingCategories/{id}/Options",
+                self._api().create_tracking_options,
+                category_id,
+                to_sdk("TrackingOption", {"Name": name}),
+                idempotency_key=option_idempotency_key(idempotency_key, name),
+            )
+            created.extend(from_sdk(data).get("Options") or [])
+        return created
 
     # --- writes (always summarizeErrors=false, always an Idempotency-Key) --------------------------
     def write(

@@ -214,6 +214,47 @@ def test_xero_client_writes_batches_and_reads_back_through_the_sdk(xero_ctx: tup
     assert ctx.xero.get_invoices(numbers=["INV-1"])[0]["InvoiceID"] == results[0].data["InvoiceID"]
 
 
+def test_xero_client_lists_tracking_categories_and_creates_options(xero_ctx: tuple[XeroStandIn, TenantContext]) -> None:
+    standin, ctx = xero_ctx
+    standin.seed_tracking(
+        [
+            {"Name": "Sales Rep", "Options": ["Alice", {"Name": "Old Hand", "Status": "ARCHIVED"}]},
+            {"Name": "Legacy", "Status": "ARCHIVED", "Options": ["Gone"]},
+        ]
+    )
+    [rep] = ctx.xero.get_tracking_categories()
+    assert rep["Name"] == "Sales Rep" and [o["Name"] for o in rep["Options"]] == ["Alice"]
+    category_id = str(rep["TrackingCategoryID"])
+
+    created = ctx.xero.create_tracking_options(category_id, ["Bob", "Carol", "Bob"], "k-tracking-1")
+    assert [o["Name"] for o in created] == ["Bob", "Carol"]
+    assert standin.stats()["by_endpoint"]["PUT /TrackingCategories/{id}/Options"] == 2
+    [rep] = ctx.xero.get_tracking_categories()
+    assert [o["Name"] for o in rep["Options"]] == ["Alice", "Bob", "Carol"]
+    # A retry with the same key replays each option's answer instead of colliding with what it made.
+    again = ctx.xero.create_tracking_options(category_id, ["Bob", "Carol"], "k-tracking-1")
+    assert [o["TrackingOptionID"] for o in again] == [o["TrackingOptionID"] for o in created]
+    assert standin.stats()["idempotent_replays"] == 2
+    # A new key for a name Xero holds is refused, as Xero refuses it.
+    with pytest.raises(SyncError) as refused:
+        ctx.xero.create_tracking_options(category_id, ["Alice"], "k-tracking-2")
+    assert refused.value.error_class is ErrorClass.VALIDATION
+    assert "name must be unique" in refused.value.message
+
+    contact = ctx.xero.create_contacts([{"Name": "Tracked Pty Ltd"}], "k-tracked-contact")[0]
+    line = {"Description": "Bread", "Quantity": "1", "UnitAmount": "10", "AccountCode": "200", "TaxType": "OUTPUT"}
+    tracked = {**line, "Tracking": [{"Name": "Sales Rep", "Option": "Bob"}]}
+    unknown = {**line, "Tracking": [{"Name": "Sales Rep", "Option": "Nobody"}]}
+    document = {"Type": "ACCREC", "Contact": {"ContactID": contact.data["ContactID"]}, "Date": "2026-11-01"}
+    [result] = ctx.xero.create_invoices([{**document, "LineItems": [tracked, unknown]}], "k-tracked-invoice")
+    assert result.ok, result.messages
+    kept, dropped = result.data["LineItems"]
+    assert [(t["Name"], t["Option"], t["TrackingOptionID"]) for t in kept["Tracking"]] == [
+        ("Sales Rep", "Bob", created[0]["TrackingOptionID"])
+    ]
+    assert not dropped.get("Tracking")
+
+
 def test_tokens_are_stored_encrypted_and_concurrent_workers_refresh_once(
     xero_ctx: tuple[XeroStandIn, TenantContext],
 ) -> None:

@@ -2,7 +2,9 @@
 
 ``POST /_standin/invoices/{id}/pay`` pays an invoice in full and ``POST /_standin/payments/{id}/reconcile``
 marks a payment reconciled, as a person in Xero would. ``POST /_standin/contacts`` and ``POST /_standin/invoices``
-seed contacts and invoices (a list, or ``{"Contacts": [...]}`` / ``{"Invoices": [...]}``) as typed in Xero.
+seed contacts and invoices (a list, or ``{"Contacts": [...]}`` / ``{"Invoices": [...]}``) as typed in Xero, and
+``POST /_standin/tracking-categories`` tracking categories (``{"Sales Rep": ["Alice"]}``, a list of categories,
+or ``{"TrackingCategories": [...]}``); ``GET /_standin/tracking-categories`` lists them.
 
 They are never counted, limited, faulted or authenticated, so tests and benchmarks can drive the stand-in
 over HTTP from another process.
@@ -47,6 +49,8 @@ class AdminMixin(SeedingMixin, PaymentsMixin, AllocationsMixin, LimitsMixin):
             ("POST", ("faults",)): self._admin_set_faults,
             ("POST", ("contacts",)): self._admin_seed_contacts,
             ("POST", ("invoices",)): self._admin_seed_invoices,
+            ("GET", ("tracking-categories",)): self._admin_tracking,
+            ("POST", ("tracking-categories",)): self._admin_seed_tracking,
         }
         handler = routes.get((method, tuple(p.lower() for p in parts)))
         if handler is not None:
@@ -101,6 +105,19 @@ class AdminMixin(SeedingMixin, PaymentsMixin, AllocationsMixin, LimitsMixin):
 
     def _admin_seed_invoices(self, payload: Any) -> Response:
         return _seed(payload, "Invoices", self.seed_invoices)
+
+    def _admin_tracking(self, _payload: Any) -> Response:
+        return json_response(200, self.tracking_categories())
+
+    def _admin_seed_tracking(self, payload: Any) -> Response:
+        if isinstance(payload, dict) and isinstance(payload.get("TrackingCategories"), list):
+            payload = payload["TrackingCategories"]
+        if not isinstance(payload, (dict, list)):
+            return json_response(400, {"error": "expected tracking categories"})
+        try:
+            return json_response(200, self.seed_tracking(payload))
+        except ValueError as exc:
+            return json_response(400, {"error": str(exc)})
 
     def _admin_pay(self, invoice_id: str) -> Response:
         try:

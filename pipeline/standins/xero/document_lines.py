@@ -2,19 +2,21 @@
 
 Both documents take the same lines (account, tax rate, quantity x unit price, ``unitdp=4``) and Xero
 rounds them the same way, so one set of functions serves both; ``LineRules`` says what differs (which
-side of the tax rates applies, whether discounts are allowed).
+side of the tax rates applies, whether discounts are allowed) and which tracking categories a line's
+``Tracking`` may name (``tracking.py``).
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pipeline.standins.xero.data import ACCOUNTS, TAX_RATES, parse_decimal, round2
+from pipeline.standins.xero.tracking import line_tracking
 from pipeline.standins.xero.values import Num, Record, as_text, jsonable
 
 #: The stand-in's words for a discount on a credit note, after Xero's field text (XERO-OAS ``DiscountAmount``).
@@ -32,13 +34,15 @@ NO_BILL_DISCOUNTS = (
 class LineRules:
     """What a document's lines may hold: revenue or expense tax rates, 4-dp unit prices, discounts.
 
-    ``noun`` ("Invoice" or "Credit Note") picks the words for a refused discount.
+    ``noun`` ("Invoice" or "Credit Note") picks the words for a refused discount; ``tracking`` holds the
+    organisation's tracking categories by TrackingCategoryID (none: every tracking pair is dropped).
     """
 
     sales: bool
     unitdp4: bool
     discounts: bool = True
     noun: str = "Invoice"
+    tracking: Mapping[str, Record] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -86,7 +90,7 @@ def prepare_line(raw: Any, amount_types: str, rules: LineRules, old_ids: set[str
         "LineAmount": amounts.line_amount,
         "DiscountRate": amounts.discount,
         "DiscountAmount": amounts.discount_amount,
-        "Tracking": copy.deepcopy(raw.get("Tracking")) or [],
+        "Tracking": line_tracking(raw.get("Tracking"), rules.tracking, errors),
     }
 
 

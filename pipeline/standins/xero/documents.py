@@ -27,6 +27,7 @@ from pipeline.standins.xero.schemas import (
     STATUS_TRANSITIONS,
 )
 from pipeline.standins.xero.state import DocumentStore
+from pipeline.standins.xero.tracking import TrackingMixin
 from pipeline.standins.xero.values import ZERO_GUID, Record, as_text, is_guid, utc_now
 
 
@@ -107,8 +108,11 @@ CREDIT_NOTE_SPEC = DocumentSpec(
 )
 
 
-class DocumentValidationMixin(ContactsMixin):
-    """The checks, claims and commits of document elements that invoices and credit notes have in common."""
+class DocumentValidationMixin(ContactsMixin, TrackingMixin):
+    """The checks, claims and commits of document elements that invoices and credit notes have in common.
+
+    Based on ``TrackingMixin`` so that the tracking categories are seeded before any seeded document names them.
+    """
 
     def _prepare_document(
         self,
@@ -147,7 +151,9 @@ class DocumentValidationMixin(ContactsMixin):
         self._apply_line_amount_types(elem, record, errors)
         self._apply_currency(elem, record, errors)
         sales = kind == spec.sales_type
-        rules = LineRules(sales=sales, unitdp4=unitdp4, discounts=spec.discounts and sales, noun=spec.noun)
+        rules = LineRules(
+            sales=sales, unitdp4=unitdp4, discounts=spec.discounts and sales, noun=spec.noun, tracking=self._tracking
+        )
         self._apply_lines(elem, record, existing, rules, errors)
         settled = settled_edit_problems(spec, existing, record) if existing is not None else []
         if settled:

@@ -105,7 +105,8 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
     Its settings are ``XeroOptions``, given as ``options=`` or field by field as keyword arguments; limits of
     ``None`` mean unlimited, and Xero keeps a rotated refresh token working for 30 minutes. Seed contacts may
     carry ``ContactStatus: "ARCHIVED"`` and a ``ContactID``; seed invoices (``seed_invoices``, ``PUT /Invoices``
-    JSON) are added after them as if typed in Xero (``seeding.py``).
+    JSON) are added after them as if typed in Xero (``seeding.py``). Seed tracking categories (``seed_tracking``,
+    e.g. ``{"Sales Rep": ["Alice"]}``; ``tracking.py``) come before the invoices, which may name them.
     The constructor and the store are ``XeroState``'s; each mixin serves one part of the API.
     """
 
@@ -196,6 +197,9 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
             ("GET", "payments", 2): ("/Payments/{id}", self._get_payment),
             ("PUT", "payments", 1): ("/Payments", self._write_payments),
             ("POST", "payments", 2): ("/Payments/{id}", self._delete_payment),
+            ("GET", "trackingcategories", 1): ("/TrackingCategories", self._list_tracking_categories),
+            ("GET", "trackingcategories", 2): ("/TrackingCategories/{id}", self._get_tracking_category),
+            ("PUT", "trackingcategories", 3): ("/TrackingCategories/{id}/Options", self._put_tracking_options),
         }
         if n == 3 and segments[2].lower() == "history" and resource in ("invoices", "contacts"):
             name = "/Invoices/{id}/History" if resource == "invoices" else "/Contacts/{id}/History"
@@ -205,6 +209,8 @@ class XeroStandIn(HistoryMixin, AdminMixin, OrganisationMixin, OAuthMixin, Limit
                 return f"{method} {name}", self._put_history
         entry = table.get((method, resource, n))
         if n >= 3 and resource == "creditnotes" and segments[2].lower() != "allocations":
+            entry = None
+        if n == 3 and resource == "trackingcategories" and segments[2].lower() != "options":
             entry = None
         if entry is None:
             return f"{method} /{segments[0]}", None

@@ -11,6 +11,7 @@ import datetime as dt
 import threading
 import uuid
 from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import ThreadingHTTPServer
 from typing import Any, TypedDict, Unpack
@@ -20,6 +21,9 @@ from pipeline.standins.xero.values import Record, utc_now
 
 DEFAULT_TENANT_ID = "7c1e2f9a-3b4d-4e5f-8a6b-9c0d1e2f3a4b"
 API_PREFIX = "/api.xro/2.0"
+#: Seed tracking categories: ``{"Sales Rep": ["Alice", "Bob"]}`` (ACTIVE categories and options), or a list of
+#: ``{"Name": ..., "Status": ..., "TrackingCategoryID": ..., "Options": [name or {"Name": ..., "Status": ...}]}``.
+SeedTracking = Mapping[str, Sequence[str]] | Sequence[Mapping[str, Any]]
 
 
 @dataclass(slots=True)
@@ -156,6 +160,7 @@ class XeroState:
         options: XeroOptions | None = None,
         seed_contacts: list[dict[str, Any]] | None = None,
         seed_invoices: list[dict[str, Any]] | None = None,
+        seed_tracking: SeedTracking | None = None,
         **fields: Unpack[XeroOptionFields],
     ) -> None:
         opts = replace(options or XeroOptions(), **fields)
@@ -176,6 +181,7 @@ class XeroState:
         self.period_lock_date = opts.period_lock_date
         self._seed_contacts = copy.deepcopy(seed_contacts or [])
         self._seed_invoices = copy.deepcopy(seed_invoices or [])
+        self._seed_tracking: SeedTracking = copy.deepcopy(seed_tracking or {})
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -206,6 +212,8 @@ class XeroState:
         self._payment_ids_by_document: dict[str, list[str]] = {}
         self._allocation_ids_by_document: dict[str, list[str]] = {}
         self._history: dict[str, list[Record]] = {}
+        # Tracking categories by TrackingCategoryID, in the order they were added; each holds its Options.
+        self._tracking: dict[str, Record] = {}
         self._seq = 0
         self._last_stamp = utc_now()
         self._minute_calls: deque[float] = deque()
