@@ -398,6 +398,8 @@ class Cin7Sale(_Cin7Model):
     tax_rule: str | None = None
     tax_calculation: EnumText = None
     terms: str | None = None
+    #: Who sold it, as Cin7 names them; a tracking option on every line when the rules name a category.
+    sales_representative: str | None = None
     last_modified_on: Cin7DateTime = None
     status: EnumText = None
     combined_invoice_status: EnumText = None

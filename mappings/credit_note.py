@@ -55,7 +55,9 @@ def map_credit_note(
         document=document,
         problems=problems,
     )
-    context = sales_line_context(sale, customer, document, line_amount_types, rules, reference, fold_discount=True)
+    context = sales_line_context(
+        sale, customer, document, line_amount_types, rules, reference, fold_discount=True, problems=problems
+    )
     line_items = document_lines(note, context, problems)
     payload = XeroCreditNote(
         contact=contact,

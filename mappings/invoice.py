@@ -30,6 +30,7 @@ from .xero import (
     XeroInvoice,
     XeroInvoiceStatus,
     XeroLineItem,
+    XeroLineTracking,
     xero_totals,
 )
 
@@ -210,7 +211,9 @@ def map_invoice(
     currency, currency_rate = document_currency(
         sale, invoice.currency_conversion_rate, own_field="CurrencyConversionRate", document=document, problems=problems
     )
-    context = sales_line_context(sale, customer, document, line_amount_types, rules, reference, fold_discount=False)
+    context = sales_line_context(
+        sale, customer, document, line_amount_types, rules, reference, fold_discount=False, problems=problems
+    )
     line_items = document_lines(invoice, context, problems)
     payload = XeroInvoice(
         contact=contact,
@@ -371,8 +374,9 @@ def sales_line_context(
     reference: OrgReference,
     *,
     fold_discount: bool,
+    problems: list[MappingProblem],
 ) -> LineContext:
-    """How the lines of a sale's invoice or credit note are mapped.
+    """How the lines of a sale's invoice or credit note are mapped (a problem found is appended).
 
     A line without a tax rule takes the sale's; one without an account the customer's revenue account,
     else the rules' ``default_revenue_account``.
@@ -385,7 +389,33 @@ def sales_line_context(
         reference=reference,
         tax_inclusive=tax_inclusive_of(amount_types),
         fold_discount=fold_discount,
+        tracking=sales_rep_tracking(sale, rules, document, problems),
     )
+
+
+#: Xero's longest tracking option name.
+TRACKING_OPTION_MAX = 50
+
+
+def sales_rep_tracking(
+    sale: Cin7Sale, rules: MappingRules, document: str, problems: list[MappingProblem]
+) -> tuple[XeroLineTracking, ...]:
+    """The sale's SalesRepresentative as an option of the rules' tracking category, when one is named."""
+    category = rules.sales_rep_tracking_category
+    rep = clean_text(sale.sales_representative)
+    if category is None or rep is None:
+        return ()
+    if len(rep) > TRACKING_OPTION_MAX:
+        problems.append(
+            MappingProblem(
+                "SalesRepresentative",
+                rep,
+                f"the sales representative of {document} is {len(rep)} characters; a Xero tracking option "
+                f"holds at most {TRACKING_OPTION_MAX}: shorten it in Cin7",
+            )
+        )
+        return ()
+    return (XeroLineTracking(name=category, option=rep),)
 
 
 def document_lines(

@@ -17,7 +17,7 @@ from .errors import MappingError, MappingProblem
 from .reference import OrgReference
 from .rules import MappingRules, Side
 from .util import CENT, clean_text, decimal_to_str, round_half_up
-from .xero import XeroLineItem, XeroTaxType, expected_line_amount
+from .xero import XeroLineItem, XeroLineTracking, XeroTaxType, expected_line_amount
 
 __all__ = ["DESCRIPTION_MAX", "LineSource", "check_amount", "fmt_amount", "map_lines"]
 
@@ -76,6 +76,8 @@ class LineContext:
     fold_discount: bool = False
     #: Sales or purchases: which tax table the rules look rules up in, and which default account they name.
     side: Side = "sales"
+    #: The tracking options every line carries (the sale's sales representative).
+    tracking: tuple[XeroLineTracking, ...] = ()
 
 
 def _label(number: int, line: LineSource) -> str:
@@ -152,6 +154,7 @@ def _map_line(number: int, line: LineSource, ctx: LineContext, problems: list[Ma
         tax_type=tax_type,
         tax_amount=round_half_up(line.tax) if amounts_ok else Decimal(0),
         line_amount=line_amount,
+        tracking=list(ctx.tracking) or None,
     )
 
 

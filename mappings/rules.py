@@ -73,6 +73,9 @@ class MappingRules(BaseModel):
     default_expense_account: str | None = None
     # Free and ISP mail domains: an e-mail there says nothing about which company a person works for.
     public_mail_domains: frozenset[str] = frozenset()
+    # The Xero tracking category a sale's SalesRepresentative goes to as an option on every line
+    # (e.g. "Sales Rep"); None: sales representatives are not carried to Xero.
+    sales_rep_tracking_category: str | None = None
 
     @property
     def rounding_tax_type(self) -> XeroTaxType:
@@ -99,7 +102,7 @@ class MappingRules(BaseModel):
             seen[key] = name
         return value
 
-    @field_validator("rounding_account", "default_expense_account")
+    @field_validator("rounding_account", "default_expense_account", "sales_rep_tracking_category")
     @classmethod
     def _blank_rounding_account_is_none(cls, value: str | None) -> str | None:
         return (value or "").strip() or None

@@ -34,6 +34,7 @@ __all__ = [
     "XeroInvoice",
     "XeroInvoiceStatus",
     "XeroLineItem",
+    "XeroLineTracking",
     "XeroPayment",
     "XeroPaymentTerm",
     "XeroPaymentTerms",
@@ -123,6 +124,13 @@ class _XeroModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+class XeroLineTracking(_XeroModel):
+    """A line's tracking option, by name (Xero drops an option it does not have, so it is made first)."""
+
+    name: str = Field(alias="Name", min_length=1, max_length=100)
+    option: str = Field(alias="Option", min_length=1, max_length=50)
+
+
 class XeroLineItem(_XeroModel):
     """One invoice line; TaxAmount is sent so Xero shows Cin7's tax to the cent."""
 
@@ -135,6 +143,7 @@ class XeroLineItem(_XeroModel):
     tax_amount: XeroDecimal | None = Field(default=None, alias="TaxAmount")
     line_amount: XeroDecimal | None = Field(default=None, alias="LineAmount")
     item_code: str | None = Field(default=None, alias="ItemCode")
+    tracking: list[XeroLineTracking] | None = Field(default=None, alias="Tracking")
 
 
 class XeroContactRef(_XeroModel):

@@ -20,6 +20,7 @@ _HEADER_KEYS = (
     "TaxCalculation",
     "TaxRule",
     "Terms",
+    "SalesRepresentative",
     "CustomerCurrency",
     "BaseCurrency",
     "CurrencyRate",

@@ -40,6 +40,7 @@ from pipeline.writer.claim import (
 from pipeline.writer.creates import resolve_uncertain_creates, write_creates
 from pipeline.writer.outcomes import WriteOutcome, record_dead, retry_all
 from pipeline.writer.pacing import GATHER_POLL_SECONDS, gather, mark_flushed
+from pipeline.writer.tracking import ensure_tracking_options
 from pipeline.writer.updates import write_updates
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,11 @@ def _write_kind(
     creates = [d for d in docs if d.action == InvoiceAction.CREATE and d.xero_id is None]
     updates = [d for d in docs if d not in creates]
     try:
+        # Xero drops a tracking option it does not have: make each one first (a refusal fails its documents).
+        sending = [d for d in docs if d.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE)]
+        kept = {d.id for d in ensure_tracking_options(ctx, token, sending, outcome)}
+        creates = [d for d in creates if d.id in kept]
+        updates = [d for d in updates if d.id in kept or d not in sending]
         # Creates that may already be in Xero come first: what they created decides the contacts of
         # everyone else in the batch.
         creates = resolve_uncertain_creates(ctx, kind, token, creates, outcome)
