@@ -8,20 +8,20 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from pipeline import app
-from pipeline.app import TaskName
+from pipeline.app import FETCH_TASKS
 from pipeline.context import TenantContext
 from pipeline.ledger.models import (
     DocumentState,
     SyncDocument,
     utcnow,
 )
-from pipeline.reconcile.rows import HEALABLE_STATES, Finding, Kind
+from pipeline.reconcile.rows import BILL, HEALABLE_STATES, Finding, Kind
 
 log = logging.getLogger(__name__)
 
 
 def heal(ctx: TenantContext, findings: Sequence[Finding]) -> list[str]:
-    """Hand healable findings back to the sync; return the sale ids to fetch again.
+    """Hand healable findings back to the sync; return the sale (and purchase) ids to fetch again.
 
     The ledger row goes back to `pending` with no source hash (so the next fetch re-maps it) and no
     synced hash (so the mapped payload is written even if it equals what we once sent). A missing
@@ -31,6 +31,7 @@ def heal(ctx: TenantContext, findings: Sequence[Finding]) -> list[str]:
     `doc_id`); balance findings are never healable, so payments and allocations are not touched here.
     """
     sale_ids: list[str] = []
+    purchases: set[str] = set()
     with ctx.sessions() as session, session.begin():
         for finding in findings:
             if not finding.healable or finding.cin7 is None:
@@ -57,9 +58,11 @@ def heal(ctx: TenantContext, findings: Sequence[Finding]) -> list[str]:
             finding.healed = True
             if finding.cin7.sale_id not in sale_ids:
                 sale_ids.append(finding.cin7.sale_id)
+            if finding.cin7.document == BILL:
+                purchases.add(finding.cin7.sale_id)
     if sale_ids:
         for sale_id in sale_ids:
-            app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+            app.send(FETCH_TASKS["purchase" if sale_id in purchases else "sale"], ctx.tenant_key, sale_id)
         log.info(
             "reconciliation healed %d findings: %d sales sent to fetch", sum(f.healed for f in findings), len(sale_ids)
         )

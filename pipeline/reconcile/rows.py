@@ -35,12 +35,15 @@ CENT = Decimal("0.01")
 
 XERO_INVOICE_LINK = "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={id}"
 XERO_CREDIT_NOTE_LINK = "https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx?creditNoteID={id}"
+XERO_BILL_LINK = "https://go.xero.com/AccountsPayable/View.aspx?InvoiceID={id}"
+CIN7_PURCHASE_LINK = "https://inventory.dearsystems.com/Purchase#{id}"
 
 # What a row or finding is about (stable values: they are in stored runs, reports and ledger kinds).
 INVOICE = "invoice"
 CREDIT_NOTE = "credit_note"
-DOCUMENT_NOUNS = {INVOICE: "invoice", CREDIT_NOTE: "credit note"}
-_XERO_LINKS = {INVOICE: XERO_INVOICE_LINK, CREDIT_NOTE: XERO_CREDIT_NOTE_LINK}
+BILL = "bill"
+DOCUMENT_NOUNS = {INVOICE: "invoice", CREDIT_NOTE: "credit note", BILL: "bill"}
+_XERO_LINKS = {INVOICE: XERO_INVOICE_LINK, CREDIT_NOTE: XERO_CREDIT_NOTE_LINK, BILL: XERO_BILL_LINK}
 
 ZERO = Decimal("0.00")
 
@@ -135,7 +138,7 @@ class Cin7InvoiceRow:
             "credited": str(self.credited),
             "due": str(self.due),
             "currency": self.currency,
-            "link": CIN7_SALE_LINK.format(id=self.sale_id),
+            "link": (CIN7_PURCHASE_LINK if self.document == BILL else CIN7_SALE_LINK).format(id=self.sale_id),
         }
 
 

@@ -26,6 +26,7 @@ from pipeline.ledger.models import (
     utcnow,
 )
 from pipeline.operations.alerts import note_problem
+from pipeline.reconcile.bills import compare_bills, read_cin7_purchases, read_xero_bills
 from pipeline.reconcile.compare import (
     CIN7_CREDIT_NOTES_COMPARED,
     compare,
@@ -44,6 +45,7 @@ from pipeline.reconcile.gather import (
 from pipeline.reconcile.heal import heal
 from pipeline.reconcile.report import build_report, write_report_files
 from pipeline.reconcile.rows import (
+    BILL,
     CIN7_COMPARED,
     CREDIT_NOTE,
     INVOICE,
@@ -142,6 +144,34 @@ def _compare_documents(
     return _Compared(findings, len(compared), len(xero_rows), len(outside))
 
 
+@dataclass
+class _ComparedBills:
+    findings: list[Finding]
+    cin7: int
+    xero: int
+    listed: int
+    errors: list[str]
+
+
+def _compare_bills(ctx: TenantContext, window: Window, *, yield_seconds: float) -> _ComparedBills:
+    """Supplier bills, when purchases are synced: Xero's first, as for invoices."""
+    xero_bills = read_xero_bills(ctx, window, yield_seconds=yield_seconds)
+    read = read_cin7_purchases(ctx, window)
+    ledger = load_ledger_view(
+        ctx,
+        read.purchases_read,
+        [row.invoice_id for row in xero_bills],
+        [],
+        [row.customer_id for row in read.rows if row.customer_id],
+        kind=BILL,
+    )
+    findings = compare_bills(read.rows, xero_bills, ledger, window)
+    compared = sum(
+        1 for row in read.rows if row.status in CIN7_COMPARED and window.start <= (row.date or window.end) < window.end
+    )
+    return _ComparedBills(findings, compared, len(xero_bills), read.listed, read.errors)
+
+
 def _alert(ctx: TenantContext, result: ReconcileResult) -> None:
     total = int(result.summary["total"])
     if total == 0:
@@ -193,6 +223,9 @@ def run_reconciliation(
         ctx, window, cin7_read, xero_credit_notes, document=CREDIT_NOTE, yield_seconds=yield_seconds
     )
     findings = [*invoices.findings, *credit_notes.findings]
+    bills = _compare_bills(ctx, window, yield_seconds=yield_seconds) if ctx.settings.sync_purchases else None
+    if bills is not None:
+        findings.extend(bills.findings)
     findings.sort(key=lambda f: (list(Kind).index(f.kind), f.document, f.number, f.cin7.sale_id if f.cin7 else ""))
     healed_sales = heal(ctx, findings) if heal_findings else []
 
@@ -210,11 +243,13 @@ def run_reconciliation(
             "cin7_sales_listed": cin7_read.listed,
             "cin7_sales_fetched": cin7_read.fetched,
             "cin7_sales_from_ledger": cin7_read.from_snapshot,
-            "errors": cin7_read.errors,
+            "errors": cin7_read.errors + (bills.errors if bills is not None else []),
             "heal": heal_findings,
             "healed_sales": len(healed_sales),
         }
     )
+    if bills is not None:
+        summary.update({"cin7_bills": bills.cin7, "xero_bills": bills.xero, "cin7_purchases_listed": bills.listed})
     report_dir = out_dir or (ctx.settings.report_dir / str(run_id))
     finished = utcnow()
     report = build_report(

@@ -139,7 +139,7 @@ class Chaos:
         self.p.xero.set_faults(**faults)
         return self.settle(before)
 
-    def settle(self, before: datetime | None, timeout: float = 60) -> LedgerCounts:
+    def settle(self, before: datetime | None, timeout: float = 90) -> LedgerCounts:
         """Wait until the poll sent after `before` has run and nothing is in flight."""
 
         def polled(_counts: LedgerCounts) -> bool:

@@ -7,12 +7,14 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from pipeline.ledger.models import ContactLink, DocumentState
+from pipeline.reconcile.run import run_reconciliation
 from pipeline.recovery.deadletters import list_dead_letters
 from pipeline.standins.generator import generate, generate_purchases, with_purchases
 from pipeline.standins.generator.purchase_documents import make_purchase_credit_note
@@ -232,3 +234,36 @@ def test_a_supplier_credit_note_is_allocated_to_its_unpaid_bill_and_a_void_takes
 def _invoices(purchase: dict[str, Any]) -> list[dict[str, Any]]:
     raw = purchase["Invoice"]
     return [raw] if isinstance(raw, dict) else list(raw)
+
+
+def test_reconciliation_finds_nothing_on_clean_bills_and_names_a_bill_changed_in_cin7(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    purchases = generate_purchases(44, 12, now=now)
+    p = make_pipeline(
+        dataset=with_purchases(generate(44, 2, now=now, hostile=False), purchases), settings={"SYNC_PURCHASES": "true"}
+    )
+    p.poll_and_wait()
+    since = min(b.date for b in purchases.bills)
+    synced = [b for b in purchases.bills if b.outcome == "synced"]
+
+    clean = run_reconciliation(p.ctx, since=since, out_dir=tmp_path / "clean", yield_seconds=0)
+
+    assert clean.findings == [], [f.as_json() for f in clean.findings]
+    assert clean.summary["cin7_bills"] >= len(synced) and clean.summary["xero_bills"] == len(synced)
+
+    # Cin7 changes a synced bill's total after the sync read it (no poll since): reconciliation says so.
+    changed = next(b for b in synced if b.amount_paid == 0)
+    purchase = copy.deepcopy(p.cin7.purchase(changed.purchase_id))
+    bill = next(i for i in _invoices(purchase) if i["TaskID"].lower() == changed.task_id)
+    bill["Total"] = float(Decimal(str(bill["Total"])) + Decimal("10.00"))
+    purchase["LastUpdatedDate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    p.cin7.put_purchase(purchase)
+
+    found = run_reconciliation(p.ctx, since=since, out_dir=tmp_path / "changed", yield_seconds=0)
+
+    assert [(f.kind.value, f.document, f.number) for f in found.findings] == [
+        ("mismatch", "bill", changed.invoice_number)
+    ], [f.as_json() for f in found.findings]
+    assert "bill" in found.report_html.read_text(encoding="utf-8")

@@ -1,0 +1,212 @@
+"""Reconciliation of supplier bills: every Cin7 purchase invoice in the window against Xero's ACCPAY bills.
+
+Bills are compared like invoices (totals, status, date, contact, what is paid, credited and due), but
+paired differently: Xero keeps bill numbers unique per nothing, so a bill is matched by the ledger's
+link, else by its number on its supplier's contact, never by the number alone. Two live Xero bills
+that could both be one Cin7 bill are reported as a duplicate. A Xero bill no Cin7 bill accounts for is
+not reported: numbers are the suppliers', and bills typed in Xero by hand are normal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from mappings import Cin7Purchase, Cin7PurchaseListRow, credit_allocations, round_half_up
+from pipeline.context import TenantContext
+from pipeline.errors import SyncError
+from pipeline.kinds.bill import bill_task_id, supplier_payments
+from pipeline.ledger.models import ParentKind, SaleRecord, SaleState
+from pipeline.reconcile.compare import _compare_pair, _healable, _known, in_window
+from pipeline.reconcile.gather import XERO_PAGE_SIZE, yield_to_writers
+from pipeline.reconcile.rows import (
+    BILL,
+    CIN7_COMPARED,
+    CIN7_LIVE,
+    ZERO,
+    Cin7InvoiceRow,
+    Finding,
+    Kind,
+    LedgerView,
+    XeroInvoiceRow,
+    normalise_number,
+    xero_invoice_row,
+)
+from pipeline.reconcile.window import Window
+
+# A purchase is listed by when it last changed, which is never before its invoice.
+LISTING_MARGIN = timedelta(days=1)
+
+
+def cin7_bill_rows(purchase: Cin7Purchase) -> list[Cin7InvoiceRow]:
+    """Every invoice of a purchase (any status, any date) as rows, with what Xero must show as paid and
+    credited (its supplier payments; its credit notes' allocations by the sales rule).
+    """
+    credited: dict[int, Any] = {}
+    for allocation in credit_allocations(purchase).values():
+        credited[id(allocation.invoice)] = credited.get(id(allocation.invoice), ZERO) + allocation.amount
+    rows = []
+    for invoice in purchase.invoices:
+        rows.append(
+            Cin7InvoiceRow(
+                sale_id=purchase.id,
+                task_id=bill_task_id(purchase, invoice),
+                number=(invoice.invoice_number or "").strip(),
+                date=invoice.invoice_date.date() if invoice.invoice_date is not None else None,
+                customer=(purchase.supplier or "").strip(),
+                customer_id=purchase.supplier_id,
+                status=str(invoice.status or "NOT AVAILABLE").upper(),
+                subtotal=invoice.total_before_tax,
+                tax=invoice.tax,
+                total=invoice.total,
+                currency=purchase.supplier_currency or purchase.base_currency,
+                document=BILL,
+                paid=sum((round_half_up(p.amount) for p in supplier_payments(invoice)), ZERO),
+                credited=credited.get(id(invoice), ZERO),
+            )
+        )
+    return rows
+
+
+def xero_bill_row(data: dict[str, Any]) -> XeroInvoiceRow:
+    """A row from Xero's ACCPAY JSON."""
+    return dataclasses.replace(xero_invoice_row(data), document=BILL)
+
+
+def read_xero_bills(ctx: TenantContext, window: Window, *, yield_seconds: float) -> list[XeroInvoiceRow]:
+    """Every ACCPAY bill dated in the window, a page of 1000 at a time."""
+    rows: list[XeroInvoiceRow] = []
+    page = 1
+    while True:
+        yield_to_writers(ctx, yield_seconds)
+        batch = ctx.xero.get_invoices(where=window.xero_where("ACCPAY"), page=page)
+        rows.extend(xero_bill_row(data) for data in batch if str(data.get("Type", "")).upper() == "ACCPAY")
+        if len(batch) < XERO_PAGE_SIZE:
+            return rows
+        page += 1
+
+
+@dataclass
+class PurchasesRead:
+    """What one pass over Cin7's purchases found."""
+
+    rows: list[Cin7InvoiceRow] = field(default_factory=list)
+    purchases_read: set[str] = field(default_factory=set)
+    listed: int = 0
+    fetched: int = 0
+    from_snapshot: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def list_purchase_rows(page: Sequence[dict[str, Any]], errors: list[str]) -> list[Cin7PurchaseListRow]:
+    """A purchaseList page's rows; one that cannot be read is named in `errors` and passed over."""
+    rows = []
+    for raw in page:
+        try:
+            rows.append(Cin7PurchaseListRow.model_validate(raw))
+        except ValueError as exc:
+            errors.append(f"unreadable purchaseList row {raw.get('ID')}: {exc}")
+    return rows
+
+
+def read_cin7_purchases(ctx: TenantContext, window: Window) -> PurchasesRead:
+    """Every purchase changed since the window began, its detail from the ledger when current, else Cin7."""
+    result = PurchasesRead()
+    since = datetime.combine(window.start, datetime.min.time(), tzinfo=UTC) - LISTING_MARGIN
+    for page in ctx.cin7.iter_purchase_pages(since):
+        listed = {row.id: row for row in list_purchase_rows(page, result.errors)}
+        result.listed += len(listed)
+        with ctx.sessions() as session:
+            records = {
+                r.sale_id: r
+                for r in session.scalars(
+                    select(SaleRecord).where(
+                        SaleRecord.tenant_id == ctx.tenant_pk,
+                        SaleRecord.kind == ParentKind.PURCHASE.value,
+                        SaleRecord.sale_id.in_(list(listed)),
+                    )
+                )
+            }
+        for purchase_id, row in listed.items():
+            record = records.get(purchase_id)
+            detail: dict[str, Any]
+            # The ledger's snapshot is current when the sync fetched it after Cin7's last change.
+            current = (
+                record is not None
+                and record.snapshot is not None
+                and record.state == SaleState.FETCHED
+                and row.last_updated_date is not None
+                and record.listed_updated == row.last_updated_date
+            )
+            if record is not None and record.snapshot is not None and current:
+                detail, result.from_snapshot = dict(record.snapshot), result.from_snapshot + 1
+            else:
+                try:
+                    detail = ctx.cin7.get_purchase(purchase_id)
+                except SyncError as error:
+                    result.errors.append(f"Cin7 purchase {purchase_id} could not be read: {error.message}")
+                    continue
+                result.fetched += 1
+            try:
+                purchase = Cin7Purchase.model_validate(detail)
+            except ValueError as exc:
+                result.errors.append(f"Cin7 purchase {purchase_id} does not parse: {exc}")
+                continue
+            result.purchases_read.add(purchase.id)
+            result.rows.extend(cin7_bill_rows(purchase))
+    return result
+
+
+def compare_bills(
+    cin7: Sequence[Cin7InvoiceRow], xero: Sequence[XeroInvoiceRow], ledger: LedgerView, window: Window
+) -> list[Finding]:
+    """Every discrepancy between Cin7's bills dated in the window and Xero's ACCPAY bills."""
+    by_id = {row.invoice_id: row for row in xero}
+    findings: list[Finding] = []
+    for bill in cin7:
+        if bill.status not in CIN7_COMPARED or not in_window(bill.date, window.start, window.end):
+            continue
+        doc = ledger.documents.get((bill.sale_id, bill.task_id))
+        contact = ledger.contact_links.get((bill.customer_id or "").lower())
+        on_contact = [
+            row
+            for row in xero
+            if row.live
+            and contact is not None
+            and row.contact_id == contact
+            and normalise_number(row.number) == normalise_number(bill.number)
+        ]
+        linked = by_id.get(doc.xero_id) if doc is not None and doc.xero_id else None
+        candidates = {row.invoice_id: row for row in [*on_contact, *([linked] if linked else [])]}
+        known = _known(doc, bill.sale_id, ledger)
+        if len(candidates) > 1:
+            findings.append(
+                Finding(
+                    Kind.DUPLICATE,
+                    f"{len(candidates)} Xero bills on supplier {bill.customer}'s contact carry Cin7 bill {bill.number}",
+                    cin7=bill,
+                    xero=tuple(sorted(candidates.values(), key=lambda r: r.invoice_id)),
+                    doc_id=doc.doc_id if doc else None,
+                )
+            )
+        primary = linked or next(iter(sorted(candidates.values(), key=lambda r: r.invoice_id)), None)
+        if primary is not None:
+            findings.extend(_compare_pair(bill, primary, doc, known, ledger, "bill"))
+        elif bill.status in CIN7_LIVE:
+            findings.append(
+                Finding(
+                    Kind.MISSING_IN_XERO,
+                    f"Cin7 bill {bill.number} of {bill.customer} ({bill.status}) has no Xero bill"
+                    + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
+                    cin7=bill,
+                    known=known,
+                    healable=_healable(doc, known),
+                    doc_id=doc.doc_id if doc else None,
+                )
+            )
+    return findings
