@@ -23,7 +23,7 @@ from pipeline.errors import SyncError
 from pipeline.kinds.bill import bill_task_id, supplier_payments
 from pipeline.ledger.models import ParentKind, SaleRecord, SaleState
 from pipeline.reconcile.compare import _compare_pair, _healable, _known, in_window
-from pipeline.reconcile.gather import XERO_PAGE_SIZE, yield_to_writers
+from pipeline.reconcile.gather import read_xero_window
 from pipeline.reconcile.rows import (
     BILL,
     CIN7_COMPARED,
@@ -34,6 +34,7 @@ from pipeline.reconcile.rows import (
     Kind,
     LedgerView,
     XeroInvoiceRow,
+    cin7_row,
     normalise_number,
     xero_invoice_row,
 )
@@ -50,27 +51,19 @@ def cin7_bill_rows(purchase: Cin7Purchase) -> list[Cin7InvoiceRow]:
     credited: dict[int, Any] = {}
     for allocation in credit_allocations(purchase).values():
         credited[id(allocation.invoice)] = credited.get(id(allocation.invoice), ZERO) + allocation.amount
-    rows = []
-    for invoice in purchase.invoices:
-        rows.append(
-            Cin7InvoiceRow(
-                sale_id=purchase.id,
-                task_id=bill_task_id(purchase, invoice),
-                number=(invoice.invoice_number or "").strip(),
-                date=invoice.invoice_date.date() if invoice.invoice_date is not None else None,
-                customer=(purchase.supplier or "").strip(),
-                customer_id=purchase.supplier_id,
-                status=str(invoice.status or "NOT AVAILABLE").upper(),
-                subtotal=invoice.total_before_tax,
-                tax=invoice.tax,
-                total=invoice.total,
-                currency=purchase.supplier_currency or purchase.base_currency,
-                document=BILL,
-                paid=sum((round_half_up(p.amount) for p in supplier_payments(invoice)), ZERO),
-                credited=credited.get(id(invoice), ZERO),
-            )
+    return [
+        cin7_row(
+            purchase,
+            invoice,
+            kind=BILL,
+            number=invoice.invoice_number,
+            dated=invoice.invoice_date,
+            paid=sum((round_half_up(p.amount) for p in supplier_payments(invoice)), ZERO),
+            credited=credited.get(id(invoice), ZERO),
+            task_id=bill_task_id(purchase, invoice),
         )
-    return rows
+        for invoice in purchase.invoices
+    ]
 
 
 def xero_bill_row(data: dict[str, Any]) -> XeroInvoiceRow:
@@ -80,15 +73,7 @@ def xero_bill_row(data: dict[str, Any]) -> XeroInvoiceRow:
 
 def read_xero_bills(ctx: TenantContext, window: Window, *, yield_seconds: float) -> list[XeroInvoiceRow]:
     """Every ACCPAY bill dated in the window, a page of 1000 at a time."""
-    rows: list[XeroInvoiceRow] = []
-    page = 1
-    while True:
-        yield_to_writers(ctx, yield_seconds)
-        batch = ctx.xero.get_invoices(where=window.xero_where("ACCPAY"), page=page)
-        rows.extend(xero_bill_row(data) for data in batch if str(data.get("Type", "")).upper() == "ACCPAY")
-        if len(batch) < XERO_PAGE_SIZE:
-            return rows
-        page += 1
+    return read_xero_window(ctx, window, yield_seconds=yield_seconds, document_type="ACCPAY", row=xero_bill_row)
 
 
 @dataclass

@@ -5,7 +5,7 @@ the ledger's view.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,15 +79,22 @@ def yield_to_writers(ctx: TenantContext, max_wait: float, *, interval: float = 0
     return time.monotonic() - started
 
 
-def read_xero_window(ctx: TenantContext, window: Window, *, yield_seconds: float) -> list[XeroInvoiceRow]:
-    """Every ACCREC invoice dated in the window, a page of 1000 at a time."""
+def read_xero_window(
+    ctx: TenantContext,
+    window: Window,
+    *,
+    yield_seconds: float,
+    document_type: str = "ACCREC",
+    row: Callable[[dict[str, Any]], XeroInvoiceRow] = xero_invoice_row,
+) -> list[XeroInvoiceRow]:
+    """Every ACCREC invoice (or, by `document_type`, ACCPAY bill) dated in the window, a page of 1000 at a time."""
     rows: list[XeroInvoiceRow] = []
     page = 1
-    where = window.xero_where()
+    where = window.xero_where(document_type)
     while True:
         yield_to_writers(ctx, yield_seconds)
         batch = ctx.xero.get_invoices(where=where, page=page)
-        rows.extend(xero_invoice_row(data) for data in batch if str(data.get("Type", "ACCREC")).upper() == "ACCREC")
+        rows.extend(row(data) for data in batch if str(data.get("Type", document_type)).upper() == document_type)
         if len(batch) < XERO_PAGE_SIZE:
             return rows
         page += 1

@@ -13,7 +13,15 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from mappings import Cin7CreditNote, Cin7Invoice, Cin7Sale, credit_allocations, money_total, round_half_up
+from mappings import (
+    Cin7CreditNote,
+    Cin7Invoice,
+    Cin7Purchase,
+    Cin7Sale,
+    credit_allocations,
+    money_total,
+    round_half_up,
+)
 from pipeline.ledger.models import (
     DocumentState,
 )
@@ -388,8 +396,8 @@ def _cents(amounts: Iterable[Decimal]) -> Decimal:
     return sum((round_half_up(amount) for amount in amounts), ZERO)
 
 
-def _cin7_row(
-    sale: Cin7Sale,
+def cin7_row(
+    parent: Cin7Sale | Cin7Purchase,
     document: Cin7Invoice | Cin7CreditNote,
     *,
     kind: str,
@@ -397,19 +405,29 @@ def _cin7_row(
     dated: datetime | None,
     paid: Decimal,
     credited: Decimal,
+    task_id: str | None = None,
 ) -> Cin7InvoiceRow:
+    """One Cin7 document of a sale or purchase as reconciliation compares it (its party: the customer
+    or supplier; `task_id` when its ledger key is not its own TaskID).
+    """
+    if isinstance(parent, Cin7Purchase):
+        party, party_id = parent.supplier, parent.supplier_id
+        currency = parent.supplier_currency or parent.base_currency
+    else:
+        party, party_id = parent.customer, parent.customer_id
+        currency = parent.customer_currency or parent.base_currency
     return Cin7InvoiceRow(
-        sale_id=sale.id,
-        task_id=document.task_id or "",
+        sale_id=parent.id,
+        task_id=task_id or document.task_id or "",
         number=(number or "").strip(),
         date=dated.date() if dated is not None else None,
-        customer=(sale.customer or "").strip(),
-        customer_id=sale.customer_id,
+        customer=(party or "").strip(),
+        customer_id=party_id,
         status=str(document.status or "NOT AVAILABLE").upper(),
         subtotal=document.total_before_tax,
         tax=document.tax,
         total=document.total,
-        currency=sale.customer_currency or sale.base_currency,
+        currency=currency,
         document=kind,
         paid=paid,
         credited=credited,
@@ -423,7 +441,7 @@ def cin7_invoice_rows(sale: Cin7Sale) -> list[Cin7InvoiceRow]:
         key = allocation.invoice.task_id
         credited[key] = credited.get(key, ZERO) + allocation.amount
     return [
-        _cin7_row(
+        cin7_row(
             sale,
             invoice,
             kind=INVOICE,
@@ -446,7 +464,7 @@ def cin7_credit_note_rows(sale: Cin7Sale) -> list[Cin7InvoiceRow]:
             continue
         allocation = allocations.get(note.task_id)
         rows.append(
-            _cin7_row(
+            cin7_row(
                 sale,
                 note,
                 kind=CREDIT_NOTE,
