@@ -147,7 +147,10 @@ def _version(
     }
 
 
-def _unstorable_text(purchase: Cin7Purchase) -> list[str]:
+def unstorable_fields(purchase: Cin7Purchase) -> list[str]:
+    """The purchase's fields that the ledger's columns cannot hold (too long, or a NUL character), by name:
+    refused with them, rather than by the database as a DataError for the whole transaction.
+    """
     fields: list[tuple[str, str | None, int]] = [
         ("SupplierID", purchase.supplier_id, 64),
         ("OrderNumber", purchase.order_number, 64),
@@ -158,6 +161,14 @@ def _unstorable_text(purchase: Cin7Purchase) -> list[str]:
             (f"Invoice[{index}].InvoiceNumber", invoice.invoice_number, 255),
             (f"Invoice[{index}].Status", str(invoice.status) if invoice.status is not None else None, 24),
         ]
+        fields += [(f"Invoice[{index}].Payments[{i}].ID", p.id, 64) for i, p in enumerate(invoice.payments)]
+    for index, note in enumerate(purchase.credit_notes):
+        fields += [
+            (f"CreditNote[{index}].TaskID", note.task_id, 64),
+            (f"CreditNote[{index}].CreditNoteNumber", note.credit_note_number, 255),
+            (f"CreditNote[{index}].Status", str(note.status) if note.status is not None else None, 24),
+        ]
+        fields += [(f"CreditNote[{index}].Refunds[{i}].ID", r.id, 64) for i, r in enumerate(note.refunds)]
     reasons = ((name, unstorable(value, limit)) for name, value, limit in fields if value is not None)
     return [f"{name}: {reason}" for name, reason in reasons if reason is not None]
 
@@ -192,7 +203,7 @@ def fetch_purchase(ctx: TenantContext, purchase_id: str) -> list[FetchedInvoice]
         raise SyncError(
             ErrorClass.MAPPING, f"Cin7 purchase {purchase_id} does not parse: {reasons}", api="cin7"
         ) from exc
-    refused = _unstorable_text(purchase)
+    refused = unstorable_fields(purchase)
     if refused:
         raise SyncError(
             ErrorClass.MAPPING, f"Cin7 {purchase.label} cannot be recorded: {'; '.join(refused)}", api="cin7"
