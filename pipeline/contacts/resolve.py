@@ -331,20 +331,18 @@ def ensure_contacts(
     customers = _load_customers(ctx, missing, result, kind)
     if not customers:
         return result
-    identity = _Identity(
-        abns={c.id: party_abn(c) for c in customers.values()},
-        domains={c.id: party_domains(c, ctx.rules) for c in customers.values()},
-    )
+    abns = {c.id: party_abn(c) for c in customers.values()}
+    domains = {c.id: party_domains(c, ctx.rules) for c in customers.values()}
     # The bulk cache, not a Xero search per batch; Xero's own uniqueness rules catch what it misses.
     refresh_contact_cache(ctx)
     candidates = cached_candidates(
         ctx,
         list(customers.values()),
-        abns=[a for a in identity.abns.values() if a],
-        domains=sorted({d for ds in identity.domains.values() for d in ds}),
+        abns=[a for a in abns.values() if a],
+        domains=sorted({d for ds in domains.values() for d in ds}),
     )
     holders = _holders(ctx, [str(c.get("ContactID")) for c in candidates])
-    identity = _Identity(abns=identity.abns, domains=identity.domains, holders=holders)
+    identity = _Identity(abns=abns, domains=domains, holders=holders)
     merged = _merge_by_ledger_abn(ctx, customers, identity, candidates, kind)
     plans = merged + _plan(
         {k: v for k, v in customers.items() if k not in {p.customer.id for p in merged}},
@@ -469,18 +467,6 @@ def _holders(ctx: TenantContext, contact_ids: Sequence[str]) -> dict[str, set[st
     return holders
 
 
-def _linked_contact_ids(ctx: TenantContext, contact_ids: Sequence[str]) -> set[str]:
-    """Xero contacts the ledger already links to some customer (never adopted by another)."""
-    with ctx.sessions() as session:
-        return set(
-            session.scalars(
-                select(ContactLink.xero_contact_id).where(
-                    ContactLink.tenant_id == ctx.tenant_pk, ContactLink.xero_contact_id.in_(list(contact_ids))
-                )
-            )
-        )
-
-
 def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> list[_Plan]:
     """Create contacts in batches; return those that turned out to exist (adopted) instead."""
     pending = list(plans)
@@ -559,7 +545,7 @@ def _adopt_or_rename(
     # customer's by the usual order, otherwise take the next readable variant.
     found = _lookup(ctx, [p.customer for p in name_taken], result)
     cache_contacts(ctx, found)
-    claimed = _linked_contact_ids(ctx, [str(c.get("ContactID")) for c in found])
+    claimed = set(_holders(ctx, [str(c.get("ContactID")) for c in found]))
     for plan in name_taken:
         again = _plan({plan.customer.id: plan.customer}, found, claimed, result, _reserved_names(ctx))
         if again and again[0].contact_id is not None:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from mappings import Cin7Sale
 from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
-from pipeline.discovery.rows import unstorable, validation_reasons
+from pipeline.discovery.rows import named_unstorable, validation_reasons
 from pipeline.discovery.versions import Versions, document_versions
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import (
@@ -114,8 +114,7 @@ def _unstorable_text(sale: Cin7Sale) -> list[str]:
         fields += [(f"CreditNotes[{index}].Refunds[{i}].ID", r.id, 64) for i, r in enumerate(note.refunds)]
     for index, invoice in enumerate(sale.invoices):
         fields += [(f"Invoices[{index}].Payments[{i}].ID", p.id, 64) for i, p in enumerate(invoice.payments)]
-    reasons = ((name, unstorable(value, limit)) for name, value, limit in fields if value is not None)
-    return [f"{name}: {reason}" for name, reason in reasons if reason is not None]
+    return named_unstorable(fields)
 
 
 def customer_snapshot(session: Session, tenant_pk: int, customer_id: str | None) -> dict[str, Any] | None:

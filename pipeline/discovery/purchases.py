@@ -19,7 +19,7 @@ from mappings import Cin7Purchase, content_hash, credit_allocations
 from pipeline.context import TenantContext
 from pipeline.discovery.fetch import Fetched, FetchedInvoice, record_fetched
 from pipeline.discovery.poll import store_customers
-from pipeline.discovery.rows import unstorable, validation_reasons
+from pipeline.discovery.rows import named_unstorable, validation_reasons
 from pipeline.discovery.versions import Versions
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.kinds.bill import bill_task_id, supplier_payments
@@ -47,11 +47,13 @@ _SUPPLIER_KEYS = ("PaymentTerm", "TaxRule")
 _CURRENCY_KEYS = ("SupplierCurrency", "BaseCurrency", "CurrencyRate")
 
 
-def _raw_invoices(detail: dict[str, Any]) -> list[dict[str, Any]]:
-    raw = detail.get("Invoice")
-    if isinstance(raw, dict):
-        return [raw] if raw else []
-    return [item for item in raw or [] if isinstance(item, dict)]
+def _raw_by_key(detail: dict[str, Any], field: str, purchase: Cin7Purchase) -> dict[str, dict[str, Any]]:
+    """A purchase's raw `Invoice` or `CreditNote` (an object in a simple purchase, a list in an
+    advanced one) by ledger key, as `bill_task_id` and `credit_task_id` key them.
+    """
+    raw = detail.get(field)
+    items = [raw] if isinstance(raw, dict) else [item for item in raw or [] if isinstance(item, dict)]
+    return {str(item.get("TaskID") or purchase.id).strip().lower(): item for item in items if item}
 
 
 def purchase_versions(detail: dict[str, Any], purchase: Cin7Purchase, supplier: dict[str, Any] | None) -> Versions:
@@ -61,8 +63,7 @@ def purchase_versions(detail: dict[str, Any], purchase: Cin7Purchase, supplier: 
     currency = {key: detail.get(key) for key in _CURRENCY_KEYS}
     raw_by_key: dict[str, dict[str, Any]] = {}
     raw_payments: dict[str, dict[str, Any]] = {}
-    for raw in _raw_invoices(detail):
-        key = str(raw.get("TaskID") or purchase.id).strip().lower()
+    for key, raw in _raw_by_key(detail, "Invoice", purchase).items():
         # Its payments are not part of what the bill's mapping reads.
         raw_by_key[key] = {k: v for k, v in raw.items() if k != "Payments"}
         for payment in raw.get("Payments") or []:
@@ -85,17 +86,11 @@ def purchase_versions(detail: dict[str, Any], purchase: Cin7Purchase, supplier: 
     return versions
 
 
-def _raw_credit_notes(detail: dict[str, Any], purchase: Cin7Purchase) -> dict[str, dict[str, Any]]:
-    raw = detail.get("CreditNote")
-    notes = [raw] if isinstance(raw, dict) else [n for n in raw or [] if isinstance(n, dict)]
-    return {str(n.get("TaskID") or purchase.id).strip().lower(): n for n in notes if n}
-
-
 def _credit_versions(
     detail: dict[str, Any], purchase: Cin7Purchase, header: dict[str, Any], currency: dict[str, Any], versions: Versions
 ) -> None:
     """The purchase's credit notes, their refunds and their allocations to bills, as `purchase_versions`."""
-    raw_notes = _raw_credit_notes(detail, purchase)
+    raw_notes = _raw_by_key(detail, "CreditNote", purchase)
     allocations = credit_allocations(purchase)
     for note in supplier_credit_notes(purchase):
         key = credit_task_id(purchase, note)
@@ -169,8 +164,7 @@ def unstorable_fields(purchase: Cin7Purchase) -> list[str]:
             (f"CreditNote[{index}].Status", str(note.status) if note.status is not None else None, 24),
         ]
         fields += [(f"CreditNote[{index}].Refunds[{i}].ID", r.id, 64) for i, r in enumerate(note.refunds)]
-    reasons = ((name, unstorable(value, limit)) for name, value, limit in fields if value is not None)
-    return [f"{name}: {reason}" for name, reason in reasons if reason is not None]
+    return named_unstorable(fields)
 
 
 def supplier_snapshot(ctx: TenantContext, supplier_id: str | None) -> dict[str, Any] | None:

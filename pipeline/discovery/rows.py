@@ -105,3 +105,9 @@ def _clean(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         return [_clean(v) for v in value]
     return value
+
+
+def named_unstorable(fields: Iterable[tuple[str, str | None, int]]) -> list[str]:
+    """Each (field name, value, column size) the ledger cannot hold, as "Field: why"."""
+    reasons = ((name, unstorable(value, limit)) for name, value, limit in fields if value is not None)
+    return [f"{name}: {reason}" for name, reason in reasons if reason is not None]

@@ -8,26 +8,24 @@ then checked against its supplier's contact (`adoptable`), never adopted on the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from mappings import (
+    Cin7Invoice,
     Cin7InvoiceStatus,
     Cin7Payment,
     Cin7Purchase,
     Cin7PurchaseInvoice,
-    InvoiceAction,
     map_bill,
-    recheck_invoice_action,
-    void_payload,
 )
 from pipeline.kinds.applied import PaymentKind
 from pipeline.kinds.base import Dependency, Parent, PlanInput, as_purchase
-from pipeline.kinds.numbered import NumberedKind, xero_status_of
+from pipeline.kinds.invoice import InvoiceWrites
+from pipeline.kinds.numbered import NumberedKind
 from pipeline.xero.client import XeroClient
 
 
-def bill_task_id(purchase: Cin7Purchase, invoice: Cin7PurchaseInvoice) -> str:
+def bill_task_id(purchase: Cin7Purchase, invoice: Cin7Invoice) -> str:
     """The ledger key of a purchase's invoice: its TaskID, or the purchase's ID for a simple purchase
     (whose one invoice has none).
     """
@@ -39,7 +37,7 @@ def bill_of(purchase: Cin7Purchase, task_id: str) -> Cin7PurchaseInvoice | None:
     return next((i for i in purchase.invoices if bill_task_id(purchase, i) == task_id.lower()), None)
 
 
-class BillKind(NumberedKind[Cin7PurchaseInvoice]):
+class BillKind(InvoiceWrites, NumberedKind[Cin7PurchaseInvoice]):
     """Purchase invoices (`Invoice` of a Cin7 purchase) as Xero ACCPAY bills."""
 
     name = "bill"
@@ -48,6 +46,7 @@ class BillKind(NumberedKind[Cin7PurchaseInvoice]):
     number_field = "InvoiceNumber"
     xero_type = "ACCPAY"
     parent_kind = "purchase"
+    unique_numbers = False
     sent_statuses = frozenset({Cin7InvoiceStatus.AUTHORISED, Cin7InvoiceStatus.PAID})
 
     def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
@@ -72,20 +71,6 @@ class BillKind(NumberedKind[Cin7PurchaseInvoice]):
     def get(self, xero: XeroClient, *, numbers: Sequence[str] = (), ids: Sequence[str] = ()) -> list[dict[str, Any]]:
         """`GET /Invoices?InvoiceNumbers=` or `?IDs=` (bills and sale invoices alike; `ours` tells them apart)."""
         return xero.get_invoices(numbers=numbers, ids=ids)
-
-    def adoptable(self, found: dict[str, Any], contact_id: str | None) -> bool:
-        """A bill with our number is ours only on our supplier's contact: numbers repeat across suppliers."""
-        contact = (found.get("Contact") or {}).get("ContactID")
-        return self.ours(found) and contact_id is not None and contact == contact_id
-
-    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
-        """Only InvoiceID, InvoiceNumber and the new Status."""
-        return void_payload(xero_id, number, action).to_json()
-
-    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
-        """Paid in Xero since the mapping: a bill cannot be edited once paid, so it is a conflict."""
-        paid = Decimal(str(current.get("AmountPaid") or 0)) + Decimal(str(current.get("AmountCredited") or 0))
-        return recheck_invoice_action(action, xero_status_of(current.get("Status")), paid)
 
 
 BILL = BillKind()

@@ -27,7 +27,20 @@ def credited_amount(current: dict[str, Any]) -> Decimal:
     return total - Decimal(str(remaining)) if remaining is not None else Decimal(0)
 
 
-class CreditNoteKind(NumberedKind[Cin7CreditNote]):
+class CreditNoteWrites:
+    """How a document of Xero's CreditNotes collection (a sale's, a supplier's) is voided and rechecked."""
+
+    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
+        """Only CreditNoteID, CreditNoteNumber and the new Status."""
+        status = XeroInvoiceStatus.VOIDED if action is InvoiceAction.VOID else XeroInvoiceStatus.DELETED
+        return credit_note_void_payload(xero_id, number, status).to_json()
+
+    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
+        """Allocated or refunded in Xero: a change would be refused, so it is a conflict."""
+        return recheck_invoice_action(action, xero_status_of(current.get("Status")), credited_amount(current))
+
+
+class CreditNoteKind(CreditNoteWrites, NumberedKind[Cin7CreditNote]):
     """Sale credit notes (`CreditNotes[]` of a Cin7 sale, keyed by TaskID) as Xero ACCRECCREDIT."""
 
     name = "credit_note"
@@ -58,15 +71,6 @@ class CreditNoteKind(NumberedKind[Cin7CreditNote]):
     def get(self, xero: XeroClient, *, numbers: Sequence[str] = (), ids: Sequence[str] = ()) -> list[dict[str, Any]]:
         """`GET /CreditNotes?where=…` (with their allocations)."""
         return xero.get_credit_notes(numbers=numbers, ids=ids)
-
-    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
-        """Only CreditNoteID, CreditNoteNumber and the new Status."""
-        status = XeroInvoiceStatus.VOIDED if action is InvoiceAction.VOID else XeroInvoiceStatus.DELETED
-        return credit_note_void_payload(xero_id, number, status).to_json()
-
-    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
-        """Allocated or refunded in Xero: a change would be refused, so it is a conflict."""
-        return recheck_invoice_action(action, xero_status_of(current.get("Status")), credited_amount(current))
 
 
 CREDIT_NOTE = CreditNoteKind()

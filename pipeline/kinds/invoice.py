@@ -19,7 +19,20 @@ from pipeline.kinds.numbered import NumberedKind, xero_status_of
 from pipeline.xero.client import XeroClient
 
 
-class InvoiceKind(NumberedKind[Cin7Invoice]):
+class InvoiceWrites:
+    """How a document of Xero's Invoices collection (a sale invoice, a bill) is voided and rechecked."""
+
+    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
+        """Only InvoiceID, InvoiceNumber and the new Status."""
+        return void_payload(xero_id, number, action).to_json()
+
+    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
+        """Paid or credited in Xero since the mapping: a conflict; voided there already: nothing to do."""
+        paid = Decimal(str(current.get("AmountPaid") or 0)) + Decimal(str(current.get("AmountCredited") or 0))
+        return recheck_invoice_action(action, xero_status_of(current.get("Status")), paid)
+
+
+class InvoiceKind(InvoiceWrites, NumberedKind[Cin7Invoice]):
     """Sale invoices (`Invoices[]` of a Cin7 sale, keyed by TaskID) as Xero ACCREC invoices."""
 
     name = "invoice"
@@ -52,15 +65,6 @@ class InvoiceKind(NumberedKind[Cin7Invoice]):
     def get(self, xero: XeroClient, *, numbers: Sequence[str] = (), ids: Sequence[str] = ()) -> list[dict[str, Any]]:
         """`GET /Invoices?InvoiceNumbers=` or `?IDs=`."""
         return xero.get_invoices(numbers=numbers, ids=ids)
-
-    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
-        """Only InvoiceID, InvoiceNumber and the new Status."""
-        return void_payload(xero_id, number, action).to_json()
-
-    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
-        """Paid or credited in Xero since the mapping: a conflict; voided there already: nothing to do."""
-        paid = Decimal(str(current.get("AmountPaid") or 0)) + Decimal(str(current.get("AmountCredited") or 0))
-        return recheck_invoice_action(action, xero_status_of(current.get("Status")), paid)
 
 
 INVOICE = InvoiceKind()

@@ -42,6 +42,9 @@ class NumberedKind(ABC, Generic[Cin7Document]):
     xero_type = ""
     numbered = True
     parent_kind = "sale"
+    #: Xero refuses a second document of this type with the number (sale invoices and credit notes);
+    #: not so for bills and supplier credit notes, whose numbers are the suppliers'.
+    unique_numbers = True
     #: The Cin7 statuses in which the document is mapped and sent (others void it or skip it).
     sent_statuses: frozenset[Cin7InvoiceStatus] = frozenset()
 
@@ -106,9 +109,13 @@ class NumberedKind(ABC, Generic[Cin7Document]):
         return str(found.get("Type", self.xero_type)).upper() == self.xero_type
 
     def adoptable(self, found: dict[str, Any], contact_id: str | None) -> bool:
-        """A Xero document with our number is ours if it is of our type and on the same contact."""
+        """A Xero document with our number is ours if it is of our type and on the same contact (which
+        must be known where Xero lets the number repeat: another supplier may use it too).
+        """
         contact = (found.get("Contact") or {}).get("ContactID")
-        return self.ours(found) and (contact_id is None or contact == contact_id)
+        if contact_id is None:
+            return self.ours(found) and self.unique_numbers
+        return self.ours(found) and contact == contact_id
 
     def totals(self, data: dict[str, Any]) -> dict[str, Decimal]:
         """SubTotal, TotalTax and Total: what reconciliation compares and the ledger keeps."""

@@ -17,18 +17,14 @@ from mappings import (
     Cin7Purchase,
     Cin7PurchaseCreditNote,
     CreditAllocation,
-    InvoiceAction,
-    XeroInvoiceStatus,
     credit_allocations,
-    credit_note_void_payload,
     map_purchase_credit_note,
-    recheck_invoice_action,
 )
 from pipeline.kinds.applied import AllocationKind, PaymentKind
 from pipeline.kinds.base import Dependency, Parent, PlanInput, as_purchase
 from pipeline.kinds.bill import bill_task_id
-from pipeline.kinds.credit_note import credited_amount
-from pipeline.kinds.numbered import NumberedKind, xero_status_of
+from pipeline.kinds.credit_note import CreditNoteWrites
+from pipeline.kinds.numbered import NumberedKind
 from pipeline.xero.client import XeroClient
 
 
@@ -51,7 +47,7 @@ def credit_of(purchase: Cin7Purchase, task_id: str) -> Cin7PurchaseCreditNote | 
     return next((n for n in supplier_credit_notes(purchase) if credit_task_id(purchase, n) == task_id.lower()), None)
 
 
-class SupplierCreditNoteKind(NumberedKind[Cin7PurchaseCreditNote]):
+class SupplierCreditNoteKind(CreditNoteWrites, NumberedKind[Cin7PurchaseCreditNote]):
     """Purchase credit notes (`CreditNote` of a Cin7 purchase) as Xero ACCPAYCREDIT credit notes."""
 
     name = "supplier_credit_note"
@@ -60,6 +56,7 @@ class SupplierCreditNoteKind(NumberedKind[Cin7PurchaseCreditNote]):
     number_field = "CreditNoteNumber"
     xero_type = "ACCPAYCREDIT"
     parent_kind = "purchase"
+    unique_numbers = False
     sent_statuses = frozenset({Cin7InvoiceStatus.AUTHORISED})
 
     def dependencies(self, parent: Parent, task_id: str, *, cin7_status: str | None) -> list[Dependency]:
@@ -82,20 +79,6 @@ class SupplierCreditNoteKind(NumberedKind[Cin7PurchaseCreditNote]):
     def get(self, xero: XeroClient, *, numbers: Sequence[str] = (), ids: Sequence[str] = ()) -> list[dict[str, Any]]:
         """`GET /CreditNotes?where=…` (sale and supplier ones alike; `ours` tells them apart)."""
         return xero.get_credit_notes(numbers=numbers, ids=ids)
-
-    def adoptable(self, found: dict[str, Any], contact_id: str | None) -> bool:
-        """Ours only on our supplier's contact: supplier credit-note numbers repeat across suppliers."""
-        contact = (found.get("Contact") or {}).get("ContactID")
-        return self.ours(found) and contact_id is not None and contact == contact_id
-
-    def void_payload(self, xero_id: str, number: str, action: InvoiceAction) -> dict[str, Any]:
-        """Only CreditNoteID, CreditNoteNumber and the new Status."""
-        status = XeroInvoiceStatus.VOIDED if action is InvoiceAction.VOID else XeroInvoiceStatus.DELETED
-        return credit_note_void_payload(xero_id, number, status).to_json()
-
-    def recheck(self, action: InvoiceAction, current: dict[str, Any]) -> InvoiceAction:
-        """Allocated or refunded in Xero: a change would be refused, so it is a conflict."""
-        return recheck_invoice_action(action, xero_status_of(current.get("Status")), credited_amount(current))
 
 
 class SupplierRefundKind(PaymentKind):
@@ -132,10 +115,7 @@ class SupplierAllocationKind(AllocationKind):
         return note, allocation
 
     def _document_key(self, parent: Parent, allocation: CreditAllocation) -> str:
-        invoice = allocation.invoice
-        purchase = as_purchase(parent)
-        bill = next((i for i in purchase.invoices if i is invoice), None)
-        return bill_task_id(purchase, bill) if bill is not None else (invoice.task_id or purchase.id).lower()
+        return bill_task_id(as_purchase(parent), allocation.invoice)
 
 
 SUPPLIER_CREDIT_NOTE = SupplierCreditNoteKind()

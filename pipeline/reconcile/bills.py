@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -48,9 +49,10 @@ def cin7_bill_rows(purchase: Cin7Purchase) -> list[Cin7InvoiceRow]:
     """Every invoice of a purchase (any status, any date) as rows, with what Xero must show as paid and
     credited (its supplier payments; its credit notes' allocations by the sales rule).
     """
-    credited: dict[int, Any] = {}
+    credited: dict[str, Decimal] = {}
     for allocation in credit_allocations(purchase).values():
-        credited[id(allocation.invoice)] = credited.get(id(allocation.invoice), ZERO) + allocation.amount
+        key = bill_task_id(purchase, allocation.invoice)
+        credited[key] = credited.get(key, ZERO) + allocation.amount
     return [
         cin7_row(
             purchase,
@@ -59,7 +61,7 @@ def cin7_bill_rows(purchase: Cin7Purchase) -> list[Cin7InvoiceRow]:
             number=invoice.invoice_number,
             dated=invoice.invoice_date,
             paid=sum((round_half_up(p.amount) for p in supplier_payments(invoice)), ZERO),
-            credited=credited.get(id(invoice), ZERO),
+            credited=credited.get(bill_task_id(purchase, invoice), ZERO),
             task_id=bill_task_id(purchase, invoice),
         )
         for invoice in purchase.invoices

@@ -158,9 +158,9 @@ def _write_kind(
     try:
         # Xero drops a tracking option it does not have: make each one first (a refusal fails its documents).
         sending = [d for d in docs if d.action in (InvoiceAction.CREATE, InvoiceAction.UPDATE)]
-        kept = {d.id for d in ensure_tracking_options(ctx, token, sending, outcome)}
-        creates = [d for d in creates if d.id in kept]
-        updates = [d for d in updates if d.id in kept or d not in sending]
+        refused = {d.id for d in sending} - {d.id for d in ensure_tracking_options(ctx, token, sending, outcome)}
+        creates = [d for d in creates if d.id not in refused]
+        updates = [d for d in updates if d.id not in refused]
         # Creates that may already be in Xero come first: what they created decides the contacts of
         # everyone else in the batch.
         creates = resolve_uncertain_creates(ctx, kind, token, creates, outcome)
