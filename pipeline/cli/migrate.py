@@ -60,7 +60,9 @@ def _print_plan(plan: MigrationPlan) -> None:
 
     table = Table(title=f"migration {plan.migration_id}: documents dated {plan.window_from} to {plan.window_until}")
     table.add_column("what the cutover does")
-    kinds = [kind for kind in ("invoice", "credit_note", "payment", "refund") if kind in plan.counts_by_kind()]
+    order: tuple[str, ...] = ("invoice", "credit_note", "payment", "refund")
+    order += ("bill", "supplier_credit_note", "bill_payment", "supplier_refund")
+    kinds = [kind for kind in order if kind in plan.counts_by_kind()]
     for kind in kinds:
         table.add_column(kind.replace("_", " ") + "s", justify="right")
     for fate in Fate:
@@ -76,9 +78,9 @@ def _print_plan(plan: MigrationPlan) -> None:
     reads = plan.reads
     if reads:
         console.print(
-            f"this test run listed {reads['sales_listed']} sales ({reads['cin7_list_calls']} saleList pages) and "
-            f"read {reads['cin7_detail_calls']} sale details from Cin7 ({reads['details_from_ledger']} kept from "
-            f"before; {reads['sales_without_invoice_in_window']} sales needed none)"
+            f"this test run listed {reads['sales_listed']} sales and purchases ({reads['cin7_list_calls']} list "
+            f"pages) and read {reads['cin7_detail_calls']} details from Cin7 ({reads['details_from_ledger']} kept "
+            f"from before; {reads['sales_without_invoice_in_window']} needed none)"
         )
     for error in plan.errors:
         console.print(f"[yellow]{error}[/yellow]")

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mappings import Cin7Purchase, content_hash, credit_allocations
 from pipeline.context import TenantContext
@@ -204,16 +205,23 @@ def fetch_purchase(ctx: TenantContext, purchase_id: str) -> list[FetchedInvoice]
         )
     supplier = supplier_snapshot(ctx, purchase.supplier_id)
     with ctx.sessions() as session, session.begin():
-        return record_fetched(
-            session,
-            ctx.tenant_pk,
-            Fetched(
-                parent_id=purchase_id,
-                kind=ParentKind.PURCHASE,
-                detail=detail,
-                modified_at=purchase.last_updated_date,
-                order_number=purchase.order_number,
-                versions=purchase_versions(detail, purchase, supplier),
-                document_kinds=PURCHASE_KINDS,
-            ),
-        )
+        return record_fetched_purchase(session, ctx.tenant_pk, detail, purchase, supplier)
+
+
+def record_fetched_purchase(
+    session: Session, tenant_pk: int, detail: dict[str, Any], purchase: Cin7Purchase, supplier: dict[str, Any] | None
+) -> list[FetchedInvoice]:
+    """Store the purchase's detail snapshot and one row per document; return each and its state."""
+    return record_fetched(
+        session,
+        tenant_pk,
+        Fetched(
+            parent_id=purchase.id.lower(),
+            kind=ParentKind.PURCHASE,
+            detail=detail,
+            modified_at=purchase.last_updated_date,
+            order_number=purchase.order_number,
+            versions=purchase_versions(detail, purchase, supplier),
+            document_kinds=PURCHASE_KINDS,
+        ),
+    )

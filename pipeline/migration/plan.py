@@ -14,20 +14,27 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mappings import Cin7Customer, Cin7Sale, Cin7SaleListRow
+from mappings import Cin7Customer, Cin7Purchase, Cin7PurchaseListRow, Cin7Sale, Cin7SaleListRow, Cin7Supplier
 from pipeline.context import TenantContext
-from pipeline.discovery.poll import poll_customers
+from pipeline.discovery.poll import poll_customers, poll_suppliers
 from pipeline.ledger.models import (
     ContactLink,
     CustomerRecord,
     DocumentState,
     MigrationRun,
+    PartyKind,
     SyncDocument,
     utcnow,
 )
 from pipeline.mapping.reference import org_reference
-from pipeline.migration.fates import Context, Decided, decide_sale
-from pipeline.migration.history import CinRead, XeroRead, iter_cin7_history, read_xero_history
+from pipeline.migration.fates import Context, Decided, decide_purchase, decide_sale
+from pipeline.migration.history import (
+    CinRead,
+    XeroRead,
+    iter_cin7_history,
+    iter_cin7_purchase_history,
+    read_xero_history,
+)
 from pipeline.migration.plan_rows import Fate, MigrationPlan, PlanCost, PlanRow
 from pipeline.migration.report import write_plan_files
 from pipeline.reconcile.window import Window
@@ -46,8 +53,8 @@ class Planned:
     cin7: CinRead
 
 
-#: Called with each sale, its detail as Cin7 gave it, and the decisions on its documents.
-OnSale = Callable[[Cin7Sale, dict[str, Any], list[Decided]], None]
+#: Called with each sale or purchase, its detail as Cin7 gave it, and the decisions on its documents.
+OnParent = Callable[[Cin7Sale | Cin7Purchase, dict[str, Any], list[Decided]], None]
 
 
 def migration_row(ctx: TenantContext, window: Window, *, update_conflicts: bool = False) -> int:
@@ -75,9 +82,16 @@ def migration_row(ctx: TenantContext, window: Window, *, update_conflicts: bool 
 def _context(ctx: TenantContext, window: Window, xero: XeroRead) -> Context:
     """The ledger's contact links and synced documents, and the customers, for deciding fates."""
     with ctx.sessions() as session:
+        parties = list(session.scalars(select(CustomerRecord).where(CustomerRecord.tenant_id == ctx.tenant_pk)))
         customers = {
             record.customer_id.lower(): Cin7Customer.model_validate(record.snapshot)
-            for record in session.scalars(select(CustomerRecord).where(CustomerRecord.tenant_id == ctx.tenant_pk))
+            for record in parties
+            if record.kind == PartyKind.CUSTOMER
+        }
+        suppliers = {
+            record.customer_id.lower(): Cin7Supplier.model_validate(record.snapshot)
+            for record in parties
+            if record.kind == PartyKind.SUPPLIER
         }
         links = {
             link.cin7_customer_id.lower(): link.xero_contact_id
@@ -94,30 +108,51 @@ def _context(ctx: TenantContext, window: Window, xero: XeroRead) -> Context:
             )
         )
     reference = org_reference(ctx)
-    return Context(window, reference, ctx.rules, customers, links, synced, xero.invoices, xero.credit_notes)
+    return Context(
+        window,
+        reference,
+        ctx.rules,
+        customers,
+        links,
+        synced,
+        xero.invoices,
+        xero.credit_notes,
+        suppliers=suppliers,
+        xero_bills=xero.bills,
+        xero_supplier_credit_notes=xero.supplier_credit_notes,
+    )
 
 
-def decide(ctx: TenantContext, window: Window, migration_id: int, on_sale: OnSale | None = None) -> Planned:
-    """Read Xero's history in the window, then Cin7's sale by sale, deciding each document's fate.
+def decide(ctx: TenantContext, window: Window, migration_id: int, on_parent: OnParent | None = None) -> Planned:
+    """Read Xero's history in the window, then Cin7's sale by sale (and, with `SYNC_PURCHASES`, purchase
+    by purchase), deciding each document's fate.
 
-    Only the plan's rows are kept; a sale's detail and payloads go to `on_sale` (the cutover records
+    Only the plan's rows are kept; a parent's detail and payloads go to `on_parent` (the cutover records
     them) and are dropped, so memory does not grow with the length of the history.
     """
-    xero = read_xero_history(ctx, window)
+    purchases = ctx.settings.sync_purchases
+    xero = read_xero_history(ctx, window, purchases=purchases)
     cin7 = CinRead()
-    # Customers in bulk first (every one on a first read, what changed after): otherwise each customer
-    # of an old sale would cost a call of its own when its contact is resolved.
-    customers_seen = poll_customers(ctx)
-    cin7.list_calls += max(1, math.ceil(customers_seen / ctx.settings.cin7_page_size))
+    # Customers (and suppliers) in bulk first (every one on a first read, what changed after): otherwise
+    # each party of an old document would cost a call of its own when its contact is resolved.
+    parties_seen = [poll_customers(ctx)] + ([poll_suppliers(ctx)] if purchases else [])
+    cin7.list_calls += sum(max(1, math.ceil(seen / ctx.settings.cin7_page_size)) for seen in parties_seen)
     context = _context(ctx, window, xero)
     rows: list[PlanRow] = []
     for sale, detail in iter_cin7_history(ctx, window, cin7):
         decided = decide_sale(sale, context)
         rows.extend(d.row for d in decided)
-        if on_sale is not None:
-            on_sale(sale, detail, decided)
+        if on_parent is not None:
+            on_parent(sale, detail, decided)
+    if purchases:
+        for purchase, detail in iter_cin7_purchase_history(ctx, window, cin7):
+            decided = decide_purchase(purchase, context)
+            rows.extend(d.row for d in decided)
+            if on_parent is not None:
+                on_parent(purchase, detail, decided)
+        rows.extend(_listed_purchase(row) for row in cin7.skipped_purchases)
     rows.extend(_listed_only(row) for row in cin7.skipped_rows)
-    rows.sort(key=lambda r: (r.date or date.min, r.kind != "invoice", r.number))
+    rows.sort(key=lambda r: (r.date or date.min, r.kind not in ("invoice", "bill"), r.number))
     plan = MigrationPlan(
         migration_id=migration_id,
         tenant=ctx.tenant_key,
@@ -133,6 +168,7 @@ def decide(ctx: TenantContext, window: Window, migration_id: int, on_sale: OnSal
             "cin7_detail_calls": cin7.detail_calls,
             "details_from_ledger": cin7.from_ledger,
             "sales_listed": cin7.listed,
+            "purchases_read": cin7.purchases,
             "sales_without_invoice_in_window": cin7.skipped_without_invoice,
             "xero_read_calls": xero.calls,
         },
@@ -156,6 +192,22 @@ def _listed_only(row: Cin7SaleListRow) -> PlanRow:
     )
 
 
+def _listed_purchase(row: Cin7PurchaseListRow) -> PlanRow:
+    """A purchase whose listing shows no live bill: its first bill, known from the listing alone."""
+    return PlanRow(
+        kind="bill",
+        sale_id=row.id,
+        task_id="",
+        number=(row.invoice_number or "").strip(),
+        date=row.invoice_date.date() if row.invoice_date is not None else None,
+        customer=(row.supplier or "").strip(),
+        currency=row.supplier_currency,
+        total=row.invoice_amount,
+        fate=Fate.SKIPPED,
+        reason=f"Cin7 {row.invoice_status or row.status}: nothing for Xero (the purchase's detail was not read)",
+    )
+
+
 def cutover_cost(
     ctx: TenantContext, cin7: CinRead, xero: XeroRead, rows: Iterable[PlanRow], *, customers_in_xero: set[str]
 ) -> PlanCost:
@@ -165,14 +217,19 @@ def cutover_cost(
     rows = list(rows)
     writes = Counter(row.kind for row in rows if row.fate is Fate.CREATE)
     batch = max(1, ctx.settings.xero_batch_size)
-    new_customers = {row.sale_id for row in rows if row.fate is Fate.CREATE and row.kind == "invoice"}
+    new_customers = {row.sale_id for row in rows if row.fate is Fate.CREATE and row.kind in ("invoice", "bill")}
     # One call per batch of a kind; an allocation is a call of its own (Xero takes them per credit note).
-    xero_writes = sum(math.ceil(count / batch) for kind, count in writes.items() if kind != "allocation")
-    xero_writes += writes.get("allocation", 0)
+    xero_writes = sum(math.ceil(count / batch) for kind, count in writes.items() if not kind.endswith("allocation"))
+    xero_writes += sum(count for kind, count in writes.items() if kind.endswith("allocation"))
     xero_writes += math.ceil(len(new_customers - customers_in_xero) / CONTACT_PUSH_BATCH)
-    # Payments of adopted invoices are looked up first (Xero's copy may carry them), 20 invoices a call.
-    adopted = {row.number for row in rows if row.kind == "invoice" and row.fate is Fate.ADOPT}
-    lookups = math.ceil(len({row.number for row in rows if row.kind == "payment" and row.number in adopted}) / 20)
+    # Payments of adopted invoices and bills are looked up first (Xero's copy may carry them), 20 a call.
+    adopted = {(row.kind, row.number) for row in rows if row.kind in ("invoice", "bill") and row.fate is Fate.ADOPT}
+    paid = {
+        ("invoice" if row.kind == "payment" else "bill", row.number)
+        for row in rows
+        if row.kind in ("payment", "bill_payment")
+    }
+    lookups = math.ceil(len(paid & adopted) / 20)
     return PlanCost(
         cin7_list_calls=cin7.list_calls,
         cin7_detail_calls=0,

@@ -24,7 +24,14 @@ from pipeline.migration.plan_rows import FATE_LABELS, Fate, MigrationPlan, PlanC
 # Private helpers of the reconciliation report, imported rather than copied so a fix to the escaping
 # or the CSS reaches both pages.
 from pipeline.reconcile.report import _CSS, _amount, _cell, _e, _link
-from pipeline.reconcile.rows import CIN7_SALE_LINK, XERO_CREDIT_NOTE_LINK, XERO_INVOICE_LINK
+from pipeline.reconcile.rows import (
+    CIN7_PURCHASE_LINK,
+    CIN7_SALE_LINK,
+    XERO_BILL_LINK,
+    XERO_CREDIT_NOTE_LINK,
+    XERO_INVOICE_LINK,
+    XERO_SUPPLIER_CREDIT_NOTE_LINK,
+)
 
 PLAN_FILES = {"html": "plan.html", "csv": "plan.csv", "json": "plan.json"}
 
@@ -51,10 +58,23 @@ _KIND_LABELS = {
     "refund": "Refund",
     "allocation": "Allocation",
 }
+# A purchase's kinds, listed after the sale's when the plan has any (`SYNC_PURCHASES`).
+_PURCHASE_KIND_LABELS = {
+    "bill": "Bill",
+    "supplier_credit_note": "Supplier credit note",
+    "bill_payment": "Bill payment",
+    "supplier_refund": "Supplier refund",
+    "supplier_allocation": "Supplier allocation",
+}
 
 # Only these document kinds have a Xero page we can address by id; payments, refunds and allocations
 # live on their invoice's or credit note's page.
-_XERO_LINKS = {"invoice": XERO_INVOICE_LINK, "credit_note": XERO_CREDIT_NOTE_LINK}
+_XERO_LINKS = {
+    "invoice": XERO_INVOICE_LINK,
+    "credit_note": XERO_CREDIT_NOTE_LINK,
+    "bill": XERO_BILL_LINK,
+    "supplier_credit_note": XERO_SUPPLIER_CREDIT_NOTE_LINK,
+}
 # Only an adopted or conflicting row points at an existing Xero document worth opening.
 _LINKED_FATES = frozenset({Fate.ADOPT, Fate.CONFLICT})
 
@@ -106,7 +126,13 @@ def sorted_rows(rows: Iterable[PlanRow]) -> list[PlanRow]:
 
 
 def _kinds(plan: MigrationPlan) -> list[str]:
-    return list(_KIND_LABELS) + sorted({row.kind for row in plan.rows} - set(_KIND_LABELS))
+    present = {row.kind for row in plan.rows}
+    purchases = [kind for kind in _PURCHASE_KIND_LABELS if kind in present]
+    return list(_KIND_LABELS) + purchases + sorted(present - set(_KIND_LABELS) - set(_PURCHASE_KIND_LABELS))
+
+
+def _label(kind: str) -> str:
+    return _KIND_LABELS.get(kind) or _PURCHASE_KIND_LABELS.get(kind) or kind
 
 
 # --- CSV ------------------------------------------------------------------------------------------------
@@ -186,7 +212,7 @@ def _by_kind_html(plan: MigrationPlan) -> str:
         )
         total = sum(counts.values())
         body.append(
-            f'<tr data-kind="{_e(kind)}"><th>{_e(_KIND_LABELS.get(kind, kind))}</th>{cells}'
+            f'<tr data-kind="{_e(kind)}"><th>{_e(_label(kind))}</th>{cells}'
             f'<td class="amount" data-kind="{_e(kind)}" data-fate="total">{total}</td></tr>'
         )
     return (
@@ -203,7 +229,7 @@ def _cost_html(plan: MigrationPlan) -> str:
         (
             "cin7-calls",
             "Cin7 calls",
-            f"{cost.cin7_calls} ({cost.cin7_list_calls} list pages + {cost.cin7_detail_calls} sale details)",
+            f"{cost.cin7_calls} ({cost.cin7_list_calls} list pages + {cost.cin7_detail_calls} details)",
         ),
         (
             "xero-calls",
@@ -242,12 +268,13 @@ def _xero_cell(row: PlanRow) -> str:
 
 def _row_html(index: int, row: PlanRow) -> str:
     fate = row.fate.value
-    number = _link(CIN7_SALE_LINK.format(id=row.sale_id) if row.sale_id else "", row.number or "(no number)")
+    cin7 = CIN7_PURCHASE_LINK if row.kind in _PURCHASE_KIND_LABELS else CIN7_SALE_LINK
+    number = _link(cin7.format(id=row.sale_id) if row.sale_id else "", row.number or "(no number)")
     return (
         f'<tr class="plan-row fate-{_e(fate)}" id="document-{index}" data-kind="{_e(row.kind)}" '
         f'data-number="{_e(row.number)}" data-fate="{_e(fate)}" data-sale-id="{_e(row.sale_id)}" '
         f'data-task-id="{_e(row.task_id)}">'
-        f'<td class="nowrap">{_e(_KIND_LABELS.get(row.kind, row.kind))}</td>'
+        f'<td class="nowrap">{_e(_label(row.kind))}</td>'
         f'<td class="nowrap">{number}</td>'
         f'<td class="nowrap">{_e(row.date.isoformat() if row.date else "")}</td>'
         f"<td>{_e(row.customer)}</td>"

@@ -16,12 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from mappings import Cin7Sale, content_hash
+from mappings import Cin7Purchase, Cin7Sale, content_hash
 from pipeline import app
 from pipeline.app import TaskName
 from pipeline.context import TenantContext
 from pipeline.discovery.fetch import customer_snapshot, record_fetched_sale
+from pipeline.discovery.purchases import record_fetched_purchase
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import IN_FLIGHT_STATES, DocumentState, MigrationRun, SyncDocument, Tenant, utcnow
 from pipeline.migration.fates import Decided
@@ -54,10 +56,10 @@ def start_cutover(ctx: TenantContext, window: Window, *, update_conflicts: bool 
         row.started_at = row.started_at or utcnow()
     started = Started(migration_id)
 
-    def record(sale: Cin7Sale, detail: dict[str, Any], decided: list[Decided]) -> None:
-        _record_sale(ctx, migration_id, sale, detail, decided, update_conflicts=update_conflicts, started=started)
+    def record(parent: Cin7Sale | Cin7Purchase, detail: dict[str, Any], decided: list[Decided]) -> None:
+        _record_parent(ctx, migration_id, parent, detail, decided, update_conflicts=update_conflicts, started=started)
 
-    decide(ctx, window, migration_id, on_sale=record)
+    decide(ctx, window, migration_id, on_parent=record)
     log.info(
         "migration %d: %d documents recorded, %d adopted, %d conflicts, %d sent to be mapped",
         migration_id,
@@ -71,36 +73,50 @@ def start_cutover(ctx: TenantContext, window: Window, *, update_conflicts: bool 
 
 # Rows a migration may (re)decide: nothing of theirs has been sent to Xero.
 _NOT_YET_WRITTEN = (DocumentState.PENDING, DocumentState.IGNORED, DocumentState.LOCKED)
+# An allocation follows its credit note into the migration; a payment of an adopted document is looked for.
+_ALLOCATION_NOTE = {"allocation": "credit_note", "supplier_allocation": "supplier_credit_note"}
+_PAYMENT_OF = {"payment": "invoice", "bill_payment": "bill"}
 
 
-def _record_sale(
+def _record(session: Session, tenant_pk: int, parent: Cin7Sale | Cin7Purchase, detail: dict[str, Any]) -> str:
+    """Record the parent's detail and document rows as a fetch does; its ledger id."""
+    if isinstance(parent, Cin7Sale):
+        customer = customer_snapshot(session, tenant_pk, parent.customer_id)
+        record_fetched_sale(session, tenant_pk, parent.id, detail, parent, customer)
+        return parent.id
+    supplier = customer_snapshot(session, tenant_pk, parent.supplier_id)
+    record_fetched_purchase(session, tenant_pk, detail, parent, supplier)
+    return parent.id.lower()
+
+
+def _record_parent(
     ctx: TenantContext,
     migration_id: int,
-    sale: Cin7Sale,
+    parent: Cin7Sale | Cin7Purchase,
     detail: dict[str, Any],
     decided: list[Decided],
     *,
     update_conflicts: bool,
     started: Started,
 ) -> None:
-    """Record one sale's documents for the migration, in one transaction, as the plan decided them."""
+    """Record one sale's or purchase's documents for the migration, in one transaction, as the plan
+    decided them.
+    """
     by_key = {(d.row.kind, d.row.task_id): d for d in decided}
     with ctx.sessions() as session, session.begin():
-        customer = customer_snapshot(session, ctx.tenant_pk, sale.customer_id)
-        record_fetched_sale(session, ctx.tenant_pk, sale.id, detail, sale, customer)
+        parent_id = _record(session, ctx.tenant_pk, parent, detail)
         docs = list(
             session.scalars(
                 select(SyncDocument)
-                .where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.sale_id == sale.id)
+                .where(SyncDocument.tenant_id == ctx.tenant_pk, SyncDocument.sale_id == parent_id)
                 .with_for_update()
             )
         )
-        adopted_invoices: set[str] = set()
+        adopted: set[tuple[str, str]] = set()
         for doc in docs:
             found = by_key.get((doc.kind, doc.task_id))
-            if found is None and doc.kind == "allocation":
-                # An allocation follows its credit note into the migration.
-                found = by_key.get(("credit_note", doc.task_id))
+            if found is None and doc.kind in _ALLOCATION_NOTE:
+                found = by_key.get((_ALLOCATION_NOTE[doc.kind], doc.task_id))
             if found is None:
                 continue
             if doc.migration_id is None:
@@ -111,10 +127,11 @@ def _record_sale(
                 # migration decides now, from what Xero holds.
                 doc.state = DocumentState.PENDING
                 _link_existing(doc, found, update_conflicts=update_conflicts, started=started)
-                if found.row.fate is Fate.ADOPT and doc.kind == "invoice":
-                    adopted_invoices.add(doc.document_number or "")
+                if found.row.fate is Fate.ADOPT and doc.kind in _PAYMENT_OF.values():
+                    adopted.add((doc.kind, doc.document_number or ""))
         for doc in docs:
-            if doc.kind == "payment" and doc.document_number in adopted_invoices and doc.xero_id is None:
+            paid = (_PAYMENT_OF.get(doc.kind, ""), doc.document_number or "")
+            if doc.kind in _PAYMENT_OF and paid in adopted and doc.xero_id is None:
                 # Xero's copy may already carry this payment (typed with the invoice): look before paying.
                 doc.write_uncertain = True
         pending = [doc.id for doc in docs if doc.migration_id == migration_id and doc.state == DocumentState.PENDING]

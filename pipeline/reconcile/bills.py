@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mappings import Cin7Purchase, Cin7PurchaseListRow, credit_allocations, round_half_up
+from mappings import Cin7Purchase, credit_allocations, round_half_up
 from pipeline.context import TenantContext
 from pipeline.errors import SyncError
 from pipeline.kinds.bill import bill_task_id, supplier_payments
@@ -40,6 +40,7 @@ from pipeline.reconcile.rows import (
     xero_invoice_row,
 )
 from pipeline.reconcile.window import Window
+from pipeline.source.cin7core.reading import list_purchase_rows
 
 # A purchase is listed by when it last changed, which is never before its invoice.
 LISTING_MARGIN = timedelta(days=1)
@@ -88,17 +89,6 @@ class PurchasesRead:
     fetched: int = 0
     from_snapshot: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def list_purchase_rows(page: Sequence[dict[str, Any]], errors: list[str]) -> list[Cin7PurchaseListRow]:
-    """A purchaseList page's rows; one that cannot be read is named in `errors` and passed over."""
-    rows = []
-    for raw in page:
-        try:
-            rows.append(Cin7PurchaseListRow.model_validate(raw))
-        except ValueError as exc:
-            errors.append(f"unreadable purchaseList row {raw.get('ID')}: {exc}")
-    return rows
 
 
 def read_cin7_purchases(ctx: TenantContext, window: Window) -> PurchasesRead:

@@ -44,6 +44,7 @@ CENT = Decimal("0.01")
 XERO_INVOICE_LINK = "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={id}"
 XERO_CREDIT_NOTE_LINK = "https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx?creditNoteID={id}"
 XERO_BILL_LINK = "https://go.xero.com/AccountsPayable/View.aspx?InvoiceID={id}"
+XERO_SUPPLIER_CREDIT_NOTE_LINK = "https://go.xero.com/AccountsPayable/ViewCreditNote.aspx?creditNoteID={id}"
 CIN7_PURCHASE_LINK = "https://inventory.dearsystems.com/Purchase#{id}"
 
 # What a row or finding is about (stable values: they are in stored runs, reports and ledger kinds).

@@ -4,12 +4,12 @@ that does not parse is named, with its field, in the pass's errors and passed ov
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from mappings import Cin7Sale, Cin7SaleListRow
+from mappings import Cin7PurchaseListRow, Cin7Sale, Cin7SaleListRow
 
 
 def _problem(exc: ValidationError) -> str:
@@ -38,3 +38,14 @@ def parse_sale(detail: dict[str, Any], row: Cin7SaleListRow, errors: list[str]) 
     except ValidationError as exc:
         errors.append(f"Cin7 sale {row.sale_id} ({row.order_number}) does not parse: {_problem(exc)}")
         return None
+
+
+def list_purchase_rows(page: Sequence[dict[str, Any]], errors: list[str]) -> list[Cin7PurchaseListRow]:
+    """A purchaseList page's rows; one that cannot be read is named in `errors` and passed over."""
+    rows = []
+    for raw in page:
+        try:
+            rows.append(Cin7PurchaseListRow.model_validate(raw))
+        except ValueError as exc:
+            errors.append(f"unreadable purchaseList row {raw.get('ID')}: {exc}")
+    return rows

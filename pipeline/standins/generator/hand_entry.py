@@ -29,6 +29,12 @@ XERO_TAX_TYPES = {
     "GST Free Exports": "EXEMPTEXPORT",
     "BAS Excluded": "BASEXCLUDED",
 }
+#: The same for the purchase tax rules of a bill.
+XERO_PURCHASE_TAX_TYPES = {
+    "GST on Expenses": "INPUT",
+    "GST Free Expenses": "EXEMPTEXPENSES",
+    "BAS Excluded": "BASEXCLUDED",
+}
 #: The stand-in's chart of accounts has its Rounding account (SystemAccount ROUNDING) under this code.
 ROUNDING_ACCOUNT = "860"
 _UNTAXED = "BASEXCLUDED"
@@ -41,9 +47,48 @@ def typed_invoice(sale: dict[str, Any], invoice: dict[str, Any]) -> dict[str, An
     Its due date is Cin7's, or the invoice date when Cin7 has none (Xero wants one on an approved invoice).
     ``KeyError`` for a tax rule outside :data:`XERO_TAX_TYPES` (no synced invoice has one).
     """
-    inclusive = str(sale["TaxCalculation"]).strip().lower() == "inclusive"
-    lines = [_product_line(line) for line in invoice["Lines"]]
-    lines += [_charge_line(charge) for charge in invoice.get("AdditionalCharges") or []]
+    return _typed(
+        "ACCREC", str(sale["Customer"]), sale["CustomerCurrency"], sale["TaxCalculation"], invoice, XERO_TAX_TYPES
+    )
+
+
+def typed_bill(purchase: dict[str, Any], bill: dict[str, Any]) -> dict[str, Any]:
+    """``typed_invoice`` for a purchase's bill (``bill`` of ``purchase``): an AUTHORISED ACCPAY on the supplier's
+    name, in the supplier's currency, with the purchase tax types (:data:`XERO_PURCHASE_TAX_TYPES`).
+    """
+    number = bill.get("InvoiceNumber") or bill.get("InvocieNumber")
+    return _typed(
+        "ACCPAY",
+        str(purchase["Supplier"]),
+        purchase["SupplierCurrency"],
+        purchase["TaxCalculation"],
+        {**bill, "InvoiceNumber": number},
+        XERO_PURCHASE_TAX_TYPES,
+    )
+
+
+def altered_bill(rng: random.Random, purchase: dict[str, Any], bill: dict[str, Any]) -> dict[str, Any]:
+    """``typed_bill`` of a copy of ``bill`` whose first line's price was typed 1.00-20.00 too high."""
+    typed = dict(bill)
+    typed["Lines"] = [copy_line(line) for line in bill["Lines"]]
+    typed["AdditionalCharges"] = [copy_line(charge) for charge in bill.get("AdditionalCharges") or []]
+    first = typed["Lines"][0]
+    first["Price"] = to_decimal(first["Price"]) + Decimal(rng.randint(100, 2_000)).scaleb(-2)
+    recompute_invoice_totals(typed, purchase["TaxCalculation"], TAX_RULES, places=invoice_places(bill))
+    return typed_bill(purchase, typed)
+
+
+def _typed(
+    xero_type: str,
+    contact: str,
+    currency: str,
+    tax_calculation: str,
+    invoice: dict[str, Any],
+    tax_types: dict[str, str],
+) -> dict[str, Any]:
+    inclusive = str(tax_calculation).strip().lower() == "inclusive"
+    lines = [_product_line(line, tax_types) for line in invoice["Lines"]]
+    lines += [_charge_line(charge, tax_types) for charge in invoice.get("AdditionalCharges") or []]
     sub_total, tax = _sums(lines, inclusive)
     target_tax = amount(invoice["Tax"])
     target_sub_total = amount(invoice["Total"]) - target_tax
@@ -52,13 +97,13 @@ def typed_invoice(sale: dict[str, Any], invoice: dict[str, Any]) -> dict[str, An
         sub_total, tax = target_sub_total, target_tax
     day = str(invoice["InvoiceDate"])[:10]
     return {
-        "Type": "ACCREC",
+        "Type": xero_type,
         "Status": "AUTHORISED",
         "InvoiceNumber": invoice["InvoiceNumber"],
-        "Contact": {"Name": str(sale["Customer"]).strip()},
+        "Contact": {"Name": contact.strip()},
         "Date": day,
         "DueDate": str(invoice.get("InvoiceDueDate") or day)[:10],
-        "CurrencyCode": sale["CustomerCurrency"],
+        "CurrencyCode": currency,
         "LineAmountTypes": "Inclusive" if inclusive else "Exclusive",
         "LineItems": lines,
         "SubTotal": sub_total,
@@ -87,18 +132,18 @@ def altered_invoice(rng: random.Random, sale: dict[str, Any], invoice: dict[str,
     return typed_invoice(sale, typed)
 
 
-def _product_line(line: dict[str, Any]) -> dict[str, Any]:
-    typed = _typed_line(f"{line['SKU']} {line['Name']}", line)
+def _product_line(line: dict[str, Any], tax_types: dict[str, str]) -> dict[str, Any]:
+    typed = _typed_line(f"{line['SKU']} {line['Name']}".strip(), line, tax_types)
     if to_decimal(line.get("Discount") or 0):
         typed["DiscountRate"] = to_decimal(line["Discount"])
     return typed
 
 
-def _charge_line(charge: dict[str, Any]) -> dict[str, Any]:
-    return _typed_line(str(charge["Description"]), charge)
+def _charge_line(charge: dict[str, Any], tax_types: dict[str, str]) -> dict[str, Any]:
+    return _typed_line(str(charge["Description"]), charge, tax_types)
 
 
-def _typed_line(description: str, line: dict[str, Any]) -> dict[str, Any]:
+def _typed_line(description: str, line: dict[str, Any], tax_types: dict[str, str]) -> dict[str, Any]:
     # Cin7's own line amounts, to the cent: a 4-dp invoice's cents then add up to within a few cents of its
     # totals, and the rounding line takes up the rest.
     return {
@@ -106,7 +151,7 @@ def _typed_line(description: str, line: dict[str, Any]) -> dict[str, Any]:
         "Quantity": to_decimal(line["Quantity"]),
         "UnitAmount": to_decimal(line["Price"]),
         "AccountCode": str(line["Account"]),
-        "TaxType": XERO_TAX_TYPES[str(line["TaxRule"])],
+        "TaxType": tax_types[str(line["TaxRule"])],
         "TaxAmount": amount(line["Tax"]),
         "LineAmount": amount(line["Total"]),
     }

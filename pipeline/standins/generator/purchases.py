@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.standins.generator.dataset import Dataset, _modified_stamps
+from pipeline.standins.generator.history import spread_stamps
 from pipeline.standins.generator.purchase_documents import (
     NUMBER_KEYS,
     derive_purchase_statuses,
@@ -92,12 +93,19 @@ def with_purchases(dataset: Dataset, purchases: PurchaseSet) -> Dataset:
 
 
 def generate_purchases(
-    seed: int, n_purchases: int, *, now: datetime, customers: list[dict[str, Any]] | None = None
+    seed: int,
+    n_purchases: int,
+    *,
+    now: datetime,
+    customers: list[dict[str, Any]] | None = None,
+    since: datetime | None = None,
 ) -> PurchaseSet:
     """Generate ``n_purchases`` Cin7 purchases, their suppliers and the Xero expectations.
 
-    Deterministic in (``seed``, ``n_purchases``, ``now``, ``customers``). ``customers`` (a sales dataset's)
-    makes one supplier the same business as one of them. ``LastUpdatedDate`` falls in the 3 days before ``now``.
+    Deterministic in all the arguments. ``customers`` (a sales dataset's) makes one supplier the same
+    business as one of them. ``LastUpdatedDate`` falls in the 3 days before ``now``; with ``since`` (a
+    history, for a migration), they are spread evenly from it to ``now``, oldest first, and every bill,
+    payment and credit note is dated up to 20 days before its purchase's.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -110,7 +118,10 @@ def generate_purchases(
     plans = [_plan(rng) for _ in range(n_purchases)]
     if n_purchases >= COVERAGE_MIN_PURCHASES:
         _ensure_coverage(rng, plans)
-    stamps = _modified_stamps(rng, now, n_purchases)
+    if since is not None:
+        stamps = spread_stamps(rng, since.astimezone(UTC), now, n_purchases)
+    else:
+        stamps = _modified_stamps(rng, now, n_purchases)
     numbers: dict[str, list[Any]] = {}
     result = PurchaseSet(suppliers=suppliers, purchases=[])
     for index, plan in enumerate(plans):

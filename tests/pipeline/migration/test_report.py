@@ -211,7 +211,7 @@ def test_html_cost_and_lock_date() -> None:
     plan = _plan()
     dom = _parse(render_html(plan))
     assert dom.texts["lock-date"] == "2024-01-31"
-    assert dom.texts["cin7-calls"] == "357 (12 list pages + 345 sale details)"
+    assert dom.texts["cin7-calls"] == "357 (12 list pages + 345 details)"
     assert dom.texts["xero-calls"] == "5060 (60 reads + 5000 writes)"
     assert dom.texts["hours"] == f"{plan.cost.hours:.2f} hours"
     assert dom.texts["xero-days"] == f"{plan.cost.xero_days:.2f} days"
