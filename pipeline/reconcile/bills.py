@@ -22,13 +22,16 @@ from mappings import Cin7Purchase, credit_allocations, round_half_up
 from pipeline.context import TenantContext
 from pipeline.errors import SyncError
 from pipeline.kinds.bill import bill_task_id, supplier_payments
+from pipeline.kinds.supplier_credit import credit_task_id, supplier_credit_notes
 from pipeline.ledger.models import ParentKind, SaleRecord, SaleState
-from pipeline.reconcile.compare import _compare_pair, _healable, _known, in_window
-from pipeline.reconcile.gather import read_xero_window
+from pipeline.reconcile.compare import CIN7_CREDIT_NOTES_COMPARED, _compare_pair, _healable, _known, in_window
+from pipeline.reconcile.gather import XERO_CREDIT_NOTE_PAGE_SIZE, read_xero_window, yield_to_writers
 from pipeline.reconcile.rows import (
     BILL,
     CIN7_COMPARED,
     CIN7_LIVE,
+    DOCUMENT_NOUNS,
+    SUPPLIER_CREDIT_NOTE,
     ZERO,
     Cin7InvoiceRow,
     Finding,
@@ -37,6 +40,7 @@ from pipeline.reconcile.rows import (
     XeroInvoiceRow,
     cin7_row,
     normalise_number,
+    xero_credit_note_row,
     xero_invoice_row,
 )
 from pipeline.reconcile.window import Window
@@ -69,6 +73,49 @@ def cin7_bill_rows(purchase: Cin7Purchase) -> list[Cin7InvoiceRow]:
     ]
 
 
+def cin7_supplier_credit_rows(purchase: Cin7Purchase) -> list[Cin7InvoiceRow]:
+    """Every credit note of a purchase (any status, any date) as rows: the supplier's refunds as paid, its
+    allocation to its bill as credited.
+    """
+    allocations = credit_allocations(purchase)
+    rows = []
+    for note in supplier_credit_notes(purchase):
+        allocation = allocations.get(note.task_id or "")
+        rows.append(
+            cin7_row(
+                purchase,
+                note,
+                kind=SUPPLIER_CREDIT_NOTE,
+                number=note.credit_note_number,
+                dated=note.credit_note_date,
+                paid=sum((round_half_up(r.amount) for r in note.refunds), ZERO),
+                credited=allocation.amount if allocation is not None else ZERO,
+                task_id=credit_task_id(purchase, note),
+            )
+        )
+    return rows
+
+
+def read_xero_supplier_credit_notes(
+    ctx: TenantContext, window: Window, *, yield_seconds: float
+) -> list[XeroInvoiceRow]:
+    """Every ACCPAYCREDIT credit note dated in the window, a page of 100 at a time."""
+    rows: list[XeroInvoiceRow] = []
+    page = 1
+    where = window.xero_where("ACCPAYCREDIT")
+    while True:
+        yield_to_writers(ctx, yield_seconds)
+        batch = ctx.xero.get_credit_notes_page(where, page)
+        rows.extend(
+            xero_credit_note_row(data, document=SUPPLIER_CREDIT_NOTE)
+            for data in batch
+            if str(data.get("Type", "ACCPAYCREDIT")).upper() == "ACCPAYCREDIT"
+        )
+        if len(batch) < XERO_CREDIT_NOTE_PAGE_SIZE:
+            return rows
+        page += 1
+
+
 def xero_bill_row(data: dict[str, Any]) -> XeroInvoiceRow:
     """A row from Xero's ACCPAY JSON."""
     return dataclasses.replace(xero_invoice_row(data), document=BILL)
@@ -84,6 +131,7 @@ class PurchasesRead:
     """What one pass over Cin7's purchases found."""
 
     rows: list[Cin7InvoiceRow] = field(default_factory=list)
+    credit_rows: list[Cin7InvoiceRow] = field(default_factory=list)
     purchases_read: set[str] = field(default_factory=set)
     listed: int = 0
     fetched: int = 0
@@ -136,54 +184,67 @@ def read_cin7_purchases(ctx: TenantContext, window: Window) -> PurchasesRead:
                 continue
             result.purchases_read.add(purchase.id)
             result.rows.extend(cin7_bill_rows(purchase))
+            result.credit_rows.extend(cin7_supplier_credit_rows(purchase))
     return result
 
 
 def compare_bills(
     cin7: Sequence[Cin7InvoiceRow], xero: Sequence[XeroInvoiceRow], ledger: LedgerView, window: Window
 ) -> list[Finding]:
-    """Every discrepancy between Cin7's bills dated in the window and Xero's ACCPAY bills."""
-    by_id = {row.invoice_id: row for row in xero}
+    """Every discrepancy between Cin7's bills (or, given credit note rows, supplier credit notes) dated in
+    the window and Xero's ACCPAY bills (ACCPAYCREDIT credit notes).
+    """
     findings: list[Finding] = []
-    for bill in cin7:
-        if bill.status not in CIN7_COMPARED or not in_window(bill.date, window.start, window.end):
-            continue
-        doc = ledger.documents.get((bill.sale_id, bill.task_id))
-        contact = ledger.contact_links.get((bill.customer_id or "").lower())
-        on_contact = [
-            row
-            for row in xero
-            if row.live
-            and contact is not None
-            and row.contact_id == contact
-            and normalise_number(row.number) == normalise_number(bill.number)
-        ]
-        linked = by_id.get(doc.xero_id) if doc is not None and doc.xero_id else None
-        candidates = {row.invoice_id: row for row in [*on_contact, *([linked] if linked else [])]}
-        known = _known(doc, bill.sale_id, ledger)
-        if len(candidates) > 1:
-            findings.append(
-                Finding(
-                    Kind.DUPLICATE,
-                    f"{len(candidates)} Xero bills on supplier {bill.customer}'s contact carry Cin7 bill {bill.number}",
-                    cin7=bill,
-                    xero=tuple(sorted(candidates.values(), key=lambda r: r.invoice_id)),
-                    doc_id=doc.doc_id if doc else None,
-                )
+    by_id = {row.invoice_id: row for row in xero}
+    for document in cin7:
+        statuses = CIN7_CREDIT_NOTES_COMPARED if document.document == SUPPLIER_CREDIT_NOTE else CIN7_COMPARED
+        if document.status in statuses and in_window(document.date, window.start, window.end):
+            findings.extend(_compare_one(document, xero, by_id, ledger))
+    return findings
+
+
+def _compare_one(
+    document: Cin7InvoiceRow, xero: Sequence[XeroInvoiceRow], by_id: dict[str, XeroInvoiceRow], ledger: LedgerView
+) -> list[Finding]:
+    noun = DOCUMENT_NOUNS[document.document]
+    doc = ledger.documents.get((document.sale_id, document.task_id))
+    contact = ledger.contact_links.get((document.customer_id or "").lower())
+    on_contact = [
+        row
+        for row in xero
+        if row.live
+        and contact is not None
+        and row.contact_id == contact
+        and normalise_number(row.number) == normalise_number(document.number)
+    ]
+    linked = by_id.get(doc.xero_id) if doc is not None and doc.xero_id else None
+    candidates = {row.invoice_id: row for row in [*on_contact, *([linked] if linked else [])]}
+    known = _known(doc, document.sale_id, ledger)
+    findings: list[Finding] = []
+    if len(candidates) > 1:
+        findings.append(
+            Finding(
+                Kind.DUPLICATE,
+                f"{len(candidates)} Xero {noun}s on supplier {document.customer}'s contact carry Cin7 {noun} "
+                f"{document.number}",
+                cin7=document,
+                xero=tuple(sorted(candidates.values(), key=lambda r: r.invoice_id)),
+                doc_id=doc.doc_id if doc else None,
             )
-        primary = linked or next(iter(sorted(candidates.values(), key=lambda r: r.invoice_id)), None)
-        if primary is not None:
-            findings.extend(_compare_pair(bill, primary, doc, known, ledger, "bill"))
-        elif bill.status in CIN7_LIVE:
-            findings.append(
-                Finding(
-                    Kind.MISSING_IN_XERO,
-                    f"Cin7 bill {bill.number} of {bill.customer} ({bill.status}) has no Xero bill"
-                    + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
-                    cin7=bill,
-                    known=known,
-                    healable=_healable(doc, known),
-                    doc_id=doc.doc_id if doc else None,
-                )
+        )
+    primary = linked or next(iter(sorted(candidates.values(), key=lambda r: r.invoice_id)), None)
+    if primary is not None:
+        findings.extend(_compare_pair(document, primary, doc, known, ledger, noun))
+    elif document.status in CIN7_LIVE:
+        findings.append(
+            Finding(
+                Kind.MISSING_IN_XERO,
+                f"Cin7 {noun} {document.number} of {document.customer} ({document.status}) has no Xero {noun}"
+                + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
+                cin7=document,
+                known=known,
+                healable=_healable(doc, known),
+                doc_id=doc.doc_id if doc else None,
             )
+        )
     return findings

@@ -15,7 +15,7 @@ from pipeline.ledger.models import (
     SyncDocument,
     utcnow,
 )
-from pipeline.reconcile.rows import BILL, HEALABLE_STATES, Finding, Kind
+from pipeline.reconcile.rows import HEALABLE_STATES, PURCHASE_DOCUMENTS, Finding, Kind
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def heal(ctx: TenantContext, findings: Sequence[Finding]) -> list[str]:
             finding.healed = True
             if finding.cin7.sale_id not in sale_ids:
                 sale_ids.append(finding.cin7.sale_id)
-            if finding.cin7.document == BILL:
+            if finding.cin7.document in PURCHASE_DOCUMENTS:
                 purchases.add(finding.cin7.sale_id)
     if sale_ids:
         for sale_id in sale_ids:

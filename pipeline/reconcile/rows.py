@@ -51,8 +51,21 @@ CIN7_PURCHASE_LINK = "https://inventory.dearsystems.com/Purchase#{id}"
 INVOICE = "invoice"
 CREDIT_NOTE = "credit_note"
 BILL = "bill"
-DOCUMENT_NOUNS = {INVOICE: "invoice", CREDIT_NOTE: "credit note", BILL: "bill"}
-_XERO_LINKS = {INVOICE: XERO_INVOICE_LINK, CREDIT_NOTE: XERO_CREDIT_NOTE_LINK, BILL: XERO_BILL_LINK}
+SUPPLIER_CREDIT_NOTE = "supplier_credit_note"
+#: A purchase's documents: their Cin7 page is the purchase's, and a heal re-reads the purchase.
+PURCHASE_DOCUMENTS = frozenset({BILL, SUPPLIER_CREDIT_NOTE})
+DOCUMENT_NOUNS = {
+    INVOICE: "invoice",
+    CREDIT_NOTE: "credit note",
+    BILL: "bill",
+    SUPPLIER_CREDIT_NOTE: "supplier credit note",
+}
+_XERO_LINKS = {
+    INVOICE: XERO_INVOICE_LINK,
+    CREDIT_NOTE: XERO_CREDIT_NOTE_LINK,
+    BILL: XERO_BILL_LINK,
+    SUPPLIER_CREDIT_NOTE: XERO_SUPPLIER_CREDIT_NOTE_LINK,
+}
 
 ZERO = Decimal("0.00")
 
@@ -147,7 +160,9 @@ class Cin7InvoiceRow:
             "credited": str(self.credited),
             "due": str(self.due),
             "currency": self.currency,
-            "link": (CIN7_PURCHASE_LINK if self.document == BILL else CIN7_SALE_LINK).format(id=self.sale_id),
+            "link": (CIN7_PURCHASE_LINK if self.document in PURCHASE_DOCUMENTS else CIN7_SALE_LINK).format(
+                id=self.sale_id
+            ),
         }
 
 
@@ -365,7 +380,7 @@ def xero_invoice_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
     )
 
 
-def xero_credit_note_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
+def xero_credit_note_row(data: Mapping[str, Any], *, document: str = CREDIT_NOTE) -> XeroInvoiceRow:
     """A row from Xero's credit note JSON: refunds are its Payments, the allocated amount its Allocations.
 
     A listing may leave Allocations out; then what is allocated is what of the total is neither left
@@ -383,7 +398,7 @@ def xero_credit_note_row(data: Mapping[str, Any]) -> XeroInvoiceRow:
         allocated = ZERO
     return _xero_row(
         data,
-        document=CREDIT_NOTE,
+        document=document,
         id_key="CreditNoteID",
         number_key="CreditNoteNumber",
         paid=refunded,

@@ -26,7 +26,12 @@ from pipeline.ledger.models import (
     utcnow,
 )
 from pipeline.operations.alerts import note_problem
-from pipeline.reconcile.bills import compare_bills, read_cin7_purchases, read_xero_bills
+from pipeline.reconcile.bills import (
+    compare_bills,
+    read_cin7_purchases,
+    read_xero_bills,
+    read_xero_supplier_credit_notes,
+)
 from pipeline.reconcile.compare import (
     CIN7_CREDIT_NOTES_COMPARED,
     compare,
@@ -50,6 +55,7 @@ from pipeline.reconcile.rows import (
     CREDIT_NOTE,
     INVOICE,
     KIND_LABELS,
+    SUPPLIER_CREDIT_NOTE,
     Cin7Elsewhere,
     Cin7InvoiceRow,
     Finding,
@@ -149,27 +155,42 @@ class _ComparedBills:
     findings: list[Finding]
     cin7: int
     xero: int
+    cin7_credit_notes: int
+    xero_credit_notes: int
     listed: int
     errors: list[str]
 
 
 def _compare_bills(ctx: TenantContext, window: Window, *, yield_seconds: float) -> _ComparedBills:
-    """Supplier bills, when purchases are synced: Xero's first, as for invoices."""
+    """Supplier bills and credit notes, when purchases are synced: Xero's first, as for invoices."""
     xero_bills = read_xero_bills(ctx, window, yield_seconds=yield_seconds)
+    xero_notes = read_xero_supplier_credit_notes(ctx, window, yield_seconds=yield_seconds)
     read = read_cin7_purchases(ctx, window)
-    ledger = load_ledger_view(
-        ctx,
-        read.purchases_read,
-        [row.invoice_id for row in xero_bills],
-        [],
-        [row.customer_id for row in read.rows if row.customer_id],
-        kind=BILL,
+    findings: list[Finding] = []
+    compared: list[int] = []
+    for document, cin7_rows, xero_rows, statuses in (
+        (BILL, read.rows, xero_bills, CIN7_COMPARED),
+        (SUPPLIER_CREDIT_NOTE, read.credit_rows, xero_notes, CIN7_CREDIT_NOTES_COMPARED),
+    ):
+        ledger = load_ledger_view(
+            ctx,
+            read.purchases_read,
+            [row.invoice_id for row in xero_rows],
+            [],
+            [row.customer_id for row in cin7_rows if row.customer_id],
+            kind=document,
+        )
+        findings.extend(compare_bills(cin7_rows, xero_rows, ledger, window))
+        compared.append(
+            sum(
+                1
+                for row in cin7_rows
+                if row.status in statuses and window.start <= (row.date or window.end) < window.end
+            )
+        )
+    return _ComparedBills(
+        findings, compared[0], len(xero_bills), compared[1], len(xero_notes), read.listed, read.errors
     )
-    findings = compare_bills(read.rows, xero_bills, ledger, window)
-    compared = sum(
-        1 for row in read.rows if row.status in CIN7_COMPARED and window.start <= (row.date or window.end) < window.end
-    )
-    return _ComparedBills(findings, compared, len(xero_bills), read.listed, read.errors)
 
 
 def _alert(ctx: TenantContext, result: ReconcileResult) -> None:
@@ -249,7 +270,15 @@ def run_reconciliation(
         }
     )
     if bills is not None:
-        summary.update({"cin7_bills": bills.cin7, "xero_bills": bills.xero, "cin7_purchases_listed": bills.listed})
+        summary.update(
+            {
+                "cin7_bills": bills.cin7,
+                "xero_bills": bills.xero,
+                "cin7_supplier_credit_notes": bills.cin7_credit_notes,
+                "xero_supplier_credit_notes": bills.xero_credit_notes,
+                "cin7_purchases_listed": bills.listed,
+            }
+        )
     report_dir = out_dir or (ctx.settings.report_dir / str(run_id))
     finished = utcnow()
     report = build_report(

@@ -240,30 +240,47 @@ def test_reconciliation_finds_nothing_on_clean_bills_and_names_a_bill_changed_in
     make_pipeline: Callable[..., Pipeline], tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
-    purchases = generate_purchases(44, 12, now=now)
+    # Enough purchases for the generator to cover supplier credit notes too.
+    purchases = generate_purchases(44, 20, now=now)
     p = make_pipeline(
         dataset=with_purchases(generate(44, 2, now=now, hostile=False), purchases), settings={"SYNC_PURCHASES": "true"}
     )
     p.poll_and_wait()
     since = min(b.date for b in purchases.bills)
     synced = [b for b in purchases.bills if b.outcome == "synced"]
+    notes = [n for n in purchases.credit_notes if n.outcome == "synced"]
+    assert notes, "the dataset has supplier credit notes in Xero"
 
     clean = run_reconciliation(p.ctx, since=since, out_dir=tmp_path / "clean", yield_seconds=0)
 
     assert clean.findings == [], [f.as_json() for f in clean.findings]
     assert clean.summary["cin7_bills"] >= len(synced) and clean.summary["xero_bills"] == len(synced)
+    assert clean.summary["xero_supplier_credit_notes"] == len(notes) <= clean.summary["cin7_supplier_credit_notes"]
 
-    # Cin7 changes a synced bill's total after the sync read it (no poll since): reconciliation says so.
+    # Cin7 changes a synced bill's total and a supplier credit note's after the sync read them (no poll
+    # since): reconciliation says so, for each.
     changed = next(b for b in synced if b.amount_paid == 0)
     purchase = copy.deepcopy(p.cin7.purchase(changed.purchase_id))
     bill = next(i for i in _invoices(purchase) if i["TaskID"].lower() == changed.task_id)
     bill["Total"] = float(Decimal(str(bill["Total"])) + Decimal("10.00"))
     purchase["LastUpdatedDate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     p.cin7.put_purchase(purchase)
+    credited = notes[0]
+    purchase = copy.deepcopy(p.cin7.purchase(credited.purchase_id))
+    raw = purchase["CreditNote"]
+    note = next(n for n in ([raw] if isinstance(raw, dict) else raw) if n["TaskID"] == credited.task_id)
+    note["Total"] = float(Decimal(str(note["Total"])) + Decimal("10.00"))
+    purchase["LastUpdatedDate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    p.cin7.put_purchase(purchase)
 
     found = run_reconciliation(p.ctx, since=since, out_dir=tmp_path / "changed", yield_seconds=0)
 
-    assert [(f.kind.value, f.document, f.number) for f in found.findings] == [
-        ("mismatch", "bill", changed.invoice_number)
-    ], [f.as_json() for f in found.findings]
-    assert "bill" in found.report_html.read_text(encoding="utf-8")
+    expected = [
+        ("mismatch", "bill", changed.invoice_number),
+        ("mismatch", "supplier_credit_note", credited.credit_note_number),
+    ]
+    assert sorted((f.kind.value, f.document, f.number) for f in found.findings) == sorted(expected), [
+        f.as_json() for f in found.findings
+    ]
+    page = found.report_html.read_text(encoding="utf-8")
+    assert "bill" in page and credited.credit_note_number in page
