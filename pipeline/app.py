@@ -38,6 +38,13 @@ class QueueName(enum.StrEnum):
     DEAD_LETTER = "dead_letter"  # never consumed: a mirror of the ledger's dead letters for Flower
 
 
+# Seconds: every task's soft and hard time limits, and reconciliation's. Deployments give workers a
+# stop grace period longer than the hard limit of what they run (deploy/, docker-compose.yml).
+TASK_SOFT_TIME_LIMIT = 540
+TASK_TIME_LIMIT = 600
+RECONCILE_SOFT_TIME_LIMIT = 3240
+RECONCILE_TIME_LIMIT = 3300
+
 WORK_QUEUES = (QueueName.CIN7, QueueName.MAPPING, QueueName.XERO, QueueName.MAINTENANCE, QueueName.RECONCILE)
 
 
@@ -86,7 +93,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # The in-memory broker (demo) polls its queues; the default 1 s poll would dominate the run.
             **({"polling_interval": 0.01} if settings.celery_broker_url.startswith("memory") else {}),
         },
-        "task_queues": [Queue(q.value, routing_key=q.value) for q in QueueName],
+        # Only the work queues: a worker started without -Q consumes these, never the dead letters' mirror
+        # (which the sweep declares itself, and which nothing may consume).
+        "task_queues": [Queue(q.value, routing_key=q.value) for q in WORK_QUEUES],
         "task_default_queue": QueueName.MAPPING.value,
         "task_routes": {name.value: {"queue": queue.value} for name, queue in TASK_QUEUES.items()},
         # No result backend: outcomes are in the ledger, which is what anyone reads.
@@ -97,6 +106,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_acks_late": False,  # opted into per task, only where the task is idempotent
         "task_reject_on_worker_lost": True,
+        # Worker hygiene. A task over its limit is stopped (state is in the ledger; a write cut off
+        # mid-call is a lost answer, which the writer already looks up). Reconciliation reads whole
+        # windows and gets longer, still under the broker's visibility timeout.
+        "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
+        "task_time_limit": TASK_TIME_LIMIT,
+        "task_annotations": {
+            TaskName.RECONCILE.value: {"soft_time_limit": RECONCILE_SOFT_TIME_LIMIT, "time_limit": RECONCILE_TIME_LIMIT}
+        },
+        # A child is replaced after this many tasks or past this resident size (KiB): no slow leak
+        # grows a worker for weeks.
+        "worker_max_tasks_per_child": 1000,
+        "worker_max_memory_per_child": 512 * 1024,
+        # On SIGTERM, running tasks get this long to finish before the cold shutdown re-queues them.
+        "worker_soft_shutdown_timeout": 60.0,
         # Events on, so that Flower shows tasks as they run.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
@@ -193,6 +216,34 @@ def queue_backlog(queues: Iterable[QueueName]) -> dict[QueueName, int] | None:
     except BROKER_ERRORS as exc:
         log.warning("queue depths unavailable: %s", exc)
         return None
+
+
+def broker_reachable(timeout: float) -> bool:
+    """The broker accepts a connection within `timeout` (one attempt, no retries)."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+        return True
+    except BROKER_ERRORS as exc:
+        log.warning("broker unreachable: %s", exc)
+        return False
+
+
+def queue_consumers(timeout: float) -> tuple[int, dict[str, int]]:
+    """How many workers answered a broadcast within `timeout`, and how many consume each queue."""
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    counts = {queue.value: 0 for queue in QueueName}
+    for queues in replies.values():
+        for queue in queues or []:
+            name = str(queue.get("name", ""))
+            counts[name] = counts.get(name, 0) + 1
+    return len(replies), counts
+
+
+def worker_answers(name: str, timeout: float) -> bool:
+    """The worker of this node name (`cin7@host`) answered a ping within `timeout`."""
+    replies = app.control.ping(destination=[name], timeout=timeout) or []
+    return any(name in reply for reply in replies)
 
 
 @contextmanager

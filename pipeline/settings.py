@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     xero_calls_per_window: int = Field(default=60, alias="XERO_CALLS_PER_WINDOW", ge=1)
     xero_rate_window_seconds: float = Field(default=60.0, alias="XERO_RATE_WINDOW_SECONDS", gt=0)
     # Xero caps a request at 3.5 MB; batches are split below this many bytes of JSON.
+    # Xero's daily call limit per organisation (the metrics and status show what is left of it today).
+    xero_calls_per_day: int = Field(default=5000, alias="XERO_CALLS_PER_DAY", ge=1)
     xero_max_request_bytes: int = Field(default=3_000_000, alias="XERO_MAX_REQUEST_BYTES", gt=1000)
     xero_invoice_status: Literal["AUTHORISED", "DRAFT"] = Field(default="AUTHORISED", alias="XERO_INVOICE_STATUS")
     # Contact numbers and details go to Xero in full batches when no invoice is waiting, a part batch
@@ -130,6 +132,10 @@ class Settings(BaseSettings):
     reconcile_schedule: Literal["daily", "weekly"] = Field(default="daily", alias="RECONCILE_SCHEDULE")
     reconcile_lookback_days: int = Field(default=35, alias="RECONCILE_LOOKBACK_DAYS", ge=1)
     report_dir: Path = Field(default=Path("reports"), alias="REPORT_DIR")
+
+    # --- metrics (GET /metrics on the receiver, or cin7xero metrics serve) ---------------------------
+    # A scrape reads the ledger and the broker at most this often; scrapes in between get the same figures.
+    metrics_cache_seconds: float = Field(default=15.0, alias="METRICS_CACHE_SECONDS", ge=0)
 
     @field_validator("cin7_api_url", "xero_api_url")
     @classmethod

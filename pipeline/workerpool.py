@@ -34,7 +34,7 @@ class WorkerPool:
         name: str,
         *,
         concurrency: int = 2,
-        queues: str = "cin7,mapping,xero,maintenance",
+        queues: str | None = "cin7,mapping,xero,maintenance",
         pool: str = "prefork",
         beat: bool = False,
         log_level: str = "INFO",
@@ -42,7 +42,8 @@ class WorkerPool:
     ) -> subprocess.Popen[bytes]:
         """Start `celery -A pipeline.app worker` (with embedded beat if asked) and wait until it consumes.
 
-        Readiness is read from the worker's log (its " ready." line, logged at INFO); a quieter worker
+        `queues=None` starts it without `-Q`. Readiness is read from the worker's log (its " ready." line,
+        logged at INFO); a quieter worker
         needs `ready`, asked with the worker's node name (e.g. a broker ping, which only the caller's
         Celery app can send).
         """
@@ -56,8 +57,8 @@ class WorkerPool:
                 "-A",
                 "pipeline.app",
                 "worker",
-                "-Q",
-                queues,
+                # None: no -Q, as an operator might start one (it consumes the app's default queues).
+                *(["-Q", queues] if queues is not None else []),
                 "-c",
                 str(concurrency),
                 "-P",

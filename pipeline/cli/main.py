@@ -14,6 +14,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from pipeline.cli.migrate import migrate_app
+from pipeline.cli.operations import health_app, metrics_app
 from pipeline.cli.reconcile import reconcile as reconcile_command
 from pipeline.cli.webhooks import webhooks_app
 from pipeline.settings import get_settings
@@ -33,6 +34,8 @@ app.add_typer(xero_app, name="xero")
 app.add_typer(standins_app, name="standins")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(migrate_app, name="migrate")
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(health_app, name="health")
 app.command("reconcile")(reconcile_command)
 
 console = Console()
@@ -157,13 +160,26 @@ def _print_summary(before: LedgerCounts, after: LedgerCounts) -> None:
 
 @app.command()
 def status() -> None:
-    """Counts of ledger documents by state, open dead letters, API calls used."""
+    """The live-sync window, whether beat and workers run, documents by state, today's API calls."""
     from pipeline.context import tenant_context
-    from pipeline.operations.status import ledger_counts, live_window
+    from pipeline.operations.status import ledger_counts, live_window, liveness, usage_today
 
     ctx = tenant_context()
     counts = ledger_counts(ctx)
-    console.print(f"live sync: {live_window(ctx).describe()}")
+    console.print(f"live sync: {live_window(ctx).describe()}", highlight=False, markup=False)
+    for line in liveness(ctx).describe():
+        console.print(line, highlight=False, markup=False)
+    today = usage_today(ctx)
+    settings = get_settings()
+    xero_today, xero_limited = today.get("xero", (0, 0))
+    cin7_today, cin7_limited = today.get("cin7", (0, 0))
+    console.print(
+        f"today (UTC): Xero {xero_today} of {settings.xero_calls_per_day} calls ({xero_limited} answered 429), "
+        f"at most {settings.xero_calls_per_window} per {settings.xero_rate_window_seconds:g} s; "
+        f"Cin7 {cin7_today} calls ({cin7_limited} throttled), at most {settings.cin7_calls_per_minute} a minute",
+        highlight=False,
+        markup=False,
+    )
     table = Table(title=f"ledger: tenant {get_settings().tenant_key}")
     kinds = [kind for kind in DOCUMENT_KINDS if kind in counts.by_kind] + sorted(
         set(counts.by_kind) - set(DOCUMENT_KINDS)

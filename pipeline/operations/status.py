@@ -8,19 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pipeline.app import BROKER_ERRORS, WORK_QUEUES, queue_consumers
 from pipeline.contacts.push import push_backlog
 from pipeline.context import (
     TenantContext,
-    UsageCounts,
-    ledger_usage,
-    parse_usage_hash,
-    shared_redis,
-    usage_applied,
-    usage_keys,
 )
 from pipeline.discovery.poll import SALES_STREAM
 from pipeline.ledger.models import (
@@ -32,7 +26,9 @@ from pipeline.ledger.models import (
     SaleRecord,
     SaleState,
     SyncDocument,
+    utcnow,
 )
+from pipeline.operations.usage import api_usage_by_day, by_api
 
 log = logging.getLogger(__name__)
 
@@ -162,58 +158,62 @@ def live_window(ctx: TenantContext) -> LiveWindow:
     )
 
 
-# A fold that finishes between our two Redis reads makes us read again; more than this many in a row
-# means the sweep is folding in a tight loop, and the last reading is close enough.
-_USAGE_READ_TRIES = 5
+@dataclass(frozen=True)
+class Liveness:
+    """Whether beat and the workers are doing their jobs, as `cin7xero status` reports it."""
+
+    #: Seconds since the sales poll last finished, None when it never has.
+    since_last_poll: float | None
+    poll_interval: float
+    #: Workers that answered a broadcast, and the work queues no worker consumes (None: no broker).
+    workers: int | None
+    unconsumed: list[str]
+
+    @property
+    def beat_alive(self) -> bool:
+        """A poll finished within three intervals (beat sends one each interval)."""
+        return self.since_last_poll is not None and self.since_last_poll <= 3 * self.poll_interval
+
+    def describe(self) -> list[str]:
+        """Lines for `cin7xero status`."""
+        if self.since_last_poll is None:
+            beat = "beat: no poll has finished yet"
+        else:
+            state = "alive" if self.beat_alive else "NOT polling (is beat running?)"
+            beat = f"beat: {state}, last poll {self.since_last_poll / 60:.1f} min ago (every {self.poll_interval:g} s)"
+        if self.workers is None:
+            workers = "workers: the broker cannot be reached"
+        elif self.unconsumed:
+            workers = f"workers: {self.workers} answered; NO worker consumes {', '.join(self.unconsumed)}"
+        else:
+            workers = f"workers: {self.workers} answered, every queue consumed"
+        return [beat, workers]
+
+
+def liveness(ctx: TenantContext, *, reply_seconds: float = 1.0) -> Liveness:
+    """Ask the ledger when the last poll finished and the workers which queues they consume."""
+    window = live_window(ctx)
+    since = (utcnow() - window.last_polled_at).total_seconds() if window.last_polled_at is not None else None
+    try:
+        answered, consumers = queue_consumers(reply_seconds)
+    except BROKER_ERRORS as exc:
+        log.warning("status: workers could not be asked: %s", exc)
+        return Liveness(since, ctx.settings.poll_interval_seconds, None, [])
+    unconsumed = [queue.value for queue in WORK_QUEUES if consumers.get(queue.value, 0) == 0]
+    return Liveness(since, ctx.settings.poll_interval_seconds, answered, unconsumed)
+
+
+def usage_today(ctx: TenantContext) -> dict[str, tuple[int, int]]:
+    """Calls and 429s per API today (UTC), the day Xero's daily limit counts."""
+    today = utcnow().date().isoformat()
+    with ctx.sessions() as session:
+        by_day = api_usage_by_day(ctx.settings, ctx.tenant_key, ctx.tenant_pk, session)
+    return {api: counts for (day, api), counts in by_day.items() if day == today}
 
 
 def api_usage(ctx: TenantContext, session: Session) -> dict[str, tuple[int, int]]:
-    """Calls and 429s per API over all days: the ledger plus what workers counted in Redis since the last fold.
-
-    Lock-free against the sweep's fold (pipeline.recovery.sweep.fold_api_usage): the ledger is read between two
-    reads of the fold generation, and a folding hash already committed (its stamp says so) is not
-    counted twice.
-    """
-    client = shared_redis(ctx.settings)
-    keys = usage_keys(ctx.tenant_key)
-    for _ in range(_USAGE_READ_TRIES):
-        try:
-            generation = client.get(keys.generation) if client is not None else None
-        except redis.RedisError as exc:
-            log.warning("API usage: Redis unavailable (%s); showing the ledger's counts only", exc)
-            client = None
-        ledger = ledger_usage(session, ctx.tenant_pk)
-        session.rollback()  # a retry reads afresh, whatever the isolation level
-        if client is None:
-            return _by_api(ledger)
-        try:
-            pipe = client.pipeline(transaction=True)
-            pipe.get(keys.generation)
-            pipe.hgetall(keys.live)
-            pipe.hgetall(keys.folding)
-            generation_after, live, folding = pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("API usage: Redis unavailable (%s); showing the ledger's counts only", exc)
-            return _by_api(ledger)
-        if generation_after != generation:
-            continue
-        break
-    live_counts, _ = parse_usage_hash(live)
-    folding_counts, bases = parse_usage_hash(folding)
-    total = _by_api(ledger)
-    for source in (live_counts, {} if usage_applied(folding_counts, bases, ledger) else folding_counts):
-        for (_day, api), (calls, limited) in source.items():
-            seen = total.get(api, (0, 0))
-            total[api] = (seen[0] + calls, seen[1] + limited)
-    return total
-
-
-def _by_api(usage: UsageCounts) -> dict[str, tuple[int, int]]:
-    total: dict[str, tuple[int, int]] = {}
-    for (_day, api), (calls, limited) in usage.items():
-        seen = total.get(api, (0, 0))
-        total[api] = (seen[0] + calls, seen[1] + limited)
-    return total
+    """Calls and 429s per API over all days (`api_usage_by_day`, summed)."""
+    return by_api(api_usage_by_day(ctx.settings, ctx.tenant_key, ctx.tenant_pk, session))
 
 
 def wait_until_settled(

@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mappings import content_hash
 from pipeline.app import QueueName, TaskName, app
+from pipeline.context import shared_redis
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DeadLetter, DocumentState, SaleRecord, SaleState, SyncDocument, utcnow
 from pipeline.operations.alerts import note_problem
+from pipeline.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -322,11 +325,18 @@ def requeue(session: Session, tenant_pk: int, letter_ids: Sequence[int]) -> list
     return sale_ids
 
 
+# Flower learns of the mirror's messages from their task-sent events, and forgets them when it restarts:
+# the mirror is sent again this often even when nothing changed, so a restarted Flower shows every
+# open letter again within it.
+MIRROR_REFRESH_SECONDS = 300
+_MIRROR_FRESH_KEY = "cin7xero:dead_letter_mirror:{tenant_pk}:fresh"
+
+
 def mirror_dead_letter_queue(session: Session, tenant_pk: int) -> int:
     """Make the `dead_letter` queue hold one message per open dead letter, for Flower to show.
 
-    The ledger is the record; the queue is a view that nobody consumes. When the counts differ the
-    queue is rebuilt from the ledger. Returns the number of open letters.
+    The ledger is the record; the queue is a view that nobody consumes. When the counts differ, or
+    every MIRROR_REFRESH_SECONDS, the queue is rebuilt from the ledger. Returns the number of open letters.
     """
     letters = list_dead_letters(session, tenant_pk)
     with app.connection_for_write() as connection:
@@ -334,7 +344,7 @@ def mirror_dead_letter_queue(session: Session, tenant_pk: int) -> int:
         _, length, _ = channel.queue_declare(
             QueueName.DEAD_LETTER.value, passive=False, durable=True, auto_delete=False
         )
-        if length == len(letters):
+        if length == len(letters) and not _refresh_due(tenant_pk):
             return len(letters)
         channel.queue_purge(QueueName.DEAD_LETTER.value)
         with app.producer_or_acquire() as producer:
@@ -352,3 +362,15 @@ def mirror_dead_letter_queue(session: Session, tenant_pk: int) -> int:
                     producer=producer,
                 )
     return len(letters)
+
+
+def _refresh_due(tenant_pk: int) -> bool:
+    """True once per MIRROR_REFRESH_SECONDS (always, without a shared Redis to remember it in)."""
+    client = shared_redis(get_settings())
+    if client is None:
+        return False
+    try:
+        return bool(client.set(_MIRROR_FRESH_KEY.format(tenant_pk=tenant_pk), "1", ex=MIRROR_REFRESH_SECONDS, nx=True))
+    except redis.RedisError as exc:
+        log.warning("dead letter mirror: Redis unavailable (%s); not refreshed", exc)
+        return False

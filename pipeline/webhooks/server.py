@@ -1,4 +1,4 @@
-"""The webhook receiver over HTTP: the server and its handler for `POST /webhooks/cin7` and `GET /healthz`.
+"""The webhook receiver over HTTP: `POST /webhooks/cin7`, and `GET /healthz`, `/readyz` and `/metrics`.
 
 Cin7 signs nothing; it sends the credential configured on the subscription (bearer token or basic
 auth). The receiver checks it in constant time, records the thin payload in the ledger's inbox
@@ -25,13 +25,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import text
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from pipeline import app
 from pipeline.context import tenant_context
-from pipeline.db import engine_for
-from pipeline.settings import Settings, get_settings
+from pipeline.operations.health import readiness
+from pipeline.operations.metrics import pipeline_registry
+from pipeline.settings import get_settings
 from pipeline.source.cin7core.webhooks import auth_configured
 from pipeline.webhooks.auth import is_authorised
 from pipeline.webhooks.events import EventState, parse_event
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/cin7"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+# The classic text format, which every Prometheus reads (our metric names are plain ASCII).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _Reject(Exception):
@@ -50,18 +55,6 @@ class _Reject(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def health(settings: Settings | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
-    """`(200, {"status": "ok"})` when the ledger answers `SELECT 1`, else 503."""
-    settings = settings or get_settings()
-    try:
-        with engine_for(settings.database_url).connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError as exc:
-        log.warning("health check: ledger unreachable: %s", exc)
-        return HTTPStatus.SERVICE_UNAVAILABLE, {"status": "unavailable", "database": "down"}
-    return HTTPStatus.OK, {"status": "ok"}
 
 
 class WebhookReceiver:
@@ -107,6 +100,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     receiver: WebhookReceiver
     slots: threading.BoundedSemaphore
+    metrics: CollectorRegistry
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # Bound the threads a flood (or a slow-loris) can hold; Cin7 retries a 503 later.
@@ -303,15 +297,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(HTTPStatus.OK, {"status": status, "event_id": receipt.event_id, "type": receipt.event_type})
 
     def do_GET(self) -> None:
-        """`GET /healthz` for load balancers."""
-        if urlsplit(self.path).path.rstrip("/") != HEALTH_PATH:
+        """`GET /healthz` (liveness: the process answers), `/readyz` (ledger and broker reachable),
+        `/metrics` (Prometheus text).
+        """
+        path = urlsplit(self.path).path.rstrip("/")
+        if path == HEALTH_PATH:
+            self._reply(HTTPStatus.OK, {"status": "ok"})
+        elif path == READY_PATH:
+            ready = readiness(get_settings())
+            self._reply(HTTPStatus.OK if ready.ready else HTTPStatus.SERVICE_UNAVAILABLE, ready.as_json())
+        elif path == METRICS_PATH:
+            self._metrics()
+        else:
             self._reply(HTTPStatus.NOT_FOUND, {"error": "not found"})
-            return
-        status, body = health()
-        self._reply(status, body)
+
+    def _metrics(self) -> None:
+        data = generate_latest(cast(_Server, self.server).metrics)
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", METRICS_CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def do_HEAD(self) -> None:
-        """`HEAD /healthz`."""
+        """`HEAD` of the `GET` paths."""
         self.do_GET()
 
     def _not_allowed(self) -> None:
@@ -333,6 +344,7 @@ class WebhookServer:
         self._server = _Server((host, port), _Handler)
         self._server.receiver = WebhookReceiver()
         self._server.slots = threading.BoundedSemaphore(max_connections)
+        self._server.metrics = pipeline_registry(settings)
         self.host = host
         self.port = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from pipeline.context import shared_redis
 from pipeline.recovery.deadletters import mirror_dead_letter_queue
+from pipeline.settings import get_settings
 from tests.conftest import ROOT
 from tests.pipeline.conftest import Pipeline
 
@@ -127,3 +129,33 @@ def test_flower_shows_each_fetch_tasks_invoices_although_results_are_not_stored(
             time.sleep(0.5)
         assert numbers and numbers <= set(results), sorted(numbers - set(results))
         assert all("'invoices'" in result for result in results.values())
+
+
+def _dead_letter_ids(base: str, deadline_seconds: float = 20) -> set[str]:
+    """The letter ids of the `cin7xero.dead_letter` entries Flower shows, once it shows any."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        tasks = requests.get(f"{base}/api/tasks", auth=AUTH, timeout=10).json()
+        letters = [t for t in tasks.values() if t.get("name") == "cin7xero.dead_letter"]
+        if letters or time.monotonic() > deadline:
+            return {str(t.get("args")).strip("[(").split(",")[0] for t in letters}
+        time.sleep(0.5)
+
+
+def test_a_restarted_flower_shows_the_dead_letters_again_when_the_mirror_refreshes(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    p = make_pipeline(sales=40, seed=5)
+    p.poll_and_wait()
+    with running_flower(p) as base:
+        with p.ctx.sessions() as session:
+            open_letters = mirror_dead_letter_queue(session, p.ctx.tenant_pk)
+        assert open_letters > 0 and len(_dead_letter_ids(base)) == open_letters
+    with running_flower(p) as base:
+        # A new Flower knows nothing of what was sent before it started...
+        assert _dead_letter_ids(base, deadline_seconds=2) == set()
+        # ...until the mirror's refresh comes round (its marker expires after MIRROR_REFRESH_SECONDS).
+        shared_redis(get_settings()).delete(f"cin7xero:dead_letter_mirror:{p.ctx.tenant_pk}:fresh")
+        with p.ctx.sessions() as session:
+            assert mirror_dead_letter_queue(session, p.ctx.tenant_pk) == open_letters
+        assert len(_dead_letter_ids(base)) == open_letters

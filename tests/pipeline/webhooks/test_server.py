@@ -343,18 +343,31 @@ def test_with_the_broker_down_the_event_is_kept_and_the_sweep_finds_it(
 # --- health -----------------------------------------------------------------------------------------
 
 
-def test_health_is_ok_with_the_ledger_up_and_503_with_it_down(
+def test_liveness_never_depends_on_the_ledger_and_readiness_names_what_is_down(
     server: WebhookServer, configure: Callable[..., None]
 ) -> None:
     ok = requests.get(server.url + "/healthz", timeout=5)
+    ready = requests.get(server.url + "/readyz", timeout=10)
     assert (ok.status_code, ok.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ok", "database": "up", "broker": "up"})
 
     configure(DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/nothing")
-    down = requests.get(server.url + "/healthz", timeout=10)
+    alive = requests.get(server.url + "/healthz", timeout=10)
+    down = requests.get(server.url + "/readyz", timeout=10)
     refused = _post(server, _invoice_event())
 
-    assert down.status_code == 503
+    # A restart would not bring the ledger back: the process stays live, and not ready.
+    assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
+    assert (down.status_code, down.json()) == (503, {"status": "unavailable", "database": "down", "broker": "up"})
     assert refused.status_code == 503  # not recorded: Cin7 must deliver again
+
+
+def test_readiness_says_the_broker_is_down(server: WebhookServer, configure: Callable[..., None]) -> None:
+    configure(CELERY_BROKER_URL=f"redis://127.0.0.1:{_free_port()}/0")
+
+    down = requests.get(server.url + "/readyz", timeout=15)
+
+    assert (down.status_code, down.json()["broker"], down.json()["database"]) == (503, "down", "up")
 
 
 def test_the_receiver_refuses_to_start_without_credentials(
