@@ -3,13 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint services bench clean
+.PHONY: demo test lint services bench clean lock
 
-$(BIN)/cin7xero: pyproject.toml
+# Every dependency, runtime and development, comes from the lock with its hashes (pip refuses anything
+# else); the project itself is installed on top without dependencies. Regenerate the locks with
+# `make lock` after changing pyproject.toml.
+$(BIN)/cin7xero: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
+
+lock: $(BIN)/cin7xero
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile $(LOCK_FLAGS) -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements-dev.lock pyproject.toml
 
 demo: $(BIN)/cin7xero
 	$(BIN)/cin7xero demo

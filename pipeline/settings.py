@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # --- scheduling and retries -------------------------------------------------------------------
     poll_interval_seconds: float = Field(default=300.0, alias="POLL_INTERVAL_SECONDS", gt=0)
     # With STUCK_AFTER_SECONDS, how soon a lost message is sent again: a lease plus one interval.
+    # How long a beat that died keeps its lock before a waiting beat takes over (RedBeat, in Redis).
+    beat_lock_seconds: float = Field(default=30.0, alias="BEAT_LOCK_SECONDS", ge=3)
     sweep_interval_seconds: float = Field(default=30.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
     # The lease of a message in flight: a row sent this long ago and not done, whose queue has nothing
     # left waiting, lost its message (a SIGKILLed worker, a broker restarted empty) and is sent again.

@@ -26,6 +26,8 @@ def pipeline_env(database_url: str, redis_url: str, cin7: Cin7StandIn, xero: Xer
         # The sweep runs often so that a lost message is healed within a test's patience; the poll
         # interval is long so that tests decide when Cin7 is read.
         "SWEEP_INTERVAL_SECONDS": "3",
+        # A beat SIGKILLed by a test leaves its lock: the next one takes over this soon.
+        "BEAT_LOCK_SECONDS": "3",
         "POLL_INTERVAL_SECONDS": "3600",
         "TOKEN_ENCRYPTION_KEY": "",
     }
