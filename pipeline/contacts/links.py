@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from mappings import Cin7Customer, Cin7Supplier, content_hash
+from mappings import Cin7Customer, Cin7Supplier, content_hash, normalise_name
 from pipeline.context import TenantContext
-from pipeline.ledger.models import ContactLink, CustomerRecord
+from pipeline.ledger.models import ContactLink, CustomerRecord, SyncDocument
 from pipeline.ledger.ops import insert_ignore
 
 
@@ -40,3 +40,32 @@ def insert_links(ctx: TenantContext, rows: list[dict[str, Any]], contact_ids: di
             )
         ):
             contact_ids[link.cin7_customer_id] = link.xero_contact_id
+
+
+def reserved_names(ctx: TenantContext) -> dict[str, tuple[str, str]]:
+    """Contact names sent by creates whose outcome is unknown, for customers still without a link:
+    normalised name -> (customer, name as sent).
+    """
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(SyncDocument.inline_contact_name, SyncDocument.customer_id)
+            .outerjoin(
+                ContactLink,
+                and_(
+                    ContactLink.tenant_id == SyncDocument.tenant_id,
+                    ContactLink.cin7_customer_id == SyncDocument.customer_id,
+                ),
+            )
+            .where(
+                SyncDocument.tenant_id == ctx.tenant_pk,
+                SyncDocument.write_uncertain.is_(True),
+                SyncDocument.inline_contact_name.is_not(None),
+                ContactLink.id.is_(None),
+            )
+            .order_by(SyncDocument.id)
+        ).all()
+    reserved: dict[str, tuple[str, str]] = {}
+    for name, customer in rows:
+        if customer and name:
+            reserved.setdefault(normalise_name(str(name)), (str(customer), str(name)))
+    return reserved

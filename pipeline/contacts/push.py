@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, func, or_, select
 
 from mappings import MappingError, normalise_name
 from pipeline.contacts.cache import cache_contacts
-from pipeline.contacts.links import customer_source_hash, link_party_join
+from pipeline.contacts.links import customer_source_hash, link_party_join, reserved_names
 from pipeline.contacts.parties import Party, mapped_contact, parse_party
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass, SyncError
@@ -140,9 +140,13 @@ def _parse_customers(batch: _Round) -> None:
 
 
 def _taken_names(ctx: TenantContext, customers: Iterable[Party]) -> set[str]:
+    """Names a linked contact may not be renamed to: held by a contact Xero has, or sent by another
+    customer's create whose answer was lost (Xero may hold that customer's contact under it, and its
+    retry sends the name again: renamed to it, this contact would be found for that customer).
+    """
     names = [n for n in (normalise_name(c.name or "") for c in customers) if n]
     with ctx.sessions() as session:
-        return {
+        cached = {
             str(row.name_key)
             for row in session.scalars(
                 select(XeroContactCache).where(
@@ -150,6 +154,7 @@ def _taken_names(ctx: TenantContext, customers: Iterable[Party]) -> set[str]:
                 )
             )
         }
+    return cached | set(reserved_names(ctx))
 
 
 def _build_body(batch: _Round, taken: set[str]) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
 from mappings import (
     MappingError,
@@ -27,7 +27,7 @@ from mappings import (
 )
 from pipeline.contacts.cache import cache_contacts, cached_candidates, refresh_contact_cache
 from pipeline.contacts.inline import InlineContact
-from pipeline.contacts.links import customer_source_hash, insert_links, link_party_join
+from pipeline.contacts.links import customer_source_hash, insert_links, link_party_join, reserved_names
 from pipeline.contacts.parties import (
     Party,
     contact_abn,
@@ -43,7 +43,7 @@ from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.idempotency import idempotency_key
-from pipeline.ledger.models import ContactLink, CustomerRecord, PartyKind, SyncDocument, utcnow
+from pipeline.ledger.models import ContactLink, CustomerRecord, PartyKind, utcnow
 from pipeline.policy import pauses_tenant, retryable
 from pipeline.xero.client import quotable, xero_string_literal
 
@@ -349,7 +349,7 @@ def ensure_contacts(
         candidates,
         set(holders),
         result,
-        _reserved_names(ctx),
+        reserved_names(ctx),
         identity,
     )
     to_create: list[_Plan] = []
@@ -385,35 +385,6 @@ def ensure_contacts(
                 ErrorClass.TRANSIENT, f"no Xero contact could be resolved for {kind.value} {customer_id}", api="xero"
             )
     return result
-
-
-def _reserved_names(ctx: TenantContext) -> dict[str, tuple[str, str]]:
-    """Contact names sent by creates whose outcome is unknown, for customers still without a link:
-    normalised name -> (customer, name as sent).
-    """
-    with ctx.sessions() as session:
-        rows = session.execute(
-            select(SyncDocument.inline_contact_name, SyncDocument.customer_id)
-            .outerjoin(
-                ContactLink,
-                and_(
-                    ContactLink.tenant_id == SyncDocument.tenant_id,
-                    ContactLink.cin7_customer_id == SyncDocument.customer_id,
-                ),
-            )
-            .where(
-                SyncDocument.tenant_id == ctx.tenant_pk,
-                SyncDocument.write_uncertain.is_(True),
-                SyncDocument.inline_contact_name.is_not(None),
-                ContactLink.id.is_(None),
-            )
-            .order_by(SyncDocument.id)
-        ).all()
-    reserved: dict[str, tuple[str, str]] = {}
-    for name, customer in rows:
-        if customer and name:
-            reserved.setdefault(normalise_name(str(name)), (str(customer), str(name)))
-    return reserved
 
 
 def _merge_by_ledger_abn(
@@ -547,7 +518,7 @@ def _adopt_or_rename(
     cache_contacts(ctx, found)
     claimed = set(_holders(ctx, [str(c.get("ContactID")) for c in found]))
     for plan in name_taken:
-        again = _plan({plan.customer.id: plan.customer}, found, claimed, result, _reserved_names(ctx))
+        again = _plan({plan.customer.id: plan.customer}, found, claimed, result, reserved_names(ctx))
         if again and again[0].contact_id is not None:
             plan.contact_id, plan.linked_by = again[0].contact_id, again[0].linked_by
             plan.name = again[0].name
