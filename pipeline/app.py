@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 from collections.abc import Iterable, Iterator
@@ -15,12 +16,13 @@ from typing import Any
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun, worker_process_init
 from kombu import pools as kombu_pools
 from kombu.entity import Queue
 from kombu.exceptions import ChannelError, KombuError
 from redis.exceptions import RedisError
 
+from pipeline import logs
 from pipeline.db import reset_engines
 from pipeline.settings import Settings, get_settings
 
@@ -204,6 +206,33 @@ def reconfigure(settings: Settings) -> None:
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A prefork child must not share the parent's database sockets.
     reset_engines()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger: logging.Logger, **_: Any) -> None:
+    # LOG_FORMAT=json: Celery's own handlers (stderr, or -f's file) write JSON lines.
+    logs.use_format(logger, get_settings().log_format)
+
+
+# Each running task's log context, by task id, until it ends.
+_task_logs: dict[str, Any] = {}
+
+
+@task_prerun.connect
+def _bind_task(task_id: str, task: Any, args: tuple[Any, ...] = (), **_: Any) -> None:
+    # Every task takes the tenant key first.
+    tenant = args[0] if args and isinstance(args[0], str) else None
+    _task_logs[task_id] = logs.bind(task_id=task_id, task_name=task.name, tenant=tenant)
+
+
+@task_postrun.connect
+def _unbind_task(task_id: str, **_: Any) -> None:
+    token = _task_logs.pop(task_id, None)
+    if token is not None:
+        # Bound in another context (a thread pool's): it ends with that thread's context.
+        with contextlib.suppress(ValueError):
+            logs.unbind(token)
 
 
 def send(task: TaskName, *args: Any, countdown: float | None = None) -> None:

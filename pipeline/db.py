@@ -15,7 +15,7 @@ from pipeline.settings import get_settings
 def make_engine(url: str) -> Engine:
     """An engine tuned for the backend: pooled and pre-pinged for PostgreSQL, WAL for SQLite."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -27,7 +27,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # hide_parameters: a statement that fails is logged and raised without its values (customer data,
+    # encrypted tokens, payloads).
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 _engines: dict[str, Engine] = {}

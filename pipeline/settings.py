@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # Fernet key (urlsafe base64, 32 bytes) that encrypts stored OAuth tokens. Empty: a key is derived
     # from XERO_CLIENT_SECRET so that a fresh install still never stores tokens in clear.
     token_encryption_key: SecretStr = Field(default=SecretStr(""), alias="TOKEN_ENCRYPTION_KEY")
+    # Comma-separated Fernet keys, newest first: the newest encrypts, any decrypts, and a token read
+    # under an older one is re-encrypted with the newest (rotate by prepending; drop the old one later).
+    # Required before a refresh token (a standard app's `xero connect`) is stored.
+    token_encryption_keys: SecretStr = Field(default=SecretStr(""), alias="TOKEN_ENCRYPTION_KEYS")
 
     # --- scheduling and retries -------------------------------------------------------------------
     poll_interval_seconds: float = Field(default=300.0, alias="POLL_INTERVAL_SECONDS", gt=0)
@@ -129,11 +133,23 @@ class Settings(BaseSettings):
     cin7_webhook_user: str = Field(default="", alias="CIN7_WEBHOOK_USER")
     cin7_webhook_password: SecretStr = Field(default=SecretStr(""), alias="CIN7_WEBHOOK_PASSWORD")
     webhook_max_body_bytes: int = Field(default=1_000_000, alias="WEBHOOK_MAX_BODY_BYTES", gt=0)
+    # Handled webhook events are kept this long (the inbox is an audit trail, not an archive).
+    webhook_event_retention_days: float = Field(default=30.0, alias="WEBHOOK_EVENT_RETENTION_DAYS", gt=0)
+    # A request head (line and headers) must arrive within this long, and be at most this large.
+    webhook_head_timeout_seconds: float = Field(default=10.0, alias="WEBHOOK_HEAD_TIMEOUT_SECONDS", gt=0)
+    webhook_max_header_bytes: int = Field(default=16_384, alias="WEBHOOK_MAX_HEADER_BYTES", ge=1024)
+    # Open connections past which a request is answered 503; threads for the ledger writes.
+    webhook_max_connections: int = Field(default=2048, alias="WEBHOOK_MAX_CONNECTIONS", ge=1)
+    webhook_threads: int = Field(default=16, alias="WEBHOOK_THREADS", ge=1)
 
     # --- reconciliation ---------------------------------------------------------------------------
     reconcile_schedule: Literal["daily", "weekly"] = Field(default="daily", alias="RECONCILE_SCHEDULE")
     reconcile_lookback_days: int = Field(default=35, alias="RECONCILE_LOOKBACK_DAYS", ge=1)
     report_dir: Path = Field(default=Path("reports"), alias="REPORT_DIR")
+
+    # --- logs --------------------------------------------------------------------------------------
+    # json: one JSON object per line with the task, tenant and document (for log shippers); text: for a terminal.
+    log_format: Literal["text", "json"] = Field(default="text", alias="LOG_FORMAT")
 
     # --- metrics (GET /metrics on the receiver, or cin7xero metrics serve) ---------------------------
     # A scrape reads the ledger and the broker at most this often; scrapes in between get the same figures.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
@@ -23,7 +24,13 @@ if TYPE_CHECKING:
     from pipeline.context import TenantContext
     from pipeline.operations.status import LedgerCounts
 
-app = typer.Typer(help="Cin7 Core -> Xero sync.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Cin7 Core -> Xero sync.",
+    no_args_is_help=True,
+    add_completion=False,
+    # One clear line for an error, never a traceback with its locals (which may hold credentials).
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters: list, show, requeue, purge.", no_args_is_help=True)
 xero_app = typer.Typer(help="Xero connection.", no_args_is_help=True)
@@ -131,7 +138,7 @@ def _wait_with_progress(ctx: TenantContext, started: datetime, timeout: float) -
                 ctx, timeout=timeout, started_after=lambda _c: _poll_finished_since(ctx, started), on_progress=show
             )
         except TimeoutError as exc:
-            console.print(f"[red]{exc}[/red]")
+            console.print(f"[red]{escape(str(exc))}[/red]")
             raise typer.Exit(1) from exc
 
 
@@ -233,14 +240,15 @@ def dlq_list(
         table.add_column(column)
     for letter in letters:
         held = f" (holds {len(letter.holds)}: {', '.join(letter.holds)[:80]})" if letter.holds else ""
+        # Numbers and reasons carry Cin7's and Xero's text: shown as written, never read as Rich markup.
         table.add_row(
             str(letter.id),
-            f"{letter.kind.replace('_', ' ')} {letter.document_number or letter.sale_id or ''}",
+            escape(f"{letter.kind.replace('_', ' ')} {letter.document_number or letter.sale_id or ''}"),
             letter.stage,
             letter.error_class,
             str(letter.attempts),
             letter.last_failed_at.strftime("%Y-%m-%d %H:%M"),
-            "; ".join(letter.messages)[:160] + held,
+            escape("; ".join(letter.messages)[:160] + held),
         )
     console.print(table)
 
@@ -255,7 +263,7 @@ def dlq_show(letter_id: int) -> None:
     with ctx.sessions() as session:
         letters = list_dead_letters(session, ctx.tenant_pk, ids=[letter_id])
     if not letters:
-        console.print(f"no open dead letter {letter_id}")
+        console.print(f"no open dead letter {letter_id}", markup=False)
         raise typer.Exit(1)
     typer.echo(json.dumps(letters[0].as_json(with_payload=True), indent=2, ensure_ascii=False))
 
@@ -280,7 +288,7 @@ def dlq_requeue(
         letters = list_dead_letters(session, ctx.tenant_pk, error_class=error_class, ids=ids or ())
         if dry_run:
             for letter in letters:
-                console.print(f"would requeue {letter.id}: {letter.document_number or letter.sale_id}")
+                console.print(f"would requeue {letter.id}: {letter.document_number or letter.sale_id}", markup=False)
             return
         sale_ids = requeue(session, ctx.tenant_pk, [letter.id for letter in letters])
     for sale_id, kind in sale_ids:
@@ -410,7 +418,7 @@ def main() -> None:
         # Not a traceback: which ledger, what the database said, and what to do.
         url = make_url(get_settings().database_url).render_as_string(hide_password=True)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-        console.print(f"[red]cannot use the ledger at {url}: {reason}[/red]")
+        console.print(f"[red]cannot use the ledger at {escape(url)}: {escape(reason)}[/red]")
         console.print("check DATABASE_URL, and create or migrate the ledger with `cin7xero db upgrade`")
         raise SystemExit(1) from None
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _print_plan(plan: MigrationPlan) -> None:
             f"from before; {reads['sales_without_invoice_in_window']} needed none)"
         )
     for error in plan.errors:
-        console.print(f"[yellow]{error}[/yellow]")
+        console.print(f"[yellow]{escape(error)}[/yellow]")
 
 
 @migrate_app.command("plan")

@@ -12,7 +12,11 @@ from rich.console import Console
 from pipeline.settings import get_settings
 
 metrics_app = typer.Typer(help="Prometheus metrics.", no_args_is_help=True)
-health_app = typer.Typer(help="Health checks for Docker and Kubernetes (exit 0 healthy, 1 not).", no_args_is_help=True)
+health_app = typer.Typer(
+    help="Health checks for Docker and Kubernetes (exit 0 healthy, 1 not).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 
 

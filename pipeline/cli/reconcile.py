@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -52,7 +53,7 @@ def reconcile(
     try:
         result = run_reconciliation(tenant_context(), since=first, until=last, heal_findings=heal, out_dir=out)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     summary = result.summary
     table = Table(
@@ -76,5 +77,5 @@ def reconcile(
         f"({summary['cin7_sales_fetched']} sales read from Cin7, {summary['cin7_sales_from_ledger']} from the ledger)"
     )
     for error in summary["errors"]:
-        console.print(f"[yellow]{error}[/yellow]")
+        console.print(f"[yellow]{escape(error)}[/yellow]")
     console.print(f"report: {result.report_html.resolve()}")

@@ -9,11 +9,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from pipeline.logs import configure_logging
 from pipeline.settings import get_settings
 
-webhooks_app = typer.Typer(help="Cin7 Core webhooks: the receiver and its subscriptions.", no_args_is_help=True)
+webhooks_app = typer.Typer(
+    help="Cin7 Core webhooks: the receiver and its subscriptions.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 console = Console()
 
 
@@ -23,17 +27,16 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8780,
-    max_connections: Annotated[int, typer.Option(help="Concurrent connections before answering 503.")] = 128,
+    max_connections: Annotated[
+        int | None, typer.Option(help="Open connections before answering 503 (default WEBHOOK_MAX_CONNECTIONS).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Serve `POST /webhooks/cin7` and `GET /healthz` until SIGINT/SIGTERM."""
+    """Serve `POST /webhooks/cin7`, `GET /healthz`, `/readyz` and `/metrics` (uvicorn) until SIGINT/SIGTERM."""
     from pipeline.source.cin7core.webhooks import auth_configured
     from pipeline.webhooks.server import HEALTH_PATH, WebhookServer
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(get_settings().log_format, logging.INFO if verbose else logging.WARNING)
     if not auth_configured(get_settings()):
         console.print(
             "[red]refusing to start:[/red] the receiver never runs unauthenticated. Set CIN7_WEBHOOK_TOKEN "
@@ -68,7 +71,7 @@ def register(
     try:
         results = register_webhooks(settings, url, force=force)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     table = Table(title=f"Cin7 webhooks -> {url}")
     table.add_column("event type")
@@ -80,7 +83,7 @@ def register(
         colour = colours.get(result.action)
         action = f"[{colour}]{result.action}[/{colour}]" if colour else result.action
         detail = result.detail if result.action != "inactive (not ours)" else f"{result.url} (left as is)"
-        table.add_row(result.event_type, action, result.webhook_id or "", detail)
+        table.add_row(escape(result.event_type), action, escape(result.webhook_id or ""), escape(detail))
     console.print(table)
     if any(result.action == "failed" for result in results):
         raise typer.Exit(1)

@@ -49,6 +49,13 @@ class LogChannel:
         self._log.log(level, "%s", alert.text())
 
 
+def slack_escape(text: str) -> str:
+    """Text as Slack shows it literally: `&`, `<` and `>` escaped, so that a Cin7 value such as
+    `<!channel>` or `<https://evil|click here>` can neither ping everyone nor become a link.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class SlackChannel:
     """A Slack-compatible incoming webhook: POST {"text": ...}."""
 
@@ -69,7 +76,7 @@ class SlackChannel:
             if attempt:
                 time.sleep(self.retry_delay)
             try:
-                response = requests.post(self._url, json={"text": alert.text()}, timeout=self.timeout)
+                response = requests.post(self._url, json={"text": slack_escape(alert.text())}, timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 # requests' messages quote the URL: keep only the kind of failure.
                 problem = type(exc).__name__
@@ -114,7 +121,15 @@ class EmailChannel:
         return f"EmailChannel(host={self.host!r}, port={self.port}, recipients={self.recipients!r})"
 
     def send(self, alert: Alert) -> None:
-        """Send the alert as one plain-text e-mail to every recipient."""
+        """Send the alert as one plain-text e-mail to every recipient.
+
+        Credentials never cross the network in clear: with a user set, the server must take STARTTLS
+        (ALERT_SMTP_STARTTLS) or the alert is not sent (AlertDeliveryError), rather than logging in bare.
+        """
+        if self.user and not self.starttls:
+            raise AlertDeliveryError(
+                "refusing to log in to SMTP without TLS: set ALERT_SMTP_STARTTLS=true (or drop ALERT_SMTP_USER)"
+            )
         message = EmailMessage()
         message["Subject"] = alert.subject()
         message["From"] = self.sender

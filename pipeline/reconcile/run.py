@@ -48,7 +48,7 @@ from pipeline.reconcile.gather import (
     read_xero_window,
 )
 from pipeline.reconcile.heal import heal
-from pipeline.reconcile.report import build_report, write_report_files
+from pipeline.reconcile.report import REPORT_FILES, build_report, write_report_files
 from pipeline.reconcile.rows import (
     BILL,
     CIN7_COMPARED,
@@ -233,7 +233,21 @@ def run_reconciliation(
         session.flush()
         run_id = run.id
     log.info("reconciliation %d: invoices and credit notes dated %s..%s", run_id, window.start, window.last)
+    try:
+        return _reconcile(
+            ctx, run_id, window, heal_findings=heal_findings, out_dir=out_dir, yield_seconds=yield_seconds
+        )
+    except Exception as exc:
+        # A reconciliation that could not finish is a problem of its own: it alerts (once per window).
+        with ctx.sessions() as session, session.begin():
+            note_problem(session, ctx.tenant_pk, "reconciliation", f"reconciliation {run_id} failed: {exc}")
+        raise
 
+
+def _reconcile(
+    ctx: TenantContext, run_id: int, window: Window, *, heal_findings: bool, out_dir: Path | None, yield_seconds: float
+) -> ReconcileResult:
+    """Read both sides, compare, heal if asked, store the findings, write the report, alert."""
     # Xero first: a document written while Cin7 is read is then missing (and in flight in the ledger)
     # rather than unknown to Cin7.
     xero_invoices = read_xero_window(ctx, window, yield_seconds=yield_seconds)
@@ -290,7 +304,8 @@ def run_reconciliation(
         summary=summary,
         findings=[finding.as_json() for finding in findings],
     )
-    files = write_report_files(report, report_dir)
+    # The findings are the ledger's before any file is written: a report that cannot be written (a
+    # read-only disk, a full one) loses nothing, and the run still alerts.
     with ctx.sessions() as session, session.begin():
         stored = session.get(ReconciliationRun, run_id)
         assert stored is not None
@@ -298,6 +313,20 @@ def run_reconciliation(
         stored.summary = summary
         stored.findings = report["findings"]
         stored.report_dir = str(report_dir.resolve())
+    files = {key: report_dir / name for key, name in REPORT_FILES.items()}
+    try:
+        files = write_report_files(report, report_dir)
+    except OSError as exc:
+        summary["report_error"] = f"report not written to {report_dir}: {exc}"
+        log.error("reconciliation %d: %s", run_id, summary["report_error"])
+        with ctx.sessions() as session, session.begin():
+            note_problem(
+                session,
+                ctx.tenant_pk,
+                "reconciliation",
+                f"reconciliation {run_id} found {summary['total']} discrepancies (kept in the ledger) but its "
+                f"{summary['report_error']} (is REPORT_DIR writable?)",
+            )
     result = ReconcileResult(run_id, window, findings, summary, report_dir, files, healed_sales)
     _alert(ctx, result)
     log.info("reconciliation %d: %d discrepancies, report at %s", run_id, summary["total"], files["html"])

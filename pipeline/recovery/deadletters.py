@@ -72,6 +72,7 @@ def record_dead_letter(
         stage,
         error_class.value,
         "; ".join(messages)[:500],
+        extra={"kind": doc.kind, "number": doc.document_number},
     )
     return letter
 

@@ -34,7 +34,7 @@ from pipeline.errors import ErrorClass
 from pipeline.ledger.models import DocumentState, SaleRecord, SaleState, SyncDocument, Tenant, utcnow
 from pipeline.operations.pauses import paused_for
 from pipeline.recovery.deadletters import mirror_dead_letter_queue, record_dead_letter
-from pipeline.webhooks.inbox import resend_unsent_events
+from pipeline.webhooks.inbox import delete_expired_events, resend_unsent_events
 from pipeline.writer.claim import release_due_retries
 
 log = logging.getLogger(__name__)
@@ -287,6 +287,7 @@ def sweep_message(ctx: TenantContext) -> dict[str, int]:
     unsent_events = resend_unsent_events(ctx)
     for event_id in unsent_events:
         app.send(TaskName.WEBHOOK_EVENT, ctx.tenant_key, event_id)
+    expired_events = delete_expired_events(ctx)
     with ctx.sessions() as session:
         open_letters = mirror_dead_letter_queue(session, ctx.tenant_pk)
     return {
@@ -296,5 +297,6 @@ def sweep_message(ctx: TenantContext) -> dict[str, int]:
         "contacts_to_push": result.contacts_to_push,
         "reclaimed": result.reclaimed,
         "webhook_events": len(unsent_events),
+        "webhook_events_deleted": expired_events,
         "dead_letters": open_letters,
     }

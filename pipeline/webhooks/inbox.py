@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from pipeline import app
 from pipeline.app import TaskName
@@ -137,3 +137,27 @@ def resend_unsent_events(ctx: TenantContext, older_than_seconds: float = UNSENT_
     if ids:
         log.info("webhooks: re-sending %d events the broker did not take", len(ids))
     return ids
+
+
+def delete_expired_events(ctx: TenantContext, *, batch: int = 1000) -> int:
+    """Delete handled events (done, ignored) received more than WEBHOOK_EVENT_RETENTION_DAYS ago, a
+    batch at a time; events still on their way are kept whatever their age. Returns how many went.
+    """
+    cutoff = utcnow() - timedelta(days=ctx.settings.webhook_event_retention_days)
+    with ctx.sessions() as session, session.begin():
+        expired = (
+            select(WebhookEvent.id)
+            .where(
+                WebhookEvent.tenant_id == ctx.tenant_pk,
+                WebhookEvent.state.in_([EventState.DONE, EventState.IGNORED]),
+                WebhookEvent.received_at < cutoff,
+            )
+            .order_by(WebhookEvent.id)
+            .limit(batch)
+        )
+        ids = list(session.scalars(expired))
+        if ids:
+            session.execute(delete(WebhookEvent).where(WebhookEvent.id.in_(ids)))
+    if ids:
+        log.info("webhooks: deleted %d events past their retention", len(ids))
+    return len(ids)

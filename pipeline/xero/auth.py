@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import requests
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -42,13 +42,24 @@ REFRESH_TOKEN_LIFETIME = timedelta(days=60)
 SDK_TOKEN_KEYS = ("access_token", "scope", "expires_in", "token_type", "expires_at", "refresh_token", "id_token")
 
 
-def fernet_for(settings: Settings) -> Fernet:
-    """The cipher for tokens at rest: TOKEN_ENCRYPTION_KEY, else a key derived from the client secret."""
-    configured = settings.token_encryption_key.get_secret_value()
-    if configured:
-        return Fernet(configured.encode())
+def configured_keys(settings: Settings) -> list[str]:
+    """TOKEN_ENCRYPTION_KEYS (newest first), then TOKEN_ENCRYPTION_KEY: the keys an operator set."""
+    keys = [k.strip() for k in settings.token_encryption_keys.get_secret_value().split(",") if k.strip()]
+    single = settings.token_encryption_key.get_secret_value().strip()
+    return keys + ([single] if single and single not in keys else [])
+
+
+def _derived_key(settings: Settings) -> Fernet:
     seed = ("cin7xero-token-key:" + settings.xero_client_secret.get_secret_value()).encode()
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(seed).digest()))
+
+
+def fernet_for(settings: Settings) -> MultiFernet:
+    """The cipher for tokens at rest: it encrypts with the newest configured key (else a key derived from
+    the client secret) and decrypts with any of them, the derived one last.
+    """
+    keys = [Fernet(key.encode()) for key in configured_keys(settings)]
+    return MultiFernet([*keys, _derived_key(settings)])
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,8 @@ class XeroTokenManager:
         self._tenant_pk = tenant_pk
         self._sessions = sessions
         self._fernet = fernet_for(settings)
+        # What encrypts: the newest key. A token read under any other is re-encrypted with it.
+        self._newest = Fernet(configured_keys(settings)[0].encode()) if configured_keys(settings) else None
         self._cached: TokenSet | None = None
         self._lock = threading.Lock()
         self._http = requests.Session()
@@ -125,7 +138,8 @@ class XeroTokenManager:
         except InvalidToken as exc:
             raise SyncError(
                 ErrorClass.CONFIGURATION,
-                "stored Xero token cannot be decrypted: TOKEN_ENCRYPTION_KEY changed? reconnect Xero",
+                "stored Xero token cannot be decrypted by any of TOKEN_ENCRYPTION_KEYS: keep the old key in the "
+                "list (after the new one) until the token is re-encrypted, or reconnect Xero",
                 api="xero",
             ) from exc
         return TokenSet(
@@ -150,7 +164,17 @@ class XeroTokenManager:
     ) -> OAuthToken:
         """The token set, encrypted, on the tenant's row (made if missing); a new refresh token restarts
         its 60-day clock.
+
+        A refresh token is a standing credential to the books: it is never stored under the key derived
+        from the client secret (anyone with the secret and the database could read it).
         """
+        if token.refresh_token and self._newest is None:
+            raise SyncError(
+                ErrorClass.CONFIGURATION,
+                "set TOKEN_ENCRYPTION_KEYS (a Fernet key: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())') before storing a Xero refresh token",
+                api="xero",
+            )
         if row is None:
             row = OAuthToken(tenant_id=self._tenant_pk, provider="xero", grant=grant, encrypted_token="")
             session.add(row)
@@ -205,6 +229,29 @@ class XeroTokenManager:
                 .on_conflict_do_nothing(index_elements=["tenant_id", "provider"])
             )
 
+    def _stored(self, row: OAuthToken | None) -> TokenSet | None:
+        """The row's token (re-encrypted with the newest key when an older one encrypted it), or None.
+
+        A client-credentials token is only a cache: one no key opens (the client secret it was derived
+        from was rotated) is dropped and fetched anew rather than pausing the tenant.
+        """
+        if row is None or not row.encrypted_token:
+            return None
+        try:
+            token = self._decrypt(row.encrypted_token)
+        except SyncError:
+            if row.grant == "client_credentials":
+                log.warning("stored Xero client-credentials token unreadable (key or secret rotated): fetching anew")
+                return None
+            raise
+        if self._newest is not None:
+            try:
+                self._newest.decrypt(row.encrypted_token.encode())
+            except InvalidToken:
+                row.encrypted_token = self._encrypt(token)
+                log.info("stored Xero token re-encrypted with the newest TOKEN_ENCRYPTION_KEYS key")
+        return token
+
     def _obtain_locked(self) -> TokenSet:
         self._ensure_row()
         with self._sessions() as session, session.begin():
@@ -213,7 +260,7 @@ class XeroTokenManager:
                 .where(OAuthToken.tenant_id == self._tenant_pk, OAuthToken.provider == "xero")
                 .with_for_update()
             )
-            stored = self._decrypt(row.encrypted_token) if row is not None and row.encrypted_token else None
+            stored = self._stored(row)
             # Whoever held the lock before us may already have refreshed: use theirs unless it is the
             # very token Xero just rejected.
             if stored is not None and stored.fresh() and stored.access_token != self._rejected:

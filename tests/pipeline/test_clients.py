@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from mappings import Cin7Purchase, Cin7PurchaseListRow, Cin7SupplierChange
@@ -22,7 +24,7 @@ from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import generate, generate_purchases, with_purchases
 from pipeline.standins.generator.purchase_documents import bill_number, bills_of
 from pipeline.standins.xero import XeroStandIn
-from pipeline.xero.auth import code_from_callback, consent_url
+from pipeline.xero.auth import TokenSet, XeroTokenManager, code_from_callback, consent_url
 from pipeline.xero.client import xero_string_literal
 from tests.pipeline.environment import runtime_env, xero_client_env
 
@@ -166,10 +168,28 @@ def xero_ctx(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
         **xero_client_env(database_url, standin),
         "XERO_AUTHORIZE_URL": standin.authorize_url,
         "XERO_REDIRECT_URI": "http://localhost:8765/xero/callback",
+        "TOKEN_ENCRYPTION_KEYS": KEY_ONE,
     }
     with runtime_env(monkeypatch, env):
         yield standin, tenant_context()
         standin.stop()
+
+
+KEY_ONE = Fernet.generate_key().decode()
+KEY_TWO = Fernet.generate_key().decode()
+
+
+def _manager(ctx: TenantContext, **env: str) -> XeroTokenManager:
+    """A token manager as a worker started with these settings would have it."""
+    settings = ctx.settings.model_copy(update={key.lower(): SecretStr(value) for key, value in env.items()})
+    return XeroTokenManager(settings, ctx.tenant_pk, ctx.sessions)
+
+
+def _stored_blob(ctx: TenantContext) -> str:
+    with ctx.sessions() as session:
+        row = session.scalar(select(OAuthToken))
+        assert row is not None
+        return row.encrypted_token
 
 
 def test_xero_client_writes_batches_and_reads_back_through_the_sdk(xero_ctx: tuple[XeroStandIn, TenantContext]) -> None:
@@ -284,6 +304,64 @@ def test_tokens_are_stored_encrypted_and_concurrent_workers_refresh_once(
     assert standin.stats()["token_requests"] - before == 1
     time.sleep(0.6)  # past the rotated token's grace period: only the stored new one works
     assert ctx.xero.get_accounts()
+
+
+def _connect(ctx: TenantContext) -> TokenSet:
+    url, state = consent_url(ctx.settings)
+    redirect = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+    return ctx.xero_tokens.exchange_code(code_from_callback(redirect, state))
+
+
+def test_a_new_key_first_in_the_list_re_encrypts_the_stored_token_when_next_read(
+    xero_ctx: tuple[XeroStandIn, TenantContext],
+) -> None:
+    _standin, ctx = xero_ctx
+    token = _connect(ctx)
+    Fernet(KEY_ONE.encode()).decrypt(_stored_blob(ctx).encode())  # stored under the only key
+
+    rotated = _manager(ctx, TOKEN_ENCRYPTION_KEYS=f"{KEY_TWO},{KEY_ONE}")
+    assert rotated.current().access_token == token.access_token  # still fresh: read, not refreshed
+
+    blob = _stored_blob(ctx)
+    Fernet(KEY_TWO.encode()).decrypt(blob.encode())
+    with pytest.raises(InvalidToken):
+        Fernet(KEY_ONE.encode()).decrypt(blob.encode())
+    # The old key can go: a worker with only the new one reads the token.
+    assert _manager(ctx, TOKEN_ENCRYPTION_KEYS=KEY_TWO).current().access_token == token.access_token
+    # One that has neither cannot, and says which setting to look at (a refresh token is no cache).
+    with pytest.raises(SyncError, match="TOKEN_ENCRYPTION_KEYS") as unreadable:
+        _manager(ctx, TOKEN_ENCRYPTION_KEYS=Fernet.generate_key().decode()).current()
+    assert unreadable.value.error_class is ErrorClass.CONFIGURATION
+
+
+def test_a_refresh_token_is_never_stored_under_the_key_derived_from_the_client_secret(
+    xero_ctx: tuple[XeroStandIn, TenantContext],
+) -> None:
+    _standin, ctx = xero_ctx
+    unkeyed = _manager(ctx, TOKEN_ENCRYPTION_KEYS="")
+    token = TokenSet(access_token="a", expires_at=time.time() + 600, refresh_token="r")
+
+    with pytest.raises(SyncError, match="set TOKEN_ENCRYPTION_KEYS") as refused:
+        unkeyed.store(token, "authorization_code")
+
+    assert refused.value.error_class is ErrorClass.CONFIGURATION
+    with ctx.sessions() as session:
+        assert session.scalar(select(OAuthToken)) is None
+
+
+def test_a_client_credentials_token_no_key_opens_is_fetched_anew_not_a_pause(
+    xero_ctx: tuple[XeroStandIn, TenantContext],
+) -> None:
+    standin, ctx = xero_ctx
+    first = ctx.xero_tokens.current()  # client credentials: a cached token under KEY_ONE
+    before = standin.stats()["token_requests"]
+
+    # The keys (or the client secret the default key comes from) were rotated without the old one.
+    again = _manager(ctx, TOKEN_ENCRYPTION_KEYS=KEY_TWO).current()
+
+    assert again.access_token != first.access_token
+    assert standin.stats()["token_requests"] == before + 1
+    Fernet(KEY_TWO.encode()).decrypt(_stored_blob(ctx).encode())
 
 
 def test_a_consent_callback_with_the_wrong_state_is_refused() -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ import requests
 from pipeline.context import shared_redis
 from pipeline.recovery.deadletters import mirror_dead_letter_queue
 from pipeline.settings import get_settings
+from tests.browser import chromium, run_chromium
 from tests.conftest import ROOT
 from tests.pipeline.conftest import Pipeline
 
@@ -159,3 +161,36 @@ def test_a_restarted_flower_shows_the_dead_letters_again_when_the_mirror_refresh
         with p.ctx.sessions() as session:
             assert mirror_dead_letter_queue(session, p.ctx.tenant_pk) == open_letters
         assert len(_dead_letter_ids(base)) == open_letters
+
+
+def test_an_operator_sees_the_dead_letters_in_flower_in_chromium_only_with_the_password(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    binary = chromium()
+    p = make_pipeline(sales=40, seed=5)
+    p.poll_and_wait()
+    with running_flower(p) as base:
+        with p.ctx.sessions() as session:
+            mirror_dead_letter_queue(session, p.ctx.tenant_pk)
+        ids = _dead_letter_ids(base)
+        tasks = requests.get(f"{base}/api/tasks", auth=AUTH, timeout=10).json()
+        letter = next(uuid for uuid, t in tasks.items() if t.get("name") == "cin7xero.dead_letter")
+        number = next(iter(p.dead_reasons()))
+        authed = base.replace("http://", f"http://{AUTH[0]}:{AUTH[1]}@")
+
+        refused = run_chromium(binary, tmp_path / "anonymous", "--dump-dom", f"{base}/task/{letter}")
+        page = run_chromium(binary, tmp_path / "operator", "--dump-dom", f"{authed}/task/{letter}")
+        listing = run_chromium(
+            binary, tmp_path / "listing", "--virtual-time-budget=15000", "--dump-dom", f"{authed}/tasks"
+        )
+
+    assert ids
+    # Without the credential Flower shows nothing of the task.
+    assert "cin7xero.dead_letter" not in refused.stdout
+    # With it, the dead letter's page names the task and carries its reason.
+    assert page.returncode == 0, page.stderr[-2000:]
+    assert "cin7xero.dead_letter" in page.stdout
+    letter_args = str(tasks[letter].get("args"))
+    assert any(n in letter_args for n in p.dead_reasons()) and number
+    # The Tasks tab lists the dead letters among the tasks.
+    assert "cin7xero.dead_letter" in listing.stdout, listing.stdout[-3000:]

@@ -21,7 +21,9 @@ from sqlalchemy import select, update
 from pipeline.context import TenantContext, tenant_context
 from pipeline.errors import ErrorClass
 from pipeline.ledger.models import AlertState, DeadLetter, utcnow
+from pipeline.operations.alert_channels import AlertDeliveryError, EmailChannel, SlackChannel
 from pipeline.operations.alert_flush import flush_alerts
+from pipeline.operations.alert_message import Alert
 from pipeline.operations.alerts import note_problem, note_recovery
 from pipeline.runtime import reload_runtime
 
@@ -357,3 +359,28 @@ def test_an_alert_that_reached_no_one_is_sent_again_at_the_next_flush(
     assert [(a.kind, a.count) for a in again] == [("problem", 3)]
     assert len(mail[0].messages) == 1 and "3 mapping errors" in slack.texts()[-1]
     assert flush_alerts(tenant_context()) == []  # delivered now: not a third time
+
+
+def _alert(example: str) -> Alert:
+    return Alert(tenant_key="acme", error_class="mapping", kind="problem", count=1, total=1, examples=(example,))
+
+
+def test_slack_text_shows_cin7_values_literally(slack: HttpSink) -> None:
+    SlackChannel(slack.url).send(_alert("invoice <!channel> & <https://evil.example|click here>"))
+
+    [text] = slack.texts()
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click here&gt;" in text
+    assert "<!channel>" not in text and "<https://" not in text
+
+
+def test_smtp_credentials_are_never_sent_without_tls(mail: tuple[MailRecorder, int]) -> None:
+    recorder, port = mail
+    bare = EmailChannel("127.0.0.1", port, "from@example.com", ["ops@example.com"], user="u", password="p")
+
+    with pytest.raises(AlertDeliveryError, match="ALERT_SMTP_STARTTLS"):
+        bare.send(_alert("anything"))
+
+    assert recorder.messages == []
+    # Without a user nothing secret travels: plain SMTP to a local relay still works.
+    EmailChannel("127.0.0.1", port, "from@example.com", ["ops@example.com"]).send(_alert("anything"))
+    assert len(recorder.messages) == 1

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from pipeline.app import TaskName, send
 from pipeline.cli.reconcile import reconcile as reconcile_command
+from pipeline.errors import SyncError
 from pipeline.ledger.models import AlertState, DocumentState, ReconciliationRun
 from pipeline.reconcile.rows import Finding
 from pipeline.reconcile.run import ReconcileResult, run_reconciliation
@@ -287,3 +288,46 @@ def test_every_seeded_discrepancy_is_found_and_heal_fixes_what_the_sync_can(
     assert invoices[mismatch.invoice_number]["Total"] == mismatch.total
     assert invoices[voided.invoice_number]["Status"] == "VOIDED"
     assert p.documents()[voided.invoice_number].state == DocumentState.VOIDED
+
+
+def _reconciliation_alert(p: Pipeline) -> AlertState | None:
+    with p.ctx.sessions() as session:
+        return session.scalar(select(AlertState).where(AlertState.error_class == "reconciliation"))
+
+
+def test_findings_are_kept_and_alerted_when_the_report_cannot_be_written(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    p = make_pipeline(sales=9, seed=4)
+    p.poll_and_wait()
+    # Cin7 changes a synced invoice after the sync read it (no poll since): one discrepancy.
+    victim = next(e for e in p.dataset.expectations if e.outcome == "synced" and _in_window(p, e))
+    p.cin7.put_sale(edit_invoice(p.cin7.sale(victim.sale_id), victim.task_id, now=datetime.now(UTC), quantity_delta=2))
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the report directory should be")
+
+    result = run_reconciliation(p.ctx, out_dir=blocked / "run", yield_seconds=0)
+
+    assert result.summary["total"] >= 1 and "report not written" in result.summary["report_error"]
+    with p.ctx.sessions() as session:
+        stored = session.get(ReconciliationRun, result.run_id)
+        assert stored is not None and stored.finished_at is not None
+        assert stored.findings and any(f["number"] == victim.invoice_number for f in stored.findings)
+    alert = _reconciliation_alert(p)
+    assert alert is not None and alert.examples
+    assert any("kept in the ledger" in str(example) for example in alert.examples)
+
+
+def test_a_reconciliation_that_fails_alerts_and_says_why(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    p = make_pipeline(sales=4, seed=4, workers=0)
+    p.xero.set_faults(outage_seconds=120)
+
+    with pytest.raises(SyncError) as failed:
+        run_reconciliation(p.ctx, out_dir=tmp_path / "run", yield_seconds=0)
+
+    alert = _reconciliation_alert(p)
+    assert alert is not None and any(f"failed: {failed.value}" in str(example) for example in alert.examples or []), (
+        alert.examples if alert else None
+    )

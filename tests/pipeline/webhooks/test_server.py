@@ -31,7 +31,7 @@ from pipeline.source.cin7core.webhooks import Cin7WebhooksClient, register_webho
 from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.generator import generate
 from pipeline.webhooks.events import parse_event
-from pipeline.webhooks.inbox import DEDUPE_WINDOW_SECONDS, resend_unsent_events
+from pipeline.webhooks.inbox import DEDUPE_WINDOW_SECONDS, delete_expired_events, resend_unsent_events
 from pipeline.webhooks.process import MAX_CUSTOMERS_PER_EVENT, event_message, process_event
 from pipeline.webhooks.server import WebhookServer
 
@@ -545,3 +545,24 @@ def test_a_customer_event_that_keeps_failing_ends_as_a_dead_letter_naming_its_cu
     assert letter is not None and letter.kind == "customer" and letter.error_class == "poison"
     assert customer["ID"].lower() in (letter.document_number or "")
     assert "could not be read" in " ".join(letter.messages)
+
+
+def test_handled_events_past_their_retention_are_deleted_and_the_rest_kept(server: WebhookServer) -> None:
+    for number in range(4):
+        assert _post(server, _invoice_event(sale_id=str(uuid.uuid4()), number=f"INV-R{number}")).status_code == 200
+    old = datetime.now(UTC) - timedelta(days=31)
+    done_old, ignored_old, pending_old, done_recent = [event.id for event in _events()]
+    with _ctx().sessions() as session, session.begin():
+        for event_id, state, received in (
+            (done_old, "done", old),
+            (ignored_old, "ignored", old),
+            (pending_old, "enqueued", old),  # still on its way: kept whatever its age
+            (done_recent, "done", datetime.now(UTC) - timedelta(days=29)),
+        ):
+            session.execute(
+                update(WebhookEvent).where(WebhookEvent.id == event_id).values(state=state, received_at=received)
+            )
+
+    assert delete_expired_events(_ctx()) == 2
+    assert [event.id for event in _events()] == [pending_old, done_recent]
+    assert delete_expired_events(_ctx()) == 0
