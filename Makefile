@@ -38,6 +38,8 @@ test: $(BIN)/cin7xero services lint
 
 bench: $(BIN)/cin7xero services
 	$(BIN)/python -m benchmarks.run
+	# A burst of 20 webhooks at 10/s with Cin7 and Xero held to their real 60 calls a minute.
+	$(BIN)/python -m benchmarks.webhook_latency --real-limits --rate 10 --duration 2
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -74,8 +74,11 @@ def run(args: argparse.Namespace) -> int:
     database_url = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{database}"
     redis.Redis.from_url(args.redis_url).flushdb()
     dataset = generate(args.seed, n_sales, now=datetime.now(UTC), hostile=False)
-    cin7 = Cin7StandIn(dataset=dataset).start()
-    xero = XeroStandIn(seed_contacts=dataset.xero_contacts).start()
+    # --real-limits: both stand-ins held to their APIs' real 60 calls per 60 s, the pipeline at its
+    # default settings (its own Cin7 and Xero budgets of 60 a minute).
+    minute = 60 if args.real_limits else None
+    cin7 = Cin7StandIn(dataset=dataset, rate_limit_per_minute=minute).start()
+    xero = XeroStandIn(seed_contacts=dataset.xero_contacts, minute_limit=minute).start()
     token = uuid.uuid4().hex
     env = {
         "DATABASE_URL": database_url,
@@ -84,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
         "CIN7_API_URL": cin7.api_url,
         "CIN7_ACCOUNT_ID": cin7.account_id,
         "CIN7_APPLICATION_KEY": cin7.application_key,
-        "CIN7_CALLS_PER_MINUTE": "100000",  # unthrottled stand-in (see the module docstring)
         "XERO_API_URL": xero.api_url,
         "XERO_TOKEN_URL": xero.token_url,
         "XERO_CONNECTIONS_URL": xero.connections_url,
@@ -94,12 +96,16 @@ def run(args: argparse.Namespace) -> int:
         "POLL_INTERVAL_SECONDS": "3600",
         "TOKEN_ENCRYPTION_KEY": "",
     }
+    if not args.real_limits:
+        env["CIN7_CALLS_PER_MINUTE"] = "100000"  # unthrottled stand-in (see the module docstring)
     os.environ.update(env)
     reload_runtime()
     upgrade(database_url)
     logdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
     workers = WorkerPool(
-        env={**os.environ, **env, **xero_limit_env(args.xero_window or None)}, logdir=logdir, processes=[]
+        env={**os.environ, **env, **xero_limit_env(60.0 if args.real_limits else args.xero_window or None)},
+        logdir=logdir,
+        processes=[],
     )
 
     server: WebhookServer | None = None
@@ -177,6 +183,12 @@ def run(args: argparse.Namespace) -> int:
                 latencies.append((committed - receipt).total_seconds())
         missing = len(expected) - len(seen)
         rate = len(sale_ids) / sent_in
+        cin7_stats, xero_stats = cin7.stats(), xero.stats()
+        print(
+            f"calls used: Cin7 {cin7_stats['calls']} ({cin7_stats['throttled']} answered 429/503), "
+            f"Xero {xero_stats['calls']} ({xero_stats['rate_limited']} answered 429)"
+            + (" under the real 60-a-minute limits" if args.real_limits else " (stand-ins unthrottled)")
+        )
         print(f"sent {len(sale_ids)} webhooks in {sent_in:.1f} s ({rate:.1f}/s); failures: {len(failures)}")
         for failure in failures[:5]:
             print("  ", failure)
@@ -233,6 +245,11 @@ def main() -> None:
         default=0.0,
         help="the pipeline's Xero minute in seconds: 0 lifts its own 60 calls/minute pacing (unthrottled), "
         "60 keeps Xero's real per-tenant limit",
+    )
+    parser.add_argument(
+        "--real-limits",
+        action="store_true",
+        help="hold both stand-ins to 60 calls per 60 s and run the pipeline at its default limits",
     )
     parser.add_argument("--log-level", default="WARNING", help="worker log level")
     parser.add_argument("--keep-db", action="store_true", help="keep the scratch ledger for inspection")

@@ -20,7 +20,8 @@ from celery.signals import after_setup_logger, after_setup_task_logger, task_pos
 from kombu import pools as kombu_pools
 from kombu.entity import Queue
 from kombu.exceptions import ChannelError, KombuError
-from redis.exceptions import RedisError
+from redbeat import RedBeatScheduler  # type: ignore[import-untyped]
+from redis.exceptions import LockNotOwnedError, RedisError
 
 from pipeline import logs
 from pipeline.db import reset_engines
@@ -83,6 +84,32 @@ TASK_QUEUES: dict[TaskName, QueueName] = {
 }
 
 
+class SteadyRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
+    """RedBeat that rides out Redis going away instead of ending the beat process.
+
+    Redis restarted empty (or an evicted key) loses the lock and the schedule: RedBeat's tick then
+    raises LockNotOwnedError and beat dies, and with it every poll and sweep. Here the schedule is
+    written again and the lock taken again (waiting, as at start, if another beat took it meanwhile);
+    while Redis cannot be reached at all, beat tries again every few seconds.
+    """
+
+    def tick(self, min: Any = min, **kwargs: Any) -> float:
+        """One scheduling pass; a lost lock or an unreachable Redis is waited out, not fatal."""
+        try:
+            return float(super().tick(min=min, **kwargs))
+        except LockNotOwnedError:
+            log.warning("beat: its Redis lock is gone (Redis restarted empty?): rewriting the schedule, relocking")
+            try:
+                self.setup_schedule()
+                self.lock.acquire()
+            except RedisError as exc:
+                log.warning("beat: Redis unavailable (%s); trying again shortly", exc)
+            return 1.0
+        except RedisError as exc:
+            log.warning("beat: Redis unavailable (%s); trying again shortly", exc)
+            return 2.0
+
+
 def _beat_lock(settings: Settings) -> dict[str, Any]:
     """One beat, always: with a shared Redis, beat schedules through RedBeat, which holds a lock there.
 
@@ -94,7 +121,7 @@ def _beat_lock(settings: Settings) -> dict[str, Any]:
     if not settings.redis_url:
         return {}
     return {
-        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_scheduler": "pipeline.app:SteadyRedBeatScheduler",
         "redbeat_redis_url": settings.redis_url,
         "redbeat_key_prefix": "cin7xero:redbeat:",
         "redbeat_lock_timeout": settings.beat_lock_seconds,

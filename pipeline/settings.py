@@ -48,9 +48,13 @@ class Settings(BaseSettings):
     # and a second copy of every bill is worse than none. Turned on, suppliers and purchases sync too.
     sync_purchases: bool = Field(default=False, alias="SYNC_PURCHASES")
     cin7_calls_per_minute: int = Field(default=60, alias="CIN7_CALLS_PER_MINUTE", ge=1)
-    # Of those, at most this many at once: the rest are spread about evenly over the minute, so a poll
-    # with a backlog never bursts into Cin7's throttling.
-    cin7_burst_calls: int = Field(default=5, alias="CIN7_BURST_CALLS", ge=1)
+    # Of each minute's calls, this many are kept for list reads (polls, reconciliation's listing): a
+    # burst of webhook-driven detail reads takes the rest at once but never these; bulk detail reads
+    # (migration, reconciliation) leave as many again for the live sync's.
+    cin7_reserved_calls: int = Field(default=10, alias="CIN7_RESERVED_CALLS", ge=0)
+    # 0: calls go as soon as the window has room. N > 0: at most N at once, the rest spread evenly over
+    # the minute (gentler on Cin7, slower for a burst of webhooks).
+    cin7_burst_calls: int = Field(default=0, alias="CIN7_BURST_CALLS", ge=0)
     # Cin7 throttles without Retry-After: this is how long we wait before trying again.
     cin7_throttle_wait_seconds: float = Field(default=15.0, alias="CIN7_THROTTLE_WAIT_SECONDS", ge=0)
     cin7_max_throttle_retries: int = Field(default=4, alias="CIN7_MAX_THROTTLE_RETRIES", ge=0)

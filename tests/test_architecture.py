@@ -40,6 +40,7 @@ SHARED = (
     "pipeline.http",
     "pipeline.idempotency",
     "pipeline.ledger",
+    "pipeline.logs",
     "pipeline.migrations",
     "pipeline.policy",
     "pipeline.ratelimit",

@@ -326,9 +326,18 @@ def xero_connect(
 ) -> None:
     """Authorization-code flow: print the consent URL, then store tokens from the callback URL."""
     from pipeline.context import tenant_context
-    from pipeline.xero.auth import code_from_callback, consent_url
+    from pipeline.xero.auth import code_from_callback, configured_keys, consent_url
 
     settings = get_settings()
+    if not configured_keys(settings):
+        # Checked before the consent: Xero's code is good once, and a refresh token is never stored
+        # under the key derived from the client secret.
+        console.print(
+            "set TOKEN_ENCRYPTION_KEYS first (a Fernet key: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'): the refresh token is stored encrypted with it",
+            markup=False,
+        )
+        raise typer.Exit(2)
     if callback_url is None:
         url, expected_state = consent_url(settings)
         console.print("Open this URL, approve, then paste the URL you were redirected to:")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,16 +21,14 @@ from sqlalchemy import select
 from mappings import (
     MappingError,
     contact_name_variant,
-    normalise_email,
     normalise_name,
 )
 from pipeline.contacts.cache import cache_contacts, cached_candidates, refresh_contact_cache
 from pipeline.contacts.inline import InlineContact
 from pipeline.contacts.links import customer_source_hash, insert_links, link_party_join, reserved_names
+from pipeline.contacts.matching import ContactResult, Identity, Plan, active, plan_contacts
 from pipeline.contacts.parties import (
     Party,
-    contact_abn,
-    contact_domains,
     contact_payload,
     mapped_contact,
     parse_party,
@@ -51,31 +48,6 @@ log = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 10
 MAX_NAME_ATTEMPTS = 4
-
-
-@dataclass
-class ContactResult:
-    """Xero ContactIDs by Cin7 customer id, the customers that could not be given one, and those
-    whose contact the invoice itself creates.
-    """
-
-    contact_ids: dict[str, str] = field(default_factory=dict)
-    failures: dict[str, SyncError] = field(default_factory=dict)
-    inline: dict[str, InlineContact] = field(default_factory=dict)
-
-
-@dataclass
-class _Plan:
-    customer: Party
-    contact_id: str | None = None
-    linked_by: str = "created"
-    name: str = ""
-    name_note: str | None = None
-    name_attempt: int = -1
-    # Xero rejects a DefaultCurrency the organisation has not enabled; the contact is still wanted.
-    without_currency: bool = False
-    # The party's people the created contact could not carry, each with the reason.
-    left_out: list[str] = field(default_factory=list)
 
 
 def _load_customers(
@@ -173,137 +145,6 @@ def _find(ctx: TenantContext, customers: Sequence[Party]) -> list[dict[str, Any]
     return contacts
 
 
-def _active(contact: dict[str, Any]) -> bool:
-    return str(contact.get("ContactStatus") or "ACTIVE").upper() == "ACTIVE"
-
-
-@dataclass(frozen=True)
-class _Identity:
-    """What a party is matched on besides its number, e-mail and name: its ABN, its domains (suppliers),
-    and which kinds of party already hold each candidate contact (a customer's may become its supplier's).
-    """
-
-    abns: dict[str, str | None] = field(default_factory=dict)
-    domains: dict[str, list[str]] = field(default_factory=dict)
-    holders: dict[str, set[str]] = field(default_factory=dict)
-
-
-def _by_abn(customer: Party, candidates: list[dict[str, Any]], claimed: set[str], identity: _Identity) -> Any:
-    """The active contact with the party's ABN: unlinked (suppliers), or held by a party of the other
-    kind only (one company that is both customer and supplier is one contact).
-    """
-    abn = identity.abns.get(customer.id)
-    if abn is None:
-        return None
-    kind = party_noun(customer)
-    for contact in candidates:
-        contact_id = str(contact.get("ContactID"))
-        if not _active(contact) or contact_abn(contact) != abn:
-            continue
-        holders = identity.holders.get(contact_id, set())
-        if holders and kind not in holders and contact_id in claimed:
-            return contact
-        if not holders and kind == "supplier" and contact_id not in claimed:
-            return contact
-    return None
-
-
-def _by_domain(customer: Party, unclaimed: list[dict[str, Any]], identity: _Identity) -> Any:
-    """The one active unlinked contact sharing a domain of the supplier's; none when several do."""
-    for domain in identity.domains.get(customer.id, []):
-        sharing = [c for c in unclaimed if _active(c) and domain in contact_domains(c)]
-        if len(sharing) == 1:
-            return sharing[0]
-    return None
-
-
-def _plan(
-    customers: dict[str, Party],
-    candidates: list[dict[str, Any]],
-    linked_elsewhere: set[str],
-    result: ContactResult,
-    reserved: dict[str, tuple[str, str]] | None = None,
-    identity: _Identity | None = None,
-) -> list[_Plan]:
-    """Decide each party's contact.
-
-    Customers: their link's, else by ContactNumber, e-mail, name. Suppliers: by ContactNumber, ABN,
-    domain, name. Either takes the contact of the other kind that has its ABN (one company, one contact).
-    `reserved` maps contact names (normalised) that creates with an unknown outcome sent to (customer,
-    name as sent): Xero may hold such a contact for that customer already. That customer sends the
-    same name again, so Xero finds what the lost call made; nobody else takes or adopts the name.
-    """
-    identity = identity or _Identity()
-    plans: list[_Plan] = []
-    reserved = reserved or {}
-    taken_names = {normalise_name(str(c.get("Name") or "")) for c in candidates if _active(c)}
-    taken_names |= set(reserved)
-    claimed: set[str] = set(linked_elsewhere)
-    for customer_id in sorted(customers):
-        customer = customers[customer_id]
-        plan = _Plan(customer=customer)
-        email = normalise_email(customer.primary_email)
-        name_key = normalise_name(customer.name or "")
-        own_reserved = next((name for key, (owner, name) in reserved.items() if owner == customer_id), None)
-        # A contact with a name another customer's lost call sent may be that customer's.
-        mine = [
-            c
-            for c in candidates
-            if c.get("ContactNumber")
-            or reserved.get(normalise_name(str(c.get("Name") or "")), (customer_id, ""))[0] == customer_id
-        ]
-        unclaimed = [
-            c for c in mine if str(c.get("ContactID")) not in claimed and not (c.get("ContactNumber") or "").strip()
-        ]
-        by_number = next(
-            (c for c in candidates if str(c.get("ContactNumber") or "").strip().lower() == customer_id), None
-        )
-        if by_number is not None and not _active(by_number):
-            result.failures[customer_id] = SyncError(
-                ErrorClass.VALIDATION,
-                f"Xero contact {by_number.get('Name')!r} holds ContactNumber {customer_id} but is archived: "
-                "restore it in Xero or clear its contact number",
-                api="xero",
-            )
-            continue
-        by_abn = _by_abn(customer, candidates, claimed, identity) if by_number is None else None
-        merged = by_abn is not None and str(by_abn.get("ContactID")) in claimed
-        by_email = next(
-            (c for c in unclaimed if _active(c) and email and normalise_email(c.get("EmailAddress")) == email), None
-        )
-        if party_noun(customer) == "supplier":
-            # A supplier's people write from its domain; the e-mail of one of them is not the company's.
-            by_email = _by_domain(customer, unclaimed, identity)
-        by_name = next(
-            (c for c in unclaimed if _active(c) and name_key and normalise_name(str(c.get("Name") or "")) == name_key),
-            None,
-        )
-        matches = (
-            (by_number, "adopted_number"),
-            (by_abn, "merged_abn" if merged else "adopted_abn"),
-            (by_email, "adopted_domain" if party_noun(customer) == "supplier" else "adopted_email"),
-            (by_name, "adopted_name"),
-        )
-        for contact, how in matches:
-            if contact is not None:
-                plan.contact_id = str(contact["ContactID"])
-                plan.linked_by = how
-                plan.name = str(contact.get("Name") or customer.name)
-                claimed.add(plan.contact_id)
-                break
-        else:
-            plan.name = (customer.name or "").strip()
-            if own_reserved is not None:
-                plan.name = own_reserved
-            elif name_key in taken_names:
-                plan.name_attempt = 0
-                plan.name = contact_name_variant(customer.name, customer_id, 0)
-                plan.name_note = f"Xero already has an active contact named {customer.name.strip()!r}"
-            taken_names.add(normalise_name(plan.name))
-        plans.append(plan)
-    return plans
-
-
 def ensure_contacts(
     ctx: TenantContext,
     customer_ids: Sequence[str],
@@ -342,9 +183,9 @@ def ensure_contacts(
         domains=sorted({d for ds in domains.values() for d in ds}),
     )
     holders = _holders(ctx, [str(c.get("ContactID")) for c in candidates])
-    identity = _Identity(abns=abns, domains=domains, holders=holders)
+    identity = Identity(abns=abns, domains=domains, holders=holders)
     merged = _merge_by_ledger_abn(ctx, customers, identity, candidates, kind)
-    plans = merged + _plan(
+    plans = merged + plan_contacts(
         {k: v for k, v in customers.items() if k not in {p.customer.id for p in merged}},
         candidates,
         set(holders),
@@ -352,7 +193,7 @@ def ensure_contacts(
         reserved_names(ctx),
         identity,
     )
-    to_create: list[_Plan] = []
+    to_create: list[Plan] = []
     for plan in plans:
         if plan.contact_id is not None:
             continue
@@ -390,10 +231,10 @@ def ensure_contacts(
 def _merge_by_ledger_abn(
     ctx: TenantContext,
     parties: dict[str, Party],
-    identity: _Identity,
+    identity: Identity,
     candidates: list[dict[str, Any]],
     kind: PartyKind,
-) -> list[_Plan]:
+) -> list[Plan]:
     """Parties whose ABN a party of the other kind has, already linked: they share its contact.
 
     Xero may not show the ABN yet (a customer's contact made by its first invoice has only a name), so
@@ -412,14 +253,14 @@ def _merge_by_ledger_abn(
                 CustomerRecord.tax_key.in_(list(abns)),
             )
         ).all()
-    archived = {str(c.get("ContactID")) for c in candidates if not _active(c)}
-    plans: list[_Plan] = []
+    archived = {str(c.get("ContactID")) for c in candidates if not active(c)}
+    plans: list[Plan] = []
     for tax_key, contact_id, name in rows:
         party_id = abns.pop(str(tax_key), None)
         if party_id is None or str(contact_id) in archived:
             continue
         plans.append(
-            _Plan(customer=parties[party_id], contact_id=str(contact_id), linked_by="merged_abn", name=str(name))
+            Plan(customer=parties[party_id], contact_id=str(contact_id), linked_by="merged_abn", name=str(name))
         )
     return plans
 
@@ -438,10 +279,10 @@ def _holders(ctx: TenantContext, contact_ids: Sequence[str]) -> dict[str, set[st
     return holders
 
 
-def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> list[_Plan]:
+def _create(ctx: TenantContext, plans: list[Plan], result: ContactResult) -> list[Plan]:
     """Create contacts in batches; return those that turned out to exist (adopted) instead."""
     pending = list(plans)
-    adopted: list[_Plan] = []
+    adopted: list[Plan] = []
     for _ in range(MAX_NAME_ATTEMPTS):
         if not pending:
             return adopted
@@ -463,9 +304,9 @@ def _create(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> li
     return adopted
 
 
-def _create_body(pending: list[_Plan], result: ContactResult) -> tuple[list[dict[str, Any]], list[_Plan]]:
+def _create_body(pending: list[Plan], result: ContactResult) -> tuple[list[dict[str, Any]], list[Plan]]:
     body: list[dict[str, Any]] = []
-    sendable: list[_Plan] = []
+    sendable: list[Plan] = []
     for plan in pending:
         try:
             mapped = mapped_contact(plan.customer, plan.name)
@@ -484,12 +325,12 @@ def _create_body(pending: list[_Plan], result: ContactResult) -> tuple[list[dict
 
 
 def _sort_refusals(
-    sendable: list[_Plan], elements: Sequence[Any], result: ContactResult
-) -> tuple[list[_Plan], list[_Plan], list[_Plan]]:
+    sendable: list[Plan], elements: Sequence[Any], result: ContactResult
+) -> tuple[list[Plan], list[Plan], list[Plan]]:
     """Each created element's plan: linked, or (retry, lost the race for its number, name taken), or failed."""
-    retry: list[_Plan] = []
-    lost_race: list[_Plan] = []
-    name_taken: list[_Plan] = []
+    retry: list[Plan] = []
+    lost_race: list[Plan] = []
+    name_taken: list[Plan] = []
     for plan, element in zip(sendable, elements, strict=False):
         if element.ok:
             plan.contact_id = str(element.data.get("ContactID"))
@@ -510,7 +351,7 @@ def _sort_refusals(
 
 
 def _adopt_or_rename(
-    ctx: TenantContext, name_taken: list[_Plan], result: ContactResult, adopted: list[_Plan], retry: list[_Plan]
+    ctx: TenantContext, name_taken: list[Plan], result: ContactResult, adopted: list[Plan], retry: list[Plan]
 ) -> None:
     # A contact newer than our cache holds the name: search Xero for it, adopt it when it is this
     # customer's by the usual order, otherwise take the next readable variant.
@@ -518,7 +359,7 @@ def _adopt_or_rename(
     cache_contacts(ctx, found)
     claimed = set(_holders(ctx, [str(c.get("ContactID")) for c in found]))
     for plan in name_taken:
-        again = _plan({plan.customer.id: plan.customer}, found, claimed, result, reserved_names(ctx))
+        again = plan_contacts({plan.customer.id: plan.customer}, found, claimed, result, reserved_names(ctx))
         if again and again[0].contact_id is not None:
             plan.contact_id, plan.linked_by = again[0].contact_id, again[0].linked_by
             plan.name = again[0].name
@@ -530,7 +371,7 @@ def _adopt_or_rename(
             retry.append(plan)
 
 
-def _adopt_by_number(ctx: TenantContext, lost_race: list[_Plan], retry: list[_Plan], result: ContactResult) -> None:
+def _adopt_by_number(ctx: TenantContext, lost_race: list[Plan], retry: list[Plan], result: ContactResult) -> None:
     found = _lookup(ctx, [p.customer for p in lost_race], result)
     cache_contacts(ctx, found)
     for plan in lost_race:
@@ -545,7 +386,7 @@ def _adopt_by_number(ctx: TenantContext, lost_race: list[_Plan], retry: list[_Pl
         plan.name = str(match.get("Name") or plan.name)
 
 
-def _link(ctx: TenantContext, plans: list[_Plan], result: ContactResult) -> None:
+def _link(ctx: TenantContext, plans: list[Plan], result: ContactResult) -> None:
     now = utcnow()
     rows = []
     for p in plans:

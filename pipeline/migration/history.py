@@ -125,7 +125,7 @@ def _kept_details(
 def _fetch_sale(ctx: TenantContext, sale_id: str, row: Cin7SaleListRow, read: CinRead) -> dict[str, Any] | None:
     """One sale's detail from Cin7, kept on its ledger row (without making it work for the live sync)."""
     try:
-        detail = ctx.cin7.get_sale(sale_id)
+        detail = ctx.cin7.get_sale(sale_id, bulk=True)
     except SyncError as error:
         read.errors.append(f"Cin7 sale {sale_id} ({row.order_number}) could not be read: {error.message}")
         return None
@@ -225,7 +225,7 @@ def iter_cin7_purchase_history(
 
 def _fetch_purchase(ctx: TenantContext, row: Cin7PurchaseListRow, read: CinRead) -> dict[str, Any] | None:
     try:
-        detail = ctx.cin7.get_purchase(row.id)
+        detail = ctx.cin7.get_purchase(row.id, bulk=True)
     except SyncError as error:
         read.errors.append(f"Cin7 purchase {row.id} ({row.order_number}) could not be read: {error.message}")
         return None

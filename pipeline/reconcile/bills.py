@@ -172,7 +172,7 @@ def read_cin7_purchases(ctx: TenantContext, window: Window) -> PurchasesRead:
                 detail, result.from_snapshot = dict(record.snapshot), result.from_snapshot + 1
             else:
                 try:
-                    detail = ctx.cin7.get_purchase(purchase_id)
+                    detail = ctx.cin7.get_purchase(purchase_id, bulk=True)
                 except SyncError as error:
                     result.errors.append(f"Cin7 purchase {purchase_id} could not be read: {error.message}")
                     continue

@@ -167,7 +167,7 @@ def read_cin7_window(ctx: TenantContext, window: Window) -> Cin7Read:
                 result.from_snapshot += 1
             else:
                 try:
-                    detail = ctx.cin7.get_sale(sale_id)
+                    detail = ctx.cin7.get_sale(sale_id, bulk=True)
                 except SyncError as error:
                     result.errors.append(f"Cin7 sale {sale_id} ({row.order_number}) could not be read: {error.message}")
                     continue

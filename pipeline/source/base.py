@@ -23,8 +23,10 @@ class Source(Protocol):
         """Pages of sale headers changed since the watermark, oldest first as the API gives them."""
         ...
 
-    def get_sale(self, sale_id: str) -> dict[str, Any]:
-        """One sale's detail: its invoices, credit notes and payments."""
+    def get_sale(self, sale_id: str, *, bulk: bool = False) -> dict[str, Any]:
+        """One sale's detail: its invoices, credit notes and payments (`bulk`: a migration's or
+        reconciliation's read, which yields to the live sync's under the source's limit).
+        """
         ...
 
     def iter_customer_pages(self, modified_since: datetime | None) -> Iterator[list[dict[str, Any]]]:
@@ -39,7 +41,7 @@ class Source(Protocol):
         """Pages of purchase headers whose LastUpdatedDate is at or after the watermark."""
         ...
 
-    def get_purchase(self, purchase_id: str) -> dict[str, Any]:
+    def get_purchase(self, purchase_id: str, *, bulk: bool = False) -> dict[str, Any]:
         """One purchase's detail (simple, advanced or service): its bills, credit notes and payments."""
         ...
 

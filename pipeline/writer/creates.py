@@ -17,7 +17,7 @@ from mappings import (
     normalise_name,
 )
 from pipeline.contacts.inline import InlineContact, link_inline
-from pipeline.contacts.resolve import ContactResult
+from pipeline.contacts.matching import ContactResult
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
 from pipeline.kinds import DocumentKind

@@ -19,8 +19,9 @@ from mappings import (
 )
 from pipeline import app
 from pipeline.app import TaskName
+from pipeline.contacts.matching import ContactResult
 from pipeline.contacts.push import PUSH_BATCH, push_backlog, push_contacts
-from pipeline.contacts.resolve import ContactResult, ensure_contacts
+from pipeline.contacts.resolve import ensure_contacts
 from pipeline.context import TenantContext
 from pipeline.errors import SyncError
 from pipeline.kinds import AppliedKind, DocumentKind, kind_of

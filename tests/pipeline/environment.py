@@ -12,6 +12,9 @@ from pipeline.standins.cin7 import Cin7StandIn
 from pipeline.standins.env import standin_env
 from pipeline.standins.xero import XeroStandIn
 
+# Fernet.generate_key() once; only ever encrypts the stand-in's tokens.
+TEST_TOKEN_KEY = "u4o0zSxOXyCyHq0pDvTD7mKkfNC3tXkU6XyXk8gEj2Q="
+
 
 def pipeline_env(database_url: str, redis_url: str, cin7: Cin7StandIn, xero: XeroStandIn) -> dict[str, str]:
     """Settings for workers and for this process, pointing at this test's services."""
@@ -30,6 +33,8 @@ def pipeline_env(database_url: str, redis_url: str, cin7: Cin7StandIn, xero: Xer
         "BEAT_LOCK_SECONDS": "3",
         "POLL_INTERVAL_SECONDS": "3600",
         "TOKEN_ENCRYPTION_KEY": "",
+        # A fixed test key: a refresh token (xero connect) is only ever stored under a configured key.
+        "TOKEN_ENCRYPTION_KEYS": TEST_TOKEN_KEY,
     }
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.conftest import ROOT
 from tests.pipeline.conftest import Pipeline
@@ -67,3 +68,23 @@ def test_a_second_beat_schedules_nothing_until_the_first_dies(
         if first.poll() is None:
             first.kill()
             first.wait(timeout=10)
+
+
+def test_beat_survives_redis_losing_its_lock_and_schedule(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    p = make_pipeline(sales=2, workers=0)
+    log = tmp_path / "beat.log"
+    beat = _beat(p, log)
+    try:
+        assert _wait_for(lambda: _sent(log) >= 2, 30), log.read_text(errors="replace")[-2000:]
+        # Redis restarted empty: the lock and RedBeat's schedule are gone.
+        redis.Redis.from_url(p.env["REDIS_URL"]).flushdb()
+        before = _sent(log)
+
+        assert _wait_for(lambda: _sent(log) >= before + 3, 30), log.read_text(errors="replace")[-3000:]
+        assert beat.poll() is None, "beat is still running"
+        assert "rewriting the schedule" in log.read_text(errors="replace")
+    finally:
+        beat.terminate()
+        beat.wait(timeout=15)

@@ -11,6 +11,8 @@ import pytest
 import redis
 
 from pipeline.ratelimit import LocalRateLimiter, RateLimitTimeout, RedisRateLimiter
+from pipeline.settings import Settings
+from pipeline.source.cin7core.client import CallClass, cin7_limit
 
 LIMIT = 20
 WINDOW = 2.0
@@ -175,3 +177,30 @@ def test_a_budget_with_a_burst_is_spent_evenly_not_all_at_once(kind: str, redis_
     for _ in range(12):
         plain.acquire(f"plain-{kind}", 60, 3.0)
     assert time.monotonic() - started < 0.2
+
+
+def test_cin7_detail_reads_leave_the_reserve_to_list_reads_and_bulk_reads_leave_it_to_the_live_sync(
+    redis_url: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    limiter = RedisRateLimiter(client, prefix=f"test-reserve-{time.monotonic_ns()}:")
+    settings = Settings.model_validate({"CIN7_ACCOUNT_ID": "acct", "CIN7_CALLS_PER_MINUTE": "60"})
+
+    def take(call: CallClass, n: int) -> int:
+        limit = cin7_limit(settings, limiter, call)
+        taken = 0
+        for _ in range(n):
+            try:
+                limiter.acquire(limit.key, limit.calls, limit.window_seconds, burst=limit.burst, max_wait=0.05)
+            except RateLimitTimeout:
+                break
+            taken += 1
+        return taken
+
+    # A migration's reads stop 20 short of the minute; a burst of webhook reads goes at once, up to 50;
+    # the poll's list reads still find the last 10.
+    assert take(CallClass.BULK, 60) == 40
+    assert take(CallClass.LIVE, 60) == 10
+    assert take(CallClass.LISTING, 60) == 10
+    assert take(CallClass.LIVE, 1) == 0 and take(CallClass.LISTING, 1) == 0

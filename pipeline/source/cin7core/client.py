@@ -6,6 +6,7 @@ per-application limiter first, so that all workers together stay under Cin7's 60
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -42,11 +43,26 @@ def cin7_session(settings: Settings, session: requests.Session | None = None) ->
     return session
 
 
-def cin7_limit(settings: Settings, limiter: RateLimiter) -> Limit:
-    """Cin7's per-application budget, shared by the sync, webhook processing and registration."""
-    return Limit(
-        limiter, f"cin7:{settings.cin7_account_id}", settings.cin7_calls_per_minute, 60.0, settings.cin7_burst_calls
-    )
+class CallClass(enum.Enum):
+    """Which share of Cin7's minute a call may use (all of them count in one window)."""
+
+    #: List pages (polls, reconciliation's listing), reference data, registration: the whole minute.
+    LISTING = 0
+    #: A changed document's detail, read for the live sync (a webhook, a poll): all but the reserve.
+    LIVE = 1
+    #: Detail reads of a bulk pass (migration, reconciliation): all but the reserve, twice.
+    BULK = 2
+
+
+def cin7_limit(settings: Settings, limiter: RateLimiter, call: CallClass = CallClass.LISTING) -> Limit:
+    """Cin7's per-application budget, shared by the sync, webhook processing and registration.
+
+    Every call counts in the one window of CIN7_CALLS_PER_MINUTE, but a detail read may only take a
+    slot while CIN7_RESERVED_CALLS (twice that for a bulk read) are still free: a burst of webhooks is
+    read at once, and a poll or the live sync still finds room in the same minute.
+    """
+    calls = max(1, settings.cin7_calls_per_minute - call.value * settings.cin7_reserved_calls)
+    return Limit(limiter, f"cin7:{settings.cin7_account_id}", calls, 60.0, settings.cin7_burst_calls or None)
 
 
 def cin7_throttling(settings: Settings) -> Throttling:
@@ -103,7 +119,7 @@ class Cin7Client:
         return f"Cin7Client({self._base!r})"
 
     # --- transport ---------------------------------------------------------------------------------
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def _get(self, path: str, params: dict[str, Any] | None = None, call: CallClass = CallClass.LISTING) -> Any:
         """GET through the shared send loop: Cin7 sends 429 or 503 without Retry-After, so wait and retry."""
         on_call = self._on_call
         response = send(
@@ -112,7 +128,7 @@ class Cin7Client:
             f"{self._base}/{path}",
             api="cin7",
             classify=lambda answer: cin7_error(answer, throttle_wait=self._settings.cin7_throttle_wait_seconds),
-            limit=cin7_limit(self._settings, self._limiter) if self._limiter is not None else None,
+            limit=cin7_limit(self._settings, self._limiter, call) if self._limiter is not None else None,
             throttling=cin7_throttling(self._settings),
             on_call=(lambda status: on_call(path, status)) if on_call is not None else None,
             params=params,
@@ -145,9 +161,9 @@ class Cin7Client:
             params["UpdatedSince"] = format_cin7_datetime(updated_since)
         yield from self._paged("saleList", "SaleList", params)
 
-    def get_sale(self, sale_id: str) -> dict[str, Any]:
-        """One sale with its order, invoices and credit notes."""
-        result = self._get("sale", {"ID": sale_id})
+    def get_sale(self, sale_id: str, *, bulk: bool = False) -> dict[str, Any]:
+        """One sale with its order, invoices and credit notes (`bulk`: for a migration or reconciliation)."""
+        result = self._get("sale", {"ID": sale_id}, CallClass.BULK if bulk else CallClass.LIVE)
         if not isinstance(result, dict) or not result.get("ID"):
             raise SyncError(ErrorClass.VALIDATION, f"Cin7 sale {sale_id} not found", api="cin7", status=404)
         return result
@@ -165,7 +181,7 @@ class Cin7Client:
 
     def get_customer(self, customer_id: str) -> dict[str, Any] | None:
         """One customer (Cin7 answers `?ID=` with a one-row list)."""
-        body = self._get("customer", {"ID": customer_id}) or {}
+        body = self._get("customer", {"ID": customer_id}, CallClass.LIVE) or {}
         rows = body.get("CustomerList") or []
         return dict(rows[0]) if rows else None
 
@@ -179,12 +195,12 @@ class Cin7Client:
             params["UpdatedSince"] = format_cin7_datetime(updated_since)
         yield from self._paged("purchaseList", "PurchaseList", params)
 
-    def get_purchase(self, purchase_id: str) -> dict[str, Any]:
-        """One purchase with its invoices (bills), credit notes and payments.
+    def get_purchase(self, purchase_id: str, *, bulk: bool = False) -> dict[str, Any]:
+        """One purchase with its invoices (bills), credit notes and payments (`bulk` as for sales).
 
         ``advanced-purchase`` rather than ``purchase``: the latter serves simple purchases only.
         """
-        result = self._get("advanced-purchase", {"ID": purchase_id})
+        result = self._get("advanced-purchase", {"ID": purchase_id}, CallClass.BULK if bulk else CallClass.LIVE)
         if not isinstance(result, dict) or not result.get("ID"):
             raise SyncError(ErrorClass.VALIDATION, f"Cin7 purchase {purchase_id} not found", api="cin7", status=404)
         return result
@@ -201,6 +217,6 @@ class Cin7Client:
 
     def get_supplier(self, supplier_id: str) -> dict[str, Any] | None:
         """One supplier, deprecated or not (Cin7 answers `?ID=` with a one-row list)."""
-        body = self._get("supplier", {"ID": supplier_id, "IncludeDeprecated": "true"}) or {}
+        body = self._get("supplier", {"ID": supplier_id, "IncludeDeprecated": "true"}, CallClass.LIVE) or {}
         rows = body.get("SupplierList") or []
         return dict(rows[0]) if rows else None

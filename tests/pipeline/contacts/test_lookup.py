@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from mappings import Cin7Customer
-from pipeline.contacts.resolve import ContactResult, _lookup
+from pipeline.contacts.matching import ContactResult
+from pipeline.contacts.resolve import _lookup
 from pipeline.errors import ErrorClass, SyncError
 from tests.pipeline.inprocess import InProcess
 

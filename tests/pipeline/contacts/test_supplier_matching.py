@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mappings import Cin7Customer, Cin7Supplier, load_rules
+from pipeline.contacts.matching import ContactResult, Identity, plan_contacts
 from pipeline.contacts.parties import Party, party_abn, party_domains
-from pipeline.contacts.resolve import ContactResult, _Identity, _plan
 
 RULES = load_rules()
 SUPPLIER_ID = "5b1f6f0e-0000-4000-8000-000000000001"
@@ -33,10 +33,10 @@ def _decide(
     party: Party, candidates: list[dict[str, Any]], holders: dict[str, set[str]] | None = None
 ) -> tuple[str | None, str]:
     holders = holders or {}
-    identity = _Identity(
+    identity = Identity(
         abns={party.id: party_abn(party)}, domains={party.id: party_domains(party, RULES)}, holders=holders
     )
-    plans = _plan({party.id: party}, candidates, set(holders), ContactResult(), {}, identity)
+    plans = plan_contacts({party.id: party}, candidates, set(holders), ContactResult(), {}, identity)
     return plans[0].contact_id, plans[0].linked_by
 
 
