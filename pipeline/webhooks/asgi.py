@@ -84,14 +84,17 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 def _framing(headers: dict[str, str], limit: int) -> tuple[_Reject, int] | None:
     """The refusal a request's framing earns before its body is read (h11 has refused what it cannot
-    frame: both Content-Length and Transfer-Encoding, a codings other than chunked, a bad length).
+    frame: both Content-Length and Transfer-Encoding, a coding other than chunked, a bad length).
     """
     if "transfer-encoding" in headers:
         return None
     length_header = headers.get("content-length")
     if length_header is None:
         return _Reject(HTTPStatus.LENGTH_REQUIRED, "Content-Length or chunked encoding required"), 0
-    length = int(length_header.strip())
+    try:
+        length = int(length_header.strip())
+    except ValueError:
+        return _Reject(HTTPStatus.BAD_REQUEST, "invalid Content-Length"), 0
     if length > limit:
         return _Reject(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {limit} bytes"), length
     return None

@@ -437,7 +437,9 @@ def _beat_lock_key() -> str:
     """The Redis key of the lock the app's beat holds (RedBeat's, under the app's prefix)."""
     app = Celery(set_as_current=False)
     app.conf.update(celery_config(Settings(_env_file=None, REDIS_URL="redis://redis:6379/0")))
-    assert app.conf.get("beat_scheduler") == "redbeat.RedBeatScheduler", "the beat probe reads RedBeat's lock"
+    assert app.conf.get("beat_scheduler") == "pipeline.app:SteadyRedBeatScheduler", (
+        "the beat probe reads RedBeat's lock"
+    )
     return str(RedBeatConfig(app).lock_key)
 
 

@@ -133,6 +133,13 @@ def test_flower_shows_each_fetch_tasks_invoices_although_results_are_not_stored(
         assert all("'invoices'" in result for result in results.values())
 
 
+def _mirror_now(p: Pipeline) -> int:
+    """Send the mirror now, as its refresh does: a sweep may have sent it before this Flower started."""
+    shared_redis(get_settings()).delete(f"cin7xero:dead_letter_mirror:{p.ctx.tenant_pk}:fresh")
+    with p.ctx.sessions() as session:
+        return mirror_dead_letter_queue(session, p.ctx.tenant_pk)
+
+
 def _dead_letter_ids(base: str, deadline_seconds: float = 20) -> set[str]:
     """The letter ids of the `cin7xero.dead_letter` entries Flower shows, once it shows any."""
     deadline = time.monotonic() + deadline_seconds
@@ -150,16 +157,13 @@ def test_a_restarted_flower_shows_the_dead_letters_again_when_the_mirror_refresh
     p = make_pipeline(sales=40, seed=5)
     p.poll_and_wait()
     with running_flower(p) as base:
-        with p.ctx.sessions() as session:
-            open_letters = mirror_dead_letter_queue(session, p.ctx.tenant_pk)
+        open_letters = _mirror_now(p)
         assert open_letters > 0 and len(_dead_letter_ids(base)) == open_letters
     with running_flower(p) as base:
         # A new Flower knows nothing of what was sent before it started...
         assert _dead_letter_ids(base, deadline_seconds=2) == set()
         # ...until the mirror's refresh comes round (its marker expires after MIRROR_REFRESH_SECONDS).
-        shared_redis(get_settings()).delete(f"cin7xero:dead_letter_mirror:{p.ctx.tenant_pk}:fresh")
-        with p.ctx.sessions() as session:
-            assert mirror_dead_letter_queue(session, p.ctx.tenant_pk) == open_letters
+        assert _mirror_now(p) == open_letters
         assert len(_dead_letter_ids(base)) == open_letters
 
 
@@ -170,8 +174,7 @@ def test_an_operator_sees_the_dead_letters_in_flower_in_chromium_only_with_the_p
     p = make_pipeline(sales=40, seed=5)
     p.poll_and_wait()
     with running_flower(p) as base:
-        with p.ctx.sessions() as session:
-            mirror_dead_letter_queue(session, p.ctx.tenant_pk)
+        _mirror_now(p)
         ids = _dead_letter_ids(base)
         tasks = requests.get(f"{base}/api/tasks", auth=AUTH, timeout=10).json()
         letter = next(uuid for uuid, t in tasks.items() if t.get("name") == "cin7xero.dead_letter")
