@@ -260,8 +260,7 @@ def _decide_applied(
     """Payments of an invoice, refunds of a credit note: each dated on its own, on its document's number."""
     decided = []
     for item in applied:
-        # The ledger keys a purchase's payments by their ID in lower case, a sale's as Cin7 spells them.
-        task_id = (item.id or "").lower() if side.invoice == "bill" else item.id or ""
+        task_id = item.id or ""  # a Guid: already lower case, as the ledger keys it
         paid_on = item.date_paid.date() if item.date_paid is not None else None
         make = _row(side, kind, task_id, parent.number, paid_on, item.amount)
         decided.append(Decided(_applied_fate(parent, make, paid_on, ctx, (kind, task_id))))

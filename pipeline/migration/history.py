@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,9 +22,10 @@ from pipeline.context import TenantContext
 from pipeline.discovery.purchases import unstorable_fields
 from pipeline.errors import SyncError
 from pipeline.ledger.models import ParentKind, SaleRecord, SaleState, utcnow
+from pipeline.reconcile.gather import iter_xero_credit_notes, iter_xero_invoices
 from pipeline.reconcile.window import Window
 from pipeline.source.cin7core.client import Cin7Client
-from pipeline.source.cin7core.reading import list_purchase_rows, list_rows, parse_sale
+from pipeline.source.cin7core.reading import list_purchase_rows, list_rows, parse_purchase, parse_sale
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ LIST_MARGIN = timedelta(days=31)
 NOT_INVOICED = frozenset({"", "NOT INVOICED", "NOT AVAILABLE", "DRAFT", "VOIDED"})
 # purchaseList's Type of a purchase that may hold several bills, the later ones dated after the first.
 ADVANCED_PURCHASE = "ADVANCED PURCHASE"
-XERO_PAGE = 100
 
 
 @dataclass
@@ -210,10 +209,8 @@ def iter_cin7_purchase_history(
                     continue
             else:
                 read.from_ledger += 1
-            try:
-                purchase = Cin7Purchase.model_validate(detail)
-            except ValidationError as exc:
-                read.errors.append(f"Cin7 purchase {purchase_id} ({row.order_number}) does not parse: {exc}")
+            purchase = parse_purchase(detail, row, read.errors)
+            if purchase is None:
                 continue
             refused = unstorable_fields(purchase)
             if refused:
@@ -268,42 +265,24 @@ def read_xero_history(ctx: TenantContext, window: Window, *, purchases: bool = F
     with `purchases`, its bills and supplier credit notes too.
     """
     read = XeroRead()
-    for data in _live(_xero_invoices(ctx, window, "ACCREC", read)):
+
+    def counted() -> None:
+        read.calls += 1
+
+    for data in _live(iter_xero_invoices(ctx, window, "ACCREC", on_page=counted)):
         read.invoices.setdefault(number_key(data.get("InvoiceNumber")), slim(data))
-    for data in _live(_xero_credit_notes(ctx, window, "ACCRECCREDIT", read)):
+    for data in _live(iter_xero_credit_notes(ctx, window, "ACCRECCREDIT", on_page=counted)):
         read.credit_notes.setdefault(number_key(data.get("CreditNoteNumber")), slim(data))
     if purchases:
-        for data in _live(_xero_invoices(ctx, window, "ACCPAY", read)):
+        for data in _live(iter_xero_invoices(ctx, window, "ACCPAY", on_page=counted)):
             read.bills.setdefault(number_key(data.get("InvoiceNumber")), []).append(slim(data))
-        for data in _live(_xero_credit_notes(ctx, window, "ACCPAYCREDIT", read)):
+        for data in _live(iter_xero_credit_notes(ctx, window, "ACCPAYCREDIT", on_page=counted)):
             read.supplier_credit_notes.setdefault(number_key(data.get("CreditNoteNumber")), []).append(slim(data))
     return read
 
 
 def _live(documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     return (d for d in documents if str(d.get("Status") or "").upper() not in ("VOIDED", "DELETED"))
-
-
-def _xero_invoices(ctx: TenantContext, window: Window, xero_type: str, read: XeroRead) -> Iterator[dict[str, Any]]:
-    page = 1
-    while True:
-        batch = ctx.xero.get_invoices(where=window.xero_where(xero_type), page=page)
-        read.calls += 1
-        yield from batch
-        if len(batch) < 1000:
-            return
-        page += 1
-
-
-def _xero_credit_notes(ctx: TenantContext, window: Window, xero_type: str, read: XeroRead) -> Iterator[dict[str, Any]]:
-    page = 1
-    while True:
-        notes = ctx.xero.get_credit_notes_page(window.xero_where(xero_type), page)
-        read.calls += 1
-        yield from notes
-        if len(notes) < XERO_PAGE:
-            return
-        page += 1
 
 
 def in_window(day: date | None, window: Window) -> bool:

@@ -24,8 +24,8 @@ from pipeline.errors import SyncError
 from pipeline.kinds.bill import bill_task_id, supplier_payments
 from pipeline.kinds.supplier_credit import credit_task_id, supplier_credit_notes
 from pipeline.ledger.models import ParentKind, SaleRecord, SaleState
-from pipeline.reconcile.compare import CIN7_CREDIT_NOTES_COMPARED, _compare_pair, _healable, _known, in_window
-from pipeline.reconcile.gather import XERO_CREDIT_NOTE_PAGE_SIZE, read_xero_window, yield_to_writers
+from pipeline.reconcile.compare import CIN7_CREDIT_NOTES_COMPARED, _compare_pair, _known, in_window, missing_in_xero
+from pipeline.reconcile.gather import read_xero_credit_notes, read_xero_window
 from pipeline.reconcile.rows import (
     BILL,
     CIN7_COMPARED,
@@ -40,11 +40,10 @@ from pipeline.reconcile.rows import (
     XeroInvoiceRow,
     cin7_row,
     normalise_number,
-    xero_credit_note_row,
     xero_invoice_row,
 )
 from pipeline.reconcile.window import Window
-from pipeline.source.cin7core.reading import list_purchase_rows
+from pipeline.source.cin7core.reading import list_purchase_rows, parse_purchase
 
 # A purchase is listed by when it last changed, which is never before its invoice.
 LISTING_MARGIN = timedelta(days=1)
@@ -99,21 +98,8 @@ def cin7_supplier_credit_rows(purchase: Cin7Purchase) -> list[Cin7InvoiceRow]:
 def read_xero_supplier_credit_notes(
     ctx: TenantContext, window: Window, *, yield_seconds: float
 ) -> list[XeroInvoiceRow]:
-    """Every ACCPAYCREDIT credit note dated in the window, a page of 100 at a time."""
-    rows: list[XeroInvoiceRow] = []
-    page = 1
-    where = window.xero_where("ACCPAYCREDIT")
-    while True:
-        yield_to_writers(ctx, yield_seconds)
-        batch = ctx.xero.get_credit_notes_page(where, page)
-        rows.extend(
-            xero_credit_note_row(data, document=SUPPLIER_CREDIT_NOTE)
-            for data in batch
-            if str(data.get("Type", "ACCPAYCREDIT")).upper() == "ACCPAYCREDIT"
-        )
-        if len(batch) < XERO_CREDIT_NOTE_PAGE_SIZE:
-            return rows
-        page += 1
+    """Every ACCPAYCREDIT credit note dated in the window, as rows."""
+    return read_xero_credit_notes(ctx, window, yield_seconds=yield_seconds, document_type="ACCPAYCREDIT")
 
 
 def xero_bill_row(data: dict[str, Any]) -> XeroInvoiceRow:
@@ -177,10 +163,8 @@ def read_cin7_purchases(ctx: TenantContext, window: Window) -> PurchasesRead:
                     result.errors.append(f"Cin7 purchase {purchase_id} could not be read: {error.message}")
                     continue
                 result.fetched += 1
-            try:
-                purchase = Cin7Purchase.model_validate(detail)
-            except ValueError as exc:
-                result.errors.append(f"Cin7 purchase {purchase_id} does not parse: {exc}")
+            purchase = parse_purchase(detail, row, result.errors)
+            if purchase is None:
                 continue
             result.purchases_read.add(purchase.id)
             result.rows.extend(cin7_bill_rows(purchase))
@@ -236,15 +220,5 @@ def _compare_one(
     if primary is not None:
         findings.extend(_compare_pair(document, primary, doc, known, ledger, noun))
     elif document.status in CIN7_LIVE:
-        findings.append(
-            Finding(
-                Kind.MISSING_IN_XERO,
-                f"Cin7 {noun} {document.number} of {document.customer} ({document.status}) has no Xero {noun}"
-                + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
-                cin7=document,
-                known=known,
-                healable=_healable(doc, known),
-                doc_id=doc.doc_id if doc else None,
-            )
-        )
+        findings.append(missing_in_xero(document, doc, known, noun, f" of {document.customer}"))
     return findings

@@ -241,18 +241,23 @@ def _compare_invoice(
     if primary is not None:
         return [*findings, *_compare_pair(invoice, primary, doc, known, ledger, index.noun)]
     if invoice.status in CIN7_LIVE:
-        findings.append(
-            Finding(
-                Kind.MISSING_IN_XERO,
-                f"Cin7 {index.noun} {invoice.number} ({invoice.status}) has no Xero {index.noun}"
-                + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
-                cin7=invoice,
-                known=known,
-                healable=_healable(doc, known),
-                doc_id=doc_id,
-            )
-        )
+        findings.append(missing_in_xero(invoice, doc, known, index.noun))
     return findings
+
+
+def missing_in_xero(
+    document: Cin7InvoiceRow, doc: LedgerDoc | None, known: str | None, noun: str, whose: str = ""
+) -> Finding:
+    """A live Cin7 document Xero has nothing for, with what the ledger says of it."""
+    return Finding(
+        Kind.MISSING_IN_XERO,
+        f"Cin7 {noun} {document.number}{whose} ({document.status}) has no Xero {noun}"
+        + (f"; the ledger says {doc.state}" if doc is not None else "; the ledger has never seen it"),
+        cin7=document,
+        known=known,
+        healable=_healable(doc, known),
+        doc_id=doc.doc_id if doc else None,
+    )
 
 
 def _unknown_in_xero(

@@ -26,6 +26,7 @@ from pipeline.ledger.models import (
 from pipeline.reconcile.rows import (
     CREDIT_NOTE,
     INVOICE,
+    SUPPLIER_CREDIT_NOTE,
     Cin7InvoiceRow,
     LedgerDoc,
     LedgerView,
@@ -79,24 +80,51 @@ def yield_to_writers(ctx: TenantContext, max_wait: float, *, interval: float = 0
     return time.monotonic() - started
 
 
-def read_xero_window(
+def iter_xero_invoices(
     ctx: TenantContext,
     window: Window,
-    *,
-    yield_seconds: float,
     document_type: str = "ACCREC",
-    row: Callable[[dict[str, Any]], XeroInvoiceRow] = xero_invoice_row,
-) -> list[XeroInvoiceRow]:
-    """Every ACCREC invoice (or, by `document_type`, ACCPAY bill) dated in the window, a page of 1000 at a time."""
-    rows: list[XeroInvoiceRow] = []
-    page = 1
+    *,
+    yield_seconds: float = 0.0,
+    on_page: Callable[[], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Xero's invoices of `document_type` (ACCREC, or ACCPAY bills) dated in the window, a page of 1000
+    at a time, each page after yielding to the writers for up to `yield_seconds`.
+    """
     where = window.xero_where(document_type)
+    page = 1
     while True:
         yield_to_writers(ctx, yield_seconds)
         batch = ctx.xero.get_invoices(where=where, page=page)
-        rows.extend(row(data) for data in batch if str(data.get("Type", document_type)).upper() == document_type)
+        if on_page is not None:
+            on_page()
+        yield from (data for data in batch if str(data.get("Type", document_type)).upper() == document_type)
         if len(batch) < XERO_PAGE_SIZE:
-            return rows
+            return
+        page += 1
+
+
+def iter_xero_credit_notes(
+    ctx: TenantContext,
+    window: Window,
+    document_type: str = "ACCRECCREDIT",
+    *,
+    yield_seconds: float = 0.0,
+    on_page: Callable[[], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Xero's credit notes of `document_type` (ACCRECCREDIT, or ACCPAYCREDIT: a supplier's may carry the
+    number of one of ours) dated in the window, a page of 100 at a time.
+    """
+    where = window.xero_where(document_type)
+    page = 1
+    while True:
+        yield_to_writers(ctx, yield_seconds)
+        batch = ctx.xero.get_credit_notes_page(where, page)
+        if on_page is not None:
+            on_page()
+        yield from (data for data in batch if str(data.get("Type", document_type)).upper() == document_type)
+        if len(batch) < XERO_CREDIT_NOTE_PAGE_SIZE:
+            return
         page += 1
 
 
@@ -105,18 +133,27 @@ def _our_credit_note(data: dict[str, Any]) -> bool:
     return str(data.get("Type", "ACCRECCREDIT")).upper() == "ACCRECCREDIT"
 
 
-def read_xero_credit_notes(ctx: TenantContext, window: Window, *, yield_seconds: float) -> list[XeroInvoiceRow]:
-    """Every ACCRECCREDIT credit note dated in the window, a page of 100 at a time."""
-    rows: list[XeroInvoiceRow] = []
-    page = 1
-    where = window.xero_where("ACCRECCREDIT")
-    while True:
-        yield_to_writers(ctx, yield_seconds)
-        batch = ctx.xero.get_credit_notes_page(where, page)
-        rows.extend(xero_credit_note_row(data) for data in batch if _our_credit_note(data))
-        if len(batch) < XERO_CREDIT_NOTE_PAGE_SIZE:
-            return rows
-        page += 1
+def read_xero_window(
+    ctx: TenantContext,
+    window: Window,
+    *,
+    yield_seconds: float,
+    document_type: str = "ACCREC",
+    row: Callable[[dict[str, Any]], XeroInvoiceRow] = xero_invoice_row,
+) -> list[XeroInvoiceRow]:
+    """Every ACCREC invoice (or, by `document_type`, ACCPAY bill) dated in the window, as rows."""
+    return [row(data) for data in iter_xero_invoices(ctx, window, document_type, yield_seconds=yield_seconds)]
+
+
+def read_xero_credit_notes(
+    ctx: TenantContext, window: Window, *, yield_seconds: float, document_type: str = "ACCRECCREDIT"
+) -> list[XeroInvoiceRow]:
+    """Every ACCRECCREDIT (or, by `document_type`, ACCPAYCREDIT) credit note dated in the window, as rows."""
+    document = SUPPLIER_CREDIT_NOTE if document_type == "ACCPAYCREDIT" else CREDIT_NOTE
+    return [
+        xero_credit_note_row(data, document=document)
+        for data in iter_xero_credit_notes(ctx, window, document_type, yield_seconds=yield_seconds)
+    ]
 
 
 @dataclass

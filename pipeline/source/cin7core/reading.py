@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mappings import Cin7PurchaseListRow, Cin7Sale, Cin7SaleListRow
+from mappings import Cin7Purchase, Cin7PurchaseListRow, Cin7Sale, Cin7SaleListRow
 
 
 def _problem(exc: ValidationError) -> str:
@@ -37,6 +37,15 @@ def parse_sale(detail: dict[str, Any], row: Cin7SaleListRow, errors: list[str]) 
         return Cin7Sale.model_validate(detail)
     except ValidationError as exc:
         errors.append(f"Cin7 sale {row.sale_id} ({row.order_number}) does not parse: {_problem(exc)}")
+        return None
+
+
+def parse_purchase(detail: dict[str, Any], row: Cin7PurchaseListRow, errors: list[str]) -> Cin7Purchase | None:
+    """A purchase's detail as the model, or None (noted) when it does not parse."""
+    try:
+        return Cin7Purchase.model_validate(detail)
+    except ValidationError as exc:
+        errors.append(f"Cin7 purchase {row.id} ({row.order_number}) does not parse: {_problem(exc)}")
         return None
 
 
