@@ -15,9 +15,8 @@ from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
 from pipeline.discovery.poll import poll_message
 from pipeline.ledger.models import ParentKind
-from pipeline.mapping.stage import fetch_and_map, map_message
+from pipeline.mapping.stage import fetch_and_map, map_message, write_and_map
 from pipeline.recovery.sweep import sweep_message
-from pipeline.writer.drain import write_message
 from tasks.options import DB_RETRY, IDEMPOTENT
 
 
@@ -54,7 +53,7 @@ def map_document(self: Task, tenant_key: str, doc_id: int) -> bool:
 @app.task(name=TaskName.WRITE_DOCUMENT.value, **IDEMPOTENT, **DB_RETRY)
 def write_document(tenant_key: str, doc_id: int | None) -> dict[str, Any]:
     """Write this document to Xero together with whatever else is ready for the tenant."""
-    return write_message(tenant_context(tenant_key), doc_id)
+    return write_and_map(tenant_context(tenant_key), doc_id)
 
 
 @app.task(name=TaskName.SWEEP.value, **IDEMPOTENT, **DB_RETRY)

@@ -10,18 +10,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mappings import Cin7Sale
+from mappings import Cin7Customer, Cin7Sale
 from pipeline.context import TenantContext
 from pipeline.discovery.poll import store_customers
 from pipeline.discovery.rows import named_unstorable, validation_reasons
 from pipeline.discovery.versions import Versions, document_versions
 from pipeline.errors import ErrorClass, SyncError
+from pipeline.kinds import ParentRead
 from pipeline.ledger.models import (
     CustomerRecord,
     DocumentState,
@@ -61,8 +62,20 @@ class FetchedInvoice:
         return self.state == DocumentState.PENDING
 
 
+class FetchedParent(NamedTuple):
+    """What a fetch recorded (every document of the parent and its state) and the parent it parsed."""
+
+    documents: list[FetchedInvoice]
+    read: ParentRead
+
+
 def fetch_sale(ctx: TenantContext, sale_id: str) -> list[FetchedInvoice]:
-    """Read one sale's detail and record its invoices; return every invoice of the sale and its state.
+    """Read one sale's detail and record its invoices; return every invoice of the sale and its state."""
+    return read_sale(ctx, sale_id).documents
+
+
+def read_sale(ctx: TenantContext, sale_id: str) -> FetchedParent:
+    """Read one sale's detail and record its invoices; return them with the sale and customer as parsed.
 
     One ledger transaction in the usual case: the customer's snapshot is read, and the sale row and
     its invoice rows written, together. Only a customer missing from the bulk snapshot needs a Cin7
@@ -84,13 +97,25 @@ def fetch_sale(ctx: TenantContext, sale_id: str) -> list[FetchedInvoice]:
     with ctx.sessions() as session, session.begin():
         customer_row = customer_snapshot(session, ctx.tenant_pk, sale.customer_id)
         if customer_row is not None or not sale.customer_id:
-            return record_fetched_sale(session, ctx.tenant_pk, sale_id, detail, sale, customer_row)
+            documents = record_fetched_sale(session, ctx.tenant_pk, sale_id, detail, sale, customer_row)
+            return FetchedParent(documents, _sale_read(sale_id, sale, customer_row))
     # Not in the bulk snapshot yet (created since the last customer poll): one call, then cached.
     customer_row = ctx.cin7.get_customer(sale.customer_id)
     with ctx.sessions() as session, session.begin():
         if customer_row is not None:
             store_customers(session, ctx.tenant_pk, [customer_row])
-        return record_fetched_sale(session, ctx.tenant_pk, sale_id, detail, sale, customer_row)
+        documents = record_fetched_sale(session, ctx.tenant_pk, sale_id, detail, sale, customer_row)
+    return FetchedParent(documents, _sale_read(sale_id, sale, customer_row))
+
+
+def _sale_read(sale_id: str, sale: Cin7Sale, customer_row: dict[str, Any] | None) -> ParentRead:
+    """The sale and its customer as the mapping would read them back from the rows just written."""
+    # A snapshot the ledger keeps but the model refuses is the mapping's to report, by document.
+    try:
+        customer = Cin7Customer.model_validate(customer_row) if customer_row is not None else None
+    except ValidationError:
+        return ParentRead(sale_id, sale, None, party_known=False)
+    return ParentRead(sale_id, sale, customer)
 
 
 def _unstorable_text(sale: Cin7Sale) -> list[str]:

@@ -65,6 +65,19 @@ Parent = Cin7Sale | Cin7Purchase
 Party = Cin7Customer | Cin7Supplier
 
 
+@dataclass(frozen=True)
+class ParentRead:
+    """A parent and its party as a fetch has just read and parsed them: the mapping of that parent's
+    documents in the same task neither reads their snapshots again nor validates them twice.
+    """
+
+    parent_id: str
+    parent: Parent
+    party: Party | None
+    #: False when the party could not be parsed here: the mapping reads it again and reports why.
+    party_known: bool = True
+
+
 def as_sale(parent: Parent) -> Cin7Sale:
     """The parent of a sale's document (the kind registry pairs each kind with its parent's kind)."""
     if not isinstance(parent, Cin7Sale):

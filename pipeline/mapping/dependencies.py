@@ -30,6 +30,8 @@ class Waits:
     parents: dict[tuple[str, str], str] = field(default_factory=dict)
     #: What it waits for is held for Xero's lock date: it never will be in Xero, so neither will this.
     locked_by: str | None = None
+    #: The ledger ids of the rows it waits for (None: a row not recorded yet).
+    waiting_on: list[int | None] = field(default_factory=list)
 
 
 def _label(kind: str, row: SyncDocument | None, task_id: str) -> str:
@@ -55,33 +57,43 @@ def _why_not_in_xero(row: SyncDocument | None) -> str:
             return f"{row.state}" + (f", Xero status {row.xero_status}" if row.xero_status else "")
 
 
-def unmet(session: Session, doc: SyncDocument, needs: Sequence[Dependency]) -> Waits:
-    """Check each dependency against the ledger rows of the document's sale."""
+def unmet(
+    session: Session, doc: SyncDocument, needs: Sequence[Dependency], *, rows: Sequence[SyncDocument] | None = None
+) -> Waits:
+    """Check each dependency against the ledger rows of the document's sale (`rows` when the caller
+    has already read them all).
+    """
     waits = Waits()
     if not needs:
         return waits
-    rows: dict[tuple[str, str], SyncDocument] = {}
-    for row in session.scalars(
-        select(SyncDocument).where(
-            SyncDocument.tenant_id == doc.tenant_id,
-            SyncDocument.source == doc.source,
-            SyncDocument.sale_id == doc.sale_id,
-            SyncDocument.kind.in_(sorted({need.kind for need in needs})),
-        )
-    ):
-        rows[(row.kind, row.task_id)] = row
+    kinds = {need.kind for need in needs}
+    if rows is None:
+        rows = session.scalars(
+            select(SyncDocument).where(
+                SyncDocument.tenant_id == doc.tenant_id,
+                SyncDocument.source == doc.source,
+                SyncDocument.sale_id == doc.sale_id,
+                SyncDocument.kind.in_(sorted(kinds)),
+            )
+        ).all()
+    by_key = {(row.kind, row.task_id): row for row in rows if row.kind in kinds}
     reasons: list[str] = []
     for need in needs:
         if need.task_id == "*":
             matching = [
-                r for (kind, _), r in rows.items() if kind == need.kind and r.document_number == doc.document_number
+                r for (kind, _), r in by_key.items() if kind == need.kind and r.document_number == doc.document_number
             ]
-            reasons.extend(_check(waits, need, found) for found in matching)
+            for found in matching:
+                reasons.append(_check(waits, need, found))
+                if reasons[-1]:
+                    waits.waiting_on.append(found.id)
         else:
-            needed = rows.get((need.kind, need.task_id))
+            needed = by_key.get((need.kind, need.task_id))
             if need.need == "in_xero" and needed is not None and needed.state == DocumentState.LOCKED:
                 waits.locked_by = _label(need.kind, needed, need.task_id)
             reasons.append(_check(waits, need, needed))
+            if reasons[-1]:
+                waits.waiting_on.append(needed.id if needed is not None else None)
     reasons = [reason for reason in reasons if reason]
     waits.reason = "; ".join(reasons) or None
     return waits

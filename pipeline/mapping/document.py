@@ -6,6 +6,9 @@ asks the document's kind to map it, and records the payload, its hash and the ac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,6 +20,7 @@ from mappings import (
     Cin7Supplier,
     InvoiceAction,
     MappingError,
+    OrgReference,
     XeroInvoiceStatus,
     content_hash,
 )
@@ -24,7 +28,7 @@ from pipeline import app
 from pipeline.app import TaskName
 from pipeline.context import TenantContext
 from pipeline.errors import ErrorClass
-from pipeline.kinds import AnyKind, InXero, MappedDocument, Parent, Party, PlanInput, kind_of
+from pipeline.kinds import AnyKind, InXero, MappedDocument, Parent, ParentRead, Party, PlanInput, kind_of
 from pipeline.ledger.models import (
     CustomerRecord,
     DocumentState,
@@ -41,116 +45,192 @@ from pipeline.operations.alerts import note_problem
 from pipeline.recovery.deadletters import record_dead_letter, resolve_dead_letters
 
 
-def map_document(ctx: TenantContext, doc_id: int) -> bool:
-    """Map one pending document to its Xero payload; True when it is now ready to write.
+@dataclass
+class _Batch:
+    """What one mapping transaction has read, shared by its documents."""
 
-    A document that settles without a write (nothing to do, or skipped) may be what others of its sale
-    wait for: they are sent to be mapped once this commits.
+    #: The documents this transaction found pending (and locked): only it can move them on.
+    mapping: set[int]
+    loaded: dict[tuple[str, bool], tuple[Parent, Party | None] | None] = field(default_factory=dict)
+    siblings: dict[tuple[str, str], list[SyncDocument]] = field(default_factory=dict)
+    woken: list[int] = field(default_factory=list)
+    #: Documents recorded as waiting on a row this transaction did not itself move (see _waits_over).
+    recheck: list[int] = field(default_factory=list)
+
+    @classmethod
+    def knowing(cls, mapping: set[int], read: ParentRead | None) -> _Batch:
+        """A batch that starts with the parent the caller has just read, if any."""
+        batch = cls(mapping=mapping)
+        if read is not None and read.party_known:
+            batch.loaded[(read.parent_id, isinstance(read.parent, Cin7Purchase))] = (read.parent, read.party)
+        return batch
+
+
+def map_document(ctx: TenantContext, doc_id: int) -> bool:
+    """Map one pending document to its Xero payload; True when it is now ready to write."""
+    return map_documents(ctx, [doc_id]).get(doc_id) == DocumentState.READY
+
+
+def map_documents(
+    ctx: TenantContext, doc_ids: Sequence[int], *, read: ParentRead | None = None
+) -> dict[int, DocumentState | None]:
+    """Map pending documents in one transaction; each id → the state the mapping left it in (`ready`
+    when it is now to be written), or None when it was not pending (a duplicate, or already handled).
+
+    A fetch maps all its sale's changed documents here at once: one lock, one read of the sale's rows,
+    and the snapshots it already parsed. A document that settles without a write (nothing to do, or
+    skipped) may be what others of its sale wait for: they are sent to be mapped once this commits.
     """
-    woken: list[int] = []
-    ready = _map_document(ctx, doc_id, woken)
-    if not ready and _wait_is_over(ctx, doc_id):
-        woken.append(doc_id)
+    if not doc_ids:
+        return {}
+    reference = org_reference(ctx)
+    settled: dict[int, DocumentState | None] = dict.fromkeys(doc_ids)
+    with ctx.sessions() as session, session.begin():
+        docs = session.scalars(
+            select(SyncDocument)
+            .where(SyncDocument.id.in_(sorted(set(doc_ids))))
+            .order_by(SyncDocument.id)
+            .with_for_update()
+        ).all()
+        batch = _Batch.knowing({doc.id for doc in docs if doc.state == DocumentState.PENDING}, read)
+        # In the order the caller gave (a sale's invoice before its payments), each seeing the last.
+        by_id = {doc.id: doc for doc in docs}
+        for doc_id in doc_ids:
+            doc = by_id.get(doc_id)
+            if doc is not None and doc.id in batch.mapping:
+                _map_one(ctx, session, doc, reference, batch)
+                settled[doc_id] = DocumentState(doc.state)
+    woken = batch.woken + _waits_over(ctx, batch.recheck, read)
     for waiting_id in woken:
         app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, waiting_id)
-    return ready
+    return settled
 
 
-def _wait_is_over(ctx: TenantContext, doc_id: int) -> bool:
-    """A document just recorded as waiting whose dependencies were met meanwhile goes back to pending.
+def _waits_over(ctx: TenantContext, doc_ids: Sequence[int], read: ParentRead | None) -> list[int]:
+    """Documents just recorded as waiting whose dependencies were met meanwhile go back to pending.
 
-    Its mapping read the invoice as not yet in Xero; if the invoice's write committed after that read
-    but before this row's WAITING did, the writer's wake-up found nothing to wake. Looking again after
-    our own commit closes that gap: whichever commits second sees the other.
+    Their mapping read what they wait for as not yet in Xero; if its write committed after that read
+    but before their WAITING did, the writer's wake-up found nothing to wake. Looking again after our
+    own commit closes that gap: whichever commits second sees the other. A document that waits only on
+    rows the same transaction mapped needs no second look: no writer could take those before it
+    committed, so their writes' wake-ups come after it.
     """
+    if not doc_ids:
+        return []
+    over: list[int] = []
     with ctx.sessions() as session, session.begin():
-        doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
-        if doc is None or doc.state != DocumentState.WAITING:
-            return False
-        loaded = _parent_and_party(session, doc)
-        if loaded is None:
-            return False
-        needs = kind_of(doc.kind).dependencies(loaded[0], doc.task_id, cin7_status=doc.cin7_status)
-        if dependencies.unmet(session, doc, needs).reason is not None:
-            return False
-        doc.state = DocumentState.PENDING
-        doc.enqueued_at = utcnow()
-        return True
+        batch = _Batch.knowing(set(), read)
+        for doc in session.scalars(
+            select(SyncDocument).where(SyncDocument.id.in_(sorted(doc_ids))).order_by(SyncDocument.id).with_for_update()
+        ):
+            if doc.state != DocumentState.WAITING:
+                continue
+            loaded = _parent_and_party(session, doc, batch)
+            if loaded is None:
+                continue
+            needs = kind_of(doc.kind).dependencies(loaded[0], doc.task_id, cin7_status=doc.cin7_status)
+            if dependencies.unmet(session, doc, needs).reason is not None:
+                continue
+            doc.state = DocumentState.PENDING
+            doc.enqueued_at = utcnow()
+            over.append(doc.id)
+    return over
 
 
-def _map_document(ctx: TenantContext, doc_id: int, woken: list[int]) -> bool:
-    reference = org_reference(ctx)
-    with ctx.sessions() as session, session.begin():
-        doc = session.scalar(select(SyncDocument).where(SyncDocument.id == doc_id).with_for_update())
-        if doc is None or doc.state != DocumentState.PENDING:
-            return False  # a duplicate message, or already handled
-        loaded = _parent_and_party(session, doc)
-        if loaded is None:
-            return False
-        parent, party = loaded
-        kind = kind_of(doc.kind)
-        if _before_cutover(ctx, doc) or _held_conflict(session, doc):
-            return False
-        waits = dependencies.unmet(session, doc, kind.dependencies(parent, doc.task_id, cin7_status=doc.cin7_status))
-        if waits.reason is not None and waits.locked_by is not None:
-            doc.state = DocumentState.LOCKED
-            doc.last_error = f"{waits.locked_by} is dated on or before Xero's lock date, so this is not written either"
-            doc.mapped_source_hash = doc.source_hash
-            return False
-        if waits.reason is not None:
-            # Not a failure: the document is woken when what it waits for is written (writer.outcomes).
-            doc.state = DocumentState.WAITING
-            doc.last_error = waits.reason
-            doc.mapped_source_hash = doc.source_hash
-            return False
-        try:
-            mapped = kind.plan(
-                PlanInput(
-                    parent,
-                    doc.task_id,
-                    cin7_status=doc.cin7_status,
-                    party=party,
-                    rules=ctx.rules,
-                    reference=reference,
-                    in_xero=InXero(
-                        synced=doc.xero_id is not None,
-                        xero_status=doc.xero_status,
-                        synced_hash=doc.synced_hash,
-                        parents=waits.parents,
-                    ),
+def _map_one(ctx: TenantContext, session: Session, doc: SyncDocument, reference: OrgReference, batch: _Batch) -> bool:
+    loaded = _parent_and_party(session, doc, batch)
+    if loaded is None:
+        return False
+    parent, party = loaded
+    kind = kind_of(doc.kind)
+    if _before_cutover(ctx, doc) or _held_conflict(session, doc):
+        return False
+    waits = dependencies.unmet(
+        session,
+        doc,
+        kind.dependencies(parent, doc.task_id, cin7_status=doc.cin7_status),
+        rows=_siblings(session, doc, batch),
+    )
+    if waits.reason is not None and waits.locked_by is not None:
+        doc.state = DocumentState.LOCKED
+        doc.last_error = f"{waits.locked_by} is dated on or before Xero's lock date, so this is not written either"
+        doc.mapped_source_hash = doc.source_hash
+        return False
+    if waits.reason is not None:
+        # Not a failure: the document is woken when what it waits for is written (writer.outcomes).
+        doc.state = DocumentState.WAITING
+        doc.last_error = waits.reason
+        doc.mapped_source_hash = doc.source_hash
+        if not set(waits.waiting_on) <= batch.mapping:
+            batch.recheck.append(doc.id)
+        return False
+    try:
+        mapped = kind.plan(
+            PlanInput(
+                parent,
+                doc.task_id,
+                cin7_status=doc.cin7_status,
+                party=party,
+                rules=ctx.rules,
+                reference=reference,
+                in_xero=InXero(
+                    synced=doc.xero_id is not None,
+                    xero_status=doc.xero_status,
+                    synced_hash=doc.synced_hash,
+                    parents=waits.parents,
+                ),
+            )
+        )
+    except MappingError as exc:
+        doc.attempts += 1
+        record_dead_letter(
+            session,
+            doc,
+            stage="map",
+            error_class=ErrorClass.MAPPING,
+            messages=[p.message for p in exc.problems],
+            payload=None,
+        )
+        doc.mapped_source_hash = doc.source_hash
+        return False
+    if mapped.cin7_status != (doc.cin7_status or "NOT AVAILABLE"):
+        # The document disappeared from the sale (Cin7 "Undo"): it is recorded as voided.
+        doc.cin7_status = mapped.cin7_status
+    doc.mapped_source_hash = doc.source_hash
+    doc.error_class = None
+    # The map task counted this delivery in `attempts` to catch messages that kill workers; the
+    # mapping finished, so the write starts its own count from zero.
+    doc.attempts = 0
+    if mapped.action in _WRITES and reference.locked(doc.document_date):
+        doc.state = DocumentState.LOCKED
+        doc.action = None
+        doc.last_error = (
+            f"dated {doc.document_date}, on or before Xero's lock date {reference.lock_date}: not written "
+            "(Xero refuses changes in a locked period; a person decides)"
+        )
+        # What waits for it (its payments) is held for the same reason: they learn so now.
+        batch.woken.extend(wake_waiting(session, doc.tenant_id, [doc.sale_id]))
+        return False
+    return _apply(session, doc, kind, mapped, batch.woken)
+
+
+def _siblings(session: Session, doc: SyncDocument, batch: _Batch) -> list[SyncDocument]:
+    """Every ledger row of the document's sale, read once per transaction (the rows it maps are among
+    them, as the session holds them, so a payment sees its invoice just mapped).
+    """
+    key = (doc.source, doc.sale_id)
+    rows = batch.siblings.get(key)
+    if rows is None:
+        rows = batch.siblings[key] = list(
+            session.scalars(
+                select(SyncDocument).where(
+                    SyncDocument.tenant_id == doc.tenant_id,
+                    SyncDocument.source == doc.source,
+                    SyncDocument.sale_id == doc.sale_id,
                 )
             )
-        except MappingError as exc:
-            doc.attempts += 1
-            record_dead_letter(
-                session,
-                doc,
-                stage="map",
-                error_class=ErrorClass.MAPPING,
-                messages=[p.message for p in exc.problems],
-                payload=None,
-            )
-            doc.mapped_source_hash = doc.source_hash
-            return False
-        if mapped.cin7_status != (doc.cin7_status or "NOT AVAILABLE"):
-            # The document disappeared from the sale (Cin7 "Undo"): it is recorded as voided.
-            doc.cin7_status = mapped.cin7_status
-        doc.mapped_source_hash = doc.source_hash
-        doc.error_class = None
-        # The map task counted this delivery in `attempts` to catch messages that kill workers; the
-        # mapping finished, so the write starts its own count from zero.
-        doc.attempts = 0
-        if mapped.action in _WRITES and reference.locked(doc.document_date):
-            doc.state = DocumentState.LOCKED
-            doc.action = None
-            doc.last_error = (
-                f"dated {doc.document_date}, on or before Xero's lock date {reference.lock_date}: not written "
-                "(Xero refuses changes in a locked period; a person decides)"
-            )
-            # What waits for it (its payments) is held for the same reason: they learn so now.
-            woken.extend(wake_waiting(session, doc.tenant_id, [doc.sale_id]))
-            return False
-        return _apply(session, doc, kind, mapped, woken)
+        )
+    return rows
 
 
 _WRITES = (InvoiceAction.CREATE, InvoiceAction.UPDATE, InvoiceAction.VOID, InvoiceAction.DELETE)
@@ -228,16 +308,26 @@ def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDoc
     return True
 
 
-def _parent_and_party(session: Session, doc: SyncDocument) -> tuple[Parent, Party | None] | None:
+def _parent_and_party(session: Session, doc: SyncDocument, batch: _Batch) -> tuple[Parent, Party | None] | None:
     """The document's parent snapshot (sale or purchase) and its party's (customer or supplier), or None
-    when the parent was never fetched.
+    when the parent was never fetched; read and parsed once per transaction.
     """
+    purchase = kind_of(doc.kind).parent_kind == ParentKind.PURCHASE
+    key = (doc.sale_id, purchase)
+    if key in batch.loaded:
+        return batch.loaded[key]
+    loaded = batch.loaded[key] = _read_parent_and_party(session, doc, purchase=purchase)
+    return loaded
+
+
+def _read_parent_and_party(
+    session: Session, doc: SyncDocument, *, purchase: bool
+) -> tuple[Parent, Party | None] | None:
     record = session.scalar(
         select(SaleRecord).where(SaleRecord.tenant_id == doc.tenant_id, SaleRecord.sale_id == doc.sale_id)
     )
     if record is None or record.snapshot is None:
         return None
-    purchase = kind_of(doc.kind).parent_kind == ParentKind.PURCHASE
     parent: Parent = (
         Cin7Purchase.model_validate(record.snapshot) if purchase else Cin7Sale.model_validate(record.snapshot)
     )

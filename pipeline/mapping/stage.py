@@ -21,6 +21,7 @@ from pipeline.discovery import fetch
 from pipeline.discovery.fetch import FetchedInvoice
 from pipeline.discovery.purchases import fetch_purchase
 from pipeline.errors import SyncError
+from pipeline.kinds import ParentRead
 from pipeline.ledger.models import DocumentState, ParentKind, SyncDocument
 from pipeline.mapping import document
 from pipeline.operations.pauses import pause_tenant
@@ -36,6 +37,7 @@ from pipeline.recovery.deliveries import (
     sale_delivery,
     uncount_map_delivery,
 )
+from pipeline.writer import drain
 from pipeline.writer.claim import claim_write_message
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class MapOutcome(NamedTuple):
     # dead: a dead letter; retry: try again in `wait` seconds; paused: the tenant is parked.
     state: str
     wait: float | None = None
+    #: The document's state once mapped ("mapped": what it became instead of ready).
+    settled: DocumentState | None = None
 
     @property
     def finished(self) -> bool:
@@ -55,46 +59,114 @@ class MapOutcome(NamedTuple):
         return self.state in ("ready", "mapped", "dead")
 
 
+def map_batch(
+    ctx: TenantContext,
+    client: redis.Redis | None,
+    deliveries: dict[int, MapDelivery],
+    *,
+    retries: int,
+    read: ParentRead | None = None,
+) -> dict[int, MapOutcome]:
+    """Map documents in one transaction and decide, by the error policy, what a failure means for each."""
+    try:
+        settled = document.map_documents(ctx, list(deliveries), read=read)
+    except SyncError as error:
+        # Only the reference read talks to Xero or Cin7 here, before any document is touched: every
+        # document of the batch fails alike.
+        pause = pause_tenant(ctx, error) if pauses_tenant(error.error_class) else None
+        return {
+            doc_id: _map_failed(ctx, client, doc_id, delivery, error, retries=retries, pause=pause)
+            for doc_id, delivery in deliveries.items()
+        }
+    return {
+        doc_id: MapOutcome(
+            "ready" if settled.get(doc_id) == DocumentState.READY else "mapped", settled=settled.get(doc_id)
+        )
+        for doc_id in deliveries
+    }
+
+
 def map_once(
     ctx: TenantContext, client: redis.Redis | None, doc_id: int, delivery: MapDelivery, *, retries: int
 ) -> MapOutcome:
     """Map one document and decide, by the error policy, what its failure means."""
-    try:
-        ready = document.map_document(ctx, doc_id)
-    except SyncError as error:
-        if pauses_tenant(error.error_class):
-            # The chart-of-accounts read met a day limit or a refused connection (or the tenant is
-            # already parked): park the tenant, and let this document wait for the sweep.
-            pause = pause_tenant(ctx, error)
-            uncount_map_delivery(ctx, client, doc_id, delivery)
-            return MapOutcome("paused", pause)
-        if not counts_as_attempt(error.error_class):
-            uncount_map_delivery(ctx, client, doc_id, delivery)
-        # Only the chart-of-accounts read talks to Xero here; it is retried like any call.
-        decision = decide_for(error, retries + 1, ctx.settings)
-        if decision.next in (Next.COUNTDOWN, Next.LEDGER_RETRY):
-            return MapOutcome("retry", min(MAX_COUNTDOWN_SECONDS, decision.delay))
-        with ctx.sessions() as session, session.begin():
-            doc = session.get(SyncDocument, doc_id)
-            if doc is not None and doc.state == DocumentState.PENDING:
-                # As the ledger count would have said: how many deliveries it took.
-                doc.attempts = max(doc.attempts, delivery.deliveries)
-                record_dead_letter(
-                    session,
-                    doc,
-                    stage="map",
-                    error_class=decision.error_class,
-                    messages=list(decision.messages),
-                    payload=None,
-                )
-        return MapOutcome("dead")
-    return MapOutcome("ready" if ready else "mapped")
+    return map_batch(ctx, client, {doc_id: delivery}, retries=retries)[doc_id]
+
+
+def _map_failed(
+    ctx: TenantContext,
+    client: redis.Redis | None,
+    doc_id: int,
+    delivery: MapDelivery,
+    error: SyncError,
+    *,
+    retries: int,
+    pause: float | None,
+) -> MapOutcome:
+    if pauses_tenant(error.error_class):
+        # The reference read met a day limit or a refused connection (or the tenant is already
+        # parked): the tenant is parked, and this document waits for the sweep.
+        uncount_map_delivery(ctx, client, doc_id, delivery)
+        return MapOutcome("paused", pause)
+    if not counts_as_attempt(error.error_class):
+        uncount_map_delivery(ctx, client, doc_id, delivery)
+    # Only the reference read talks to Xero here; it is retried like any call.
+    decision = decide_for(error, retries + 1, ctx.settings)
+    if decision.next in (Next.COUNTDOWN, Next.LEDGER_RETRY):
+        return MapOutcome("retry", min(MAX_COUNTDOWN_SECONDS, decision.delay))
+    with ctx.sessions() as session, session.begin():
+        doc = session.get(SyncDocument, doc_id)
+        if doc is not None and doc.state == DocumentState.PENDING:
+            # As the ledger count would have said: how many deliveries it took.
+            doc.attempts = max(doc.attempts, delivery.deliveries)
+            record_dead_letter(
+                session,
+                doc,
+                stage="map",
+                error_class=decision.error_class,
+                messages=list(decision.messages),
+                payload=None,
+            )
+    return MapOutcome("dead")
 
 
 def wake_writer(ctx: TenantContext, doc_id: int) -> None:
     """Send a write message unless one is already pending: the writer drains every ready row anyway."""
     if claim_write_message(ctx):
         app.send(TaskName.WRITE_DOCUMENT, ctx.tenant_key, doc_id)
+
+
+# Documents a writer maps per transaction after its writes (a drain can wake hundreds of payments).
+WOKEN_BATCH = 100
+
+
+def write_and_map(ctx: TenantContext, doc_id: int | None) -> dict[str, Any]:
+    """What a write_document message does: drain the tenant's ready rows, and map here what the writes
+    woke (a payment whose invoice is now in Xero), rather than as one map_document message each.
+    """
+    return drain.write_message(ctx, doc_id, remap=map_woken)
+
+
+def map_woken(ctx: TenantContext, doc_ids: Sequence[int]) -> None:
+    """Map documents that a write woke, in batches; wake a writer for those now ready.
+
+    A batch that fails goes on as one map_document message per document, where the error policy and
+    the delivery counts judge each on its own: one bad payment does not hold back the rest.
+    """
+    ready: list[int] = []
+    for start in range(0, len(doc_ids), WOKEN_BATCH):
+        chunk = list(doc_ids[start : start + WOKEN_BATCH])
+        try:
+            settled = document.map_documents(ctx, chunk)
+        except Exception:  # whatever it was, each document's own message classifies it (and counts it)
+            log.warning(
+                "mapping %d woken documents together failed; each goes on as its own message", len(chunk), exc_info=True
+            )
+            drain.send_to_map(ctx, chunk)
+            continue
+        ready.extend(doc_id for doc_id, state in settled.items() if state == DocumentState.READY)
+    if ready:
+        wake_writer(ctx, ready[0])
 
 
 def map_message(ctx: TenantContext, doc_id: int, *, retries: int) -> MapOutcome:
@@ -128,20 +200,6 @@ def _invoice_name(invoice: FetchedInvoice) -> str:
     return _document_name(invoice.kind, invoice.number, invoice.doc_id)
 
 
-def _map_fetched_one(
-    ctx: TenantContext,
-    client: redis.Redis | None,
-    invoice: FetchedInvoice,
-    delivery: MapDelivery,
-) -> MapOutcome:
-    outcome = map_once(ctx, client, invoice.doc_id, delivery, retries=0)
-    if outcome.state == "retry" or (
-        outcome.state == "paused" and outcome.wait is not None and outcome.wait <= MAX_COUNTDOWN_SECONDS
-    ):
-        app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, invoice.doc_id, countdown=outcome.wait)
-    return outcome
-
-
 def map_fetched(
     ctx: TenantContext,
     client: redis.Redis | None,
@@ -149,9 +207,10 @@ def map_fetched(
     *,
     redis_counts: bool,
     recount: bool,
+    read: ParentRead | None = None,
 ) -> tuple[dict[str, str], list[str]]:
-    """Map the fetched invoices that need it, in this task; return each invoice's state and the delivery
-    keys of the documents whose mapping finished.
+    """Map the fetched invoices that need it, in this task and one transaction; return each invoice's
+    state and the delivery keys of the documents whose mapping finished.
 
     What cannot be mapped now (a retryable failure, a short tenant pause) goes on as a map_document
     message with a countdown, which carries on with that task's retries.
@@ -164,38 +223,43 @@ def map_fetched(
         counted = count_deliveries(client, list(keys.values()))
         counts = dict(zip(keys, counted, strict=True)) if counted is not None else {}
     finished: list[str] = []
-    ready: list[int] = []
-    unmapped: list[int] = []
+    deliveries: dict[int, MapDelivery] = {}
     for invoice in to_map:
         key = keys[invoice.doc_id]
-        deliveries = counts.get(invoice.doc_id) if redis_counts else None
         if redis_counts:
+            count = counts.get(invoice.doc_id)
             if (
-                deliveries is not None
-                and deliveries > ctx.settings.max_attempts
-                and map_delivery_poisons(ctx, invoice.doc_id, deliveries)
+                count is not None
+                and count > ctx.settings.max_attempts
+                and map_delivery_poisons(ctx, invoice.doc_id, count)
             ):
                 states[_invoice_name(invoice)] = "poison"
                 finished.append(key)
                 continue
-            delivery = MapDelivery(key, in_redis=deliveries is not None, deliveries=deliveries or 0)
+            deliveries[invoice.doc_id] = MapDelivery(key, in_redis=count is not None, deliveries=count or 0)
         else:
             if map_delivery_poisons(ctx, invoice.doc_id, None):
                 states[_invoice_name(invoice)] = "poison"
                 continue
-            delivery = MapDelivery(key, in_ledger=True)
-        outcome = _map_fetched_one(ctx, client, invoice, delivery)
+            deliveries[invoice.doc_id] = MapDelivery(key, in_ledger=True)
+    outcomes = map_batch(ctx, client, deliveries, retries=0, read=read) if deliveries else {}
+    by_id = {invoice.doc_id: invoice for invoice in to_map}
+    for doc_id, outcome in outcomes.items():
+        if outcome.state == "retry" or (
+            outcome.state == "paused" and outcome.wait is not None and outcome.wait <= MAX_COUNTDOWN_SECONDS
+        ):
+            app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, doc_id, countdown=outcome.wait)
         if outcome.finished:
-            finished.append(key)
-        if outcome.state == "ready":
-            ready.append(invoice.doc_id)
-        elif outcome.state == "mapped":
-            unmapped.append(invoice.doc_id)
-        states[_invoice_name(invoice)] = outcome.state
+            finished.append(keys[doc_id])
+        # Mapped to nothing to write: say what it became (waiting, synced, voided, ignored, conflict, dead).
+        mapped_to = outcome.settled if outcome.state == "mapped" else None
+        states[_invoice_name(by_id[doc_id])] = str(mapped_to) if mapped_to is not None else outcome.state
+    ready = [doc_id for doc_id, outcome in outcomes.items() if outcome.state == "ready"]
+    # Not pending when its turn came (a duplicate delivery): what the ledger has now.
+    unmapped = [doc_id for doc_id, outcome in outcomes.items() if outcome.state == "mapped" and not outcome.settled]
     if ready:
         wake_writer(ctx, ready[0])
     if unmapped:
-        # Mapped to nothing to write: say what it became (synced, voided, ignored, conflict, dead).
         with ctx.sessions() as session:
             for kind, number, doc_id, state in session.execute(
                 select(SyncDocument.kind, SyncDocument.document_number, SyncDocument.id, SyncDocument.state).where(
@@ -226,8 +290,12 @@ def fetch_and_map(ctx: TenantContext, sale_id: str, *, kind: ParentKind = Parent
         if deliveries[0] > ctx.settings.max_attempts and sale_delivery(ctx, sale_id, deliveries[0])[1]:
             forget_deliveries(client, [sale_key])
             return {**result, "fetch": "poison"}
+    read: ParentRead | None = None
     try:
-        fetched = fetch_purchase(ctx, sale_id) if kind is ParentKind.PURCHASE else fetch.fetch_sale(ctx, sale_id)
+        if kind is ParentKind.PURCHASE:
+            fetched = fetch_purchase(ctx, sale_id)
+        else:
+            fetched, read = fetch.read_sale(ctx, sale_id)
     except SyncError as error:
         failure = fetch.record_fetch_failure(ctx, sale_id, error, counted=counted)
         if deliveries is not None:
@@ -238,7 +306,9 @@ def fetch_and_map(ctx: TenantContext, sale_id: str, *, kind: ParentKind = Parent
     # Documents are counted in Redis only when this message may have been delivered before (it kept
     # killing workers while mapping them): a first delivery cannot be poison yet.
     recount = deliveries is None or deliveries[0] > 1
-    states, finished = map_fetched(ctx, client, fetched, redis_counts=deliveries is not None, recount=recount)
+    states, finished = map_fetched(
+        ctx, client, fetched, redis_counts=deliveries is not None, recount=recount, read=read
+    )
     result["invoices"] = states
     if deliveries is not None:
         forget_deliveries(client, [sale_key, *finished])

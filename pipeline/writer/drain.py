@@ -9,7 +9,7 @@ whole batch (summarizeErrors=false), and each element's result goes back to its 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -203,17 +203,26 @@ def _write_kind(
         retry_all(ctx, token, docs, error, outcome)
 
 
-def write_message(ctx: TenantContext, doc_id: int | None) -> dict[str, Any]:
+def send_to_map(ctx: TenantContext, doc_ids: Sequence[int]) -> None:
+    """One map_document message per document."""
+    for doc_id in doc_ids:
+        app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, doc_id)
+
+
+def write_message(
+    ctx: TenantContext, doc_id: int | None, *, remap: Callable[[TenantContext, Sequence[int]], None] = send_to_map
+) -> dict[str, Any]:
     """What a write_document message does: drain the tenant's ready rows, then schedule what is left.
 
-    The invoice numbers in the result let an operator who follows one invoice in Flower find the
-    batch that wrote it.
+    What the writes woke (a payment whose invoice is now in Xero) goes to `remap`: the mapping stage
+    maps it in this task (the writer itself knows nothing of mapping). The invoice numbers in the
+    result let an operator who follows one invoice in Flower find the batch that wrote it.
     """
     release_write_message(ctx)
     release_due_retries(ctx)
     outcome = write_ready(ctx, doc_id)
-    for remap_id in outcome.to_map:
-        app.send(TaskName.MAP_DOCUMENT, ctx.tenant_key, remap_id)
+    if outcome.to_map:
+        remap(ctx, outcome.to_map)
     if outcome.retry_in is not None and outcome.retry_in <= MAX_COUNTDOWN_SECONDS:
         app.send(TaskName.WRITE_DOCUMENT, ctx.tenant_key, None, countdown=outcome.retry_in)
     return {

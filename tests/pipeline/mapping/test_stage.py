@@ -52,7 +52,7 @@ def test_a_retryable_failure_while_mapping_goes_on_as_a_map_message_with_a_count
     def unavailable(*_args: Any, **_kwargs: Any) -> bool:
         raise SyncError(ErrorClass.TRANSIENT, "Xero's chart of accounts could not be read", api="xero", retry_after=2)
 
-    monkeypatch.setattr(document, "map_document", unavailable)
+    monkeypatch.setattr(document, "map_documents", unavailable)
     result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, first_sale(inproc))
 
     assert set(result["invoices"].values()) == {"retry"}
@@ -71,7 +71,7 @@ def test_a_tenant_pause_while_mapping_waits_without_counting(
     def paused(*_args: Any, **_kwargs: Any) -> bool:
         raise TenantPaused("tenant paused (day limit); mapping waits", retry_after=pause)
 
-    monkeypatch.setattr(document, "map_document", paused)
+    monkeypatch.setattr(document, "map_documents", paused)
     sale_id = first_sale(inproc)
     for _ in range(MAX_ATTEMPTS + 2):
         result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)
@@ -94,7 +94,7 @@ def test_a_mapping_that_keeps_killing_the_fetch_worker_becomes_a_poison_dead_let
     sale_id = first_sale(inproc)
     died = 0
     with monkeypatch.context() as patched:
-        patched.setattr(document, "map_document", die)
+        patched.setattr(document, "map_documents", die)
         while True:
             try:
                 result = tasks.sync.fetch_sale.run(inproc.ctx.tenant_key, sale_id)

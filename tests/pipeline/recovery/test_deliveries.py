@@ -28,11 +28,11 @@ def test_a_sale_whose_fetch_keeps_killing_workers_becomes_a_poison_dead_letter(
 ) -> None:
     sale_id = first_sale(inproc)
     with monkeypatch.context() as patched:
-        patched.setattr(fetch, "fetch_sale", die)
+        patched.setattr(fetch, "read_sale", die)
         for _ in range(MAX_ATTEMPTS):
             assert not deliver(tasks.sync.fetch_sale.run, inproc.ctx.tenant_key, sale_id)
     calls: list[str] = []
-    monkeypatch.setattr(fetch, "fetch_sale", lambda _ctx, sid: calls.append(sid) or [])
+    monkeypatch.setattr(fetch, "read_sale", lambda _ctx, sid: calls.append(sid) or ([], None))
     assert deliver(tasks.sync.fetch_sale.run, inproc.ctx.tenant_key, sale_id)
 
     assert calls == []  # the poison delivery does not try again
@@ -48,7 +48,7 @@ def test_a_sale_whose_fetch_keeps_killing_workers_becomes_a_poison_dead_letter(
 def test_a_finished_fetch_resets_its_sales_count(inproc: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     sale_id = first_sale(inproc)
     with monkeypatch.context() as patched:
-        patched.setattr(fetch, "fetch_sale", die)
+        patched.setattr(fetch, "read_sale", die)
         for _ in range(MAX_ATTEMPTS - 1):
             assert not deliver(tasks.sync.fetch_sale.run, inproc.ctx.tenant_key, sale_id)
     assert inproc.redis_count("sale", sale_id) == (MAX_ATTEMPTS - 1 if inproc.uses_redis else 0)
@@ -69,7 +69,7 @@ def test_a_document_whose_mapping_keeps_killing_workers_becomes_a_poison_dead_le
 ) -> None:
     doc_id = _fetched_document(inproc, monkeypatch)
     with monkeypatch.context() as patched:
-        patched.setattr(document, "map_document", die)
+        patched.setattr(document, "map_documents", die)
         for _ in range(MAX_ATTEMPTS):
             assert not deliver(tasks.sync.map_document.run, inproc.ctx.tenant_key, doc_id)
         assert tasks.sync.map_document.run(inproc.ctx.tenant_key, doc_id) is False
@@ -89,7 +89,7 @@ def test_deliveries_that_only_waited_for_a_tenant_pause_do_not_count(
         raise TenantPaused("tenant paused (day limit); mapping waits", retry_after=30.0)
 
     with monkeypatch.context() as patched:
-        patched.setattr(document, "map_document", paused)
+        patched.setattr(document, "map_documents", paused)
         for _ in range(MAX_ATTEMPTS + 3):
             assert tasks.sync.map_document.run(inproc.ctx.tenant_key, doc_id) is False
     assert inproc.letters() == []
@@ -99,7 +99,7 @@ def test_deliveries_that_only_waited_for_a_tenant_pause_do_not_count(
 
     # ...while deliveries that died still do, and a finished map resets them.
     with monkeypatch.context() as patched:
-        patched.setattr(document, "map_document", die)
+        patched.setattr(document, "map_documents", die)
         for _ in range(MAX_ATTEMPTS - 1):
             assert not deliver(tasks.sync.map_document.run, inproc.ctx.tenant_key, doc_id)
     if inproc.uses_redis:
