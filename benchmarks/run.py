@@ -12,7 +12,10 @@ PostgreSQL database, an empty Redis database and its own worker processes:
   else the share would measure our CPU and not our use of Xero's limit (see WINDOW_WHY);
 - naive-free / naive-limited: the naive sequential sync (benchmarks/naive.py) on the same data
   (limited: the first --naive-throttled-sales of the M sales, alongside pipeline-limited; it is
-  sequential, so steady at once).
+  sequential, so steady at once);
+- pipeline-scaling: pipeline-free again at each of --scaling-sizes (10 000 and 50 000 sales), so that
+  CPU per order by process group and peak RSS per worker print beside the N-sale run's: both should
+  stay flat as the history grows.
 
 Every figure is printed next to the naive one as a ratio and written as JSON. Figures of runs left
 out with --only print as "-" and are absent from the JSON.
@@ -77,8 +80,12 @@ AUTO_STEP = 10.0
 # Without an unthrottled run to measure: the bound 25 invoices/s is below what 2 cores processed (28/s).
 FALLBACK_XERO_WINDOW = 120.0
 
-Part = Literal["pipeline-free", "pipeline-limited", "naive-free", "naive-limited"]
-PARTS: tuple[Part, ...] = ("pipeline-free", "pipeline-limited", "naive-free", "naive-limited")
+Part = Literal["pipeline-free", "pipeline-limited", "naive-free", "naive-limited", "pipeline-scaling"]
+PARTS: tuple[Part, ...] = ("pipeline-free", "pipeline-limited", "naive-free", "naive-limited", "pipeline-scaling")
+# Sales per scaling run, beside the unthrottled run's own (issue 15: CPU per order and RSS flat as it grows).
+DEFAULT_SCALING_SIZES = "10000,50000"
+# A scaling row is flat when its CPU per order and peak RSS stay within this share of the smallest run's.
+FLAT_WITHIN = 0.25
 
 WINDOW_WHY = (
     "The Xero stand-in takes 60 calls per W seconds (its minute, compressed or stretched), so the bound is "
@@ -108,6 +115,8 @@ FIGURE_NOTES: dict[str, str] = {
 }
 
 TARGETS: dict[str, tuple[str, float]] = {
+    "cpu_ms_per_order": ("<=", 8.0),
+    "orders_per_second_cpu_allows": (">=", 250.0),
     "xero_calls_per_1000_invoices": ("<=", 30.0),
     "cin7_calls_per_sale": ("<=", 1.02),
     "throttled_share_of_bound": (">=", 0.90),
@@ -465,6 +474,23 @@ def _invoices_per_second(run: RunResult) -> float | None:
     return run.synced / run.elapsed if run.elapsed > 0 else None
 
 
+# What issue 15 counts as the pipeline's CPU: the stand-ins and the driver play Cin7 and Xero.
+PIPELINE_CPU_GROUPS = ("celery workers", "postgresql", "redis")
+
+
+def _cpu_ms_per_order(run: RunResult) -> float | None:
+    by_group: dict[str, float] = run.detail.get("cpu_ms_per_order") or {}
+    if not by_group:
+        return None
+    return sum(by_group.get(group, 0.0) for group in PIPELINE_CPU_GROUPS)
+
+
+def _orders_cpu_allows(run: RunResult) -> float | None:
+    """Orders a second this machine's cores could carry at the run's CPU per order (stand-ins aside)."""
+    ms = _cpu_ms_per_order(run)
+    return 1000.0 * (os.cpu_count() or 1) / ms if ms else None
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     """One row: which runs it is read from, and how."""
@@ -491,6 +517,20 @@ NAIVE_LIMITED: tuple[Part, ...] = ("naive-limited",)
 THROTTLED: tuple[Part, ...] = ("pipeline-limited", "naive-limited")
 
 FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec(
+        "cpu_ms_per_order",
+        "CPU ms per order: workers + PostgreSQL + Redis, unthrottled",
+        FREE,
+        (),
+        _one(_cpu_ms_per_order),
+    ),
+    FigureSpec(
+        "orders_per_second_cpu_allows",
+        "orders per second the cores allow at that CPU per order",
+        FREE,
+        (),
+        _one(_orders_cpu_allows),
+    ),
     FigureSpec(
         "xero_calls_per_1000_invoices",
         "Xero calls per 1000 synced invoices (throttled run)",
@@ -754,6 +794,66 @@ def _dataset(sales: int, args: argparse.Namespace, console: Console, label: str)
     return dataset, shaping
 
 
+def scaling_rows(runs: Sequence[RunResult]) -> list[dict[str, Any]]:
+    """One row per unthrottled run by size: CPU per order by group, orders/s, peak RSS, and flatness."""
+    ordered = sorted(runs, key=lambda run: run.sales)
+    rows: list[dict[str, Any]] = []
+    base_cpu = _cpu_ms_per_order(ordered[0]) if ordered else None
+    base_rss = _peak_rss(ordered[:1]) if ordered else None
+    for run in ordered:
+        cpu = _cpu_ms_per_order(run)
+        rss = _peak_rss([run])
+        row: dict[str, Any] = {
+            "sales": run.sales,
+            "orders_per_second": _orders_per_second(run),
+            "cpu_ms_per_order": cpu,
+            "cpu_ms_per_order_by_group": run.detail.get("cpu_ms_per_order", {}),
+            "peak_worker_rss_mb": rss,
+            "verified": run.verification is not None and not run.verification["problems"],
+        }
+        if cpu is not None and base_cpu:
+            row["cpu_vs_smallest"] = cpu / base_cpu
+            row["cpu_flat"] = cpu <= base_cpu * (1 + FLAT_WITHIN)
+        if rss is not None and base_rss:
+            row["rss_vs_smallest"] = rss / base_rss
+            row["rss_flat"] = rss <= base_rss * (1 + FLAT_WITHIN)
+        rows.append(row)
+    return rows
+
+
+def _scaling_table(rows: list[dict[str, Any]], console: Console) -> None:
+    table = Table(title=f"CPU per order and RSS as the run grows (flat: within {FLAT_WITHIN:.0%} of the smallest run)")
+    for column in ("sales", "orders/s", "workers", "PostgreSQL", "Redis", "stand-ins", "CPU ms/order", "flat"):
+        table.add_column(column, justify="right")
+    table.add_column("peak worker RSS MB", justify="right")
+    table.add_column("flat", justify="right")
+    for row in rows:
+        groups = row["cpu_ms_per_order_by_group"]
+        table.add_row(
+            str(row["sales"]),
+            _fmt(row["orders_per_second"]),
+            _fmt(groups.get("celery workers")),
+            _fmt(groups.get("postgresql")),
+            _fmt(groups.get("redis")),
+            _fmt(groups.get("stand-ins and driver (this process)")),
+            _fmt(row["cpu_ms_per_order"]),
+            _fmt(row.get("cpu_flat")),
+            _fmt(row["peak_worker_rss_mb"]),
+            _fmt(row.get("rss_flat")),
+        )
+    console.print(table)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--scaling-sizes: {text!r} is not a comma list of sale counts") from exc
+    if any(size <= 0 for size in sizes):
+        raise argparse.ArgumentTypeError("--scaling-sizes: every size must be above 0")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark (or the parts asked for) and write the JSON report."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
@@ -780,6 +880,11 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_NAIVE_THROTTLED_SALES,
         help="the first N of the throttled sales for the throttled naive run (100: about 3.7 windows)",
     )
+    parser.add_argument(
+        "--scaling-sizes",
+        default=DEFAULT_SCALING_SIZES,
+        help=f"sales per pipeline-scaling run, comma-separated (default {DEFAULT_SCALING_SIZES})",
+    )
     parser.add_argument("--only", default=None, help=f"comma list of parts to run: {','.join(PARTS)} (default all)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--new-customer-share", type=float, default=0.3)
@@ -803,14 +908,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         parts = _parts(args.only)
+        scaling_sizes = _sizes(args.scaling_sizes) if "pipeline-scaling" in parts else []
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     console = Console() if sys.stdout.isatty() else Console(width=140)
     out: Path = args.out or (
         ROOT / "benchmarks" / "results" / ("latest.json" if parts == list(PARTS) else f"latest-{'+'.join(parts)}.json")
     )
-    pipeline_parts = [p for p in parts if p.startswith("pipeline")]
-    redis_dbs = dict(zip(pipeline_parts, pick_redis_dbs(len(pipeline_parts), args.redis_db), strict=True))
+    pipeline_parts = [p for p in parts if p.startswith("pipeline") and p != "pipeline-scaling"]
+    # Every pipeline run needs a Redis database of its own (pick_redis_dbs): one per scaling size too.
+    picked = pick_redis_dbs(len(pipeline_parts) + len(scaling_sizes), args.redis_db)
+    redis_dbs: dict[Part, int] = dict(zip(pipeline_parts, picked, strict=False))
+    scaling_dbs = picked[len(pipeline_parts) :]
 
     free_data = limited_data = None
     if {"pipeline-free", "naive-free"} & set(parts):
@@ -822,6 +931,7 @@ def main(argv: list[str] | None = None) -> None:
         console.log(f"[yellow]load average {load_before[0]:.1f} on {os.cpu_count()} CPUs: figures will be low[/yellow]")
     started = time.monotonic()
     runs: dict[Part, RunResult] = {}
+    scaling: list[RunResult] = []
     timings: dict[str, float] = {}
     window_choice = "given (--xero-window)"
     window: float = args.xero_window or FALLBACK_XERO_WINDOW
@@ -873,8 +983,22 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 if alongside is not None:
                     alongside.stop()
+        for size, db in zip(scaling_sizes, scaling_dbs, strict=True):
+            data, _ = _dataset(size, args, console, f"pipeline-scaling {size}")
+            console.log(f"[bold]pipeline-scaling: {size} sales, unthrottled[/bold]")
+            logdir = workdir / f"pipeline-scaling-{size}"
+            logdir.mkdir(parents=True, exist_ok=True)
+            t = time.monotonic()
+            scaling.append(
+                run_pipeline(
+                    data, args, part="pipeline-scaling", window=None, redis_db=db, logdir=logdir, console=console
+                )
+            )
+            timings[f"pipeline-scaling-{size}"] = round(time.monotonic() - t, 1)
+            del data
 
     rows = figures(runs)
+    growth = scaling_rows([*([runs["pipeline-free"]] if "pipeline-free" in runs else []), *scaling]) if scaling else []
     breakdown = endpoint_breakdown(runs)
     used_window = window if limited_data is not None else None
     meaning = interpretation(runs, used_window)
@@ -940,7 +1064,9 @@ def main(argv: list[str] | None = None) -> None:
         "xero_calls_by_endpoint": breakdown,
         "interpretation": meaning,
         "verification": {part: run.verification for part, run in runs.items() if run.verification is not None},
+        "scaling": growth,
         "raw": {part: run.raw() for part, run in runs.items()},
+        **({"raw_scaling": {str(run.sales): run.raw() for run in scaling}} if scaling else {}),
         "timings_seconds": {**timings, "total": round(time.monotonic() - started, 1)},
     }
 
@@ -948,6 +1074,8 @@ def main(argv: list[str] | None = None) -> None:
     if breakdown:
         _endpoint_table(breakdown, console)
     _window_lines(runs, console)
+    if growth:
+        _scaling_table(growth, console)
     if "bound_below_processing_rate" in meaning and not meaning["bound_below_processing_rate"]:
         console.print(
             f"[yellow]the bound at W={window:g}s is {meaning['bound_invoices_per_second']:.0f} invoices/s, above the "
@@ -970,7 +1098,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if measured_share is not None:
         console.print(f"new-customer share measured {measured_share:.3f} (requested {args.new_customer_share})")
-    for part, run in runs.items():
+    for part, run in [*runs.items(), *((f"pipeline-scaling {r.sales}", r) for r in scaling)]:
         if run.detail.get("contact_pushes_left_unsent"):
             console.print(
                 f"[yellow]{part}: {run.detail['contact_pushes_left_unsent']} contact pushes were never sent (the "
