@@ -152,7 +152,10 @@ def claim_write_message(ctx: TenantContext) -> bool:
 
 
 def release_write_message(ctx: TenantContext) -> None:
-    """A writer has started: rows made ready from now on need (and may send) a new message."""
+    """The tenant's writer has let go of its lease: rows made ready from now on need (and may send) a
+    new message. It clears the flag before it looks for ready rows one last time: a row made ready
+    earlier is found by that look, and one made ready later sends its own message.
+    """
     client = shared_redis(ctx.settings)
     if client is None:
         return

@@ -50,16 +50,20 @@ log = logging.getLogger(__name__)
 def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 40) -> WriteOutcome:
     """Drain the tenant's ready documents in batches, as its only writer for now.
 
-    A write task that finds another writer draining returns at once: that writer re-checks for
-    ready rows after it lets go, so a row made ready while it held the lease is never stranded.
+    A write task that finds another writer draining returns at once: that writer clears the tenant's
+    pending-write flag when it lets go and then re-checks for ready rows, so a row made ready while it
+    held the lease is never stranded, and while it drains the fetches send it no further messages.
     """
     outcome = WriteOutcome()
     batch_size = ctx.settings.xero_batch_size
     while True:
         owner = acquire_lease(ctx)
         if owner is None:
+            # The pending-write flag stays set: the writer that holds the lease clears it when it lets
+            # go and then looks for ready rows itself, so fetches send no message while it drains.
             return outcome
         try:
+            release_due_retries(ctx)
             for _ in range(max_batches):
                 if push_backlog(ctx)[1] > ctx.settings.contact_push_max_delay_seconds:
                     # Invoices never stopped coming: contacts still get their turn, a batch at a time.
@@ -95,6 +99,8 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
                     outcome.retry_in = quiet - age + GATHER_POLL_SECONDS
         finally:
             release_lease(ctx, owner)
+            # Rows made ready from here on may need a new message; those made ready before are seen below.
+            release_write_message(ctx)
         if outcome.retry_in is not None or ready_count(ctx) == 0:
             return outcome
 
@@ -218,8 +224,6 @@ def write_message(
     maps it in this task (the writer itself knows nothing of mapping). The invoice numbers in the
     result let an operator who follows one invoice in Flower find the batch that wrote it.
     """
-    release_write_message(ctx)
-    release_due_retries(ctx)
     outcome = write_ready(ctx, doc_id)
     if outcome.to_map:
         remap(ctx, outcome.to_map)
