@@ -140,9 +140,13 @@ def _profile(args: argparse.Namespace, sales: int) -> None:
         return sent
 
     polled = run("poll", [lambda: tasks.sync.poll.run(key)])
-    fetches = [args_ for task, args_ in polled if task.endswith("fetch_sale")]
+    # The poll sends its sales ten to a fetch_sales message (CIN7_FETCH_GROUP_SIZE), or one each.
+    fetch_tasks = {"cin7xero.fetch_sale": tasks.sync.fetch_sale, "cin7xero.fetch_sales": tasks.sync.fetch_sales}
+    fetches: list[Callable[[], object]] = [
+        functools.partial(fetch_tasks[task].run, *args_) for task, args_ in polled if task in fetch_tasks
+    ]
     # The fetch task maps what it fetched; only what must wait comes back as map_document messages.
-    fetched = run("fetch_sale (+ map)", [functools.partial(tasks.sync.fetch_sale.run, *a) for a in fetches])
+    fetched = run("fetch (+ map)", fetches)
     maps = [args_ for task, args_ in fetched if task.endswith("map_document")]
     mapped = run("map_document (left over)", [functools.partial(tasks.sync.map_document.run, *a) for a in maps])
     writes = [args_ for task, args_ in fetched + mapped if task.endswith("write_document")]

@@ -56,6 +56,7 @@ class TaskName(enum.StrEnum):
 
     POLL = "cin7xero.poll"
     FETCH_SALE = "cin7xero.fetch_sale"
+    FETCH_SALES = "cin7xero.fetch_sales"
     FETCH_PURCHASE = "cin7xero.fetch_purchase"
     MAP_DOCUMENT = "cin7xero.map_document"
     WRITE_DOCUMENT = "cin7xero.write_document"
@@ -73,6 +74,7 @@ FETCH_TASKS: dict[str, TaskName] = {"sale": TaskName.FETCH_SALE, "purchase": Tas
 TASK_QUEUES: dict[TaskName, QueueName] = {
     TaskName.POLL: QueueName.CIN7,
     TaskName.FETCH_SALE: QueueName.CIN7,
+    TaskName.FETCH_SALES: QueueName.CIN7,
     TaskName.FETCH_PURCHASE: QueueName.CIN7,
     TaskName.MAP_DOCUMENT: QueueName.MAPPING,
     TaskName.WRITE_DOCUMENT: QueueName.XERO,

@@ -33,6 +33,9 @@ class Limit:
     calls: int
     window_seconds: float = 60.0
     burst: int | None = None
+    #: How long a call may wait for its slot; 0: not at all (the caller has other work, and is told by
+    #: RateLimitTimeout). None: the limiter's own bound.
+    max_wait: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,15 @@ def send(
     while True:
         if limit is not None:
             try:
-                limit.limiter.acquire(limit.key, limit.calls, limit.window_seconds, burst=limit.burst)
+                if limit.max_wait is None:
+                    limit.limiter.acquire(limit.key, limit.calls, limit.window_seconds, burst=limit.burst)
+                else:
+                    limit.limiter.acquire(
+                        limit.key, limit.calls, limit.window_seconds, burst=limit.burst, max_wait=limit.max_wait
+                    )
             except RateLimitTimeout as exc:
+                if limit.max_wait == 0:
+                    raise
                 # Nothing was sent: the shared budget is spent for now, which is a wait, not a failure.
                 wait = throttling.wait if throttling is not None else None
                 raise SyncError(ErrorClass.RATE_LIMITED, str(exc), api=api, retry_after=wait) from exc

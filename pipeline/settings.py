@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # 0: calls go as soon as the window has room. N > 0: at most N at once, the rest spread evenly over
     # the minute (gentler on Cin7, slower for a burst of webhooks).
     cin7_burst_calls: int = Field(default=0, alias="CIN7_BURST_CALLS", ge=0)
+    # A poll sends its changed sales this many to a message (one Celery message per sale cost more CPU
+    # than the sale's own work). 1: one message per sale.
+    cin7_fetch_group_size: int = Field(default=10, alias="CIN7_FETCH_GROUP_SIZE", ge=1, le=100)
     # Cin7 throttles without Retry-After: this is how long we wait before trying again.
     cin7_throttle_wait_seconds: float = Field(default=15.0, alias="CIN7_THROTTLE_WAIT_SECONDS", ge=0)
     cin7_max_throttle_retries: int = Field(default=4, alias="CIN7_MAX_THROTTLE_RETRIES", ge=0)

@@ -15,7 +15,7 @@ from pipeline.app import TaskName, app
 from pipeline.context import tenant_context
 from pipeline.discovery.poll import poll_message
 from pipeline.ledger.models import ParentKind
-from pipeline.mapping.stage import fetch_and_map, map_message, write_and_map
+from pipeline.mapping.stage import fetch_and_map, fetch_and_map_group, map_message, write_and_map
 from pipeline.recovery.sweep import sweep_message
 from tasks.options import DB_RETRY, IDEMPOTENT
 
@@ -33,6 +33,17 @@ def poll(self: Task, tenant_key: str) -> dict[str, Any]:
 def fetch_sale(tenant_key: str, sale_id: str) -> dict[str, Any]:
     """Read one sale's detail, record its invoices, map each changed one here, and wake a writer."""
     return fetch_and_map(tenant_context(tenant_key), sale_id)
+
+
+# Flower shows a task's result as its repr cut to this many characters (Celery's default is 1024): ten
+# sales' invoice numbers and states, and the sales' ids, fit.
+FETCH_SALES_RESULT_REPR = 4096
+
+
+@app.task(name=TaskName.FETCH_SALES.value, resultrepr_maxsize=FETCH_SALES_RESULT_REPR, **IDEMPOTENT, **DB_RETRY)
+def fetch_sales(tenant_key: str, sale_ids: list[str]) -> dict[str, Any]:
+    """Fetch and map several of a poll's changed sales in one task; each invoice by number in the result."""
+    return fetch_and_map_group(tenant_context(tenant_key), sale_ids)
 
 
 @app.task(name=TaskName.FETCH_PURCHASE.value, **IDEMPOTENT, **DB_RETRY)

@@ -74,15 +74,16 @@ def fetch_sale(ctx: TenantContext, sale_id: str) -> list[FetchedInvoice]:
     return read_sale(ctx, sale_id).documents
 
 
-def read_sale(ctx: TenantContext, sale_id: str) -> FetchedParent:
+def read_sale(ctx: TenantContext, sale_id: str, *, wait: bool = True) -> FetchedParent:
     """Read one sale's detail and record its invoices; return them with the sale and customer as parsed.
 
     One ledger transaction in the usual case: the customer's snapshot is read, and the sale row and
     its invoice rows written, together. Only a customer missing from the bulk snapshot needs a Cin7
-    call, made outside any transaction before the rows are written.
+    call, made outside any transaction before the rows are written. `wait=False`: RateLimitTimeout,
+    with nothing read or recorded, unless Cin7's budget has a slot free now.
     """
     sale_id = sale_id.lower()
-    detail = ctx.cin7.get_sale(sale_id)
+    detail = ctx.cin7.get_sale(sale_id, wait=wait)
     try:
         sale = Cin7Sale.model_validate(detail)
     except ValidationError as exc:

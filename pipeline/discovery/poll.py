@@ -25,7 +25,7 @@ from mappings import (
 )
 from pipeline import app
 from pipeline.app import TaskName
-from pipeline.context import TenantContext
+from pipeline.context import TenantContext, shared_redis
 from pipeline.discovery.rows import RejectedRow, parse_rows
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import (
@@ -255,6 +255,23 @@ def poll_purchases(ctx: TenantContext) -> PollResult:
     return _poll_parents(ctx, _PURCHASES, ctx.cin7.iter_purchase_pages, _purchase_rows)
 
 
+def _send_fetches(ctx: TenantContext, stream: _Stream, changed: Sequence[str]) -> None:
+    """One fetch message per changed parent, or, for sales with Redis to count each group's deliveries,
+    one fetch_sales message per CIN7_FETCH_GROUP_SIZE of them (mapping.stage.fetch_and_map_group).
+    """
+    size = ctx.settings.cin7_fetch_group_size
+    if stream.kind is not ParentKind.SALE or size <= 1 or len(changed) <= 1 or shared_redis(ctx.settings) is None:
+        for parent_id in changed:
+            app.send(stream.fetch, ctx.tenant_key, parent_id)
+        return
+    for start in range(0, len(changed), size):
+        group = list(changed[start : start + size])
+        if len(group) == 1:
+            app.send(stream.fetch, ctx.tenant_key, group[0])
+        else:
+            app.send(TaskName.FETCH_SALES, ctx.tenant_key, group)
+
+
 def _poll_parents(
     ctx: TenantContext,
     stream: _Stream,
@@ -282,8 +299,7 @@ def _poll_parents(
         for row in rows:
             if row.updated is not None and (newest is None or row.updated > newest):
                 newest = row.updated
-        for parent_id in changed:
-            app.send(stream.fetch, ctx.tenant_key, parent_id)
+        _send_fetches(ctx, stream, changed)
         result.changed_sale_ids.extend(changed)
         result.rejected += len(rejected)
         if changed:

@@ -145,12 +145,9 @@ def _map_one(ctx: TenantContext, session: Session, doc: SyncDocument, reference:
     kind = kind_of(doc.kind)
     if _before_cutover(ctx, doc) or _held_conflict(session, doc):
         return False
-    waits = dependencies.unmet(
-        session,
-        doc,
-        kind.dependencies(parent, doc.task_id, cin7_status=doc.cin7_status),
-        rows=_siblings(session, doc, batch),
-    )
+    needs = kind.dependencies(parent, doc.task_id, cin7_status=doc.cin7_status)
+    # An invoice depends on nothing: the sale's other rows are read only for what does.
+    waits = dependencies.unmet(session, doc, needs, rows=_siblings(session, doc, batch) if needs else None)
     if waits.reason is not None and waits.locked_by is not None:
         doc.state = DocumentState.LOCKED
         doc.last_error = f"{waits.locked_by} is dated on or before Xero's lock date, so this is not written either"

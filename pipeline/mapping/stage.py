@@ -7,6 +7,7 @@ they were written, and for what the sweep re-sends. What must wait goes on as a 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -26,6 +27,7 @@ from pipeline.ledger.models import DocumentState, ParentKind, SyncDocument
 from pipeline.mapping import document
 from pipeline.operations.pauses import pause_tenant
 from pipeline.policy import MAX_COUNTDOWN_SECONDS, Next, counts_as_attempt, decide_for, pauses_tenant
+from pipeline.ratelimit import RateLimitTimeout
 from pipeline.recovery.deadletters import record_dead_letter
 from pipeline.recovery.deliveries import (
     MapDelivery,
@@ -35,6 +37,7 @@ from pipeline.recovery.deliveries import (
     forget_deliveries,
     map_delivery_poisons,
     sale_delivery,
+    uncount_delivery,
     uncount_map_delivery,
 )
 from pipeline.writer import drain
@@ -270,12 +273,16 @@ def map_fetched(
     return states, finished
 
 
-def fetch_and_map(ctx: TenantContext, sale_id: str, *, kind: ParentKind = ParentKind.SALE) -> dict[str, Any]:
+def fetch_and_map(
+    ctx: TenantContext, sale_id: str, *, kind: ParentKind = ParentKind.SALE, wait: bool = True
+) -> dict[str, Any]:
     """What a fetch_sale message does: read one sale's detail, record and map its invoices, wake a writer.
 
     Returns the sale and each of its invoices by number with where it stands, e.g.
     {"sale": "...", "invoices": {"INV-123": "ready"}}: Flower shows it for every fetch_sale task, which
-    is how an operator following one invoice finds the task that carried it.
+    is how an operator following one invoice finds the task that carried it. `wait=False` (a group's
+    sale, counted in Redis): {"sale": ..., "fetch": "busy"}, with nothing read or counted, unless Cin7's
+    budget has a slot free now.
     """
     client = shared_redis(ctx.settings)
     sale_key = delivery_key(ctx, "sale", sale_id.lower())
@@ -295,7 +302,12 @@ def fetch_and_map(ctx: TenantContext, sale_id: str, *, kind: ParentKind = Parent
         if kind is ParentKind.PURCHASE:
             fetched = fetch_purchase(ctx, sale_id)
         else:
-            fetched, read = fetch.read_sale(ctx, sale_id)
+            # Only a delivery counted in Redis can be taken back as if it never came.
+            fetched, read = fetch.read_sale(ctx, sale_id, wait=wait or deliveries is None)
+    except RateLimitTimeout:
+        assert deliveries is not None
+        uncount_delivery(client, sale_key)
+        return {**result, "fetch": "busy"}
     except SyncError as error:
         failure = fetch.record_fetch_failure(ctx, sale_id, error, counted=counted)
         if deliveries is not None:
@@ -313,3 +325,49 @@ def fetch_and_map(ctx: TenantContext, sale_id: str, *, kind: ParentKind = Parent
     if deliveries is not None:
         forget_deliveries(client, [sale_key, *finished])
     return result
+
+
+def _group_key(ctx: TenantContext, sale_ids: Sequence[str]) -> str:
+    digest = hashlib.sha256(",".join(sorted(sale_id.lower() for sale_id in sale_ids)).encode()).hexdigest()[:32]
+    return delivery_key(ctx, "sales", digest)
+
+
+def fetch_and_map_group(ctx: TenantContext, sale_ids: Sequence[str]) -> dict[str, Any]:
+    """What a fetch_sales message does: fetch_and_map for each of a poll's changed sales, in one task.
+
+    One Celery message for several sales costs a fraction of one each, and each sale keeps its own
+    delivery count and its own transactions. The result names every invoice by number with its state,
+    and each sale with how its fetch went ("fetched", or why not), e.g. {"invoices": {"INV-123":
+    "ready"}, "sales": {"...": "fetched"}}: Flower still shows which task carried which invoice.
+
+    Two things send sales on as one fetch_sale message each instead:
+    - Cin7's budget has no slot free at once: the group does not wait for one, since a waiting group
+      would hold its worker from a webhook's sale; the single messages wait their turn like any other.
+    - The group was delivered before without finishing (its worker died): one of its sales may be what
+      kills workers, and alone each one's own count finds it, without poisoning the others.
+    """
+    client = shared_redis(ctx.settings)
+    # Every invoice of the group by number, first: Flower shows a result's repr cut to a length
+    # (tasks.sync.FETCH_SALES_RESULT_REPR), and the numbers are what an operator searches for.
+    invoices: dict[str, str] = {}
+    sales: dict[str, str] = {}
+    group_key = _group_key(ctx, sale_ids)
+    counted = count_deliveries(client, [group_key]) if len(sale_ids) > 1 else None
+    if counted is None or counted[0] > 1:
+        if counted is not None:
+            log.warning("a group of %d sales was delivered again: each goes on alone", len(sale_ids))
+        for sale_id in sale_ids:
+            app.send(TaskName.FETCH_SALE, ctx.tenant_key, sale_id)
+        forget_deliveries(client, [group_key])
+        return {"invoices": invoices, "sales": dict.fromkeys(sale_ids, "sent on alone")}
+    for index, sale_id in enumerate(sale_ids):
+        result = fetch_and_map(ctx, sale_id, wait=False)
+        if result.get("fetch") == "busy":
+            for waiting in sale_ids[index:]:
+                app.send(TaskName.FETCH_SALE, ctx.tenant_key, waiting)
+                sales[waiting] = "sent on alone (Cin7's minute is busy)"
+            break
+        invoices.update(result["invoices"])
+        sales[sale_id] = str(result.get("fetch", "fetched"))
+    forget_deliveries(client, [group_key])
+    return {"invoices": invoices, "sales": sales}

@@ -23,9 +23,10 @@ class Source(Protocol):
         """Pages of sale headers changed since the watermark, oldest first as the API gives them."""
         ...
 
-    def get_sale(self, sale_id: str, *, bulk: bool = False) -> dict[str, Any]:
+    def get_sale(self, sale_id: str, *, bulk: bool = False, wait: bool = True) -> dict[str, Any]:
         """One sale's detail: its invoices, credit notes and payments (`bulk`: a migration's or
-        reconciliation's read, which yields to the live sync's under the source's limit).
+        reconciliation's read, which yields to the live sync's under the source's limit; `wait=False`:
+        raise RateLimitTimeout unless the source's budget has a slot free now).
         """
         ...
 

@@ -122,6 +122,8 @@ def in_process(
     xero = XeroStandIn(seed_contacts=dataset.xero_contacts).start()
     env = pipeline_env(database_url, redis_url, cin7, xero)
     env["MAX_ATTEMPTS"] = str(max_attempts)
+    # These tests drive one sale's fetch at a time; fetch_sales groups have tests of their own.
+    env["CIN7_FETCH_GROUP_SIZE"] = "1"
     if not uses_redis:
         env["REDIS_URL"] = ""
     for key, value in env.items():

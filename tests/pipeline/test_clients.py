@@ -18,6 +18,7 @@ from mappings import Cin7Purchase, Cin7PurchaseListRow, Cin7SupplierChange
 from pipeline.context import TenantContext, tenant_context
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import OAuthToken
+from pipeline.ratelimit import LocalRateLimiter, RateLimitTimeout
 from pipeline.settings import Settings
 from pipeline.source.cin7core.client import Cin7Client
 from pipeline.standins.cin7 import Cin7StandIn
@@ -70,6 +71,20 @@ def test_cin7_throttling_by_429_or_503_is_waited_out_and_retried(cin7: Cin7Stand
     cin7.set_faults(throttle_next=1, throttle_status=503)
     assert client.get_sale(sale_id)["ID"] == sale_id
     assert cin7.stats()["throttled"] == 3
+
+
+def test_a_sale_read_that_may_not_wait_is_refused_unsent_when_the_minute_has_no_slot(cin7: Cin7StandIn) -> None:
+    # Two calls a minute for detail reads: 12 a minute, 10 of them kept for list reads.
+    client = Cin7Client(_cin7_settings(cin7, CIN7_CALLS_PER_MINUTE=12), limiter=LocalRateLimiter())
+    sale_id = cin7.sale(generate(3, 1200, now=NOW).sales[0]["ID"])["ID"]
+    assert client.get_sale(sale_id, wait=False)["ID"] == sale_id
+    assert client.get_sale(sale_id, wait=False)["ID"] == sale_id
+    sent = cin7.stats()["by_endpoint"]["sale"]
+    started = time.monotonic()
+    with pytest.raises(RateLimitTimeout):
+        client.get_sale(sale_id, wait=False)
+    assert time.monotonic() - started < 0.5
+    assert cin7.stats()["by_endpoint"]["sale"] == sent
 
 
 def test_cin7_errors_are_classified_including_errors_inside_http_200(cin7: Cin7StandIn) -> None:

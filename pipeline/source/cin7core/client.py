@@ -54,7 +54,9 @@ class CallClass(enum.Enum):
     BULK = 2
 
 
-def cin7_limit(settings: Settings, limiter: RateLimiter, call: CallClass = CallClass.LISTING) -> Limit:
+def cin7_limit(
+    settings: Settings, limiter: RateLimiter, call: CallClass = CallClass.LISTING, *, max_wait: float | None = None
+) -> Limit:
     """Cin7's per-application budget, shared by the sync, webhook processing and registration.
 
     Every call counts in the one window of CIN7_CALLS_PER_MINUTE, but a detail read may only take a
@@ -62,7 +64,7 @@ def cin7_limit(settings: Settings, limiter: RateLimiter, call: CallClass = CallC
     read at once, and a poll or the live sync still finds room in the same minute.
     """
     calls = max(1, settings.cin7_calls_per_minute - call.value * settings.cin7_reserved_calls)
-    return Limit(limiter, f"cin7:{settings.cin7_account_id}", calls, 60.0, settings.cin7_burst_calls or None)
+    return Limit(limiter, f"cin7:{settings.cin7_account_id}", calls, 60.0, settings.cin7_burst_calls or None, max_wait)
 
 
 def cin7_throttling(settings: Settings) -> Throttling:
@@ -119,7 +121,14 @@ class Cin7Client:
         return f"Cin7Client({self._base!r})"
 
     # --- transport ---------------------------------------------------------------------------------
-    def _get(self, path: str, params: dict[str, Any] | None = None, call: CallClass = CallClass.LISTING) -> Any:
+    def _get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        call: CallClass = CallClass.LISTING,
+        *,
+        max_wait: float | None = None,
+    ) -> Any:
         """GET through the shared send loop: Cin7 sends 429 or 503 without Retry-After, so wait and retry."""
         on_call = self._on_call
         response = send(
@@ -128,7 +137,9 @@ class Cin7Client:
             f"{self._base}/{path}",
             api="cin7",
             classify=lambda answer: cin7_error(answer, throttle_wait=self._settings.cin7_throttle_wait_seconds),
-            limit=cin7_limit(self._settings, self._limiter, call) if self._limiter is not None else None,
+            limit=cin7_limit(self._settings, self._limiter, call, max_wait=max_wait)
+            if self._limiter is not None
+            else None,
             throttling=cin7_throttling(self._settings),
             on_call=(lambda status: on_call(path, status)) if on_call is not None else None,
             params=params,
@@ -161,9 +172,14 @@ class Cin7Client:
             params["UpdatedSince"] = format_cin7_datetime(updated_since)
         yield from self._paged("saleList", "SaleList", params)
 
-    def get_sale(self, sale_id: str, *, bulk: bool = False) -> dict[str, Any]:
-        """One sale with its order, invoices and credit notes (`bulk`: for a migration or reconciliation)."""
-        result = self._get("sale", {"ID": sale_id}, CallClass.BULK if bulk else CallClass.LIVE)
+    def get_sale(self, sale_id: str, *, bulk: bool = False, wait: bool = True) -> dict[str, Any]:
+        """One sale with its order, invoices and credit notes (`bulk`: for a migration or reconciliation).
+
+        `wait=False`: raise RateLimitTimeout, sending nothing, unless Cin7's budget has a slot free now.
+        """
+        result = self._get(
+            "sale", {"ID": sale_id}, CallClass.BULK if bulk else CallClass.LIVE, max_wait=None if wait else 0.0
+        )
         if not isinstance(result, dict) or not result.get("ID"):
             raise SyncError(ErrorClass.VALIDATION, f"Cin7 sale {sale_id} not found", api="cin7", status=404)
         return result

@@ -12,11 +12,13 @@ import pytest
 from sqlalchemy import select
 
 import tasks.sync
+from pipeline.discovery import fetch
 from pipeline.errors import ErrorClass, SyncError
 from pipeline.ledger.models import AlertState, DocumentState
 from pipeline.mapping import document
 from pipeline.operations.pauses import TenantPaused
 from pipeline.policy import MAX_COUNTDOWN_SECONDS
+from pipeline.ratelimit import RateLimitTimeout
 from tests.pipeline.inprocess import MAX_ATTEMPTS, InProcess, WorkerDied, die, first_sale
 
 pytestmark = pytest.mark.pipeline
@@ -132,3 +134,90 @@ def test_an_unknown_cin7_status_is_recorded_and_alerted_never_skipped_in_silence
         alert = session.scalar(select(AlertState).where(AlertState.error_class == ErrorClass.MAPPING.value))
     assert alert is not None and alert.pending_count == 1
     assert any("unknown Cin7 status 'CREDITED'" in str(example) for example in alert.examples or [])
+
+
+def _sale_ids(p: InProcess) -> list[str]:
+    return [str(args[1]) for args in p.messages("cin7xero.fetch_sale")]
+
+
+def test_a_group_of_sales_is_fetched_and_mapped_in_one_task_each_sale_named_in_its_result(
+    inproc: InProcess,
+) -> None:
+    sale_ids = _sale_ids(inproc)
+    inproc.sent.clear()
+    result = tasks.sync.fetch_sales.run(inproc.ctx.tenant_key, sale_ids)
+
+    if not inproc.uses_redis:
+        # Without Redis to count a group's deliveries, the group goes on one sale to a message.
+        assert result["sales"] == dict.fromkeys(sale_ids, "sent on alone")
+        assert _sale_ids(inproc) == sale_ids
+        return
+    assert result["sales"] == dict.fromkeys(sale_ids, "fetched")
+    numbers = {doc.document_number for doc in inproc.documents() if doc.kind == "invoice"}
+    assert numbers and numbers <= set(result["invoices"])
+    assert set(result["invoices"].values()) == {"ready"}
+    assert all(doc.state == DocumentState.READY for doc in inproc.documents() if doc.kind == "invoice")
+    assert inproc.messages("cin7xero.fetch_sale") == []
+    assert all(inproc.redis_count("sale", sale_id) == 0 for sale_id in sale_ids)
+
+
+def test_a_group_delivered_again_goes_on_one_sale_to_a_message(
+    inproc: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not inproc.uses_redis:
+        pytest.skip("without Redis a group always goes on one sale to a message (previous test)")
+    sale_ids = _sale_ids(inproc)
+    inproc.sent.clear()
+    with monkeypatch.context() as patched:
+        # The third sale kills the worker: the first two were fetched, the group never finished.
+        calls: list[str] = []
+
+        def third_dies(ctx: Any, sale_id: str, **kwargs: Any) -> Any:
+            calls.append(sale_id)
+            if len(calls) == 3:
+                raise WorkerDied
+            return real_read_sale(ctx, sale_id, **kwargs)
+
+        real_read_sale = fetch.read_sale
+        patched.setattr(fetch, "read_sale", third_dies)
+        with pytest.raises(WorkerDied):
+            tasks.sync.fetch_sales.run(inproc.ctx.tenant_key, sale_ids)
+
+    again = tasks.sync.fetch_sales.run(inproc.ctx.tenant_key, sale_ids)
+
+    assert again["sales"] == dict.fromkeys(sale_ids, "sent on alone")
+    assert _sale_ids(inproc) == sale_ids
+    # The sale that died keeps its count for its own message; the ones that finished do not.
+    assert inproc.redis_count("sale", sale_ids[2]) == 1
+    assert inproc.redis_count("sale", sale_ids[0]) == 0
+
+
+def test_a_group_hands_its_sales_on_alone_when_cin7s_minute_has_no_slot_free(
+    inproc: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not inproc.uses_redis:
+        pytest.skip("only a group counted in Redis reads without waiting")
+    sale_ids = _sale_ids(inproc)
+    inproc.sent.clear()
+    waits: list[bool] = []
+
+    def budget_spent_after_two(ctx: Any, sale_id: str, *, wait: bool = True) -> Any:
+        waits.append(wait)
+        if len(waits) > 2:
+            raise RateLimitTimeout("cin7: no slot within 0s")
+        return real_read_sale(ctx, sale_id, wait=wait)
+
+    real_read_sale = fetch.read_sale
+    monkeypatch.setattr(fetch, "read_sale", budget_spent_after_two)
+    result = tasks.sync.fetch_sales.run(inproc.ctx.tenant_key, sale_ids)
+
+    assert waits == [False, False, False]
+    assert result["sales"] == {
+        **dict.fromkeys(sale_ids[:2], "fetched"),
+        **dict.fromkeys(sale_ids[2:], "sent on alone (Cin7's minute is busy)"),
+    }
+    fetched = {doc.document_number for doc in inproc.documents() if doc.sale_id in {s.lower() for s in sale_ids[:2]}}
+    assert fetched and set(result["invoices"]) == fetched
+    assert _sale_ids(inproc) == sale_ids[2:]
+    # Nothing was read for them: no count, no attempt, still waiting for their fetch.
+    assert all(inproc.redis_count("sale", sale_id) == 0 for sale_id in sale_ids)
