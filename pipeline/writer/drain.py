@@ -9,6 +9,7 @@ whole batch (summarizeErrors=false), and each element's result goes back to its 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,6 +47,11 @@ from pipeline.writer.updates import write_updates
 
 log = logging.getLogger(__name__)
 
+# A drain hands on to a fresh write message after this long: under Xero's limit a backlog takes far
+# longer than a task may run (TASK_SOFT_TIME_LIMIT, 540 s), and a writer stopped by that limit would
+# leave its claimed batch for the sweep to reclaim. The new message also lets other tenants in.
+DRAIN_SECONDS = 180.0
+
 
 def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 40) -> WriteOutcome:
     """Drain the tenant's ready documents in batches, as its only writer for now.
@@ -56,6 +62,7 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
     """
     outcome = WriteOutcome()
     batch_size = ctx.settings.xero_batch_size
+    started = time.monotonic()
     while True:
         owner = acquire_lease(ctx)
         if owner is None:
@@ -65,6 +72,9 @@ def write_ready(ctx: TenantContext, first_id: int | None, *, max_batches: int = 
         try:
             release_due_retries(ctx)
             for _ in range(max_batches):
+                if time.monotonic() - started > DRAIN_SECONDS:
+                    outcome.retry_in = 0.0
+                    break
                 if push_backlog(ctx)[1] > ctx.settings.contact_push_max_delay_seconds:
                     # Invoices never stopped coming: contacts still get their turn, a batch at a time.
                     _push_contacts(ctx, outcome, rounds=1, reschedule=False)
