@@ -206,6 +206,8 @@ class SyncDocument(TenantRow, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "source", "kind", "sale_id", "task_id", name="uq_sync_documents_natural_key"),
         Index("ix_sync_documents_state", "tenant_id", "state"),
+        # A fetch counts and reads its sale's documents (the natural key puts source and kind first).
+        Index("ix_sync_documents_sale", "tenant_id", "sale_id"),
         Index("ix_sync_documents_number", "tenant_id", "kind", "document_number"),
         Index("ix_sync_documents_migration", "migration_id", "state"),
     )
