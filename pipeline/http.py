@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import requests
 
 from pipeline.errors import ErrorClass, SyncError, transport_error
-from pipeline.ratelimit import RateLimiter, RateLimitTimeout
+from pipeline.ratelimit import MAX_WAIT_SECONDS, RateLimiter, RateLimitTimeout
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ class Limit:
     window_seconds: float = 60.0
     burst: int | None = None
     #: How long a call may wait for its slot; 0: not at all (the caller has other work, and is told by
-    #: RateLimitTimeout). None: the limiter's own bound.
-    max_wait: float | None = None
+    #: RateLimitTimeout).
+    max_wait: float = MAX_WAIT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,9 @@ def send(
     while True:
         if limit is not None:
             try:
-                if limit.max_wait is None:
-                    limit.limiter.acquire(limit.key, limit.calls, limit.window_seconds, burst=limit.burst)
-                else:
-                    limit.limiter.acquire(
-                        limit.key, limit.calls, limit.window_seconds, burst=limit.burst, max_wait=limit.max_wait
-                    )
+                limit.limiter.acquire(
+                    limit.key, limit.calls, limit.window_seconds, burst=limit.burst, max_wait=limit.max_wait
+                )
             except RateLimitTimeout as exc:
                 if limit.max_wait == 0:
                     raise

@@ -89,6 +89,10 @@ return wait
 _SLOT_POLL_SECONDS = 0.05
 
 
+# How long a call waits for its slot before RateLimitTimeout, unless the caller says otherwise.
+MAX_WAIT_SECONDS = 300.0
+
+
 class RateLimitTimeout(TimeoutError):
     """No slot came free within the caller's patience (the API is saturated, not unreachable)."""
 
@@ -97,7 +101,13 @@ class RateLimiter(Protocol):
     """Take one call slot under `key`, waiting if the window is full."""
 
     def acquire(
-        self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0, burst: int | None = None
+        self,
+        key: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        max_wait: float = MAX_WAIT_SECONDS,
+        burst: int | None = None,
     ) -> float:
         """Block until a slot is free; return seconds waited. Raise RateLimitTimeout past max_wait.
 
@@ -110,7 +120,7 @@ class RateLimiter(Protocol):
         ...
 
     def slot(
-        self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = 300.0
+        self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = MAX_WAIT_SECONDS
     ) -> contextlib.AbstractContextManager[float]:
         """Hold one of `limit` concurrent slots under `key` for the duration of the block."""
         ...
@@ -137,7 +147,13 @@ class RedisRateLimiter:
             log.warning("rate limiter: Redis unavailable (%s); limiting within this process", exc)
 
     def acquire(
-        self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0, burst: int | None = None
+        self,
+        key: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        max_wait: float = MAX_WAIT_SECONDS,
+        burst: int | None = None,
     ) -> float:
         """Block until a slot is free; return seconds waited."""
         try:
@@ -182,7 +198,7 @@ class RedisRateLimiter:
             self._redis_failed(exc)
 
     @contextlib.contextmanager
-    def slot(self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = 300.0) -> Iterator[float]:
+    def slot(self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = MAX_WAIT_SECONDS) -> Iterator[float]:
         """Hold one of `limit` concurrent slots shared by every process; yields seconds waited."""
         name = self._prefix + "slots:" + key
         member = uuid.uuid4().hex
@@ -225,7 +241,13 @@ class LocalRateLimiter:
         self._slot_freed = threading.Condition(self._lock)
 
     def acquire(
-        self, key: str, limit: int, window_seconds: float, *, max_wait: float = 300.0, burst: int | None = None
+        self,
+        key: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        max_wait: float = MAX_WAIT_SECONDS,
+        burst: int | None = None,
     ) -> float:
         """Block until a slot is free; return seconds waited."""
         waited = 0.0
@@ -266,7 +288,7 @@ class LocalRateLimiter:
             self._holds[key] = max(self._holds.get(key, 0.0), time.monotonic() + seconds)
 
     @contextlib.contextmanager
-    def slot(self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = 300.0) -> Iterator[float]:
+    def slot(self, key: str, limit: int, *, ttl: float = 120.0, max_wait: float = MAX_WAIT_SECONDS) -> Iterator[float]:
         """Hold one of `limit` concurrent slots in this process; yields seconds waited."""
         started = time.monotonic()
         with self._slot_freed:

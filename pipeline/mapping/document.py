@@ -137,14 +137,14 @@ def _waits_over(ctx: TenantContext, doc_ids: Sequence[int], read: ParentRead | N
     return over
 
 
-def _map_one(ctx: TenantContext, session: Session, doc: SyncDocument, reference: OrgReference, batch: _Batch) -> bool:
+def _map_one(ctx: TenantContext, session: Session, doc: SyncDocument, reference: OrgReference, batch: _Batch) -> None:
     loaded = _parent_and_party(session, doc, batch)
     if loaded is None:
-        return False
+        return
     parent, party = loaded
     kind = kind_of(doc.kind)
     if _before_cutover(ctx, doc) or _held_conflict(session, doc):
-        return False
+        return
     needs = kind.dependencies(parent, doc.task_id, cin7_status=doc.cin7_status)
     # An invoice depends on nothing: the sale's other rows are read only for what does.
     waits = dependencies.unmet(session, doc, needs, rows=_siblings(session, doc, batch) if needs else None)
@@ -152,7 +152,7 @@ def _map_one(ctx: TenantContext, session: Session, doc: SyncDocument, reference:
         doc.state = DocumentState.LOCKED
         doc.last_error = f"{waits.locked_by} is dated on or before Xero's lock date, so this is not written either"
         doc.mapped_source_hash = doc.source_hash
-        return False
+        return
     if waits.reason is not None:
         # Not a failure: the document is woken when what it waits for is written (writer.outcomes).
         doc.state = DocumentState.WAITING
@@ -160,7 +160,7 @@ def _map_one(ctx: TenantContext, session: Session, doc: SyncDocument, reference:
         doc.mapped_source_hash = doc.source_hash
         if not set(waits.waiting_on) <= batch.mapping:
             batch.recheck.append(doc.id)
-        return False
+        return
     try:
         mapped = kind.plan(
             PlanInput(
@@ -189,7 +189,7 @@ def _map_one(ctx: TenantContext, session: Session, doc: SyncDocument, reference:
             payload=None,
         )
         doc.mapped_source_hash = doc.source_hash
-        return False
+        return
     if mapped.cin7_status != (doc.cin7_status or "NOT AVAILABLE"):
         # The document disappeared from the sale (Cin7 "Undo"): it is recorded as voided.
         doc.cin7_status = mapped.cin7_status
@@ -207,8 +207,8 @@ def _map_one(ctx: TenantContext, session: Session, doc: SyncDocument, reference:
         )
         # What waits for it (its payments) is held for the same reason: they learn so now.
         batch.woken.extend(wake_waiting(session, doc.tenant_id, [doc.sale_id]))
-        return False
-    return _apply(session, doc, kind, mapped, batch.woken)
+        return
+    _apply(session, doc, kind, mapped, batch.woken)
 
 
 def _siblings(session: Session, doc: SyncDocument, batch: _Batch) -> list[SyncDocument]:
@@ -260,8 +260,8 @@ def _before_cutover(ctx: TenantContext, doc: SyncDocument) -> bool:
     return True
 
 
-def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDocument, woken: list[int]) -> bool:
-    """Record what the mapping decided; True when the document is now ready for a writer."""
+def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDocument, woken: list[int]) -> None:
+    """Record what the mapping decided (`ready` when the document is now for a writer)."""
     action, payload = mapped.action, mapped.payload
     match action:
         case InvoiceAction.SKIP:
@@ -271,7 +271,7 @@ def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDoc
             # e.g. a dead-lettered invoice that was then voided in Cin7: nothing needs a person now.
             resolve_dead_letters(session, doc)
             woken.extend(wake_waiting(session, doc.tenant_id, [doc.sale_id]))
-            return False
+            return
         case InvoiceAction.NOTHING:
             doc.state = (
                 DocumentState.VOIDED
@@ -280,7 +280,7 @@ def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDoc
             )
             doc.action = None
             woken.extend(wake_waiting(session, doc.tenant_id, [doc.sale_id]))
-            return False
+            return
         case InvoiceAction.CONFLICT:
             doc.state = DocumentState.CONFLICT
             doc.error_class = ErrorClass.CONFLICT.value
@@ -288,7 +288,7 @@ def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDoc
                 f"Xero {doc.kind.replace('_', ' ')} is {doc.xero_status}; "
                 f"the Cin7 change ({mapped.cin7_status}) was not applied"
             )
-            return False
+            return
         case InvoiceAction.CREATE | InvoiceAction.UPDATE:
             assert payload is not None
             doc.payload = payload
@@ -302,7 +302,6 @@ def _apply(session: Session, doc: SyncDocument, kind: AnyKind, mapped: MappedDoc
             doc.action = action.value
     doc.state = DocumentState.READY
     doc.enqueued_at = utcnow()
-    return True
 
 
 def _parent_and_party(session: Session, doc: SyncDocument, batch: _Batch) -> tuple[Parent, Party | None] | None:

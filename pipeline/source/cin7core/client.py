@@ -16,7 +16,7 @@ import requests
 
 from pipeline.errors import ErrorClass, SyncError, classify_cin7_response
 from pipeline.http import Limit, Throttling, send
-from pipeline.ratelimit import RateLimiter
+from pipeline.ratelimit import MAX_WAIT_SECONDS, RateLimiter
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class CallClass(enum.Enum):
 
 
 def cin7_limit(
-    settings: Settings, limiter: RateLimiter, call: CallClass = CallClass.LISTING, *, max_wait: float | None = None
+    settings: Settings, limiter: RateLimiter, call: CallClass = CallClass.LISTING, *, max_wait: float = MAX_WAIT_SECONDS
 ) -> Limit:
     """Cin7's per-application budget, shared by the sync, webhook processing and registration.
 
@@ -127,7 +127,7 @@ class Cin7Client:
         params: dict[str, Any] | None = None,
         call: CallClass = CallClass.LISTING,
         *,
-        max_wait: float | None = None,
+        max_wait: float = MAX_WAIT_SECONDS,
     ) -> Any:
         """GET through the shared send loop: Cin7 sends 429 or 503 without Retry-After, so wait and retry."""
         on_call = self._on_call
@@ -178,7 +178,10 @@ class Cin7Client:
         `wait=False`: raise RateLimitTimeout, sending nothing, unless Cin7's budget has a slot free now.
         """
         result = self._get(
-            "sale", {"ID": sale_id}, CallClass.BULK if bulk else CallClass.LIVE, max_wait=None if wait else 0.0
+            "sale",
+            {"ID": sale_id},
+            CallClass.BULK if bulk else CallClass.LIVE,
+            max_wait=MAX_WAIT_SECONDS if wait else 0.0,
         )
         if not isinstance(result, dict) or not result.get("ID"):
             raise SyncError(ErrorClass.VALIDATION, f"Cin7 sale {sale_id} not found", api="cin7", status=404)
